@@ -1,0 +1,95 @@
+// Package alerting owns the alert record of the contract, its stable id, its
+// human summary, and the sinks alerts are delivered to. It does not decide
+// when an alert fires: that is the detectors' job.
+package alerting
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+)
+
+// Kinds of alert.
+const (
+	KindReplyWarning       = "reply_warning"
+	KindReplyBreach        = "reply_breach"
+	KindLongNoReply        = "long_no_reply"
+	KindIdleSeat           = "idle_seat"
+	KindSeatAway           = "seat_away"
+	KindShopUncovered      = "shop_uncovered"
+	KindShippingWarning    = "shipping_warning"
+	KindShippingBreach     = "shipping_breach"
+	KindDisputeDeadline    = "dispute_deadline"
+	KindAbusiveReply       = "abusive_reply"
+	KindComplaintRisk      = "complaint_risk"
+	KindOffPlatformTrade   = "off_platform_trade"
+	KindEffectiveReplyRisk = "effective_reply_risk"
+)
+
+// Statuses.
+const (
+	Firing   = "firing"
+	Resolved = "resolved"
+)
+
+// Severities.
+const (
+	Info     = "info"
+	Warning  = "warning"
+	Critical = "critical"
+)
+
+// Reasons a firing alert is resolved.
+const (
+	ReasonReplied   = "replied"
+	ReasonRetracted = "retracted"
+	ReasonExcluded  = "excluded"
+	ReasonShipped   = "shipped"
+)
+
+// Alert is one alert record as written to the alerts topic and every sink.
+// Times are kept as time.Time and encoded by MarshalJSON in the contract's
+// format; zero times and empty strings are omitted.
+type Alert struct {
+	ID        string    `json:"alert_id"`
+	Kind      string    `json:"kind"`
+	Status    string    `json:"status"`
+	Severity  string    `json:"severity"`
+	Threshold string    `json:"threshold,omitempty"`
+	Platform  string    `json:"platform,omitempty"`
+	ShopID    string    `json:"shop_id"`
+	BuyerID   string    `json:"buyer_id,omitempty"`
+	AgentID   string    `json:"agent_id,omitempty"`
+	OrderID   string    `json:"order_id,omitempty"`
+	Since     time.Time `json:"-"`
+	Due       time.Time `json:"-"`
+	At        time.Time `json:"-"`
+	EmittedAt time.Time `json:"-"`
+	Reason    string    `json:"reason,omitempty"`
+	Summary   string    `json:"summary,omitempty"`
+}
+
+// ID derives a stable alert id from the parts that identify the condition
+// (kind, threshold, shop, buyer, wait start, ...): the same condition gives
+// the same id on any replica, after any restart or replay.
+func ID(parts ...string) string {
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x1f")))
+	return hex.EncodeToString(h[:16])
+}
+
+// Key is the alert's identity including its status: a firing record and the
+// resolved record that ends it share an ID but are two deliveries.
+func (a *Alert) Key() string { return a.ID + ":" + a.Status }
+
+// FormatThreshold writes a threshold the way the contract does ("3m", "30s", "1h30m").
+func FormatThreshold(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

@@ -1,0 +1,94 @@
+// Package detectors owns the platform rules as pure code: an entity's state,
+// an event or the clock in; the new state, figure changes, waiting-set changes
+// and alerts out. No I/O and no wall clock here: the pipeline passes the
+// partition clock, and the state store persists what comes out.
+package detectors
+
+import (
+	"time"
+
+	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/hours"
+)
+
+// Rules are the reply rules in force for one shop (the shop's profile after
+// config defaults and overrides).
+type Rules struct {
+	Platform string
+	Hours    *hours.Schedule
+	// Thresholds are the reply SLAs, ascending (PDD: 3m, 5m).
+	Thresholds []time.Duration
+	// WarnBefore is how long before each threshold reply_warning fires.
+	WarnBefore time.Duration
+	// StartAtOpen starts the clock of an outside-hours buyer message at the
+	// next opening instead of ignoring it (profile option outside_hours: start_at_open).
+	StartAtOpen bool
+}
+
+// RulesFunc resolves the rules of a shop. It must always return non-nil
+// rules (the defaults for shops without overrides).
+type RulesFunc func(shopID string) *Rules
+
+// FigureDelta changes one counter of a shop's figures. Day is the shop-local
+// day ("2006-01-02") the change counts for; an empty Day means the shop's
+// current (not daily) counters, such as per-agent waiting buyers.
+type FigureDelta struct {
+	Shop  string
+	Day   string
+	Field string
+	Delta int64
+}
+
+// Figure fields. Threshold fields are suffixed with ":" and the threshold as
+// alerting.FormatThreshold writes it, e.g. "breached:3m". Per-agent fields
+// are prefixed with "a:<agent_id>:", e.g. "a:a7:breached:3m".
+const (
+	FieldConsulting = "consulting" // distinct buyers with an in-window buyer message that day
+	FieldBreached   = "breached"   // distinct buyers breached that day, per threshold
+	FieldMessages   = "msgs"       // in-window buyer messages that day
+	FieldAnswered30 = "ans30"      // of those, human-answered within 30 s
+	FieldRespMs     = "resp_ms"    // sum of (reply ts - wait start) of waits started that day and ended
+	FieldRespN      = "resp_n"     // number of those waits
+	FieldWaiting    = "waiting"    // per-agent buyers waiting now (Day == "")
+)
+
+// AgentField is the per-agent form of a field.
+func AgentField(agent, field string) string { return "a:" + agent + ":" + field }
+
+// ThresholdField is the per-threshold form of a field.
+func ThresholdField(field string, t time.Duration) string {
+	return field + ":" + alerting.FormatThreshold(t)
+}
+
+// WaitOp adds a buyer to, or removes one from, a shop's set of buyers
+// waiting now (scored by wait start, Unix ms), which gives waiting_buyers and
+// oldest_wait_seconds.
+type WaitOp struct {
+	Shop  string
+	Buyer string
+	Start int64
+	Add   bool
+}
+
+// Effects collects what one or more detector steps produced. The pipeline
+// reuses one Effects per batch.
+type Effects struct {
+	Alerts  []alerting.Alert
+	Figures []FigureDelta
+	Waits   []WaitOp
+}
+
+// Reset empties the effects, keeping capacity.
+func (fx *Effects) Reset() {
+	fx.Alerts = fx.Alerts[:0]
+	fx.Figures = fx.Figures[:0]
+	fx.Waits = fx.Waits[:0]
+}
+
+// Result says what an event did.
+type Result int
+
+const (
+	Applied   Result = iota // the event was used (it may have changed nothing visible)
+	Duplicate               // its event_id was already applied to this entity
+)

@@ -1,0 +1,266 @@
+// Package event owns the input events of the contract: their fields, how they
+// are decoded from a Kafka record value, and the validation that decides
+// whether an event is usable or must be dead-lettered. It does not know about
+// Kafka, Redis or the rules.
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Stream names the kind of input topic an event came from.
+type Stream string
+
+const (
+	Chat     Stream = "chat"
+	Orders   Stream = "orders"
+	Presence Stream = "presence"
+)
+
+// Limits from the contract.
+const (
+	MaxValueBytes = 64 << 10
+	MaxIDLen      = 128
+	MaxTextBytes  = 8 << 10
+	// MaxFuture is how far ahead of the processing clock an event time may be.
+	MaxFuture = 24 * time.Hour
+)
+
+// Senders of a chat message.
+const (
+	SenderBuyer  = "buyer"
+	SenderAgent  = "agent"
+	SenderBot    = "bot"
+	SenderSystem = "system"
+)
+
+// Event types.
+const (
+	TypeMessage       = "message"
+	TypeTransfer      = "transfer"
+	TypeBuyerBlocked  = "buyer_blocked"
+	TypeBuyerReported = "buyer_reported"
+	TypeAgentStatus   = "agent_status"
+
+	TypeOrderCreated    = "order_created"
+	TypeOrderPaid       = "order_paid"
+	TypeOrderGrouped    = "order_grouped"
+	TypeOrderShipped    = "order_shipped"
+	TypeRefundRequested = "refund_requested"
+	TypeRefundCompleted = "refund_completed"
+	TypeRefundRejected  = "refund_rejected"
+	TypeDisputeOpened   = "dispute_opened"
+	TypeDisputeClosed   = "dispute_closed"
+	TypeComplaintOpened = "complaint_opened"
+	TypeReviewPosted    = "review_posted"
+)
+
+var streamTypes = map[Stream]map[string]bool{
+	Chat: {TypeMessage: true, TypeTransfer: true, TypeBuyerBlocked: true, TypeBuyerReported: true},
+	Orders: {TypeOrderCreated: true, TypeOrderPaid: true, TypeOrderGrouped: true, TypeOrderShipped: true,
+		TypeRefundRequested: true, TypeRefundCompleted: true, TypeRefundRejected: true,
+		TypeDisputeOpened: true, TypeDisputeClosed: true, TypeComplaintOpened: true, TypeReviewPosted: true},
+	Presence: {TypeAgentStatus: true},
+}
+
+// Platforms accepted in the platform field.
+var Platforms = map[string]bool{"pdd": true, "taobao": true, "tmall": true, "jd": true, "douyin": true, "other": true}
+
+// Statuses of an agent seat.
+var Statuses = map[string]bool{"online": true, "busy": true, "away": true, "offline": true}
+
+// Event is one input event of any stream. Fields that do not apply are empty.
+type Event struct {
+	EventID  string `json:"event_id"`
+	Type     string `json:"type"`
+	TS       Time   `json:"ts"`
+	ShopID   string `json:"shop_id"`
+	Platform string `json:"platform,omitempty"`
+
+	BuyerID     string `json:"buyer_id,omitempty"`
+	Sender      string `json:"sender,omitempty"`
+	AgentID     string `json:"agent_id,omitempty"`
+	FromAgentID string `json:"from_agent_id,omitempty"`
+	MsgID       string `json:"msg_id,omitempty"`
+	Text        string `json:"text,omitempty"`
+	OrderID     string `json:"order_id,omitempty"`
+
+	AmountCents int64  `json:"amount_cents,omitempty"`
+	RespondBy   *Time  `json:"respond_by,omitempty"`
+	ShipBy      *Time  `json:"ship_by,omitempty"`
+	Rating      int    `json:"rating,omitempty"`
+	Status      string `json:"status,omitempty"`
+}
+
+// Time is an RFC 3339 timestamp that keeps millisecond precision and its
+// original offset when encoded again.
+type Time struct{ time.Time }
+
+// UnmarshalJSON accepts RFC 3339 with an offset or Z.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("not a string")
+	}
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("not RFC 3339 with an offset: %q", s)
+	}
+	t.Time = v
+	return nil
+}
+
+// MarshalJSON writes RFC 3339 with milliseconds.
+func (t Time) MarshalJSON() ([]byte, error) {
+	return json.Marshal(FormatTime(t.Time))
+}
+
+// FormatTime is the contract's time format: RFC 3339 with milliseconds.
+func FormatTime(t time.Time) string { return t.Format("2006-01-02T15:04:05.000Z07:00") }
+
+// Ms is the event time in Unix milliseconds.
+func (e *Event) Ms() int64 { return e.TS.UnixMilli() }
+
+// Key is the Kafka key the contract prescribes for the event's stream:
+// shop_id/buyer_id for chat and orders, shop_id/agent_id for presence.
+func (e *Event) Key(s Stream) string {
+	if s == Presence {
+		return e.ShopID + "/" + e.AgentID
+	}
+	return e.ShopID + "/" + e.BuyerID
+}
+
+// Reasons for dead-lettering, used as the `reason` label and the rw-error header prefix.
+const (
+	ReasonOversize    = "oversize"
+	ReasonBadJSON     = "bad_json"
+	ReasonMissing     = "missing_field"
+	ReasonBadField    = "bad_field"
+	ReasonUnknownType = "unknown_type"
+	ReasonFuture      = "future_ts"
+)
+
+// Error says why an event cannot be used. Reason is a short label for
+// metrics; Detail names the field and what was wrong with it.
+type Error struct {
+	Reason string
+	Detail string
+}
+
+func (e *Error) Error() string { return e.Reason + ": " + e.Detail }
+
+func bad(reason, format string, args ...any) *Error {
+	return &Error{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Decode parses and validates one record value from stream s. now is the
+// processing clock, used to reject event times more than MaxFuture ahead.
+// The error, when not nil, is always an *Error.
+func Decode(s Stream, value []byte, now time.Time) (*Event, error) {
+	if len(value) > MaxValueBytes {
+		return nil, bad(ReasonOversize, "value is %d bytes, the limit is %d", len(value), MaxValueBytes)
+	}
+	var ev Event
+	dec := json.NewDecoder(bytes.NewReader(value))
+	if err := dec.Decode(&ev); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, bad(ReasonBadField, "field %s: expected %s", te.Field, te.Type)
+		}
+		return nil, bad(ReasonBadJSON, "%v", err)
+	}
+	if dec.More() {
+		return nil, bad(ReasonBadJSON, "more than one JSON value")
+	}
+	if err := ev.Validate(s, now); err != nil {
+		return nil, err
+	}
+	return &ev, nil
+}
+
+// Validate checks the required fields and values of the event for stream s.
+func (e *Event) Validate(s Stream, now time.Time) *Error {
+	if e.EventID == "" {
+		return bad(ReasonMissing, "event_id is required")
+	}
+	if len(e.EventID) > MaxIDLen {
+		return bad(ReasonBadField, "event_id is longer than %d bytes", MaxIDLen)
+	}
+	if e.Type == "" {
+		return bad(ReasonMissing, "type is required")
+	}
+	types, ok := streamTypes[s]
+	if !ok {
+		return bad(ReasonUnknownType, "no event types for stream %q", s)
+	}
+	if !types[e.Type] {
+		return bad(ReasonUnknownType, "type %q is not a %s event", e.Type, s)
+	}
+	if e.TS.IsZero() {
+		return bad(ReasonMissing, "ts is required")
+	}
+	if !now.IsZero() && e.TS.Sub(now) > MaxFuture {
+		return bad(ReasonFuture, "ts %s is more than %s ahead of %s", FormatTime(e.TS.Time), MaxFuture, FormatTime(now))
+	}
+	if e.ShopID == "" {
+		return bad(ReasonMissing, "shop_id is required")
+	}
+	if len(e.ShopID) > MaxIDLen {
+		return bad(ReasonBadField, "shop_id is longer than %d bytes", MaxIDLen)
+	}
+	if e.Platform != "" && !Platforms[e.Platform] {
+		return bad(ReasonBadField, "platform %q is not one of pdd, taobao, tmall, jd, douyin, other", e.Platform)
+	}
+	for _, f := range []struct{ name, v string }{{"buyer_id", e.BuyerID}, {"agent_id", e.AgentID}, {"from_agent_id", e.FromAgentID}, {"order_id", e.OrderID}, {"msg_id", e.MsgID}} {
+		if len(f.v) > MaxIDLen {
+			return bad(ReasonBadField, "%s is longer than %d bytes", f.name, MaxIDLen)
+		}
+	}
+	switch s {
+	case Chat:
+		if e.BuyerID == "" {
+			return bad(ReasonMissing, "buyer_id is required for %s", e.Type)
+		}
+		if e.Type == TypeMessage {
+			switch e.Sender {
+			case "":
+				return bad(ReasonMissing, "sender is required for message")
+			case SenderBuyer, SenderBot, SenderSystem:
+			case SenderAgent:
+				if e.AgentID == "" {
+					return bad(ReasonMissing, "agent_id is required when sender is agent")
+				}
+			default:
+				return bad(ReasonBadField, "sender %q is not one of buyer, agent, bot, system", e.Sender)
+			}
+			if len(e.Text) > MaxTextBytes {
+				return bad(ReasonBadField, "text is %d bytes, the limit is %d", len(e.Text), MaxTextBytes)
+			}
+		}
+	case Orders:
+		if e.BuyerID == "" {
+			return bad(ReasonMissing, "buyer_id is required for %s", e.Type)
+		}
+		if e.OrderID == "" {
+			return bad(ReasonMissing, "order_id is required for %s", e.Type)
+		}
+		if e.Type == TypeReviewPosted && e.Rating != 0 && (e.Rating < 1 || e.Rating > 5) {
+			return bad(ReasonBadField, "rating %d is not between 1 and 5", e.Rating)
+		}
+	case Presence:
+		if e.AgentID == "" {
+			return bad(ReasonMissing, "agent_id is required for agent_status")
+		}
+		if e.Status == "" {
+			return bad(ReasonMissing, "status is required for agent_status")
+		}
+		if !Statuses[e.Status] {
+			return bad(ReasonBadField, "status %q is not one of online, busy, away, offline", e.Status)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+// Package state owns where replywatch keeps what it knows: per-partition
+// entity state, timers, figures and the alert outbox, in Redis (production)
+// or in memory (offline replay), behind one interface. Every write for a
+// partition is one atomic step that also records the last applied offset and
+// checks the writer's fencing token. It knows nothing of the rules.
+package state
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/replywatch/replywatch/detectors"
+)
+
+// ErrFenced means the partition is now owned by a newer consumer generation:
+// the caller lost it and must stop writing.
+var ErrFenced = errors.New("state: partition is owned by a newer consumer")
+
+// ErrStale means the batch's offset is not beyond the partition's last
+// applied offset: it was applied already and nothing was written.
+var ErrStale = errors.New("state: batch offset already applied")
+
+// Scope names the state of one input partition, e.g. "chat.7". It is the
+// Redis hash tag, so everything of one partition lives in one cluster slot.
+func Scope(stream string, partition int) string {
+	return stream + "." + strconv.Itoa(partition)
+}
+
+// Delivery is one alert record waiting in a partition's outbox until the
+// alerts topic has accepted it. Key is the alert's id and status
+// (alerting.Alert.Key), Payload its JSON.
+type Delivery struct {
+	Key     string
+	Payload []byte
+}
+
+// Batch is every change one processed batch (or one timer sweep) makes to a
+// partition, written atomically.
+type Batch struct {
+	// Token is the writer's fencing token (its consumer group generation).
+	Token int64
+	// Offset is the last input offset the batch covers, stored as the
+	// partition's applied offset; -1 for a timer-only batch that covers no
+	// record.
+	Offset int64
+	// States sets entity states (key → encoded state); a nil value deletes.
+	States map[string][]byte
+	// Timers sets each entity's next due time (Unix ms); 0 removes it.
+	Timers map[string]int64
+	// Figures are added to the shops' counters.
+	Figures []detectors.FigureDelta
+	// Waits update the shops' waiting sets, in order.
+	Waits []detectors.WaitOp
+	// Outbox adds alert records to deliver, leased until Now + Lease.
+	Outbox []Delivery
+	// Acks removes delivered records from the outbox.
+	Acks []string
+	// Now is the writer's wall clock (Unix ms) and Lease how long new outbox
+	// records stay leased to this writer before they are handed out again.
+	Now   int64
+	Lease time.Duration
+}
+
+// Loaded is what Load read.
+type Loaded struct {
+	// States of the requested keys that exist, and of the due entities.
+	States map[string][]byte
+	// Due are the entity keys whose timers are due at or before the given
+	// time, earliest first, at most the given limit.
+	Due []string
+	// NextDue is the earliest timer of the partition (Unix ms), 0 if none.
+	NextDue int64
+}
+
+// Claimed is what Claim found.
+type Claimed struct {
+	// Offset is the last applied offset, -1 when nothing was ever applied.
+	Offset int64
+	// NextDue is the earliest timer of the partition (Unix ms), 0 if none.
+	NextDue int64
+}
+
+// ShopFigures are one shop's figures summed over the scopes read.
+type ShopFigures struct {
+	Shop string
+	// Day holds the day's counters (detectors.Field* names) for the day
+	// asked for; Now the current counters (per-agent waiting).
+	Day map[string]int64
+	Now map[string]int64
+	// Waiting is the number of buyers waiting now; OldestStart the earliest
+	// wait start among them (Unix ms), 0 if none.
+	Waiting     int64
+	OldestStart int64
+}
+
+// Store is the state of every partition. The Redis implementation is the
+// production one; the memory one serves offline replay and behaves the same.
+type Store interface {
+	// Claim makes token the owner of scope (refusing with ErrFenced when a
+	// newer token owns it) and reports where the partition stands.
+	Claim(ctx context.Context, scope string, token int64) (Claimed, error)
+	// Load reads the states of keys, and the entities whose timers are due
+	// at or before dueBy (at most limit of them) with their states.
+	Load(ctx context.Context, scope string, keys []string, dueBy int64, limit int) (Loaded, error)
+	// Apply writes the batch atomically after checking the token and the
+	// offset. It returns the partition's earliest timer afterwards (0 if none).
+	Apply(ctx context.Context, scope string, b *Batch) (nextDue int64, err error)
+	// Outbox returns records whose lease ended at or before now, at most
+	// limit, and leases them again until now + lease.
+	Outbox(ctx context.Context, scope string, token int64, now int64, lease time.Duration, limit int) ([]Delivery, error)
+	// Scopes lists every scope that was ever claimed.
+	Scopes(ctx context.Context) ([]string, error)
+	// Figures sums the figures of every shop seen in scopes; dayOf gives the
+	// shop-local "today" of each shop.
+	Figures(ctx context.Context, scopes []string, dayOf func(shop string) string) (map[string]*ShopFigures, error)
+	// Lease takes or renews the named lease for holder; true when holder has it.
+	Lease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// ReleaseLease gives the lease up if holder has it.
+	ReleaseLease(ctx context.Context, name, holder string) error
+}
