@@ -1,0 +1,105 @@
+// Package metrics owns what replywatch exports to Prometheus: the process
+// metrics every replica reports about itself, and the business gauges that
+// only the replica holding the reporter lease exports (see Reporter). Metrics
+// are registered on an injected Registerer, never the global one.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Process holds the per-replica process metrics of the contract.
+type Process struct {
+	Events           *prometheus.CounterVec
+	DeadLetters      *prometheus.CounterVec
+	ConsumerLag      *prometheus.GaugeVec
+	WatermarkLag     *prometheus.GaugeVec
+	TimerFireDelay   prometheus.Histogram
+	Alerts           *prometheus.CounterVec
+	AlertDeliveries  *prometheus.CounterVec
+	OwnedPartitions  *prometheus.GaugeVec
+	RedisErrors      *prometheus.CounterVec
+	BuildInfo        *prometheus.GaugeVec
+	Ready            prometheus.Gauge
+	ReporterLeader   prometheus.Gauge
+	BatchSize        prometheus.Histogram
+	RedisRoundTrips  *prometheus.CounterVec
+	Rebalances       prometheus.Counter
+	OutboxRedelivery prometheus.Counter
+}
+
+// NewProcess creates and registers the process metrics on reg.
+func NewProcess(reg prometheus.Registerer) *Process {
+	m := &Process{
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "replywatch_events_total",
+			Help: "Input events read, by topic and result (applied, duplicate, invalid).",
+		}, []string{"topic", "result"}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "replywatch_dead_letters_total",
+			Help: "Input records written to the topic's dead-letter topic, by reason.",
+		}, []string{"topic", "reason"}),
+		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "replywatch_consumer_lag_messages",
+			Help: "Records between the last one read and the partition's high-water mark.",
+		}, []string{"topic", "partition"}),
+		WatermarkLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "replywatch_watermark_lag_seconds",
+			Help: "Wall clock minus the partition clock: how far behind real time the partition's timers fire.",
+		}, []string{"topic", "partition"}),
+		TimerFireDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "replywatch_timer_fire_delay_seconds",
+			Help:    "Wall clock when a timer alert was emitted minus its due time (includes the configured clock grace).",
+			Buckets: []float64{0.5, 1, 1.5, 2, 2.05, 2.1, 2.25, 2.5, 3, 4, 5, 10, 30, 60, 300},
+		}),
+		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "replywatch_alerts_total",
+			Help: "Alert records produced, by kind and status.",
+		}, []string{"kind", "status"}),
+		AlertDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "replywatch_alert_deliveries_total",
+			Help: "Alert deliveries to sinks, by sink and result (ok, error).",
+		}, []string{"sink", "result"}),
+		OwnedPartitions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "replywatch_owned_partitions",
+			Help: "Input partitions this replica owns now.",
+		}, []string{"topic"}),
+		RedisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "replywatch_redis_errors_total",
+			Help: "Failed Redis operations, by operation.",
+		}, []string{"op"}),
+		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "replywatch_build_info",
+			Help: "Always 1; labels carry the version and revision of this binary.",
+		}, []string{"version", "revision"}),
+		Ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "replywatch_ready",
+			Help: "1 when /readyz answers 200: Kafka and Redis answer and the group has joined.",
+		}),
+		ReporterLeader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "replywatch_reporter_leader",
+			Help: "1 on the replica that holds the reporter lease and exports the business gauges.",
+		}),
+		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "replywatch_batch_records",
+			Help:    "Records per processed batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 7),
+		}),
+		RedisRoundTrips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "replywatch_redis_round_trips_total",
+			Help: "Redis round trips made by partition workers, by operation (load, apply, outbox, claim).",
+		}, []string{"op"}),
+		Rebalances: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "replywatch_generations_total",
+			Help: "Consumer group generations this replica joined.",
+		}),
+		OutboxRedelivery: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "replywatch_alert_redeliveries_total",
+			Help: "Alert records sent again from the outbox after their lease ran out or a partition changed owner.",
+		}),
+	}
+	reg.MustRegister(m.Events, m.DeadLetters, m.ConsumerLag, m.WatermarkLag, m.TimerFireDelay,
+		m.Alerts, m.AlertDeliveries, m.OwnedPartitions, m.RedisErrors, m.BuildInfo, m.Ready,
+		m.ReporterLeader, m.BatchSize, m.RedisRoundTrips, m.Rebalances, m.OutboxRedelivery)
+	return m
+}
