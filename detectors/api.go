@@ -92,3 +92,7 @@ const (
 	Applied   Result = iota // the event was used (it may have changed nothing visible)
 	Duplicate               // its event_id was already applied to this entity
 )
+
+// SeatField is the current-counter field holding how many of a shop's agents
+// are in a seat state ("online", "busy", "away", "offline", "idle").
+func SeatField(state string) string { return "seats:" + state }

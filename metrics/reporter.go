@@ -1,0 +1,322 @@
+package metrics
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/detectors"
+	"github.com/replywatch/replywatch/state"
+)
+
+// FigureSource is what the reporter reads figures and its lease from.
+type FigureSource interface {
+	Scopes(ctx context.Context) ([]string, error)
+	Figures(ctx context.Context, scopes []string, dayOf func(shop string) string) (map[string]*state.ShopFigures, error)
+	Lease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
+}
+
+// ShopInfo is what the reporter needs to know about a shop.
+type ShopInfo struct {
+	Rules *detectors.Rules
+	// Target is the shop's target reply rate (0: none exported).
+	Target float64
+}
+
+// Reporter exports the business gauges of CONTRACT.md §4. Only the replica
+// holding the reporter lease exports them, so that summing over replicas
+// gives the true value; the others export none.
+type Reporter struct {
+	Source   FigureSource
+	Holder   string
+	LeaseTTL time.Duration
+	Interval time.Duration
+	// Shops lists the configured shops, reported even before they have data.
+	Shops    []string
+	Info     func(shop string) ShopInfo
+	PerAgent bool
+	// MaxAgents caps per-agent series per shop.
+	MaxAgents int
+	Now       func() time.Time
+	Log       *zap.Logger
+	Process   *Process
+
+	waiting, oldest, consulting, breached, rate, messages, rate30, avgResp *prometheus.GaugeVec
+	shopInfo, target, inHours, seats, idle                                   *prometheus.GaugeVec
+	agWaiting, agConsulting, agBreached, agAvg, agRate30, agMessages         *prometheus.GaugeVec
+	dropped                                                                  prometheus.Counter
+	leader                                                                   bool
+}
+
+// LeaseName is the reporter lease's name in the store.
+const LeaseName = "reporter"
+
+func gauge(reg prometheus.Registerer, name, help string, labels ...string) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+	reg.MustRegister(g)
+	return g
+}
+
+// Register creates the business gauges on reg.
+func (r *Reporter) Register(reg prometheus.Registerer) {
+	r.waiting = gauge(reg, "replywatch_waiting_buyers", "Buyers now waiting for a human reply.", "shop")
+	r.oldest = gauge(reg, "replywatch_oldest_wait_seconds", "Longest current wait for a human reply.", "shop")
+	r.consulting = gauge(reg, "replywatch_consulting_buyers", "Distinct buyers who consulted today in service hours.", "shop")
+	r.breached = gauge(reg, "replywatch_reply_breached_buyers", "Distinct buyers whose wait breached the threshold today.", "shop", "threshold")
+	r.rate = gauge(reg, "replywatch_reply_rate", "1 - breached/consulting today (1 when no one consulted).", "shop", "threshold")
+	r.messages = gauge(reg, "replywatch_buyer_messages", "Buyer messages today in service hours.", "shop")
+	r.rate30 = gauge(reg, "replywatch_response_30s_rate", "Share of today's buyer messages human-answered within 30 s (1 when none).", "shop")
+	r.avgResp = gauge(reg, "replywatch_avg_response_seconds", "Mean human response time of waits started today and ended.", "shop")
+	r.seats = gauge(reg, "replywatch_seats", "Agents per seat state.", "shop", "state")
+	r.idle = gauge(reg, "replywatch_idle_seats", "Seats idle now: online, buyers waiting, no human message for idle_after.", "shop")
+	r.shopInfo = gauge(reg, "replywatch_shop_info", "Always 1; labels carry the shop's platform and time zone.", "shop", "platform", "timezone")
+	r.target = gauge(reg, "replywatch_reply_rate_target", "The shop's target reply rate from the configuration.", "shop", "threshold")
+	r.inHours = gauge(reg, "replywatch_in_service_hours", "1 while the shop's service window is open.", "shop")
+	r.agWaiting = gauge(reg, "replywatch_agent_waiting_buyers", "Buyers now waiting whose assigned agent this is.", "shop", "agent")
+	r.agConsulting = gauge(reg, "replywatch_agent_consulting_buyers", "Distinct buyers assigned to the agent who consulted today.", "shop", "agent")
+	r.agBreached = gauge(reg, "replywatch_agent_reply_breached_buyers", "Distinct buyers breached today while assigned to the agent.", "shop", "agent", "threshold")
+	r.agAvg = gauge(reg, "replywatch_agent_avg_response_seconds", "Mean response time of the agent's replies that ended waits today.", "shop", "agent")
+	r.agRate30 = gauge(reg, "replywatch_agent_response_30s_rate", "Share of buyer messages the agent answered within 30 s today.", "shop", "agent")
+	r.agMessages = gauge(reg, "replywatch_agent_buyer_messages", "Buyer messages today while assigned to the agent.", "shop", "agent")
+	r.dropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "replywatch_agent_series_dropped_total",
+		Help: "Per-agent series left out because a shop has more agents than metrics.max_agents."})
+	reg.MustRegister(r.dropped)
+}
+
+// Run keeps the lease and the gauges fresh until ctx ends, then gives the
+// lease up so another replica takes over at once.
+func (r *Reporter) Run(ctx context.Context) error {
+	t := time.NewTicker(r.Interval)
+	defer t.Stop()
+	for {
+		r.tick(ctx)
+		select {
+		case <-ctx.Done():
+			rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = r.Source.ReleaseLease(rctx, LeaseName, r.Holder)
+			cancel()
+			r.setLeader(false)
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Reporter) setLeader(v bool) {
+	if r.leader && !v {
+		r.reset()
+	}
+	r.leader = v
+	if r.Process != nil {
+		if v {
+			r.Process.ReporterLeader.Set(1)
+		} else {
+			r.Process.ReporterLeader.Set(0)
+		}
+	}
+}
+
+func (r *Reporter) tick(ctx context.Context) {
+	held, err := r.Source.Lease(ctx, LeaseName, r.Holder, r.LeaseTTL)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.Log.Warn("reporter lease check failed", zap.Error(err))
+			if r.Process != nil {
+				r.Process.RedisErrors.WithLabelValues("lease").Inc()
+			}
+		}
+		// Without knowing, stop exporting: two exporters would double the sums.
+		r.setLeader(false)
+		return
+	}
+	if held != r.leader {
+		r.Log.Info("reporter lease", zap.Bool("held", held))
+	}
+	r.setLeader(held)
+	if !held {
+		return
+	}
+	if err := r.Collect(ctx); err != nil && ctx.Err() == nil {
+		r.Log.Warn("reading figures failed", zap.Error(err))
+		if r.Process != nil {
+			r.Process.RedisErrors.WithLabelValues("figures").Inc()
+		}
+	}
+}
+
+func (r *Reporter) reset() {
+	for _, g := range []*prometheus.GaugeVec{r.waiting, r.oldest, r.consulting, r.breached, r.rate, r.messages,
+		r.rate30, r.avgResp, r.seats, r.idle, r.shopInfo, r.target, r.inHours,
+		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages} {
+		g.Reset()
+	}
+}
+
+func ratio(num, den int64) float64 {
+	if den <= 0 {
+		return 1
+	}
+	return float64(num) / float64(den)
+}
+
+// Collect reads the figures of every partition and sets the gauges.
+func (r *Reporter) Collect(ctx context.Context) error {
+	scopes, err := r.Source.Scopes(ctx)
+	if err != nil {
+		return err
+	}
+	now := r.Now()
+	figs, err := r.Source.Figures(ctx, scopes, func(shop string) string {
+		return r.Info(shop).Rules.Hours.Day(now)
+	})
+	if err != nil {
+		return err
+	}
+	for _, s := range r.Shops {
+		if figs[s] == nil {
+			figs[s] = &state.ShopFigures{Shop: s}
+		}
+	}
+	r.reset()
+	for shop, f := range figs {
+		info := r.Info(shop)
+		rules := info.Rules
+		r.shopInfo.WithLabelValues(shop, rules.Platform, rules.Hours.Loc.String()).Set(1)
+		open := 0.0
+		if rules.Hours.Open(now) {
+			open = 1
+		}
+		r.inHours.WithLabelValues(shop).Set(open)
+		r.waiting.WithLabelValues(shop).Set(float64(f.Waiting))
+		oldest := 0.0
+		if f.Waiting > 0 && f.OldestStart > 0 {
+			oldest = max(0, now.Sub(time.UnixMilli(f.OldestStart)).Seconds())
+		}
+		r.oldest.WithLabelValues(shop).Set(oldest)
+		consulting := f.Day[detectors.FieldConsulting]
+		r.consulting.WithLabelValues(shop).Set(float64(consulting))
+		for _, t := range rules.Thresholds {
+			th := alerting.FormatThreshold(t)
+			b := f.Day[detectors.ThresholdField(detectors.FieldBreached, t)]
+			r.breached.WithLabelValues(shop, th).Set(float64(b))
+			r.rate.WithLabelValues(shop, th).Set(1 - float64(b)/float64(max(consulting, 1)))
+			if info.Target > 0 {
+				r.target.WithLabelValues(shop, th).Set(info.Target)
+			}
+		}
+		msgs := f.Day[detectors.FieldMessages]
+		r.messages.WithLabelValues(shop).Set(float64(msgs))
+		r.rate30.WithLabelValues(shop).Set(ratio(f.Day[detectors.FieldAnswered30], msgs))
+		avg := 0.0
+		if n := f.Day[detectors.FieldRespN]; n > 0 {
+			avg = float64(f.Day[detectors.FieldRespMs]) / float64(n) / 1000
+		}
+		r.avgResp.WithLabelValues(shop).Set(avg)
+		r.exportSeats(shop, f)
+		if r.PerAgent {
+			r.exportAgents(shop, rules, f)
+		}
+	}
+	return nil
+}
+
+// SeatStates are the seat states exported in replywatch_seats.
+var SeatStates = []string{"online", "busy", "away", "offline", "idle"}
+
+func (r *Reporter) exportSeats(shop string, f *state.ShopFigures) {
+	known := false
+	for _, s := range SeatStates {
+		if _, ok := f.Now[detectors.SeatField(s)]; ok {
+			known = true
+		}
+	}
+	if !known {
+		return // no presence events for this shop: no seat figures to claim
+	}
+	for _, s := range SeatStates {
+		r.seats.WithLabelValues(shop, s).Set(float64(max(0, f.Now[detectors.SeatField(s)])))
+	}
+	r.idle.WithLabelValues(shop).Set(float64(max(0, f.Now[detectors.SeatField("idle")])))
+}
+
+type agentFigures struct {
+	day map[string]int64
+	now map[string]int64
+}
+
+// splitAgentField splits "a:<agent>:<field>" where field is one of known.
+func splitAgentField(k string, known []string) (agent, field string, ok bool) {
+	rest, found := strings.CutPrefix(k, "a:")
+	if !found {
+		return "", "", false
+	}
+	for _, f := range known {
+		if a, cut := strings.CutSuffix(rest, ":"+f); cut && a != "" {
+			return a, f, true
+		}
+	}
+	return "", "", false
+}
+
+func (r *Reporter) exportAgents(shop string, rules *detectors.Rules, f *state.ShopFigures) {
+	known := []string{detectors.FieldConsulting, detectors.FieldMessages, detectors.FieldAnswered30,
+		detectors.FieldRespMs, detectors.FieldRespN, detectors.FieldWaiting}
+	for _, t := range rules.Thresholds {
+		known = append(known, detectors.ThresholdField(detectors.FieldBreached, t))
+	}
+	agents := map[string]*agentFigures{}
+	get := func(a string) *agentFigures {
+		if agents[a] == nil {
+			agents[a] = &agentFigures{day: map[string]int64{}, now: map[string]int64{}}
+		}
+		return agents[a]
+	}
+	for k, v := range f.Day {
+		if a, field, ok := splitAgentField(k, known); ok {
+			get(a).day[field] = v
+		}
+	}
+	for k, v := range f.Now {
+		if a, field, ok := splitAgentField(k, known); ok {
+			get(a).now[field] = v
+		}
+	}
+	names := make([]string, 0, len(agents))
+	for a := range agents {
+		names = append(names, a)
+	}
+	// Keep the busiest agents when there are more than the cap.
+	sort.Slice(names, func(i, j int) bool {
+		mi, mj := agents[names[i]].day[detectors.FieldMessages], agents[names[j]].day[detectors.FieldMessages]
+		if mi != mj {
+			return mi > mj
+		}
+		return names[i] < names[j]
+	})
+	if r.MaxAgents > 0 && len(names) > r.MaxAgents {
+		r.dropped.Add(float64(len(names) - r.MaxAgents))
+		names = names[:r.MaxAgents]
+	}
+	for _, a := range names {
+		af := agents[a]
+		r.agWaiting.WithLabelValues(shop, a).Set(float64(max(0, af.now[detectors.FieldWaiting])))
+		r.agConsulting.WithLabelValues(shop, a).Set(float64(af.day[detectors.FieldConsulting]))
+		r.agMessages.WithLabelValues(shop, a).Set(float64(af.day[detectors.FieldMessages]))
+		r.agRate30.WithLabelValues(shop, a).Set(ratio(af.day[detectors.FieldAnswered30], af.day[detectors.FieldMessages]))
+		avg := 0.0
+		if n := af.day[detectors.FieldRespN]; n > 0 {
+			avg = float64(af.day[detectors.FieldRespMs]) / float64(n) / 1000
+		}
+		r.agAvg.WithLabelValues(shop, a).Set(avg)
+		for _, t := range rules.Thresholds {
+			r.agBreached.WithLabelValues(shop, a, alerting.FormatThreshold(t)).
+				Set(float64(af.day[detectors.ThresholdField(detectors.FieldBreached, t)]))
+		}
+	}
+}

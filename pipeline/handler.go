@@ -1,0 +1,51 @@
+package pipeline
+
+import (
+	"strings"
+	"time"
+
+	"github.com/replywatch/replywatch/detectors"
+	"github.com/replywatch/replywatch/event"
+)
+
+// Entity is one keyed piece of state a handler owns (a conversation, a seat).
+type Entity interface {
+	MarshalBinary() ([]byte, error)
+	UnmarshalBinary([]byte) error
+}
+
+// Handler applies one input stream's events to its entities. It is the seam
+// where detectors plug into the pipeline: the pipeline loads and stores
+// entities and drives time; the handler holds the rules.
+type Handler interface {
+	// New returns a fresh entity for a key ("shop/buyer", "shop/agent").
+	New(key string) Entity
+	Event(e Entity, ev *event.Event, fx *detectors.Effects) detectors.Result
+	Advance(e Entity, now time.Time, fx *detectors.Effects)
+	NextDue(e Entity) (time.Time, bool)
+}
+
+// ChatHandler runs the reply rules over conversations.
+type ChatHandler struct{ Engine *detectors.Engine }
+
+func splitKey(key string) (string, string) {
+	shop, rest, _ := strings.Cut(key, "/")
+	return shop, rest
+}
+
+func (h ChatHandler) New(key string) Entity {
+	shop, buyer := splitKey(key)
+	return &detectors.Conversation{Shop: shop, Buyer: buyer}
+}
+
+func (h ChatHandler) Event(e Entity, ev *event.Event, fx *detectors.Effects) detectors.Result {
+	return h.Engine.Chat(e.(*detectors.Conversation), ev, fx)
+}
+
+func (h ChatHandler) Advance(e Entity, now time.Time, fx *detectors.Effects) {
+	h.Engine.Advance(e.(*detectors.Conversation), now, fx)
+}
+
+func (h ChatHandler) NextDue(e Entity) (time.Time, bool) {
+	return h.Engine.NextDue(e.(*detectors.Conversation))
+}

@@ -1,0 +1,324 @@
+// Package pipeline owns the path from Kafka to the store: the consumer group
+// and its generations, one worker per assigned partition, batched fetches,
+// decoding and dead-lettering, partition clocks, the one store step per
+// batch, alert delivery from the outbox, and offset commits. It does not hold
+// rules (detectors) or know how state is kept (state).
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/metrics"
+	"github.com/replywatch/replywatch/state"
+)
+
+// Config is what the pipeline needs from the configuration.
+type Config struct {
+	Brokers          []string
+	GroupID          string
+	ClientID         string
+	StartOffset      string // earliest | latest
+	Topics           map[event.Stream]string
+	BatchSize        int
+	BatchWait        time.Duration
+	Tick             time.Duration
+	SessionTimeout   time.Duration
+	RebalanceTimeout time.Duration
+	Grace            time.Duration
+	Allowance        time.Duration
+	OutboxLease      time.Duration
+	CommitInterval   time.Duration
+	// CacheEntries bounds the entities kept in memory per partition, so
+	// memory does not grow with the number of conversations.
+	CacheEntries int
+	// TimerBatch bounds how many due timers one step fires.
+	TimerBatch int
+	Language   string
+}
+
+func (c *Config) defaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 500
+	}
+	if c.BatchWait <= 0 {
+		c.BatchWait = 20 * time.Millisecond
+	}
+	if c.Tick <= 0 {
+		c.Tick = 100 * time.Millisecond
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.RebalanceTimeout <= 0 {
+		c.RebalanceTimeout = 10 * time.Second
+	}
+	if c.OutboxLease <= 0 {
+		c.OutboxLease = 30 * time.Second
+	}
+	if c.CommitInterval <= 0 {
+		c.CommitInterval = time.Second
+	}
+	if c.CacheEntries <= 0 {
+		c.CacheEntries = 4096
+	}
+	if c.TimerBatch <= 0 {
+		c.TimerBatch = 1000
+	}
+	if c.Language == "" {
+		c.Language = "zh"
+	}
+	if c.GroupID == "" {
+		c.GroupID = "replywatch"
+	}
+}
+
+// Processor consumes the input topics as one member of the consumer group.
+type Processor struct {
+	cfg      Config
+	store    state.Store
+	handlers map[event.Stream]Handler
+	alerts   AlertSink
+	dlt      DeadLetterSink
+	metrics  *metrics.Process
+	log      *zap.Logger
+	now      func() time.Time
+	location func(shop string) *time.Location
+	onAlert  func(alerting.Alert)
+
+	client   *kafka.Client
+	stopping chan struct{}
+	stopOnce sync.Once
+	joined   atomic.Bool
+	badLog   *rate.Limiter
+}
+
+// Options are the parts a Processor is built from.
+type Options struct {
+	Config   Config
+	Store    state.Store
+	Handlers map[event.Stream]Handler // streams without a handler are validated and counted only
+	Alerts   AlertSink
+	DLT      DeadLetterSink
+	Metrics  *metrics.Process
+	Log      *zap.Logger
+	// Now is the wall clock (time.Now when nil).
+	Now func() time.Time
+	// Location gives a shop's time zone, for alert summaries.
+	Location func(shop string) *time.Location
+	// OnAlert, when set, sees every alert once its delivery was accepted
+	// (the demo's terminal view uses it).
+	OnAlert func(alerting.Alert)
+}
+
+// New builds a processor.
+func New(o Options) *Processor {
+	o.Config.defaults()
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Location == nil {
+		o.Location = func(string) *time.Location { return time.UTC }
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	return &Processor{
+		cfg: o.Config, store: o.Store, handlers: o.Handlers, alerts: o.Alerts, dlt: o.DLT,
+		metrics: o.Metrics, log: o.Log, now: o.Now, location: o.Location, onAlert: o.OnAlert,
+		client:   &kafka.Client{Addr: kafka.TCP(o.Config.Brokers...), Timeout: 10 * time.Second},
+		stopping: make(chan struct{}),
+		badLog:   rate.NewLimiter(rate.Every(time.Second), 5),
+	}
+}
+
+func (p *Processor) locationOf(shop string) *time.Location { return p.location(shop) }
+
+// Joined reports whether the processor is a member of a group generation.
+func (p *Processor) Joined() bool { return p.joined.Load() }
+
+// Stop asks the processor to stop fetching, finish its batches, commit and
+// leave the group; Run then returns.
+func (p *Processor) Stop() { p.stopOnce.Do(func() { close(p.stopping) }) }
+
+// Run joins the group and processes generations until ctx ends or Stop is
+// called. It returns nil on a clean stop.
+func (p *Processor) Run(ctx context.Context) error {
+	topics := make([]string, 0, len(p.cfg.Topics))
+	streamOf := map[string]event.Stream{}
+	for s, t := range p.cfg.Topics {
+		topics = append(topics, t)
+		streamOf[t] = s
+	}
+	start := kafka.FirstOffset
+	if p.cfg.StartOffset == "latest" {
+		start = kafka.LastOffset
+	}
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                p.cfg.GroupID,
+		Brokers:           p.cfg.Brokers,
+		Topics:            topics,
+		StartOffset:       start,
+		SessionTimeout:    p.cfg.SessionTimeout,
+		RebalanceTimeout:  p.cfg.RebalanceTimeout,
+		HeartbeatInterval: p.cfg.SessionTimeout / 5,
+		JoinGroupBackoff:  time.Second,
+		Logger:            kafkaLogger(p.log.Debug),
+		ErrorLogger:       kafkaLogger(p.log.Warn),
+	})
+	if err != nil {
+		return fmt.Errorf("creating consumer group %s: %w", p.cfg.GroupID, err)
+	}
+	// Leaving the group on stop ends the current generation; its workers
+	// have already finished their batches and committed.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var closeOnce sync.Once
+	closeGroup := func() { closeOnce.Do(func() { _ = group.Close() }) }
+	defer closeGroup()
+	var wg sync.WaitGroup
+	go func() {
+		select {
+		case <-p.stopping:
+		case <-runCtx.Done():
+		}
+		wg.Wait() // the workers of the current generation are done with their batches
+		closeGroup()
+		cancel()
+	}()
+
+	for {
+		gen, err := group.Next(runCtx)
+		if err != nil {
+			p.joined.Store(false)
+			if errors.Is(err, kafka.ErrGroupClosed) || runCtx.Err() != nil {
+				return nil
+			}
+			p.log.Warn("joining the consumer group failed; retrying", zap.Error(err))
+			if !sleep(runCtx, time.Second) {
+				return nil
+			}
+			continue
+		}
+		p.joined.Store(true)
+		p.metrics.Rebalances.Inc()
+		p.log.Info("joined group generation", zap.Int32("generation", gen.ID), zap.String("member", gen.MemberID))
+		select {
+		case <-p.stopping:
+			// Stop arrived while joining: start nothing.
+			continue
+		default:
+		}
+		n := 0
+		for topic, as := range gen.Assignments {
+			stream, ok := streamOf[topic]
+			if !ok {
+				continue
+			}
+			n += len(as)
+			perPartition := p.cfg.CacheEntries
+			for _, a := range as {
+				cache, _ := lru.New[string, Entity](perPartition)
+				w := &worker{
+					p: p, gen: gen, topic: topic, stream: stream, partition: a.ID,
+					scope: state.Scope(string(stream), a.ID), token: int64(gen.ID),
+					handler: p.handlers[stream], cache: cache, applied: -1,
+					clock:     Clock{Grace: p.cfg.Grace, Allowance: p.cfg.Allowance},
+					partLabel: partLabel(a.ID),
+					log:       p.log.With(zap.String("topic", topic), zap.Int("partition", a.ID)),
+				}
+				offset := a.Offset
+				wg.Add(1)
+				gen.Start(func(ctx context.Context) {
+					w.run(ctx, offset, wg.Done)
+				})
+			}
+		}
+		p.log.Info("partitions assigned", zap.Int("partitions", n))
+	}
+}
+
+// highWaterMark asks the broker for a partition's high-water mark.
+func (p *Processor) highWaterMark(ctx context.Context, topic string, partition int) (int64, error) {
+	res, err := p.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
+		Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(partition)}},
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, po := range res.Topics[topic] {
+		if po.Partition == partition {
+			if po.Error != nil {
+				return 0, po.Error
+			}
+			return po.LastOffset, nil
+		}
+	}
+	return 0, fmt.Errorf("no offsets for %s/%d", topic, partition)
+}
+
+// badInput logs a dead-lettered record, at most a few per second.
+func (p *Processor) badInput(log *zap.Logger, d DeadLetter) {
+	if p.badLog.Allow() {
+		log.Warn("input record dead-lettered", zap.Int64("offset", d.Offset),
+			zap.String("reason", d.Reason), zap.String("detail", d.Detail))
+	}
+}
+
+// Ping checks that Kafka answers, for readiness.
+func (p *Processor) Ping(ctx context.Context) error {
+	_, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
+	return err
+}
+
+func kafkaLogger(f func(string, ...zap.Field)) kafka.LoggerFunc {
+	return func(msg string, args ...any) { f(fmt.Sprintf(msg, args...), zap.String("component", "kafka")) }
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func backoffDelay(attempt int) time.Duration {
+	d := 100 * time.Millisecond << min(attempt, 6)
+	return min(d, 5*time.Second)
+}
+
+// retry runs op until it succeeds or ctx ends, backing off between tries.
+func retry(ctx context.Context, log *zap.Logger, what string, op func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := op()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if attempt == 0 || attempt%10 == 0 {
+			log.Warn(what+" failed; retrying", zap.Error(err), zap.Int("attempt", attempt+1))
+		}
+		if !sleep(ctx, backoffDelay(attempt)) {
+			return ctx.Err()
+		}
+	}
+}
+
+var _ = event.Chat

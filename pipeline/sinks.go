@@ -1,0 +1,107 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/replywatch/replywatch/state"
+)
+
+// AlertSink durably accepts alert records taken from a partition's outbox.
+// Deliver returns nil only when every record was accepted.
+type AlertSink interface {
+	Deliver(ctx context.Context, ds []state.Delivery) error
+}
+
+// DeadLetter is one input record that could not be used.
+type DeadLetter struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Reason    string
+	Detail    string
+}
+
+// DeadLetterSink writes unusable records to <topic>.DLT.
+type DeadLetterSink interface {
+	DeadLetter(ctx context.Context, ds []DeadLetter) error
+}
+
+// KafkaSinks writes alerts to the alerts topic (key shop_id) and dead letters
+// to each input topic's .DLT topic, with the contract's headers.
+type KafkaSinks struct {
+	AlertsTopic string
+	w           *kafka.Writer
+}
+
+// NewKafkaSinks builds the writer shared by every partition worker. Writes
+// from many workers are batched together; a write returns once the broker
+// has acknowledged it.
+func NewKafkaSinks(brokers []string, alertsTopic string) *KafkaSinks {
+	return &KafkaSinks{
+		AlertsTopic: alertsTopic,
+		w: &kafka.Writer{
+			Addr:                   kafka.TCP(brokers...),
+			Balancer:               &kafka.Hash{},
+			BatchTimeout:           2 * time.Millisecond,
+			BatchSize:              1000,
+			RequiredAcks:           kafka.RequireAll,
+			AllowAutoTopicCreation: true,
+			WriteTimeout:           10 * time.Second,
+			MaxAttempts:            5,
+		},
+	}
+}
+
+// Close flushes and closes the writer.
+func (k *KafkaSinks) Close() error { return k.w.Close() }
+
+type alertKey struct {
+	ShopID string `json:"shop_id"`
+}
+
+// Deliver writes the records to the alerts topic, keyed by shop_id.
+func (k *KafkaSinks) Deliver(ctx context.Context, ds []state.Delivery) error {
+	msgs := make([]kafka.Message, len(ds))
+	for i, d := range ds {
+		var a alertKey
+		if err := json.Unmarshal(d.Payload, &a); err != nil {
+			return fmt.Errorf("decoding outbox record %s: %w", d.Key, err)
+		}
+		msgs[i] = kafka.Message{Topic: k.AlertsTopic, Key: []byte(a.ShopID), Value: d.Payload}
+	}
+	if err := k.w.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("writing %d alerts to %s: %w", len(msgs), k.AlertsTopic, err)
+	}
+	return nil
+}
+
+// DeadLetter writes the records to their topics' .DLT topics, keeping the
+// original key and value.
+func (k *KafkaSinks) DeadLetter(ctx context.Context, ds []DeadLetter) error {
+	msgs := make([]kafka.Message, len(ds))
+	for i, d := range ds {
+		msgs[i] = kafka.Message{
+			Topic: d.Topic + ".DLT",
+			Key:   d.Key,
+			Value: d.Value,
+			Headers: []kafka.Header{
+				{Key: "rw-error", Value: []byte(d.Reason + ": " + d.Detail)},
+				{Key: "rw-topic", Value: []byte(d.Topic)},
+				{Key: "rw-partition", Value: []byte(strconv.Itoa(d.Partition))},
+				{Key: "rw-offset", Value: []byte(strconv.FormatInt(d.Offset, 10))},
+			},
+		}
+	}
+	if err := k.w.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("writing %d dead letters: %w", len(msgs), err)
+	}
+	return nil
+}

@@ -1,0 +1,517 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/detectors"
+	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/state"
+)
+
+// worker owns one input partition for one consumer group generation: it
+// reads batches, runs the handler, writes each batch's changes to the store in
+// one atomic step, delivers the batch's alerts and commits offsets.
+type worker struct {
+	p         *Processor
+	gen       *kafka.Generation
+	topic     string
+	stream    event.Stream
+	partition int
+	scope     string
+	token     int64
+	handler   Handler
+	log       *zap.Logger
+	partLabel string
+
+	reader     *kafka.Reader
+	cache      *lru.Cache[string, Entity]
+	applied    int64 // last offset whose effects are in the store
+	committed  int64 // last offset committed to Kafka (+1 semantics handled at commit)
+	lastCommit time.Time
+	clock      Clock
+	behind     bool
+	nextDue    int64
+	acks       []string
+	lastSweep  time.Time
+
+	fx    detectors.Effects
+	items []item
+	dead  []DeadLetter
+	msgs  []kafka.Message
+}
+
+type item struct {
+	ev     *event.Event
+	offset int64
+	key    string
+}
+
+func (w *worker) run(ctx context.Context, assigned int64, done func()) {
+	doneOnce := sync.OnceFunc(done)
+	defer doneOnce()
+	m := w.p.metrics
+	m.OwnedPartitions.WithLabelValues(w.topic).Inc()
+	defer m.OwnedPartitions.WithLabelValues(w.topic).Dec()
+	defer func() {
+		m.ConsumerLag.DeleteLabelValues(w.topic, w.partLabel)
+		m.WatermarkLag.DeleteLabelValues(w.topic, w.partLabel)
+	}()
+
+	// Stop fetching when the processor shuts down, but finish the batch in
+	// hand with the generation's context.
+	fetchCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-w.p.stopping:
+			cancel()
+		case <-fetchCtx.Done():
+		}
+	}()
+
+	if err := w.start(fetchCtx, assigned); err != nil {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, kafka.ErrGenerationEnded) {
+			w.log.Warn("partition not started", zap.Error(err))
+		}
+		doneOnce()
+		<-ctx.Done() // returning would end the generation for every worker
+		return
+	}
+	defer w.reader.Close()
+
+	for fetchCtx.Err() == nil {
+		w.fetch(fetchCtx)
+		if err := w.step(ctx); err != nil {
+			if errors.Is(err, state.ErrFenced) {
+				w.log.Warn("partition taken over by a newer consumer; this replica stops writing it")
+				break
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			w.log.Error("batch failed; retrying", zap.Error(err))
+		}
+		w.maybeCommit(ctx, false)
+		w.maybeSweep(ctx)
+	}
+	if ctx.Err() == nil {
+		w.maybeCommit(ctx, true)
+	}
+	doneOnce()
+	<-ctx.Done() // returning would end the generation for every worker
+}
+
+// start claims the partition in the store and positions the reader.
+func (w *worker) start(ctx context.Context, assigned int64) error {
+	var claimed state.Claimed
+	err := retry(ctx, w.log, "claim", func() error {
+		var err error
+		w.p.metrics.RedisRoundTrips.WithLabelValues("claim").Inc()
+		claimed, err = w.p.store.Claim(ctx, w.scope, w.token)
+		if errors.Is(err, state.ErrFenced) {
+			// The previous owner of a newer generation has not let go yet
+			// (its ownership expires): keep trying until it does or we lose
+			// this generation.
+			return err
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	w.applied = claimed.Offset
+	w.nextDue = claimed.NextDue
+	start := assigned
+	switch {
+	case assigned >= 0 && claimed.Offset+1 > assigned:
+		start = claimed.Offset + 1 // the store is ahead of the last commit
+	case assigned < 0 && claimed.Offset >= 0:
+		start = claimed.Offset + 1
+	case assigned >= 0 && claimed.Offset >= 0 && claimed.Offset+1 < assigned:
+		w.log.Warn("store is behind the committed offset: state for the gap was lost",
+			zap.Int64("applied", claimed.Offset), zap.Int64("committed", assigned))
+	}
+	w.committed = start
+	hwm, err := w.p.highWaterMark(ctx, w.topic, w.partition)
+	if err != nil {
+		w.log.Warn("cannot read high-water mark; assuming behind until records arrive", zap.Error(err))
+		w.behind = true
+	} else {
+		w.behind = (start >= 0 && start < hwm) || (start < 0 && hwm > 0 && assigned == kafka.FirstOffset)
+	}
+	w.reader = kafka.NewReader(kafka.ReaderConfig{
+		Brokers:       w.p.cfg.Brokers,
+		Topic:         w.topic,
+		Partition:     w.partition,
+		MinBytes:      1,
+		MaxBytes:      16 << 20,
+		MaxWait:       250 * time.Millisecond,
+		QueueCapacity: 2 * w.p.cfg.BatchSize,
+		Logger:        kafkaLogger(w.log.Debug),
+		ErrorLogger:   kafkaLogger(w.log.Warn),
+	})
+	if err := w.reader.SetOffset(start); err != nil {
+		return err
+	}
+	w.log.Info("partition claimed", zap.Int64("token", w.token), zap.Int64("offset", start),
+		zap.Int64("applied", claimed.Offset), zap.Bool("behind", w.behind))
+	// Alerts the previous owner produced but did not see accepted.
+	w.sweep(ctx, math.MaxInt64)
+	return nil
+}
+
+// fetch reads up to BatchSize records, waiting at most Tick for the first
+// and BatchWait for the rest.
+func (w *worker) fetch(ctx context.Context) {
+	w.msgs = w.msgs[:0]
+	first, cancel := context.WithTimeout(ctx, w.p.cfg.Tick)
+	msg, err := w.reader.FetchMessage(first)
+	cancel()
+	if err != nil {
+		return
+	}
+	w.msgs = append(w.msgs, msg)
+	rest, cancel := context.WithTimeout(ctx, w.p.cfg.BatchWait)
+	defer cancel()
+	for len(w.msgs) < w.p.cfg.BatchSize {
+		if msg.Offset+1 >= msg.HighWaterMark {
+			break // caught up: don't sit on what we have
+		}
+		msg, err = w.reader.FetchMessage(rest)
+		if err != nil {
+			return
+		}
+		w.msgs = append(w.msgs, msg)
+	}
+}
+
+// step processes the fetched records (possibly none) and due timers.
+func (w *worker) step(ctx context.Context) error {
+	wall := w.p.now()
+	w.items = w.items[:0]
+	w.dead = w.dead[:0]
+	last := int64(-1)
+	for i := range w.msgs {
+		msg := &w.msgs[i]
+		if msg.Offset <= w.applied {
+			continue // delivered again from before a rebalance
+		}
+		last = msg.Offset
+		ref := msg.Time
+		if ref.IsZero() {
+			ref = wall
+		}
+		ev, err := event.Decode(w.stream, msg.Value, ref)
+		if err != nil {
+			var de *event.Error
+			errors.As(err, &de)
+			w.dead = append(w.dead, DeadLetter{Topic: w.topic, Partition: w.partition, Offset: msg.Offset,
+				Key: msg.Key, Value: msg.Value, Reason: de.Reason, Detail: de.Detail})
+			continue
+		}
+		w.clock.Observe(ev.TS.Time)
+		w.items = append(w.items, item{ev: ev, offset: msg.Offset, key: ev.Key(w.stream)})
+	}
+	if n := len(w.msgs); n > 0 {
+		lastMsg := w.msgs[n-1]
+		w.behind = lastMsg.Offset+1 < lastMsg.HighWaterMark
+		lag := lastMsg.HighWaterMark - lastMsg.Offset - 1
+		w.p.metrics.ConsumerLag.WithLabelValues(w.topic, w.partLabel).Set(float64(lag))
+		w.p.metrics.BatchSize.Observe(float64(n))
+	} else if !w.behind {
+		w.p.metrics.ConsumerLag.WithLabelValues(w.topic, w.partLabel).Set(0)
+	}
+	now := w.clock.Advance(w.behind, wall)
+	w.p.metrics.WatermarkLag.WithLabelValues(w.topic, w.partLabel).Set(wall.Sub(now).Seconds())
+
+	if len(w.dead) > 0 {
+		if err := retry(ctx, w.log, "dead-letter", func() error { return w.p.dlt.DeadLetter(ctx, w.dead) }); err != nil {
+			return err
+		}
+		for _, d := range w.dead {
+			w.p.metrics.DeadLetters.WithLabelValues(w.topic, d.Reason).Inc()
+			w.p.metrics.Events.WithLabelValues(w.topic, "invalid").Inc()
+			w.p.badInput(w.log, d)
+		}
+	}
+
+	due := w.nextDue != 0 && w.nextDue < now.UnixMilli()
+	if len(w.items) == 0 && last < 0 && !due && len(w.acks) == 0 {
+		return nil
+	}
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = w.apply(ctx, now, wall, last, due)
+		if err == nil || errors.Is(err, state.ErrFenced) || ctx.Err() != nil {
+			break
+		}
+		// The cached entities may hold this attempt's changes: forget them
+		// and start again from what the store has.
+		w.cache.Purge()
+		w.p.metrics.RedisErrors.WithLabelValues("apply").Inc()
+		w.log.Warn("applying batch failed; retrying from the stored state", zap.Error(err), zap.Int("attempt", attempt+1))
+		if !sleep(ctx, backoffDelay(attempt)) {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if last >= 0 {
+		w.applied = last
+	}
+	return nil
+}
+
+func (w *worker) entity(key string) Entity {
+	if e, ok := w.cache.Get(key); ok {
+		return e
+	}
+	e := w.handler.New(key)
+	w.cache.Add(key, e)
+	return e
+}
+
+// apply runs the handler over the batch and the due timers and writes the
+// result in one store step.
+func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due bool) error {
+	p := w.p
+	fx := &w.fx
+	fx.Reset()
+	b := &state.Batch{Token: w.token, Offset: last, Now: wall.UnixMilli(), Lease: p.cfg.OutboxLease, Acks: w.acks}
+	var dirty map[string]Entity
+	if w.handler != nil {
+		var missing []string
+		seen := map[string]bool{}
+		for _, it := range w.items {
+			if !seen[it.key] {
+				seen[it.key] = true
+				if !w.cache.Contains(it.key) {
+					missing = append(missing, it.key)
+				}
+			}
+		}
+		var dueKeys []string
+		if len(missing) > 0 || due {
+			dueBy := int64(0)
+			if due {
+				dueBy = now.UnixMilli() - 1
+			}
+			p.metrics.RedisRoundTrips.WithLabelValues("load").Inc()
+			loaded, err := p.store.Load(ctx, w.scope, missing, dueBy, p.cfg.TimerBatch)
+			if err != nil {
+				return err
+			}
+			for k, blob := range loaded.States {
+				e := w.handler.New(k)
+				if err := e.UnmarshalBinary(blob); err != nil {
+					// A state we cannot read is replaced by a fresh one; say so.
+					w.log.Error("stored state unreadable; starting it afresh", zap.String("key", k), zap.Error(err))
+					e = w.handler.New(k)
+				}
+				w.cache.Add(k, e)
+			}
+			dueKeys = loaded.Due
+			if !due {
+				w.nextDue = loaded.NextDue
+			}
+		}
+		dirty = make(map[string]Entity, len(w.items)+len(dueKeys))
+		for _, it := range w.items {
+			e := w.entity(it.key)
+			res := w.handler.Event(e, it.ev, fx)
+			if res == detectors.Duplicate {
+				p.metrics.Events.WithLabelValues(w.topic, "duplicate").Inc()
+			} else {
+				p.metrics.Events.WithLabelValues(w.topic, "applied").Inc()
+			}
+			dirty[it.key] = e
+		}
+		for _, k := range dueKeys {
+			e := w.entity(k)
+			w.handler.Advance(e, now, fx)
+			dirty[k] = e
+		}
+		// Entities touched by events may have timers that are already due.
+		for k, e := range dirty {
+			if d, ok := w.handler.NextDue(e); ok && d.Before(now) {
+				w.handler.Advance(e, now, fx)
+			}
+			_ = k
+		}
+		b.States = make(map[string][]byte, len(dirty))
+		b.Timers = make(map[string]int64, len(dirty))
+		for k, e := range dirty {
+			blob, err := e.MarshalBinary()
+			if err != nil {
+				return err
+			}
+			b.States[k] = blob
+			if d, ok := w.handler.NextDue(e); ok {
+				b.Timers[k] = d.UnixMilli()
+			} else {
+				b.Timers[k] = 0
+			}
+		}
+	} else {
+		p.metrics.Events.WithLabelValues(w.topic, "applied").Add(float64(len(w.items)))
+	}
+	b.Figures = aggregate(fx.Figures)
+	b.Waits = fx.Waits
+	alerts := fx.Alerts
+	for i := range alerts {
+		a := &alerts[i]
+		a.EmittedAt = wall
+		a.Summary = alerting.Summary(a, p.cfg.Language, p.locationOf(a.ShopID))
+		payload, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		b.Outbox = append(b.Outbox, state.Delivery{Key: a.Key(), Payload: payload})
+	}
+	p.metrics.RedisRoundTrips.WithLabelValues("apply").Inc()
+	nextDue, err := p.store.Apply(ctx, w.scope, b)
+	if errors.Is(err, state.ErrStale) {
+		// Another step of this owner already wrote it: nothing to do.
+		w.log.Warn("batch already applied", zap.Int64("offset", last))
+		w.cache.Purge()
+		w.acks = w.acks[:0]
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	w.nextDue = nextDue
+	w.acks = w.acks[:0]
+	if len(b.Outbox) > 0 {
+		w.deliver(ctx, b.Outbox, alerts, wall)
+	}
+	return nil
+}
+
+// deliver hands the batch's alerts to the sink; accepted ones are acked in
+// the outbox with the next store step, the rest stay leased and are sent
+// again by the sweep.
+func (w *worker) deliver(ctx context.Context, ds []state.Delivery, alerts []alerting.Alert, wall time.Time) {
+	p := w.p
+	if err := p.alerts.Deliver(ctx, ds); err != nil {
+		p.metrics.AlertDeliveries.WithLabelValues("kafka", "error").Add(float64(len(ds)))
+		w.log.Warn("alerts not delivered; they stay in the outbox and are sent again", zap.Error(err), zap.Int("alerts", len(ds)))
+		return
+	}
+	p.metrics.AlertDeliveries.WithLabelValues("kafka", "ok").Add(float64(len(ds)))
+	emitted := p.now()
+	for _, d := range ds {
+		w.acks = append(w.acks, d.Key)
+	}
+	for i := range alerts {
+		a := &alerts[i]
+		p.metrics.Alerts.WithLabelValues(a.Kind, a.Status).Inc()
+		if a.Status == alerting.Firing && !a.Due.IsZero() {
+			p.metrics.TimerFireDelay.Observe(emitted.Sub(a.Due).Seconds())
+		}
+		if p.onAlert != nil {
+			p.onAlert(*a)
+		}
+	}
+}
+
+// sweep re-sends outbox records whose lease ran out (all of them when
+// upTo is MaxInt64, as after taking a partition over).
+func (w *worker) sweep(ctx context.Context, upTo int64) {
+	w.lastSweep = w.p.now()
+	for ctx.Err() == nil {
+		w.p.metrics.RedisRoundTrips.WithLabelValues("outbox").Inc()
+		ds, err := w.p.store.Outbox(ctx, w.scope, w.token, upTo, w.p.cfg.OutboxLease, 500)
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				w.p.metrics.RedisErrors.WithLabelValues("outbox").Inc()
+				w.log.Warn("reading the alert outbox failed", zap.Error(err))
+			}
+			return
+		}
+		if len(ds) == 0 {
+			return
+		}
+		w.p.metrics.OutboxRedelivery.Add(float64(len(ds)))
+		if err := w.p.alerts.Deliver(ctx, ds); err != nil {
+			w.p.metrics.AlertDeliveries.WithLabelValues("kafka", "error").Add(float64(len(ds)))
+			w.log.Warn("re-sending alerts failed", zap.Error(err))
+			return
+		}
+		w.p.metrics.AlertDeliveries.WithLabelValues("kafka", "ok").Add(float64(len(ds)))
+		for _, d := range ds {
+			w.acks = append(w.acks, d.Key)
+		}
+		if len(ds) < 500 {
+			return
+		}
+	}
+}
+
+func (w *worker) maybeSweep(ctx context.Context) {
+	if w.p.now().Sub(w.lastSweep) >= w.p.cfg.OutboxLease/2 {
+		w.sweep(ctx, w.p.now().UnixMilli())
+	}
+}
+
+// maybeCommit commits the applied offset to Kafka at most every
+// CommitInterval (or now, when final). The store holds the applied offset,
+// so a late commit only means re-reading records that are then skipped.
+func (w *worker) maybeCommit(ctx context.Context, final bool) {
+	next := w.applied + 1
+	if w.applied < 0 || next <= w.committed {
+		return
+	}
+	if !final && w.p.now().Sub(w.lastCommit) < w.p.cfg.CommitInterval {
+		return
+	}
+	if err := w.gen.CommitOffsets(map[string]map[int]int64{w.topic: {w.partition: next}}); err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("offset commit failed; it is retried with the next batch", zap.Error(err))
+		}
+		return
+	}
+	w.committed = next
+	w.lastCommit = w.p.now()
+}
+
+// aggregate sums figure deltas per shop, day and field so each appears once.
+func aggregate(in []detectors.FigureDelta) []detectors.FigureDelta {
+	if len(in) < 2 {
+		return append([]detectors.FigureDelta(nil), in...)
+	}
+	type k struct{ shop, day, field string }
+	idx := make(map[k]int, len(in))
+	out := make([]detectors.FigureDelta, 0, len(in))
+	for _, d := range in {
+		key := k{d.Shop, d.Day, d.Field}
+		if i, ok := idx[key]; ok {
+			out[i].Delta += d.Delta
+			continue
+		}
+		idx[key] = len(out)
+		out = append(out, d)
+	}
+	n := 0
+	for _, d := range out {
+		if d.Delta != 0 {
+			out[n] = d
+			n++
+		}
+	}
+	return out[:n]
+}
+
+func partLabel(p int) string { return strconv.Itoa(p) }
