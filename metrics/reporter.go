@@ -48,10 +48,10 @@ type Reporter struct {
 	Process   *Process
 
 	waiting, oldest, consulting, breached, rate, messages, rate30, avgResp *prometheus.GaugeVec
-	shopInfo, target, inHours, seats, idle                                   *prometheus.GaugeVec
-	agWaiting, agConsulting, agBreached, agAvg, agRate30, agMessages         *prometheus.GaugeVec
-	dropped                                                                  prometheus.Counter
-	leader                                                                   bool
+	shopInfo, target, inHours, seats, idle                                 *prometheus.GaugeVec
+	agWaiting, agConsulting, agBreached, agAvg, agRate30, agMessages       *prometheus.GaugeVec
+	dropped                                                                prometheus.Counter
+	leader                                                                 bool
 }
 
 // LeaseName is the reporter lease's name in the store.
@@ -240,9 +240,15 @@ func (r *Reporter) exportSeats(shop string, f *state.ShopFigures) {
 		return // no presence events for this shop: no seat figures to claim
 	}
 	for _, s := range SeatStates {
-		r.seats.WithLabelValues(shop, s).Set(float64(max(0, f.Now[detectors.SeatField(s)])))
+		v, ok := f.Now[detectors.SeatField(s)]
+		if s == "idle" && !ok {
+			continue // idle seats are only exported where they are detected
+		}
+		r.seats.WithLabelValues(shop, s).Set(float64(max(0, v)))
 	}
-	r.idle.WithLabelValues(shop).Set(float64(max(0, f.Now[detectors.SeatField("idle")])))
+	if v, ok := f.Now[detectors.SeatField("idle")]; ok {
+		r.idle.WithLabelValues(shop).Set(float64(max(0, v)))
+	}
 }
 
 type agentFigures struct {

@@ -1,0 +1,237 @@
+// Package app assembles a running replywatch from a configuration: the
+// Redis store, the Kafka pipeline with its handlers, the business gauge
+// reporter and the HTTP endpoints, run together as one run group. The run,
+// demo and integration tests all start replywatch through it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/config"
+	"github.com/replywatch/replywatch/detectors"
+	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/httpapi"
+	"github.com/replywatch/replywatch/metrics"
+	"github.com/replywatch/replywatch/pipeline"
+	"github.com/replywatch/replywatch/state"
+)
+
+// Build identifies the binary in replywatch_build_info.
+var (
+	Version  = "dev"
+	Revision = "unknown"
+)
+
+// Options tune an App beyond its configuration.
+type Options struct {
+	Log *zap.Logger
+	// Listener, when set, serves HTTP instead of listening on cfg.HTTP.Addr.
+	Listener net.Listener
+	// OnAlert sees every alert once the alerts topic accepted it.
+	OnAlert func(alerting.Alert)
+	// Now is the wall clock (time.Now when nil).
+	Now func() time.Time
+	// Holder names this replica for the reporter lease (host:pid when empty).
+	Holder string
+}
+
+// App is one replywatch replica.
+type App struct {
+	Config    *config.Config
+	Registry  *prometheus.Registry
+	Metrics   *metrics.Process
+	Processor *pipeline.Processor
+	Reporter  *metrics.Reporter
+	Store     *state.Redis
+	Redis     redis.UniversalClient
+	log       *zap.Logger
+	sinks     *pipeline.KafkaSinks
+	http      *http.Server
+	listener  net.Listener
+}
+
+// New builds a replica from cfg. Nothing runs until Run.
+func New(cfg *config.Config, o Options) (*App, error) {
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Holder == "" {
+		host, _ := os.Hostname()
+		o.Holder = host + ":" + strconv.Itoa(os.Getpid())
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pm := metrics.NewProcess(reg)
+	pm.BuildInfo.WithLabelValues(Version, Revision).Set(1)
+
+	client, err := state.Dial(cfg.Redis.URL, cfg.Redis.Mode, cfg.Redis.Addrs, cfg.Redis.MasterName)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to Redis: %w", err)
+	}
+	store := state.NewRedis(client, cfg.Redis.Prefix, cfg.Redis.StateTTL)
+	store.OnError = func(op string) { pm.RedisErrors.WithLabelValues(op).Inc() }
+
+	rules := cfg.Rules()
+	engine := &detectors.Engine{Rules: rules, PerAgent: cfg.Metrics.PerAgent}
+	sinks := pipeline.NewKafkaSinks(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
+	proc := pipeline.New(pipeline.Options{
+		Config: pipeline.Config{
+			Brokers:     cfg.Kafka.Brokers,
+			GroupID:     cfg.Kafka.GroupID,
+			ClientID:    cfg.Kafka.ClientID,
+			StartOffset: cfg.Kafka.StartOffset,
+			Topics: map[event.Stream]string{
+				event.Chat:     cfg.Kafka.Topics.Chat,
+				event.Orders:   cfg.Kafka.Topics.Orders,
+				event.Presence: cfg.Kafka.Topics.Presence,
+			},
+			BatchSize:        cfg.Kafka.BatchSize,
+			BatchWait:        cfg.Kafka.BatchWait,
+			Tick:             cfg.Clock.Tick,
+			SessionTimeout:   cfg.Kafka.SessionTimeout,
+			RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
+			Grace:            cfg.Clock.Grace,
+			Allowance:        cfg.Clock.Allowance,
+			OutboxLease:      cfg.Alerts.Lease,
+			Language:         cfg.Alerts.Language,
+		},
+		Store:    store,
+		Handlers: map[event.Stream]pipeline.Handler{event.Chat: pipeline.ChatHandler{Engine: engine}},
+		Alerts:   sinks,
+		DLT:      sinks,
+		Metrics:  pm,
+		Log:      o.Log,
+		Now:      o.Now,
+		Location: cfg.Location,
+		OnAlert:  o.OnAlert,
+	})
+	shops := make([]string, 0, len(cfg.Shops))
+	for s := range cfg.Shops {
+		shops = append(shops, s)
+	}
+	rep := &metrics.Reporter{
+		Source:    store,
+		Holder:    o.Holder,
+		LeaseTTL:  cfg.Metrics.ReporterLease,
+		Interval:  cfg.Metrics.ReportInterval,
+		Shops:     shops,
+		Info:      func(shop string) metrics.ShopInfo { return metrics.ShopInfo{Rules: rules(shop)} },
+		PerAgent:  cfg.Metrics.PerAgent,
+		MaxAgents: cfg.Metrics.MaxAgents,
+		Now:       o.Now,
+		Log:       o.Log.With(zap.String("component", "reporter")),
+		Process:   pm,
+	}
+	rep.Register(reg)
+
+	a := &App{Config: cfg, Registry: reg, Metrics: pm, Processor: proc, Reporter: rep, Store: store,
+		Redis: client, log: o.Log, sinks: sinks, listener: o.Listener}
+	checks := []httpapi.Check{
+		{Name: "kafka", Fn: proc.Ping},
+		{Name: "redis", Fn: store.Ping},
+		{Name: "group", Fn: func(context.Context) error {
+			if !proc.Joined() {
+				return errors.New("not a member of a consumer group generation")
+			}
+			return nil
+		}},
+	}
+	a.http = &http.Server{
+		Addr:              cfg.HTTP.Addr,
+		Handler:           httpapi.Handler(reg, checks, func(ok bool) { pm.Ready.Set(b2f(ok)) }),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	return a, nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Addr is where HTTP is served once Run started listening.
+func (a *App) Addr() string {
+	if a.listener != nil {
+		return a.listener.Addr().String()
+	}
+	return a.http.Addr
+}
+
+// Listen opens the HTTP listener now (so callers learn the port before Run).
+func (a *App) Listen() error {
+	if a.listener != nil {
+		return nil
+	}
+	l, err := net.Listen("tcp", a.http.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", a.http.Addr, err)
+	}
+	a.listener = l
+	return nil
+}
+
+// Run runs the replica until ctx ends, then stops it cleanly: the pipeline
+// finishes its batches, commits and leaves the group; the reporter gives up
+// its lease; HTTP closes. It returns the first error that stopped it.
+func (a *App) Run(ctx context.Context) error {
+	if err := a.Listen(); err != nil {
+		return err
+	}
+	defer a.Redis.Close()
+	defer a.sinks.Close()
+	var g run.Group
+	{
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			<-ctx.Done()
+			return nil
+		}, func(error) { cancel() })
+	}
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			return a.Processor.Run(ctx)
+		}, func(error) {
+			a.Processor.Stop()
+			// If the processor does not finish in time, cut it off.
+			time.AfterFunc(8*time.Second, cancel)
+		})
+	}
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			return a.Reporter.Run(ctx)
+		}, func(error) { cancel() })
+	}
+	g.Add(func() error {
+		a.log.Info("serving HTTP", zap.String("addr", a.listener.Addr().String()))
+		if err := a.http.Serve(a.listener); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving HTTP: %w", err)
+		}
+		return nil
+	}, func(error) {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = a.http.Shutdown(sctx)
+	})
+	return g.Run()
+}

@@ -1,0 +1,52 @@
+// Package httpapi owns replywatch's HTTP surface: /metrics, /healthz (the
+// process is alive) and /readyz (Kafka and Redis answer and the consumer
+// group has joined). It holds no logic of its own.
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check is one readiness condition; a nil error means ready.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Handler serves the endpoints. ready, when not nil, is told the outcome of
+// each readiness probe (for the replywatch_ready gauge).
+func Handler(g prometheus.Gatherer, checks []Check, ready func(bool)) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		var failed []string
+		for _, c := range checks {
+			if err := c.Fn(ctx); err != nil {
+				failed = append(failed, c.Name+": "+err.Error())
+			}
+		}
+		if ready != nil {
+			ready(len(failed) == 0)
+		}
+		if len(failed) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			for _, f := range failed {
+				fmt.Fprintln(w, f)
+			}
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
