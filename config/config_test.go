@@ -1,0 +1,715 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/replywatch/replywatch/event"
+	"gopkg.in/yaml.v3"
+)
+
+// badCases maps every testdata/*.bad.yml to the exact errors it must give,
+// in order.
+var badCases = []struct {
+	file string
+	errs []string
+}{
+	{"unknown_key.bad.yml", []string{
+		`kafka.group: unknown key (line 3)`,
+	}},
+	{"bad_duration.bad.yml", []string{
+		`reply_sla.thresholds[1]: "5x" is not a duration`,
+	}},
+	{"unknown_timezone.bad.yml", []string{
+		`timezone: unknown time zone "Mars/Base"`,
+	}},
+	{"descending_thresholds.bad.yml", []string{
+		`reply_sla.thresholds: must be ascending (3m follows 5m)`,
+	}},
+	{"warn_before_too_long.bad.yml", []string{
+		`reply_sla.warn_before: 4m is not shorter than the first threshold 3m`,
+	}},
+	{"bad_range.bad.yml", []string{
+		`service_hours[0].end: "25:00" is not a time of day between 00:00 and 24:00`,
+	}},
+	{"overlapping_ranges.bad.yml", []string{
+		`service_hours: ranges 08:00-13:30 and 13:00-23:00 overlap`,
+	}},
+	{"start_at_2400.bad.yml", []string{
+		`service_hours[0].start: "24:00": 24:00 is only valid as an end`,
+	}},
+	{"bad_start_offset.bad.yml", []string{
+		`kafka.start_offset: "newest" is not one of earliest, latest`,
+	}},
+	{"bad_language.bad.yml", []string{
+		`alerts.language: "fr" is not one of zh, en`,
+	}},
+	{"bad_platform.bad.yml", []string{
+		`platform: "amazon" is not one of pdd, taobao, tmall, jd, douyin, other`,
+	}},
+	{"bad_shop_override.bad.yml", []string{
+		`shops.s3.colour: unknown key (line 12)`,
+		`shops.s1.platform: "jingdong" is not one of pdd, taobao, tmall, jd, douyin, other`,
+		`shops.s1.timezone: unknown time zone "Mars/Base"`,
+		`shops.s1.service_hours[0]: end 08:00 is not after start 09:00`,
+		`shops.s1.reply_sla.outside_hours: "later" is not one of ignore, start_at_open`,
+		// The shop's 30s threshold no longer fits the inherited warn_before.
+		`shops.s1.reply_sla.warn_before: 1m is not shorter than the first threshold 30s`,
+		`shops.s2.reply_sla.warn_before: 5m is not shorter than the first threshold 3m`,
+	}},
+	{"several.bad.yml", []string{
+		// Key and value-shape errors come first, then the rest of the file.
+		`reply_sla.thresholds[1]: "5x" is not a duration`,
+		`log.colour: unknown key (line 12)`,
+		`kafka.brokers: at least one broker is required`,
+		`kafka.batch_size: 0 is not between 1 and 10000`,
+		`redis.addrs: at least one address is required in sentinel mode`,
+		`redis.master_name: is required in sentinel mode`,
+		`log.level: "verbose" is not one of debug, info, warn, error`,
+		`timezone: unknown time zone "Mars/Base"`,
+		`reply_sla.warn_before: 4m is not shorter than the first threshold 3m`,
+	}},
+	{"syntax.bad.yml", []string{
+		`yaml: line 1: did not find expected ',' or ']'`,
+	}},
+	{"wrong_shape.bad.yml", []string{
+		`kafka.brokers: expected a list, got "127.0.0.1:9092" (line 2)`,
+		`kafka.topics: expected a mapping, got a list (line 3)`,
+		`http: expected a mapping, got ":8080" (line 4)`,
+		`service_hours: expected a list, got a mapping (line 5)`,
+	}},
+	{"duplicate_key.bad.yml", []string{
+		`timezone: set twice (lines 1 and 4)`,
+	}},
+	{"bad_numbers.bad.yml", []string{
+		`kafka.batch_size: "lots" is not a whole number`,
+		`kafka.batch_wait: "20" is not a duration (give a unit: 20s, 20m)`,
+		`metrics.per_agent: "maybe" is not true or false`,
+		`metrics.max_agents: must not be negative`,
+	}},
+	{"redis_modes.bad.yml", []string{
+		// The password is masked even in errors.
+		`redis.url: "http://admin:xxxxx@redis:6379" is not a redis://, rediss:// or unix:// URL`,
+		`redis.master_name: is required in sentinel mode`,
+		`redis.addrs[0]: "sentinel-1" is not host:port`,
+		`redis.prefix: "rw{x}" must be non-empty, without braces or spaces`,
+		`redis.state_ttl: 1h is too short: a wait open for a day must outlive it, the least is 25h`,
+	}},
+	{"bad_exceptions.bad.yml", []string{
+		`service_exceptions[0].date: "2026-13-01" is not a date YYYY-MM-DD`,
+		`service_exceptions[2].date: 2026-10-01 is already listed at service_exceptions[1]`,
+		`service_exceptions[3].hours: ranges 10:00-16:00 and 15:00-18:00 overlap`,
+	}},
+	{"empty_lists.bad.yml", []string{
+		`service_hours: at least one range is required (close single days with service_exceptions)`,
+		`reply_sla.thresholds: at least one threshold is required`,
+		`shops.s1.service_hours: at least one range is required (close single days with service_exceptions)`,
+	}},
+	{"topics.bad.yml", []string{
+		`kafka.topics.orders: "cs.chat" is already the chat topic`,
+		`kafka.topics.presence: "cs presence" is not a Kafka topic name (letters, digits, '.', '_', '-')`,
+		`kafka.topics.alerts: "cs.chat.DLT" ends in .DLT, which is reserved for dead letters`,
+	}},
+	{"timings.bad.yml", []string{
+		`kafka.session_timeout: 100ms is too short, the least is 1s`,
+		`clock.grace: must not be negative`,
+		`clock.tick: 0s is too short, the least is 1ms`,
+		`metrics.reporter_lease: 10s must be longer than report_interval 10s`,
+	}},
+	{"two_documents.bad.yml", []string{
+		`line 2: a config file holds one YAML document, found another`,
+	}},
+}
+
+func readTestdata(t *testing.T, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestBadFiles(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.bad.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	covered := map[string]bool{}
+	for _, c := range badCases {
+		covered[c.file] = true
+		t.Run(c.file, func(t *testing.T) {
+			cfg, err := Parse(readTestdata(t, c.file))
+			if err == nil {
+				t.Fatalf("Parse accepted it: %+v", cfg)
+			}
+			var verr *ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("error %v (%T) is not a *ValidationError", err, err)
+			}
+			if !slices.Equal(verr.Errors, c.errs) {
+				t.Errorf("errors:\n  %s\nwant:\n  %s", strings.Join(verr.Errors, "\n  "), strings.Join(c.errs, "\n  "))
+			}
+		})
+	}
+	for _, f := range files {
+		if !covered[filepath.Base(f)] {
+			t.Errorf("%s has no entry in badCases", f)
+		}
+	}
+}
+
+// fullConfig is what testdata/full.good.yml says.
+var fullConfig = &Config{
+	Kafka: Kafka{
+		Brokers:          []string{"kafka-1:9092", "kafka-2:9092"},
+		GroupID:          "rw-prod",
+		ClientID:         "rw-prod-1",
+		StartOffset:      OffsetLatest,
+		Topics:           Topics{Chat: "prod.chat", Orders: "prod.orders", Presence: "prod.presence", Alerts: "prod.alerts"},
+		BatchSize:        1000,
+		BatchWait:        50 * time.Millisecond,
+		SessionTimeout:   30 * time.Second,
+		RebalanceTimeout: 45 * time.Second,
+	},
+	Redis: Redis{
+		URL:        "rediss://rw:s3cret@redis.internal:6380/2",
+		Mode:       RedisSentinel,
+		Addrs:      []string{"sentinel-1:26379", "sentinel-2:26379"},
+		MasterName: "rw-master",
+		Prefix:     "rwp",
+		StateTTL:   96 * time.Hour,
+	},
+	HTTP:         HTTP{Addr: "127.0.0.1:9100"},
+	Timezone:     "Asia/Hong_Kong",
+	Platform:     "taobao",
+	ServiceHours: []TimeRange{{"09:00", "12:00"}, {"13:00", "22:00"}},
+	ServiceExceptions: []Exception{
+		{Date: "2026-10-01", Hours: []TimeRange{}},
+		{Date: "2026-10-02", Hours: []TimeRange{{"10:00", "16:00"}}},
+	},
+	ReplySLA: ReplySLA{
+		Thresholds:   []time.Duration{2 * time.Minute, 4 * time.Minute, 10 * time.Minute},
+		WarnBefore:   30 * time.Second,
+		OutsideHours: OutsideStartAtOpen,
+	},
+	Clock:   Clock{Grace: time.Second, Allowance: 500 * time.Millisecond, Tick: 50 * time.Millisecond},
+	Alerts:  Alerts{Language: "en", Lease: time.Minute},
+	Metrics: Metrics{PerAgent: true, MaxAgents: 50, ReportInterval: 10 * time.Second, ReporterLease: 30 * time.Second},
+	Log:     Log{Level: "debug", Format: LogJSON},
+	Shops: map[string]ShopOverride{
+		"s1": {
+			Platform:     "jd",
+			Timezone:     "Asia/Shanghai",
+			ServiceHours: []TimeRange{{"00:00", "24:00"}},
+			ServiceExceptions: []Exception{
+				{Date: "2026-12-25", Hours: []TimeRange{}},
+				{Date: "2026-12-26", Hours: []TimeRange{{"12:00", "18:00"}}},
+			},
+			ReplySLA: ShopReplySLA{
+				Thresholds:   []time.Duration{time.Minute},
+				WarnBefore:   ptr(20 * time.Second),
+				OutsideHours: OutsideIgnore,
+			},
+		},
+	},
+}
+
+func ptr[T any](v T) *T { return &v }
+
+var goodCases = []struct {
+	file string
+	want *Config // nil: only that it parses
+}{
+	{"empty.good.yml", Default()},
+	{"full.good.yml", fullConfig},
+	{"shops.good.yml", nil},
+}
+
+func TestGoodFiles(t *testing.T) {
+	for _, c := range goodCases {
+		t.Run(c.file, func(t *testing.T) {
+			got, err := Parse(readTestdata(t, c.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.want != nil && !reflect.DeepEqual(got, c.want) {
+				t.Errorf("got\n%+v\nwant\n%+v", got, c.want)
+			}
+		})
+	}
+}
+
+// TestFullFileSetsEveryKey keeps full.good.yml complete as keys are added,
+// so that the decoding of every key is tested.
+func TestFullFileSetsEveryKey(t *testing.T) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(readTestdata(t, "full.good.yml"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var missing, empty []string
+	filled := map[string]bool{} // lists and maps with an entry somewhere
+	var walk func(n *yaml.Node, typ reflect.Type, path string)
+	walk = func(n *yaml.Node, typ reflect.Type, path string) {
+		if typ.Kind() == reflect.Pointer {
+			typ = typ.Elem()
+		}
+		switch {
+		case typ == durationType:
+		case typ.Kind() == reflect.Struct:
+			for _, f := range yamlFields(typ) {
+				var val *yaml.Node
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == f.name {
+						val = n.Content[i+1]
+					}
+				}
+				if val == nil {
+					missing = append(missing, join(path, f.name))
+					continue
+				}
+				walk(val, typ.Field(f.index).Type, join(path, f.name))
+			}
+		case typ.Kind() == reflect.Map, typ.Kind() == reflect.Slice:
+			if len(n.Content) > 0 {
+				filled[path] = true
+			} else if !filled[path] {
+				empty = append(empty, path)
+			}
+			step := 1
+			if typ.Kind() == reflect.Map {
+				step = 2
+			}
+			for i := step - 1; i < len(n.Content); i += step {
+				walk(n.Content[i], typ.Elem(), path+"[]")
+			}
+		}
+	}
+	walk(doc.Content[0], configType, "")
+	for _, path := range empty {
+		if !filled[path] {
+			missing = append(missing, path+" (only empty)")
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("full.good.yml does not set: %s", strings.Join(missing, ", "))
+	}
+}
+
+func TestExample(t *testing.T) {
+	data, err := os.ReadFile("example.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, Default()) {
+		t.Errorf("example.yml does not show the defaults:\n%+v\nwant\n%+v", got, Default())
+	}
+
+	// The commented-out examples must work when uncommented.
+	text := strings.NewReplacer("service_exceptions: []\n", "service_exceptions:\n", "shops: {}\n", "shops:\n").Replace(string(data))
+	var lines []string
+	inExample := false
+	for _, l := range strings.Split(text, "\n") {
+		switch {
+		case l == "service_exceptions:" || l == "shops:":
+			inExample = true
+		case inExample && strings.HasPrefix(l, "#  "):
+			l = strings.TrimPrefix(l, "#")
+		default:
+			inExample = false
+		}
+		lines = append(lines, l)
+	}
+	got, err = Parse([]byte(strings.Join(lines, "\n")))
+	if err != nil {
+		t.Fatalf("example.yml with its examples uncommented: %v", err)
+	}
+	if len(got.Shops) != 3 || len(got.ServiceExceptions) != 2 {
+		t.Errorf("uncommented examples give %d shops and %d exceptions, want 3 and 2", len(got.Shops), len(got.ServiceExceptions))
+	}
+}
+
+var envCases = []struct {
+	name string
+	env  map[string]string
+	want func(*Config) // edits Default() into the expected result
+}{
+	{"nothing set", nil, func(*Config) {}},
+	{"blank values change nothing", map[string]string{EnvKafkaBrokers: " ", EnvRedisURL: "", EnvHTTPAddr: ""}, func(*Config) {}},
+	{"brokers comma list", map[string]string{EnvKafkaBrokers: "k1:9092, k2:9092,,"}, func(c *Config) {
+		c.Kafka.Brokers = []string{"k1:9092", "k2:9092"}
+	}},
+	{"redis and http", map[string]string{EnvRedisURL: "redis://:pw@r:6379/3", EnvHTTPAddr: "127.0.0.1:9999"}, func(c *Config) {
+		c.Redis.URL = "redis://:pw@r:6379/3"
+		c.HTTP.Addr = "127.0.0.1:9999"
+	}},
+}
+
+func TestApplyEnv(t *testing.T) {
+	for _, c := range envCases {
+		t.Run(c.name, func(t *testing.T) {
+			got := Default()
+			got.ApplyEnv(func(k string) string { return c.env[k] })
+			want := Default()
+			c.want(want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestLoadAppliesEnvAfterFile(t *testing.T) {
+	t.Setenv(EnvKafkaBrokers, "env-1:9092,env-2:9092")
+	t.Setenv(EnvRedisURL, "redis://env:6379/1")
+	t.Setenv(EnvHTTPAddr, "")
+	got, err := Load("testdata/full.good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"env-1:9092", "env-2:9092"}; !slices.Equal(got.Kafka.Brokers, want) {
+		t.Errorf("brokers %v, want %v from the environment", got.Kafka.Brokers, want)
+	}
+	if got.Redis.URL != "redis://env:6379/1" {
+		t.Errorf("redis url %q, want the environment's", got.Redis.URL)
+	}
+	if got.HTTP.Addr != "127.0.0.1:9100" {
+		t.Errorf("http addr %q, want the file's (the variable is empty)", got.HTTP.Addr)
+	}
+
+	// The environment is validated like the file.
+	t.Setenv(EnvHTTPAddr, "nonsense")
+	_, err = Load("testdata/full.good.yml")
+	var verr *ValidationError
+	if !errors.As(err, &verr) || !slices.Equal(verr.Errors, []string{`http.addr: "nonsense" is not host:port or :port`}) {
+		t.Errorf("Load with a bad REPLYWATCH_HTTP_ADDR: %v", err)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	if _, err := Load("testdata/missing.yml"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v, want a not-exist error", err)
+	}
+	_, err := Load("testdata/unknown_key.bad.yml")
+	var verr *ValidationError
+	if !errors.As(err, &verr) || !strings.Contains(err.Error(), "testdata/unknown_key.bad.yml") {
+		t.Errorf("bad file: %v, want a *ValidationError naming the file", err)
+	}
+}
+
+// shanghai and berlin are time zones used by the rules tests.
+var (
+	shanghai = mustLoc("Asia/Shanghai")
+	berlin   = mustLoc("Europe/Berlin")
+)
+
+func mustLoc(name string) *time.Location {
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
+
+// rulesCases run against testdata/shops.good.yml. open and closed are
+// shop-local "2006-01-02 15:04" times.
+var rulesCases = []struct {
+	shop        string
+	platform    string
+	loc         *time.Location
+	thresholds  []time.Duration
+	warn        time.Duration
+	startAtOpen bool
+	open        []string
+	closed      []string
+}{
+	{"unknown-shop", "pdd", shanghai, []time.Duration{3 * time.Minute, 5 * time.Minute}, time.Minute, false,
+		[]string{"2026-11-24 08:30", "2026-11-24 21:59"},
+		[]string{"2026-11-24 08:29", "2026-11-24 22:00", "2026-10-01 12:00"}},
+	{"split", "pdd", shanghai, []time.Duration{3 * time.Minute, 5 * time.Minute}, time.Minute, false,
+		[]string{"2026-11-24 08:00", "2026-11-24 11:59", "2026-11-24 13:30", "2026-11-24 23:59"},
+		[]string{"2026-11-24 07:59", "2026-11-24 12:00", "2026-11-24 13:29", "2026-10-01 12:00"}},
+	{"tb", "taobao", shanghai, []time.Duration{3 * time.Minute, 5 * time.Minute}, time.Minute, false,
+		[]string{"2026-11-24 08:00", "2026-11-24 23:59"},
+		[]string{"2026-11-24 07:59"}},
+	{"jd1", "jd", shanghai, []time.Duration{3 * time.Minute, 5 * time.Minute}, 30 * time.Second, false,
+		[]string{"2026-11-24 09:00", "2026-11-24 22:59"},
+		[]string{"2026-11-24 08:59", "2026-11-24 23:00"}},
+	{"dy", "douyin", shanghai, []time.Duration{3 * time.Minute, 5 * time.Minute}, time.Minute, false,
+		[]string{"2026-11-24 08:30"},
+		[]string{"2026-11-24 08:29", "2026-11-24 22:00"}},
+	{"pdd2", "pdd", shanghai, []time.Duration{3 * time.Minute, 5 * time.Minute}, time.Minute, false,
+		[]string{"2026-11-24 08:00", "2026-11-24 22:59"},
+		[]string{"2026-11-24 07:59", "2026-11-24 23:00"}},
+	{"jd2", "jd", shanghai, []time.Duration{3 * time.Minute, 5 * time.Minute}, time.Minute, false,
+		[]string{"2026-11-24 07:00", "2026-11-24 20:59"},
+		[]string{"2026-11-24 06:59", "2026-11-24 21:00"}},
+	{"fast", "pdd", shanghai, []time.Duration{2 * time.Minute}, time.Minute, false,
+		[]string{"2026-11-24 08:30"},
+		[]string{"2026-11-24 08:29"}},
+	{"eu", "pdd", berlin, []time.Duration{3 * time.Minute, 5 * time.Minute}, time.Minute, true,
+		[]string{"2026-11-24 08:30", "2026-10-01 10:00"},
+		[]string{"2026-11-24 08:29", "2026-10-01 09:59", "2026-10-01 14:00", "2026-12-24 12:00"}},
+}
+
+func TestRules(t *testing.T) {
+	cfg, err := Parse(readTestdata(t, "shops.good.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := cfg.Rules()
+	for _, c := range rulesCases {
+		t.Run(c.shop, func(t *testing.T) {
+			r := rules(c.shop)
+			if r.Platform != c.platform || !slices.Equal(r.Thresholds, c.thresholds) || r.WarnBefore != c.warn || r.StartAtOpen != c.startAtOpen {
+				t.Errorf("rules %+v, want platform %s thresholds %v warn_before %v start_at_open %v",
+					r, c.platform, c.thresholds, c.warn, c.startAtOpen)
+			}
+			if r.Hours.Loc.String() != c.loc.String() {
+				t.Errorf("time zone %s, want %s", r.Hours.Loc, c.loc)
+			}
+			if got := cfg.Location(c.shop); got.String() != c.loc.String() {
+				t.Errorf("Location = %s, want %s", got, c.loc)
+			}
+			if got := cfg.PlatformOf(c.shop); got != c.platform {
+				t.Errorf("PlatformOf = %s, want %s", got, c.platform)
+			}
+			for _, s := range c.open {
+				if !r.Hours.Open(localTime(t, s, c.loc)) {
+					t.Errorf("closed at %s, want open", s)
+				}
+			}
+			for _, s := range c.closed {
+				if r.Hours.Open(localTime(t, s, c.loc)) {
+					t.Errorf("open at %s, want closed", s)
+				}
+			}
+			if rules(c.shop) != r {
+				t.Error("a second lookup built new rules; they must be computed once")
+			}
+		})
+	}
+}
+
+func localTime(t *testing.T, s string, loc *time.Location) time.Time {
+	t.Helper()
+	tm, err := time.ParseInLocation("2006-01-02 15:04", s, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tm
+}
+
+func TestRulesConcurrentLookups(t *testing.T) {
+	cfg, err := Parse(readTestdata(t, "shops.good.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := cfg.Rules()
+	done := make(chan struct{})
+	for range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 1000 {
+				if rules([]string{"tb", "eu", "nobody"}[i%3]) == nil {
+					t.Error("nil rules")
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+}
+
+func TestRulesPanicsOnInvalidConfig(t *testing.T) {
+	cfg := Default()
+	cfg.Timezone = "Mars/Base"
+	defer func() {
+		if recover() == nil {
+			t.Error("Rules on an invalid configuration did not panic")
+		}
+	}()
+	cfg.Rules()
+}
+
+var setCases = []struct {
+	path, value string
+	check       func(*Config) bool // nil when an error is expected
+	err         string
+}{
+	{"reply_sla.thresholds", "3m,5m,10m", func(c *Config) bool {
+		return slices.Equal(c.ReplySLA.Thresholds, []time.Duration{3 * time.Minute, 5 * time.Minute, 10 * time.Minute})
+	}, ""},
+	{"reply_sla.warn_before", "30s", func(c *Config) bool { return c.ReplySLA.WarnBefore == 30*time.Second }, ""},
+	{"reply_sla.outside_hours", "start_at_open", func(c *Config) bool { return c.ReplySLA.OutsideHours == OutsideStartAtOpen }, ""},
+	{"timezone", "UTC", func(c *Config) bool { return c.Timezone == "UTC" }, ""},
+	{"platform", "jd", func(c *Config) bool { return c.Platform == "jd" }, ""},
+	{"kafka.brokers", "a:1,b:2", func(c *Config) bool { return slices.Equal(c.Kafka.Brokers, []string{"a:1", "b:2"}) }, ""},
+	{"kafka.topics.chat", "other.chat", func(c *Config) bool { return c.Kafka.Topics.Chat == "other.chat" }, ""},
+	{"kafka.batch_size", "100", func(c *Config) bool { return c.Kafka.BatchSize == 100 }, ""},
+	{"redis.addrs", "", func(c *Config) bool { return len(c.Redis.Addrs) == 0 }, ""},
+	{"clock.grace", "5s", func(c *Config) bool { return c.Clock.Grace == 5*time.Second }, ""},
+	{"alerts.language", "en", func(c *Config) bool { return c.Alerts.Language == "en" }, ""},
+	{"metrics.per_agent", "true", func(c *Config) bool { return c.Metrics.PerAgent }, ""},
+	{"metrics.max_agents", "20", func(c *Config) bool { return c.Metrics.MaxAgents == 20 }, ""},
+	{"group_id", "x", nil, `setting group_id: unknown config key "group_id"`},
+	{"service_hours", "08:00-12:00, 13:00-24:00", func(c *Config) bool {
+		return slices.Equal(c.ServiceHours, []TimeRange{{"08:00", "12:00"}, {"13:00", "24:00"}})
+	}, ""},
+	{"shops.new.platform", "jd", func(c *Config) bool { return c.Shops["new"].Platform == "jd" && c.Shops["s1"].Platform == "taobao" }, ""},
+	{"shops.s1.reply_sla.warn_before", "10s", func(c *Config) bool {
+		o := c.Shops["s1"]
+		return o.ReplySLA.WarnBefore != nil && *o.ReplySLA.WarnBefore == 10*time.Second && o.Platform == "taobao"
+	}, ""},
+	{"reply_sla.threshold", "3m", nil, `setting reply_sla.threshold: unknown config key "reply_sla.threshold"`},
+	{"nosuch.key", "1", nil, `setting nosuch.key: unknown config key "nosuch"`},
+	{"timezone.name", "UTC", nil, `setting timezone.name: "timezone" has no keys under it`},
+	{"reply_sla", "3m", nil, `setting reply_sla: this key cannot be set from the command line; set it in the file`},
+	{"service_exceptions", "2026-10-01", nil, `setting service_exceptions: this key cannot be set from the command line; set it in the file`},
+	{"reply_sla.thresholds", "3m,5x", nil, `setting reply_sla.thresholds: invalid config: reply_sla.thresholds[1]: "5x" is not a duration`},
+	{"kafka.batch_size", "many", nil, `setting kafka.batch_size: invalid config: kafka.batch_size: "many" is not a whole number`},
+	{"metrics.per_agent", "perhaps", nil, `setting metrics.per_agent: invalid config: metrics.per_agent: "perhaps" is not true or false`},
+	{"service_hours", "08:00", nil, `setting service_hours: "08:00" is not a range HH:MM-HH:MM`},
+}
+
+func TestSet(t *testing.T) {
+	base := Default()
+	base.Kafka.Brokers = []string{"from-env:9092"}
+	base.Shops["s1"] = ShopOverride{Platform: "taobao"}
+	for _, c := range setCases {
+		t.Run(c.path+"="+c.value, func(t *testing.T) {
+			// Start from a deep copy so that cases do not leak into each other.
+			cfg := Default()
+			if err := cfg.Set("kafka.brokers", "from-env:9092"); err != nil {
+				t.Fatal(err)
+			}
+			if err := cfg.Set("shops.s1.platform", "taobao"); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg, base) {
+				t.Fatalf("setup: %+v, want %+v", cfg, base)
+			}
+			err := cfg.Set(c.path, c.value)
+			if c.check == nil {
+				if err == nil || err.Error() != c.err {
+					t.Errorf("error %v, want %s", err, c.err)
+				}
+				if !reflect.DeepEqual(cfg, base) {
+					t.Errorf("a failed Set changed the configuration: %+v", cfg)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !c.check(cfg) {
+				t.Errorf("after Set: %+v", cfg)
+			}
+			if c.path != "kafka.brokers" && !slices.Equal(cfg.Kafka.Brokers, []string{"from-env:9092"}) {
+				t.Errorf("Set %s lost another key: brokers %v", c.path, cfg.Kafka.Brokers)
+			}
+		})
+	}
+}
+
+func TestSetThenValidate(t *testing.T) {
+	cfg := Default()
+	if err := cfg.Set("reply_sla.thresholds", "30s"); err != nil {
+		t.Fatal(err)
+	}
+	// 30s does not leave room for the default 60s warning...
+	var verr *ValidationError
+	if err := cfg.Validate(); !errors.As(err, &verr) || !slices.Equal(verr.Errors, []string{"reply_sla.warn_before: 1m is not shorter than the first threshold 30s"}) {
+		t.Fatalf("Validate: %v", err)
+	}
+	// ...until that is set too.
+	if err := cfg.Set("reply_sla.warn_before", "10s"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Rules()("any"); !slices.Equal(r.Thresholds, []time.Duration{30 * time.Second}) || r.WarnBefore != 10*time.Second {
+		t.Errorf("rules after Set: %+v", r)
+	}
+}
+
+var maskCases = []struct{ in, want string }{
+	{"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
+	{"redis://:s3cret@r:6379/0", "redis://:xxxxx@r:6379/0"},
+	{"rediss://user:s3cret@r:6380/2", "rediss://user:xxxxx@r:6380/2"},
+	{"redis://user@r:6379", "redis://user@r:6379"},
+	{"redis://r:6379/0?password=s3cret&dial_timeout=1s", "redis://r:6379/0?dial_timeout=1s&password=xxxxx"},
+	{"redis://u:s3cret@r:6379/%zz", "redis://xxxxx@r:6379/%zz"},
+}
+
+func TestMaskURL(t *testing.T) {
+	for _, c := range maskCases {
+		if got := MaskURL(c.in); got != c.want {
+			t.Errorf("MaskURL(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestYAMLRoundTrip(t *testing.T) {
+	for _, file := range []string{"empty.good.yml", "full.good.yml", "shops.good.yml"} {
+		t.Run(file, func(t *testing.T) {
+			cfg, err := Parse(readTestdata(t, file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := cfg.YAML()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(out), "s3cret") {
+				t.Errorf("YAML prints the Redis password:\n%s", out)
+			}
+			back, err := Parse(out)
+			if err != nil {
+				t.Fatalf("Parse(YAML()): %v\n%s", err, out)
+			}
+			want := *cfg
+			want.Redis.URL = MaskURL(cfg.Redis.URL)
+			if !reflect.DeepEqual(back, &want) {
+				t.Errorf("round trip changed the configuration:\n%s\ngot  %+v\nwant %+v", out, back, &want)
+			}
+		})
+	}
+}
+
+func TestYAMLWritesDurationsAsWritten(t *testing.T) {
+	out, err := Default().YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"thresholds: [3m, 5m]", "state_ttl: 72h", "batch_wait: 20ms", "warn_before: 1m"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("YAML lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestPlatformsMatchEvents(t *testing.T) {
+	// A platform the config accepts must be one events may carry, and back.
+	if len(Platforms) != len(event.Platforms) {
+		t.Errorf("config platforms %v, event platforms %v", Platforms, event.Platforms)
+	}
+	for _, p := range Platforms {
+		if !event.Platforms[p] {
+			t.Errorf("platform %s is not accepted in events", p)
+		}
+	}
+}
