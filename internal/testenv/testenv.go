@@ -1,0 +1,229 @@
+// Package testenv starts the real servers integration tests talk to: a
+// redis-server process and an in-process Kafka-protocol broker (kfake), each
+// on a free loopback port. Tests reach them over TCP exactly as the
+// production code reaches its servers; nothing here fakes a protocol. Every
+// server is stopped when the test that started it ends.
+package testenv
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+const redisMissing = "redis-server not found: install it with apt-get install redis-server"
+
+// RedisProc is a redis-server process owned by a test.
+type RedisProc struct {
+	// Addr is host:port, URL the redis:// URL of database 0.
+	Addr string
+	URL  string
+
+	t    testing.TB
+	bin  string
+	dir  string
+	port int
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	runs int
+}
+
+// Redis starts a redis-server for the test and returns its URL,
+// redis://127.0.0.1:PORT/0.
+func Redis(t testing.TB) string {
+	t.Helper()
+	return RedisServer(t).URL
+}
+
+// RedisServer starts a redis-server for the test, without persistence, and
+// stops it when the test ends. Without redis-server on PATH the test is
+// skipped, or fails when the CI environment variable is set.
+func RedisServer(t testing.TB) *RedisProc {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(redisMissing)
+		}
+		t.Skip(redisMissing)
+	}
+	r := &RedisProc{t: t, bin: bin, dir: t.TempDir()}
+	// Another process may take the free port between our probe and the
+	// server's bind: try a few ports before giving up.
+	for attempt := 0; ; attempt++ {
+		r.port, err = freePort()
+		if err == nil {
+			err = r.start()
+		}
+		if err == nil {
+			break
+		}
+		if attempt == 2 {
+			t.Fatalf("starting redis-server: %v", err)
+		}
+	}
+	r.Addr = "127.0.0.1:" + strconv.Itoa(r.port)
+	r.URL = "redis://" + r.Addr + "/0"
+	t.Cleanup(r.Kill)
+	return r
+}
+
+// start runs redis-server on r.port and waits until it answers PING.
+func (r *RedisProc) start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.runs++
+	logPath := filepath.Join(r.dir, fmt.Sprintf("redis-%d.log", r.runs))
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return fmt.Errorf("creating the redis-server log: %w", err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(r.bin,
+		"--port", strconv.Itoa(r.port),
+		"--bind", "127.0.0.1",
+		"--dir", r.dir,
+		"--save", "",
+		"--appendonly", "no",
+		"--daemonize", "no",
+		"--protected-mode", "no",
+		"--loglevel", "warning",
+		"--logfile", "")
+	cmd.Dir = r.dir
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", r.bin, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	addr := "127.0.0.1:" + strconv.Itoa(r.port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := ping(addr); err == nil {
+			break
+		}
+		select {
+		case <-done:
+			out, _ := os.ReadFile(logPath)
+			return fmt.Errorf("redis-server on port %d exited: %s", r.port, bytes.TrimSpace(out))
+		default:
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-done
+			return fmt.Errorf("redis-server on port %d did not answer PING within 10s", r.port)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.cmd, r.done = cmd, done
+	return nil
+}
+
+// Kill stops the server (SIGKILL, as a crash would) and waits for it to
+// exit. Killing a stopped server does nothing.
+func (r *RedisProc) Kill() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	<-r.done
+	r.cmd, r.done = nil, nil
+}
+
+// Restart kills the server and starts a fresh one on the same port. Data
+// and the script cache are lost, as after a restart without persistence.
+func (r *RedisProc) Restart() {
+	r.t.Helper()
+	r.Kill()
+	// The old socket may linger briefly; redis-server binds with
+	// SO_REUSEADDR, so a few retries suffice.
+	var err error
+	for range 50 {
+		if err = r.start(); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.t.Fatalf("restarting redis-server on port %d: %v", r.port, err)
+}
+
+// ping sends an inline PING and expects +PONG.
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(line) != "+PONG" {
+		return errors.New("unexpected PING reply " + strconv.Quote(line))
+	}
+	return nil
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Kafka starts an in-process Kafka-protocol broker (kfake) on a free
+// loopback port with the given topics (name → partitions), automatic topic
+// creation, and a 100ms minimum group session timeout so that group
+// rebalances are quick. Extra options are applied last. It returns the
+// broker's host:port and the cluster, which is closed when the test ends.
+func Kafka(t testing.TB, topics map[string]int, extra ...kfake.Opt) (addr string, c *kfake.Cluster) {
+	t.Helper()
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.AllowAutoTopicCreation(),
+		kfake.GroupMinSessionTimeout(100 * time.Millisecond),
+	}
+	for name, n := range topics {
+		opts = append(opts, kfake.SeedTopics(int32(n), name))
+	}
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var port int
+		if port, err = freePort(); err != nil {
+			continue
+		}
+		all := append(append(opts[:len(opts):len(opts)], kfake.Ports(port)), extra...)
+		if c, err = kfake.NewCluster(all...); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("starting kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()[0], c
+}
