@@ -54,13 +54,14 @@ var badCases = []struct {
 		`platform: "amazon" is not one of pdd, taobao, tmall, jd, douyin, other`,
 	}},
 	{"bad_shop_override.bad.yml", []string{
-		`shops.s3.colour: unknown key (line 12)`,
+		`shops.s3.colour: unknown key (line 13)`,
 		`shops.s1.platform: "jingdong" is not one of pdd, taobao, tmall, jd, douyin, other`,
 		`shops.s1.timezone: unknown time zone "Mars/Base"`,
 		`shops.s1.service_hours[0]: end 08:00 is not after start 09:00`,
 		`shops.s1.reply_sla.outside_hours: "later" is not one of ignore, start_at_open`,
 		// The shop's 30s threshold no longer fits the inherited warn_before.
 		`shops.s1.reply_sla.warn_before: 1m is not shorter than the first threshold 30s`,
+		`shops.s2.service_exceptions[0].date: "tomorrow" is not a date YYYY-MM-DD`,
 		`shops.s2.reply_sla.warn_before: 5m is not shorter than the first threshold 3m`,
 	}},
 	{"several.bad.yml", []string{
@@ -711,5 +712,52 @@ func TestPlatformsMatchEvents(t *testing.T) {
 		if !event.Platforms[p] {
 			t.Errorf("platform %s is not accepted in events", p)
 		}
+	}
+}
+
+// defaultsCases are documents that set nothing and must give the defaults.
+var defaultsCases = []string{
+	"",
+	"# only a comment\n",
+	"~\n",
+	"kafka:\nreply_sla:\n", // empty sections keep their defaults
+}
+
+func TestNothingSetGivesDefaults(t *testing.T) {
+	for _, doc := range defaultsCases {
+		got, err := Parse([]byte(doc))
+		if err != nil {
+			t.Errorf("Parse(%q): %v", doc, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, Default()) {
+			t.Errorf("Parse(%q) = %+v, want the defaults", doc, got)
+		}
+	}
+}
+
+func TestLoadEnvFixesFileValue(t *testing.T) {
+	// An error the environment overrides is not reported, even alongside
+	// another error in the file.
+	path := filepath.Join(t.TempDir(), "rw.yml")
+	if err := os.WriteFile(path, []byte("kafka:\n  brokers: []\n  colour: red\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvKafkaBrokers, "k:9092")
+	_, err := Load(path)
+	var verr *ValidationError
+	if !errors.As(err, &verr) || !slices.Equal(verr.Errors, []string{"kafka.colour: unknown key (line 3)"}) {
+		t.Errorf("Load: %v", err)
+	}
+}
+
+func TestLocationOfInvalidZone(t *testing.T) {
+	cfg := Default()
+	cfg.Shops["mars"] = ShopOverride{Timezone: "Mars/Base"}
+	if got := cfg.Location("mars"); got != time.UTC {
+		t.Errorf("Location of an unknown zone = %s, want UTC", got)
+	}
+	if got := cfg.Location("other"); got.String() != "Asia/Shanghai" {
+		t.Errorf("Location of a shop without override = %s, want Asia/Shanghai", got)
 	}
 }

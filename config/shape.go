@@ -323,8 +323,9 @@ func isEmpty(v reflect.Value) bool {
 // Set changes one key, named by its dotted path, to value: what-if runs
 // such as "reply_sla.thresholds=3m,5m,10m" or "shops.s1.platform=jd". A list
 // is written as a comma list (an empty value empties it); service hours as
-// "08:00-12:00,13:00-23:00". The result is not validated, so several keys
-// can be changed before calling Validate.
+// "08:00-12:00,13:00-23:00". Shop ids containing dots cannot be named
+// here. A bad value is an error and leaves c unchanged; the result is not
+// otherwise validated, so several keys can be changed before Validate.
 func (c *Config) Set(path, value string) error {
 	root, err := toNode(c)
 	if err != nil {
