@@ -1,0 +1,216 @@
+package alerting
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// summaryText is one language's wording of alert summaries.
+type summaryText struct {
+	titles  map[string]string
+	reasons map[string]string
+	// bodies of firing alerts, with placeholders {who} (the shop and the
+	// buyer, agent or order concerned), {buyer}, {t} the threshold, {due}
+	// the deadline, {since} the start, {ctx} agent and start in parentheses.
+	bodies   map[string]string
+	resolved string // title prefix of resolved records
+	open     string // title brackets
+	close    string
+	shop     string
+	buyer    string
+	agent    string
+	order    string
+	join     string // between the shop and the buyer, agent or order
+	sep      string // between subject and reason of a resolved record
+	lparen   string
+	rparen   string
+	comma    string
+	since    string // "{}" is the start
+	duration func(time.Duration) string
+}
+
+var summaryTexts = map[string]*summaryText{
+	"zh": {
+		titles: map[string]string{
+			KindReplyWarning: "即将超时", KindReplyBreach: "回复超时", KindLongNoReply: "长时间未回复",
+			KindIdleSeat: "客服空岗", KindSeatAway: "客服离开", KindShopUncovered: "店铺无人值守",
+			KindShippingWarning: "即将发货超时", KindShippingBreach: "发货超时", KindDisputeDeadline: "纠纷待处理",
+			KindAbusiveReply: "不当回复", KindComplaintRisk: "投诉风险", KindOffPlatformTrade: "站外交易引导",
+			KindEffectiveReplyRisk: "有效回复率风险",
+		},
+		reasons: map[string]string{
+			ReasonReplied: "已获人工回复", ReasonRetracted: "回复在时限内，撤回告警",
+			ReasonExcluded: "买家已被拉黑或举报，不再计入", ReasonShipped: "订单已发货",
+		},
+		bodies: map[string]string{
+			KindReplyWarning:       "{who} 尚未获人工回复，将于 {due} 超过 {t}时限{ctx}",
+			KindReplyBreach:        "{who} 已等待超过 {t}未获人工回复{ctx}",
+			KindLongNoReply:        "{who} 长时间未获人工回复{ctx}",
+			KindIdleSeat:           "{who} 有买家等待，但{since}未发送人工消息",
+			KindSeatAway:           "{who} {since}处于离开状态",
+			KindShopUncovered:      "{who} {since}无在线客服",
+			KindShippingWarning:    "{who} 须于 {due} 前发货",
+			KindShippingBreach:     "{who} 已超过发货时限 {due}",
+			KindDisputeDeadline:    "{who} 的纠纷或投诉须于 {due} 前处理",
+			KindAbusiveReply:       "{who} 对买家 {buyer} 的回复含辱骂、威胁或阴阳怪气内容",
+			KindComplaintRisk:      "{who} 的消息显示投诉或差评意向",
+			KindOffPlatformTrade:   "{who} 对买家 {buyer} 的回复疑似引导站外交易",
+			KindEffectiveReplyRisk: "{who} 今日有效回复率有低于 50% 的风险",
+		},
+		resolved: "已解除·", open: "【", close: "】",
+		shop: "店铺 ", buyer: "买家 ", agent: "客服 ", order: "订单 ", join: " ", sep: "：",
+		lparen: "（", rparen: "）", comma: "，", since: "自 {} 起",
+		duration: zhDuration,
+	},
+	"en": {
+		titles: map[string]string{
+			KindReplyWarning: "reply warning", KindReplyBreach: "reply breach", KindLongNoReply: "long no reply",
+			KindIdleSeat: "idle seat", KindSeatAway: "seat away", KindShopUncovered: "shop uncovered",
+			KindShippingWarning: "shipping warning", KindShippingBreach: "shipping breach", KindDisputeDeadline: "dispute deadline",
+			KindAbusiveReply: "abusive reply", KindComplaintRisk: "complaint risk", KindOffPlatformTrade: "off-platform trade",
+			KindEffectiveReplyRisk: "effective reply risk",
+		},
+		reasons: map[string]string{
+			ReasonReplied: "a human replied", ReasonRetracted: "the reply was in time, alert retracted",
+			ReasonExcluded: "buyer blocked or reported, no longer counted", ReasonShipped: "the order shipped",
+		},
+		bodies: map[string]string{
+			KindReplyWarning:       "{who} has no human reply yet and passes the {t} limit at {due}{ctx}",
+			KindReplyBreach:        "{who} has waited more than {t} without a human reply{ctx}",
+			KindLongNoReply:        "{who} has gone a long time without a human reply{ctx}",
+			KindIdleSeat:           "{who} has buyers waiting but has sent no human message {since}",
+			KindSeatAway:           "{who} has been away {since}",
+			KindShopUncovered:      "{who} has had no seat online {since}",
+			KindShippingWarning:    "{who} must ship by {due}",
+			KindShippingBreach:     "{who} passed its shipping deadline {due}",
+			KindDisputeDeadline:    "{who} has a dispute or complaint to answer by {due}",
+			KindAbusiveReply:       "{who} sent buyer {buyer} a reply with abuse, threats or sarcasm",
+			KindComplaintRisk:      "{who} wrote of a complaint or bad review",
+			KindOffPlatformTrade:   "{who} sent buyer {buyer} a reply that may lead off the platform",
+			KindEffectiveReplyRisk: "{who} may end today with an effective reply rate under 50%",
+		},
+		resolved: "resolved: ", open: "[", close: "] ",
+		shop: "shop ", buyer: "buyer ", agent: "agent ", order: "order ", join: ": ", sep: ": ",
+		lparen: " (", rparen: ")", comma: ", ", since: "since {}",
+		duration: FormatThreshold,
+	},
+}
+
+// agentKinds are about what an agent did rather than a buyer; shopKinds
+// about the whole shop.
+var (
+	agentKinds = map[string]bool{KindIdleSeat: true, KindSeatAway: true, KindAbusiveReply: true, KindOffPlatformTrade: true}
+	shopKinds  = map[string]bool{KindShopUncovered: true, KindEffectiveReplyRisk: true}
+)
+
+// Summary is the alert's one human-readable line, in Chinese for lang "zh"
+// (and any unknown language), in English for "en", with times in loc.
+func Summary(a *Alert, lang string, loc *time.Location) string {
+	tx, ok := summaryTexts[lang]
+	if !ok {
+		tx = summaryTexts["zh"]
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	clock := func(t time.Time) string { return formatClock(t, loc, a.Since, a.At) }
+
+	title, ok := tx.titles[a.Kind]
+	if !ok {
+		title = a.Kind
+	}
+	var sb strings.Builder
+	sb.WriteString(tx.open)
+	if a.Status == Resolved {
+		sb.WriteString(tx.resolved)
+	}
+	sb.WriteString(title)
+	sb.WriteString(tx.close)
+
+	who := tx.shop + a.ShopID
+	switch {
+	case shopKinds[a.Kind]:
+	case agentKinds[a.Kind]:
+		if a.AgentID != "" {
+			who += tx.join + tx.agent + a.AgentID
+		}
+	case a.OrderID != "":
+		who += tx.join + tx.order + a.OrderID
+	case a.BuyerID != "":
+		who += tx.join + tx.buyer + a.BuyerID
+	}
+
+	if a.Status == Resolved {
+		reason, ok := tx.reasons[a.Reason]
+		if !ok {
+			reason = a.Reason
+		}
+		sb.WriteString(who + tx.sep + reason)
+		if !a.At.IsZero() {
+			sb.WriteString(tx.lparen + clock(a.At) + tx.rparen)
+		}
+		return sb.String()
+	}
+
+	body, ok := tx.bodies[a.Kind]
+	if !ok {
+		body = "{who}{ctx}"
+	}
+	since := ""
+	if !a.Since.IsZero() {
+		since = strings.Replace(tx.since, "{}", clock(a.Since), 1)
+	}
+	var ctx []string
+	if a.AgentID != "" {
+		ctx = append(ctx, tx.agent+a.AgentID)
+	}
+	if since != "" {
+		ctx = append(ctx, since)
+	}
+	ctxs := ""
+	if len(ctx) > 0 {
+		ctxs = tx.lparen + strings.Join(ctx, tx.comma) + tx.rparen
+	}
+	thr := a.Threshold
+	if d, err := time.ParseDuration(a.Threshold); err == nil {
+		thr = tx.duration(d)
+	}
+	sb.WriteString(strings.NewReplacer("{who}", who, "{buyer}", a.BuyerID, "{t}", thr,
+		"{due}", clock(a.Due), "{since}", since, "{ctx}", ctxs).Replace(body))
+	return sb.String()
+}
+
+// formatClock writes t's time of day in loc, with the date when the alert
+// spans days (t is not on the day of each of refs).
+func formatClock(t time.Time, loc *time.Location, refs ...time.Time) string {
+	if t.IsZero() {
+		return "?"
+	}
+	t = t.In(loc)
+	day := t.Format(time.DateOnly)
+	for _, r := range refs {
+		if !r.IsZero() && r.In(loc).Format(time.DateOnly) != day {
+			return t.Format(time.DateTime)
+		}
+	}
+	return t.Format(time.TimeOnly)
+}
+
+// zhDuration writes a duration as "1 小时 30 分钟", "3 分钟", "30 秒".
+func zhDuration(d time.Duration) string {
+	var parts []string
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{time.Hour, "小时"}, {time.Minute, "分钟"}, {time.Second, "秒"}} {
+		if n := d / u.unit; n > 0 {
+			parts = append(parts, strconv.FormatInt(int64(n), 10)+" "+u.name)
+			d -= n * u.unit
+		}
+	}
+	if len(parts) == 0 {
+		return FormatThreshold(d)
+	}
+	return strings.Join(parts, " ")
+}
