@@ -31,7 +31,7 @@ type gen struct {
 	n       uint64 // records emitted
 	idBase  []byte // "<seed>-<start>-"
 	seedLen int
-	idBuf  []byte
+	idBuf   []byte
 }
 
 type item struct {
@@ -42,9 +42,9 @@ type item struct {
 
 // Control steps, per shop.
 const (
-	ctrlArrival = iota // next conversation
-	ctrlBackground     // next after-sales event on an earlier order
-	ctrlDay            // seat schedules of a new day
+	ctrlArrival    = iota // next conversation
+	ctrlBackground        // next after-sales event on an earlier order
+	ctrlDay               // seat schedules of a new day
 	nCtrl
 )
 

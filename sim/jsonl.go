@@ -27,7 +27,7 @@ import (
 var typeStream = map[string]event.Stream{
 	event.TypeMessage: event.Chat, event.TypeTransfer: event.Chat,
 	event.TypeBuyerBlocked: event.Chat, event.TypeBuyerReported: event.Chat,
-	event.TypeAgentStatus: event.Presence,
+	event.TypeAgentStatus:  event.Presence,
 	event.TypeOrderCreated: event.Orders, event.TypeOrderPaid: event.Orders, event.TypeOrderGrouped: event.Orders,
 	event.TypeOrderShipped: event.Orders, event.TypeRefundRequested: event.Orders, event.TypeRefundCompleted: event.Orders,
 	event.TypeRefundRejected: event.Orders, event.TypeDisputeOpened: event.Orders, event.TypeDisputeClosed: event.Orders,
