@@ -100,7 +100,7 @@ func (g *gen) rounds(c *conv, t0 int64, kind int) int64 {
 	for n < 5 && g.r.IntN(100) < 55 {
 		n++
 	}
-	noReply := g.r.IntN(1000) < 30
+	noReply := g.r.IntN(1000) < 20
 	t, last := t0, t0
 	for i := 0; i < n; i++ {
 		if i > 0 {
@@ -129,13 +129,18 @@ func (g *gen) rounds(c *conv, t0 int64, kind int) int64 {
 			g.agentMsg(c, tr+g.ms(3, 25), agentReplies)
 		}
 		last = tr
+		if tr-t > hour {
+			// Answered hours later (the night's backlog): the buyer has
+			// long gone and reads it later, if at all.
+			return last
+		}
 	}
-	if g.r.IntN(100) < 45 {
+	if g.r.IntN(100) < 40 {
 		t = last + g.ms(10, 120)
 		g.chat(c, t, event.SenderBuyer, c.agent, g.pick(thanks))
 		last = t
 		// A thank-you left unanswered is still an unanswered buyer.
-		if g.r.IntN(100) < 75 {
+		if g.r.IntN(100) < 92 {
 			if tr, ok := g.reply(c, t); ok {
 				g.agentMsg(c, tr, agentThanks)
 				last = tr
@@ -195,7 +200,7 @@ func (g *gen) reply(c *conv, t int64) (int64, bool) {
 			return 0, false
 		}
 		c.agent = a
-		return at + g.ms(20, 600), true
+		return at + g.catchUp(s, a, t, at), true
 	}
 	a := c.agent
 	tr := t + g.delay(s, a, t)
@@ -220,7 +225,17 @@ func (g *gen) reply(c *conv, t int64) (int64, bool) {
 	if b != a {
 		g.transfer(c, at, b)
 	}
-	return at + g.ms(20, 600), true
+	return at + g.catchUp(s, b, t, at), true
+}
+
+// catchUp is how long after coming to a seat at `at` an agent answers a
+// buyer waiting since t: as usual after a short gap, slower after a long
+// one (the night's backlog at opening).
+func (g *gen) catchUp(s *shop, a *agent, t, at int64) int64 {
+	if at-t > hour {
+		return g.ms(20, 600)
+	}
+	return g.ms(5, 20) + g.delay(s, a, at)
 }
 
 // delay draws a human reply delay: mostly 10–90 s, a share of 1–3 min and a
@@ -229,11 +244,11 @@ func (g *gen) reply(c *conv, t int64) (int64, bool) {
 func (g *gen) delay(s *shop, a *agent, t int64) int64 {
 	var sec float64
 	switch u := g.r.IntN(1000); {
-	case u < 720:
+	case u < 820:
 		sec = min(90, max(5, 20*math.Exp(0.6*g.r.NormFloat64())))
-	case u < 925:
-		sec = 45 + 125*g.r.Float64()
-	case u < 975:
+	case u < 970:
+		sec = 40 + 100*g.r.Float64()
+	case u < 988:
 		sec = 185 + 110*g.r.Float64()
 	default:
 		sec = 305 + min(1200, 150*g.r.ExpFloat64())

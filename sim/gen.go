@@ -69,9 +69,14 @@ func newGen(o Options) *gen {
 	g.idBase = strconv.AppendInt(g.idBase, o.Start.Unix(), 10)
 	g.idBase = append(g.idBase, '-')
 	for i, s := range g.shops {
+		// Each shop draws its arrival times from its own streams: the times
+		// before End then do not depend on End, and a run with an end is
+		// exactly the beginning of the same run without one.
+		s.arrivals = rand.New(rand.NewPCG(o.Seed, uint64(i)<<8|ctrlArrival))
+		s.backlog = rand.New(rand.NewPCG(o.Seed, uint64(i)<<8|ctrlBackground))
 		g.pushCtrl(g.start, i, ctrlDay)
-		g.pushCtrl(g.nextArrival(s, g.start, s.convPerDay), i, ctrlArrival)
-		g.pushCtrl(g.nextArrival(s, g.start, s.bgPerDay), i, ctrlBackground)
+		g.pushCtrl(g.nextArrival(s.arrivals, g.start, s.convPerDay), i, ctrlArrival)
+		g.pushCtrl(g.nextArrival(s.backlog, g.start, s.bgPerDay), i, ctrlBackground)
 	}
 	return g
 }
@@ -95,10 +100,10 @@ func (g *gen) next() (Record, bool) {
 		switch c % nCtrl {
 		case ctrlArrival:
 			g.conversation(s, it.at)
-			g.pushCtrl(g.nextArrival(s, it.at, s.convPerDay), s.idx, ctrlArrival)
+			g.pushCtrl(g.nextArrival(s.arrivals, it.at, s.convPerDay), s.idx, ctrlArrival)
 		case ctrlBackground:
 			g.background(s, it.at)
-			g.pushCtrl(g.nextArrival(s, it.at, s.bgPerDay), s.idx, ctrlBackground)
+			g.pushCtrl(g.nextArrival(s.backlog, it.at, s.bgPerDay), s.idx, ctrlBackground)
 		case ctrlDay:
 			g.day(s, it.at)
 		}
@@ -121,13 +126,13 @@ func (g *gen) stamp(rec *Record) {
 // nextArrival draws the time of the next event of a non-homogeneous Poisson
 // process following the daily curve with perDay events a day (thinning).
 // It returns g.end when there is none before the end.
-func (g *gen) nextArrival(s *shop, t int64, perDay float64) int64 {
+func (g *gen) nextArrival(r *rand.Rand, t int64, perDay float64) int64 {
 	if perDay <= 0 {
 		return g.end
 	}
 	lmax := perDay * curveMax / curveDay / 3_600_000 // per ms
 	for {
-		gap := g.r.ExpFloat64() / lmax
+		gap := r.ExpFloat64() / lmax
 		if gap >= float64(g.end-t) {
 			return g.end
 		}
@@ -135,7 +140,7 @@ func (g *gen) nextArrival(s *shop, t int64, perDay float64) int64 {
 		if t >= g.end {
 			return g.end
 		}
-		if g.r.Float64()*curveMax < curveAt(msOfDay(t, g.loc)) {
+		if r.Float64()*curveMax < curveAt(msOfDay(t, g.loc)) {
 			return t
 		}
 	}

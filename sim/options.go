@@ -170,6 +170,10 @@ type shop struct {
 	convPerDay float64 // conversations per day at the curve's mean
 	bgPerDay   float64 // after-sales events on earlier orders per day
 
+	// arrivals and backlog draw the times of conversations and of
+	// after-sales events on earlier orders.
+	arrivals, backlog *rand.Rand
+
 	nextBuyer int
 	nextOrder int
 	nextPrior int

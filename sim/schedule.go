@@ -155,7 +155,8 @@ func shift(r *rand.Rand, s *shop, a *agent, midnight int64) []transition {
 	}
 	var spells []spell
 	for _, m := range meals {
-		from := minute(m + r.IntN(90))
+		// Colleagues take their meals in turn.
+		from := minute(m - 30 + 40*(a.idx%3) + r.IntN(30))
 		spells = append(spells, spell{from, from + int64(30+r.IntN(16))*60_000, stAway})
 	}
 	span := (end - start) / 60_000

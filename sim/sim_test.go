@@ -168,7 +168,7 @@ func TestMix(t *testing.T) {
 		"sender buyer", "sender agent", "sender bot", "sender system",
 		"status online", "status busy", "status away", "status offline",
 		"respond_by dispute_opened", "respond_by complaint_opened", "ship_by",
-		"rating 1", "rating 3", "rating 5",
+		"rating 1", "rating 4", "rating 5",
 	}
 	for _, k := range want {
 		if seen[k] == 0 {
@@ -257,7 +257,7 @@ func TestOutOfHoursAndBlocked(t *testing.T) {
 
 func TestDailyCurve(t *testing.T) {
 	perHour := [24]int{}
-	for _, r := range generate(t, Options{Seed: 1, Start: day}) {
+	for _, r := range generate(t, Options{Seed: 1, Shops: 6, Start: day}) {
 		if r.Event.Type == event.TypeMessage && r.Event.Sender == event.SenderBuyer {
 			perHour[r.Event.TS.Hour()]++
 		}
@@ -296,19 +296,22 @@ func TestRateScales(t *testing.T) {
 // whose warning and breach fall in the first seconds after now.
 func TestHistoryEndsWithWaitsDueSoon(t *testing.T) {
 	now := day.Add(15*time.Hour + 12*time.Minute + 7*time.Second)
-	recs := generate(t, Options{Seed: 11, Rate: 20, Start: day.Add(8 * time.Hour), End: now})
-	_, open := waits(recs, pddWindow)
-	var warnSoon, breachSoon int
-	for _, start := range open {
-		if d := start.Add(2 * time.Minute).Sub(now); d > 0 && d <= 15*time.Second {
-			warnSoon++
-		}
-		if d := start.Add(3 * time.Minute).Sub(now); d > 0 && d <= 15*time.Second {
-			breachSoon++
+	var open, warnSoon, breachSoon int
+	for seed := uint64(1); seed <= 3; seed++ {
+		recs := generate(t, Options{Seed: seed, Rate: 40, Start: day.Add(8 * time.Hour), End: now})
+		_, waiting := waits(recs, pddWindow)
+		open += len(waiting)
+		for _, start := range waiting {
+			if d := start.Add(2 * time.Minute).Sub(now); d > 0 && d <= 15*time.Second {
+				warnSoon++
+			}
+			if d := start.Add(3 * time.Minute).Sub(now); d > 0 && d <= 15*time.Second {
+				breachSoon++
+			}
 		}
 	}
-	if warnSoon == 0 || breachSoon == 0 {
-		t.Fatalf("%d open waits; %d warnings and %d breaches due in the 15 s after now, want some of each", len(open), warnSoon, breachSoon)
+	if warnSoon < 3 || breachSoon < 3 {
+		t.Fatalf("%d open waits; %d warnings and %d breaches due in the 15 s after now, want several of each", open, warnSoon, breachSoon)
 	}
 }
 
