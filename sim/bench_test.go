@@ -1,8 +1,11 @@
 package sim
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // BenchmarkGenerate measures generation alone: records in event-time order,
@@ -36,4 +39,30 @@ func BenchmarkAppendJSONL(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkProduce measures generating, encoding and producing to an
+// in-process Kafka-protocol broker (kfake) over loopback.
+func BenchmarkProduce(b *testing.B) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(8, "cs.chat", "cs.orders", "cs.presence"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cluster.Close()
+	w := NewWriter(cluster.ListenAddrs()[0])
+	defer w.Close()
+	opts := Options{Seed: 1, Shops: 20, Rate: 10, Start: time.Date(2026, 11, 24, 0, 0, 0, 0, Shanghai())}
+	n := 0
+	start := time.Now()
+	for b.Loop() {
+		p := NewProducer(context.Background(), w, DefaultTopics)
+		if err := Generate(opts, p.Emit); err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		n += int(p.Produced())
+	}
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
 }

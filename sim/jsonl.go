@@ -249,13 +249,16 @@ func parseLine(b []byte) (Record, error) {
 		return Record{}, fmt.Errorf("not a JSON object: %w", err)
 	}
 	value := []byte(env.Value)
+	envelope := len(value) > 0 && !bytes.Equal(value, []byte("null"))
 	typ := env.Type
-	if len(value) == 0 || bytes.Equal(value, []byte("null")) {
-		if env.Type == "" {
-			return Record{}, fmt.Errorf(`neither an envelope with "value" nor a contract event with "type"`)
-		}
+	switch {
+	case !envelope && typ == "":
+		return Record{}, fmt.Errorf(`neither an envelope with "value" nor a contract event with "type"`)
+	case !envelope:
 		value = b // a bare contract event
-	} else {
+	case value[0] != '{':
+		return Record{}, fmt.Errorf("value is not a JSON object: %.40s", value)
+	case env.Topic == "":
 		var v struct {
 			Type string `json:"type"`
 		}
@@ -265,7 +268,7 @@ func parseLine(b []byte) (Record, error) {
 		typ = v.Type
 	}
 	var stream event.Stream
-	if env.Topic != "" && len(env.Value) > 0 {
+	if envelope && env.Topic != "" {
 		s, ok := streamOfTopic(env.Topic)
 		if !ok {
 			return Record{}, fmt.Errorf("topic %q is not chat, orders or presence", env.Topic)
@@ -283,7 +286,7 @@ func parseLine(b []byte) (Record, error) {
 		return Record{}, fmt.Errorf("%s event: %w", stream, err)
 	}
 	rec := Record{Topic: stream, Event: *ev}
-	if env.Key != nil && len(env.Value) > 0 {
+	if env.Key != nil && envelope {
 		rec.Key = *env.Key
 	} else {
 		rec.Key = ev.Key(stream)

@@ -83,7 +83,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // nobody answers, whose 3-minute deadline (or, for every other one, the
 // warning a minute before it) falls 3–15 s after now: a demo shows warnings
 // and breaches at once. Records are in time order and deterministic for the
-// seed and now; buyers are new ("u1", "u2", …) so no earlier reply counts.
+// seed and now; buyers are new ("u<now>-1", …) so no earlier reply counts.
 func Urgent(opts Options, now time.Time, n int) []Record {
 	opts.Start = now
 	o, err := opts.normalize(true)
@@ -94,6 +94,8 @@ func Urgent(opts Options, now time.Time, n int) []Record {
 	g := &gen{loc: o.Location, seed: o.Seed}
 	shops := buildShops(o)
 	base := strconv.FormatUint(o.Seed, 10) + "-u" + strconv.FormatInt(now.Unix(), 10) + "-"
+	// New buyers per call: an earlier call's waits must not absorb these.
+	buyerBase := "u" + strconv.FormatInt(now.Unix(), 36) + "-"
 	const sla, warnBefore = 3 * time.Minute, time.Minute
 	var out []Record
 	for _, s := range shops {
@@ -109,7 +111,7 @@ func Urgent(opts Options, now time.Time, n int) []Record {
 			if i%2 == 1 {
 				start = now.Add(lead - sla + warnBefore)
 			}
-			buyer := "u" + strconv.Itoa(i+1)
+			buyer := buyerBase + strconv.Itoa(i+1)
 			out = append(out, Record{Topic: event.Chat, Key: s.id + "/" + buyer, Event: event.Event{
 				Type: event.TypeMessage, TS: event.Time{Time: start.Truncate(time.Millisecond).In(o.Location)},
 				ShopID: s.id, Platform: s.platform, BuyerID: buyer, Sender: event.SenderBuyer,

@@ -423,3 +423,47 @@ func TestEmitErrorStops(t *testing.T) {
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// Over a few days orders ship mostly within their promise (ship_by, or 48 h
+// from payment or grouping) and some late.
+func TestShippingMostlyInTime(t *testing.T) {
+	shops, err := Shops(Options{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	promise := map[string]time.Duration{}
+	for _, s := range shops {
+		promise[s.ID] = s.ShipPromise
+	}
+	clock := map[string]time.Time{}  // payment, or grouping on PDD
+	shipBy := map[string]time.Time{} // explicit deadlines
+	var inTime, late int
+	for _, r := range generate(t, Options{Seed: 1, Start: day, End: day.Add(4 * 24 * time.Hour)}) {
+		e := r.Event
+		switch e.Type {
+		case event.TypeOrderPaid, event.TypeOrderGrouped:
+			clock[e.OrderID] = e.TS.Time
+			if e.ShipBy != nil {
+				shipBy[e.OrderID] = e.ShipBy.Time
+			}
+		case event.TypeOrderShipped:
+			start, ok := clock[e.OrderID]
+			if !ok {
+				continue // ordered before the run
+			}
+			d, ok := shipBy[e.OrderID]
+			if !ok {
+				d = start.Add(promise[e.ShopID])
+			}
+			if e.TS.After(d) {
+				late++
+			} else {
+				inTime++
+			}
+		}
+	}
+	t.Logf("%d orders shipped in time, %d late", inTime, late)
+	if late == 0 || inTime < 8*late {
+		t.Fatalf("%d orders shipped in time, %d late; want mostly in time and some late", inTime, late)
+	}
+}
