@@ -1,0 +1,167 @@
+package state
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+
+	"github.com/replywatch/replywatch/detectors"
+)
+
+// batchEnc holds the ARGV of apply.lua for one batch. Encoders are pooled:
+// Apply is the hot path and a batch's argument list is large.
+type batchEnc struct {
+	args  []any
+	figs  []detectors.FigureDelta
+	waits []detectors.WaitOp
+	shops []string
+}
+
+var encPool = sync.Pool{New: func() any { return new(batchEnc) }}
+
+// release returns e to the pool without keeping the batch's data alive.
+func (e *batchEnc) release() {
+	if cap(e.args) > 1<<16 {
+		return
+	}
+	clear(e.args)
+	clear(e.figs)
+	clear(e.waits)
+	clear(e.shops)
+	encPool.Put(e)
+}
+
+// encodeBatch lays b out as apply.lua's ARGV (see its header). Figure
+// deltas are summed per shop, day and field so each counter is one
+// HINCRBY; waiting-set changes are reduced to each buyer's last one, which
+// is what applying them in order leaves.
+func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64) *batchEnc {
+	e := encPool.Get().(*batchEnc)
+	a := e.args[:0]
+	a = append(a, b.Token, b.Offset, base, stateTTL, dayTTL, leaseEnd(b.Now, b.Lease))
+
+	nSet := 0
+	for _, v := range b.States {
+		if v != nil {
+			nSet++
+		}
+	}
+	a = append(a, nSet)
+	for k, v := range b.States {
+		if v != nil {
+			a = append(a, k, v)
+		}
+	}
+	a = append(a, len(b.States)-nSet)
+	for k, v := range b.States {
+		if v == nil {
+			a = append(a, k)
+		}
+	}
+
+	nSet = 0
+	for _, due := range b.Timers {
+		if due > 0 {
+			nSet++
+		}
+	}
+	a = append(a, nSet)
+	for k, due := range b.Timers {
+		if due > 0 {
+			a = append(a, due, k)
+		}
+	}
+	a = append(a, len(b.Timers)-nSet)
+	for k, due := range b.Timers {
+		if due <= 0 {
+			a = append(a, k)
+		}
+	}
+
+	e.shops = e.shops[:0]
+	figs := append(e.figs[:0], b.Figures...)
+	slices.SortFunc(figs, func(x, y detectors.FigureDelta) int {
+		return cmp.Or(cmp.Compare(x.Shop, y.Shop), cmp.Compare(x.Day, y.Day), cmp.Compare(x.Field, y.Field))
+	})
+	hashes := len(a)
+	a = append(a, 0)
+	for i := 0; i < len(figs); {
+		f := figs[i]
+		if len(e.shops) == 0 || e.shops[len(e.shops)-1] != f.Shop {
+			e.shops = append(e.shops, f.Shop)
+		}
+		suffix := "n:" + f.Shop
+		if f.Day != "" {
+			suffix = "d:" + f.Shop + ":" + f.Day
+		}
+		a[hashes] = a[hashes].(int) + 1
+		a = append(a, suffix, 0)
+		fields := len(a) - 1
+		for i < len(figs) && figs[i].Shop == f.Shop && figs[i].Day == f.Day {
+			field, sum := figs[i].Field, int64(0)
+			for ; i < len(figs) && figs[i].Shop == f.Shop && figs[i].Day == f.Day && figs[i].Field == field; i++ {
+				sum += figs[i].Delta
+			}
+			// A zero sum is still written: the field then exists, as it
+			// would after applying the deltas one by one.
+			a = append(a, field, sum)
+			a[fields] = a[fields].(int) + 1
+		}
+	}
+	e.figs = figs
+
+	waits := append(e.waits[:0], b.Waits...)
+	slices.SortStableFunc(waits, func(x, y detectors.WaitOp) int {
+		return cmp.Or(cmp.Compare(x.Shop, y.Shop), cmp.Compare(x.Buyer, y.Buyer))
+	})
+	sets := len(a)
+	a = append(a, 0)
+	for i := 0; i < len(waits); {
+		shop := waits[i].Shop
+		j := i
+		for j < len(waits) && waits[j].Shop == shop {
+			j++
+		}
+		if !slices.Contains(e.shops, shop) {
+			e.shops = append(e.shops, shop)
+		}
+		a[sets] = a[sets].(int) + 1
+		a = append(a, shop)
+		// The last op of each buyer (the end of its run) decides.
+		last := func(k int) bool { return k+1 == j || waits[k+1].Buyer != waits[k].Buyer }
+		adds := len(a)
+		a = append(a, 0)
+		for k := i; k < j; k++ {
+			if last(k) && waits[k].Add {
+				a = append(a, waits[k].Start, waits[k].Buyer)
+				a[adds] = a[adds].(int) + 1
+			}
+		}
+		rems := len(a)
+		a = append(a, 0)
+		for k := i; k < j; k++ {
+			if last(k) && !waits[k].Add {
+				a = append(a, waits[k].Buyer)
+				a[rems] = a[rems].(int) + 1
+			}
+		}
+		i = j
+	}
+	e.waits = waits
+
+	a = append(a, len(e.shops))
+	for _, s := range e.shops {
+		a = append(a, s)
+	}
+
+	a = append(a, len(b.Outbox))
+	for _, d := range b.Outbox {
+		a = append(a, d.Key, d.Payload)
+	}
+	a = append(a, len(b.Acks))
+	for _, k := range b.Acks {
+		a = append(a, k)
+	}
+	e.args = a
+	return e
+}

@@ -1,0 +1,27 @@
+-- claim.lua makes a consumer generation the owner of a partition's state and
+-- reports where the partition stands.
+--
+-- KEYS[1] <prefix>:{<scope>}:owner   fencing token of the owner
+-- KEYS[2] <prefix>:{<scope>}:offset  last applied input offset
+-- KEYS[3] <prefix>:{<scope>}:timers  zset entity key -> due (Unix ms)
+-- ARGV[1] token  the claimant's fencing token (its group generation)
+-- ARGV[2] ttl    seconds the ownership outlives the last write (0: forever)
+--
+-- Returns {1, offset, nextDue} when claimed (offset -1 when nothing was
+-- applied, nextDue 0 when no timer is set), {0, owner} when a newer token
+-- owns the partition.
+local token = tonumber(ARGV[1])
+local owner = tonumber(redis.call('GET', KEYS[1]))
+if owner and owner > token then
+  return {0, owner}
+end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+local offset = tonumber(redis.call('GET', KEYS[2])) or -1
+local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+local nextDue = 0
+if first[2] then nextDue = tonumber(first[2]) end
+return {1, offset, nextDue}

@@ -1,0 +1,35 @@
+-- load.lua reads entity states, and the entities whose timers are due with
+-- their states, in one step.
+--
+-- KEYS[1] <prefix>:{<scope>}:timers  zset entity key -> due (Unix ms)
+-- ARGV[1] base   "<prefix>:{<scope>}:", the start of the partition's keys
+-- ARGV[2] dueBy  timers due at or before this (Unix ms) are read; <= 0: none
+-- ARGV[3] limit  at most this many due entities; <= 0: none
+-- ARGV[4..] entity keys whose states are wanted
+--
+-- Returns {nextDue, {due entity keys, earliest first}, {states}}: states
+-- holds the state (or nil) of each of ARGV[4..] and then of each due key.
+local base = ARGV[1]
+local dueBy = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+
+local due = {}
+if dueBy > 0 and limit > 0 then
+  due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', dueBy, 'LIMIT', 0, limit)
+end
+
+local keys = {}
+for i = 4, #ARGV do keys[#keys + 1] = base .. 'c:' .. ARGV[i] end
+for i = 1, #due do keys[#keys + 1] = base .. 'c:' .. due[i] end
+
+-- MGET in slices: unpack has a stack limit.
+local states = {}
+for i = 1, #keys, 1000 do
+  local got = redis.call('MGET', unpack(keys, i, math.min(i + 999, #keys)))
+  for j = 1, #got do states[#states + 1] = got[j] end
+end
+
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local nextDue = 0
+if first[2] then nextDue = tonumber(first[2]) end
+return {nextDue, due, states}

@@ -1,0 +1,429 @@
+package state
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis modes accepted by Dial.
+const (
+	ModeStandalone = "standalone"
+	ModeSentinel   = "sentinel"
+	ModeCluster    = "cluster"
+)
+
+// dayTTL is how long a day's figures outlive their last change: long
+// enough for the day after and a late replay, short enough not to pile up.
+const dayTTL = 4 * 24 * time.Hour
+
+// maxOutboxLimit keeps one outbox read within what Lua can unpack at once.
+const maxOutboxLimit = 4000
+
+var (
+	//go:embed lua/claim.lua
+	claimLua string
+	//go:embed lua/load.lua
+	loadLua string
+	//go:embed lua/apply.lua
+	applyLua string
+	//go:embed lua/outbox.lua
+	outboxLua string
+	//go:embed lua/lease.lua
+	leaseLua string
+	//go:embed lua/release.lua
+	releaseLua string
+
+	claimScript   = redis.NewScript(claimLua)
+	loadScript    = redis.NewScript(loadLua)
+	applyScript   = redis.NewScript(applyLua)
+	outboxScript  = redis.NewScript(outboxLua)
+	leaseScript   = redis.NewScript(leaseLua)
+	releaseScript = redis.NewScript(releaseLua)
+)
+
+// Script replies: the first element says what happened.
+const (
+	replyFenced = 0
+	replyOK     = 1
+	replyStale  = 2
+)
+
+// Dial connects to Redis as configured: standalone from url; sentinel
+// (masterName, sentinel addrs) or cluster (seed addrs) taking the
+// credentials, database and TLS from url. It does not wait for Redis to
+// answer.
+func Dial(url, mode string, addrs []string, masterName string) (redis.UniversalClient, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("state: parsing redis url: %w", err)
+	}
+	switch mode {
+	case "", ModeStandalone:
+		return redis.NewClient(opts), nil
+	case ModeSentinel:
+		if masterName == "" || len(addrs) == 0 {
+			return nil, errors.New("state: sentinel mode needs a master name and sentinel addresses")
+		}
+		return redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName:    masterName,
+			SentinelAddrs: addrs,
+			Username:      opts.Username,
+			Password:      opts.Password,
+			DB:            opts.DB,
+			TLSConfig:     opts.TLSConfig,
+			DialTimeout:   opts.DialTimeout,
+			ReadTimeout:   opts.ReadTimeout,
+			WriteTimeout:  opts.WriteTimeout,
+			PoolSize:      opts.PoolSize,
+			MinIdleConns:  opts.MinIdleConns,
+			MaxRetries:    opts.MaxRetries,
+		}), nil
+	case ModeCluster:
+		if len(addrs) == 0 {
+			return nil, errors.New("state: cluster mode needs seed addresses")
+		}
+		if opts.DB != 0 {
+			return nil, fmt.Errorf("state: redis cluster has only database 0, the url names %d", opts.DB)
+		}
+		return redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs:        addrs,
+			Username:     opts.Username,
+			Password:     opts.Password,
+			TLSConfig:    opts.TLSConfig,
+			DialTimeout:  opts.DialTimeout,
+			ReadTimeout:  opts.ReadTimeout,
+			WriteTimeout: opts.WriteTimeout,
+			PoolSize:     opts.PoolSize,
+			MinIdleConns: opts.MinIdleConns,
+			MaxRetries:   opts.MaxRetries,
+		}), nil
+	default:
+		return nil, fmt.Errorf("state: unknown redis mode %q (want %s, %s or %s)", mode, ModeStandalone, ModeSentinel, ModeCluster)
+	}
+}
+
+// Redis is the production Store. Every key of a partition carries the
+// partition's scope as hash tag, <prefix>:{<scope>}:…, so each script
+// touches one cluster slot:
+//
+//	c:<entity key>    entity state (expires stateTTL after its last write)
+//	timers            zset entity key → due (Unix ms)
+//	offset            last applied input offset
+//	owner             fencing token of the owning consumer generation
+//	outbox            hash delivery key → payload
+//	outbox:lease      zset delivery key → lease end (Unix ms)
+//	d:<shop>:<day>    hash of the shop's counters of that day (expires after 4 days)
+//	n:<shop>          hash of the shop's current counters
+//	w:<shop>          zset buyer → wait start (Unix ms)
+//	shops             set of shops seen
+//
+// and, outside any partition, <prefix>:scopes (every claimed scope) and
+// <prefix>:lease:<name>.
+type Redis struct {
+	// OnError, when set, is called with the operation's name ("claim",
+	// "load", "apply", "outbox", "scopes", "figures", "lease", "release",
+	// "ping") each time a Redis call fails. Fencing and stale batches are
+	// not failures.
+	OnError func(op string)
+
+	client   redis.UniversalClient
+	prefix   string
+	stateTTL time.Duration
+}
+
+// NewRedis keeps state in client under keys starting with prefix; entity
+// states expire stateTTL after their last write (never when 0).
+func NewRedis(client redis.UniversalClient, prefix string, stateTTL time.Duration) *Redis {
+	return &Redis{client: client, prefix: prefix, stateTTL: stateTTL}
+}
+
+var _ Store = (*Redis)(nil)
+
+// base is the start of every key of scope.
+func (r *Redis) base(scope string) string { return r.prefix + ":{" + scope + "}:" }
+
+// seconds rounds d up to whole seconds, the unit of EXPIRE.
+func seconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+// fail wraps a Redis error with the operation and scope, and counts it.
+func (r *Redis) fail(op, scope string, err error) error {
+	if r.OnError != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		r.OnError(op)
+	}
+	if scope == "" {
+		return fmt.Errorf("state: %s: %w", op, err)
+	}
+	return fmt.Errorf("state: %s %s: %w", op, scope, err)
+}
+
+// Ping reports whether Redis answers.
+func (r *Redis) Ping(ctx context.Context) error {
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		return r.fail("ping", "", err)
+	}
+	return nil
+}
+
+// Claim implements Store.
+func (r *Redis) Claim(ctx context.Context, scope string, token int64) (Claimed, error) {
+	b := r.base(scope)
+	res, err := claimScript.Run(ctx, r.client, []string{b + "owner", b + "offset", b + "timers"},
+		token, seconds(r.stateTTL)).Int64Slice()
+	if err != nil {
+		return Claimed{}, r.fail("claim", scope, err)
+	}
+	if len(res) < 2 || res[0] != replyOK && res[0] != replyFenced {
+		return Claimed{}, r.fail("claim", scope, fmt.Errorf("unexpected reply %v", res))
+	}
+	if res[0] == replyFenced {
+		return Claimed{}, fmt.Errorf("state: claim %s with token %d (owner %d): %w", scope, token, res[1], ErrFenced)
+	}
+	if len(res) != 3 {
+		return Claimed{}, r.fail("claim", scope, fmt.Errorf("unexpected reply %v", res))
+	}
+	// The registry of scopes lives outside the partition's slot, so it
+	// cannot be in the script; adding it again is harmless.
+	if err := r.client.SAdd(ctx, r.prefix+":scopes", scope).Err(); err != nil {
+		return Claimed{}, r.fail("claim", scope, err)
+	}
+	return Claimed{Offset: res[1], NextDue: res[2]}, nil
+}
+
+// Load implements Store.
+func (r *Redis) Load(ctx context.Context, scope string, keys []string, dueBy int64, limit int) (Loaded, error) {
+	b := r.base(scope)
+	args := make([]any, 0, 3+len(keys))
+	args = append(args, b, dueBy, limit)
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	v, err := loadScript.Run(ctx, r.client, []string{b + "timers"}, args...).Slice()
+	if err != nil {
+		return Loaded{}, r.fail("load", scope, err)
+	}
+	if len(v) != 3 {
+		return Loaded{}, r.fail("load", scope, fmt.Errorf("unexpected reply of %d elements", len(v)))
+	}
+	next, _ := v[0].(int64)
+	dueV, _ := v[1].([]any)
+	statesV, _ := v[2].([]any)
+	if len(statesV) != len(keys)+len(dueV) {
+		return Loaded{}, r.fail("load", scope, fmt.Errorf("reply has %d states for %d keys", len(statesV), len(keys)+len(dueV)))
+	}
+	out := Loaded{NextDue: next, States: make(map[string][]byte, len(statesV))}
+	if len(dueV) > 0 {
+		out.Due = make([]string, len(dueV))
+		for i, d := range dueV {
+			out.Due[i], _ = d.(string)
+		}
+	}
+	for i, s := range statesV {
+		str, ok := s.(string)
+		if !ok {
+			continue // no such state
+		}
+		k := ""
+		if i < len(keys) {
+			k = keys[i]
+		} else {
+			k = out.Due[i-len(keys)]
+		}
+		out.States[k] = []byte(str)
+	}
+	return out, nil
+}
+
+// Apply implements Store. The whole batch is one EVALSHA.
+func (r *Redis) Apply(ctx context.Context, scope string, b *Batch) (int64, error) {
+	base := r.base(scope)
+	keys := []string{base + "owner", base + "offset", base + "timers", base + "outbox", base + "outbox:lease", base + "shops"}
+	enc := encodeBatch(b, base, seconds(r.stateTTL), seconds(dayTTL))
+	res, err := applyScript.Run(ctx, r.client, keys, enc.args...).Int64Slice()
+	enc.release()
+	if err != nil {
+		return 0, r.fail("apply", scope, err)
+	}
+	if len(res) != 2 {
+		return 0, r.fail("apply", scope, fmt.Errorf("unexpected reply %v", res))
+	}
+	switch res[0] {
+	case replyOK:
+		return res[1], nil
+	case replyFenced:
+		return 0, fmt.Errorf("state: apply %s with token %d (owner %d): %w", scope, b.Token, res[1], ErrFenced)
+	case replyStale:
+		return 0, fmt.Errorf("state: apply %s offset %d (applied %d): %w", scope, b.Offset, res[1], ErrStale)
+	}
+	return 0, r.fail("apply", scope, fmt.Errorf("unexpected reply %v", res))
+}
+
+// leaseEnd is now + lease in Unix ms, saturating instead of overflowing.
+func leaseEnd(now int64, lease time.Duration) int64 {
+	ms := lease.Milliseconds()
+	if ms > 0 && now > math.MaxInt64-ms {
+		return math.MaxInt64
+	}
+	return now + ms
+}
+
+// Outbox implements Store.
+func (r *Redis) Outbox(ctx context.Context, scope string, token int64, now int64, lease time.Duration, limit int) ([]Delivery, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	limit = min(limit, maxOutboxLimit)
+	b := r.base(scope)
+	v, err := outboxScript.Run(ctx, r.client, []string{b + "owner", b + "outbox", b + "outbox:lease"},
+		token, now, leaseEnd(now, lease), limit).Slice()
+	if err != nil {
+		return nil, r.fail("outbox", scope, err)
+	}
+	if len(v) != 2 {
+		return nil, r.fail("outbox", scope, fmt.Errorf("unexpected reply of %d elements", len(v)))
+	}
+	code, _ := v[0].(int64)
+	if code == replyFenced {
+		return nil, fmt.Errorf("state: outbox %s with token %d (owner %v): %w", scope, token, v[1], ErrFenced)
+	}
+	pairs, _ := v[1].([]any)
+	if code != replyOK || len(pairs)%2 != 0 {
+		return nil, r.fail("outbox", scope, fmt.Errorf("unexpected reply %v", v))
+	}
+	out := make([]Delivery, 0, len(pairs)/2)
+	for i := 0; i < len(pairs); i += 2 {
+		k, _ := pairs[i].(string)
+		p, _ := pairs[i+1].(string)
+		out = append(out, Delivery{Key: k, Payload: []byte(p)})
+	}
+	return out, nil
+}
+
+// Scopes implements Store; the scopes come sorted.
+func (r *Redis) Scopes(ctx context.Context) ([]string, error) {
+	s, err := r.client.SMembers(ctx, r.prefix+":scopes").Result()
+	if err != nil {
+		return nil, r.fail("scopes", "", err)
+	}
+	slices.Sort(s)
+	return s, nil
+}
+
+// Figures implements Store in two pipelined round trips: the shops of
+// every scope, then every (scope, shop)'s day and current counters and
+// waiting set.
+func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop string) string) (map[string]*ShopFigures, error) {
+	out := map[string]*ShopFigures{}
+	if len(scopes) == 0 {
+		return out, nil
+	}
+	pipe := r.client.Pipeline()
+	members := make([]*redis.StringSliceCmd, len(scopes))
+	for i, s := range scopes {
+		members[i] = pipe.SMembers(ctx, r.base(s)+"shops")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, r.fail("figures", "", err)
+	}
+
+	type read struct {
+		shop    string
+		day     *redis.MapStringStringCmd
+		now     *redis.MapStringStringCmd
+		waiting *redis.IntCmd
+		oldest  *redis.ZSliceCmd
+	}
+	var reads []read
+	pipe = r.client.Pipeline()
+	days := map[string]string{}
+	for i, s := range scopes {
+		b := r.base(s)
+		for _, shop := range members[i].Val() {
+			day, ok := days[shop]
+			if !ok {
+				day = dayOf(shop)
+				days[shop] = day
+			}
+			reads = append(reads, read{
+				shop:    shop,
+				day:     pipe.HGetAll(ctx, b+"d:"+shop+":"+day),
+				now:     pipe.HGetAll(ctx, b+"n:"+shop),
+				waiting: pipe.ZCard(ctx, b+"w:"+shop),
+				oldest:  pipe.ZRangeWithScores(ctx, b+"w:"+shop, 0, 0),
+			})
+		}
+	}
+	if len(reads) == 0 {
+		return out, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, r.fail("figures", "", err)
+	}
+	for _, rd := range reads {
+		f := out[rd.shop]
+		if f == nil {
+			f = &ShopFigures{Shop: rd.shop, Day: map[string]int64{}, Now: map[string]int64{}}
+			out[rd.shop] = f
+		}
+		if err := addCounters(f.Day, rd.day.Val()); err != nil {
+			return nil, r.fail("figures", "", fmt.Errorf("shop %s day counters: %w", rd.shop, err))
+		}
+		if err := addCounters(f.Now, rd.now.Val()); err != nil {
+			return nil, r.fail("figures", "", fmt.Errorf("shop %s current counters: %w", rd.shop, err))
+		}
+		f.Waiting += rd.waiting.Val()
+		if z := rd.oldest.Val(); len(z) > 0 {
+			f.OldestStart = oldest(f.OldestStart, int64(z[0].Score))
+		}
+	}
+	return out, nil
+}
+
+// oldest is the earlier of two wait starts, 0 meaning none.
+func oldest(a, b int64) int64 {
+	if a == 0 || (b != 0 && b < a) {
+		return b
+	}
+	return a
+}
+
+func addCounters(dst map[string]int64, src map[string]string) error {
+	for k, s := range src {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("field %s: %w", k, err)
+		}
+		dst[k] += v
+	}
+	return nil
+}
+
+// Lease implements Store.
+func (r *Redis) Lease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	ms := max(ttl.Milliseconds(), 1)
+	n, err := leaseScript.Run(ctx, r.client, []string{r.prefix + ":lease:" + name}, holder, ms).Int64()
+	if err != nil {
+		return false, r.fail("lease", "", fmt.Errorf("%s: %w", name, err))
+	}
+	return n == 1, nil
+}
+
+// ReleaseLease implements Store.
+func (r *Redis) ReleaseLease(ctx context.Context, name, holder string) error {
+	if err := releaseScript.Run(ctx, r.client, []string{r.prefix + ":lease:" + name}, holder).Err(); err != nil {
+		return r.fail("release", "", fmt.Errorf("%s: %w", name, err))
+	}
+	return nil
+}

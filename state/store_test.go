@@ -1,0 +1,421 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/replywatch/replywatch/detectors"
+)
+
+// storeCases is the behaviour every Store shares; testStore runs it against
+// each implementation.
+var storeCases = []struct {
+	name string
+	run  func(t *testing.T, s Store)
+}{
+	{"fresh claim", func(t *testing.T, s Store) {
+		c := claim(t, s, "chat.0", 1)
+		if c != (Claimed{Offset: -1}) {
+			t.Fatalf("fresh claim = %+v, want offset -1 and no timer", c)
+		}
+		claim(t, s, "orders.3", 1)
+		got, err := s.Scopes(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"chat.0", "orders.3"}; !slices.Equal(got, want) {
+			t.Fatalf("Scopes = %v, want %v", got, want)
+		}
+	}},
+	{"claim reports offset and earliest timer", func(t *testing.T, s Store) {
+		claim(t, s, "chat.0", 1)
+		next := apply(t, s, "chat.0", &Batch{Token: 1, Offset: 41, Timers: map[string]int64{"a": 500, "b": 300}})
+		if next != 300 {
+			t.Fatalf("Apply next due = %d, want 300", next)
+		}
+		c := claim(t, s, "chat.0", 2)
+		if c != (Claimed{Offset: 41, NextDue: 300}) {
+			t.Fatalf("claim = %+v, want offset 41, next due 300", c)
+		}
+	}},
+	{"older token is fenced and writes nothing", func(t *testing.T, s Store) {
+		claim(t, s, "chat.0", 5)
+		apply(t, s, "chat.0", &Batch{Token: 5, Offset: 10, States: map[string][]byte{"a": []byte("v5")}})
+		claim(t, s, "chat.0", 6)
+		old := fullBatch(5, 11)
+		if _, err := s.Apply(context.Background(), "chat.0", old); !errors.Is(err, ErrFenced) {
+			t.Fatalf("Apply with token 5 after claim 6: err = %v, want ErrFenced", err)
+		}
+		if _, err := s.Outbox(context.Background(), "chat.0", 5, 1<<50, time.Second, 10); !errors.Is(err, ErrFenced) {
+			t.Fatalf("Outbox with token 5 after claim 6: err = %v, want ErrFenced", err)
+		}
+		if _, err := s.Claim(context.Background(), "chat.0", 5); !errors.Is(err, ErrFenced) {
+			t.Fatalf("Claim with token 5 after claim 6: err = %v, want ErrFenced", err)
+		}
+		l := load(t, s, "chat.0", []string{"a", "c1"}, 1<<50, 10)
+		if want := map[string][]byte{"a": []byte("v5")}; !reflect.DeepEqual(l.States, want) || len(l.Due) != 0 {
+			t.Fatalf("after fenced apply: states %q due %v, want only a=v5", l.States, l.Due)
+		}
+		if f := figures(t, s, []string{"chat.0"}); len(f) != 0 {
+			t.Fatalf("fenced apply wrote figures: %v", f)
+		}
+		if c := claim(t, s, "chat.0", 6); c.Offset != 10 {
+			t.Fatalf("offset after fenced apply = %d, want 10", c.Offset)
+		}
+		// The owner itself writes on.
+		apply(t, s, "chat.0", fullBatch(6, 11))
+	}},
+	{"newer token writes without a claim and fences older ones", func(t *testing.T, s Store) {
+		// As after Redis lost the owner (a restart without persistence):
+		// the newest writer goes on, older ones stay out.
+		claim(t, s, "chat.0", 1)
+		apply(t, s, "chat.0", &Batch{Token: 2, Offset: 1})
+		if _, err := s.Apply(context.Background(), "chat.0", &Batch{Token: 1, Offset: 2}); !errors.Is(err, ErrFenced) {
+			t.Fatalf("Apply with token 1 after token 2 wrote: err = %v, want ErrFenced", err)
+		}
+		if _, err := s.Claim(context.Background(), "chat.0", 1); !errors.Is(err, ErrFenced) {
+			t.Fatalf("Claim with token 1 after token 2 wrote: err = %v, want ErrFenced", err)
+		}
+	}},
+	{"stale offset writes nothing", func(t *testing.T, s Store) {
+		claim(t, s, "chat.0", 1)
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 10, States: map[string][]byte{"a": []byte("v10")}})
+		for _, off := range []int64{10, 9, 0} {
+			b := fullBatch(1, off)
+			b.States["a"] = []byte("stale")
+			if _, err := s.Apply(context.Background(), "chat.0", b); !errors.Is(err, ErrStale) {
+				t.Fatalf("Apply offset %d after 10: err = %v, want ErrStale", off, err)
+			}
+		}
+		l := load(t, s, "chat.0", []string{"a"}, 1<<50, 10)
+		if string(l.States["a"]) != "v10" || len(l.Due) != 0 || l.NextDue != 0 {
+			t.Fatalf("after stale applies: %+v, want a=v10 and no timers", l)
+		}
+		if f := figures(t, s, []string{"chat.0"}); len(f) != 0 {
+			t.Fatalf("stale apply wrote figures: %v", f)
+		}
+		// A timer sweep covers no record and is never stale.
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: -1, States: map[string][]byte{"a": []byte("swept")}})
+		if l := load(t, s, "chat.0", []string{"a"}, 0, 0); string(l.States["a"]) != "swept" {
+			t.Fatalf("timer-only batch not applied: a = %q", l.States["a"])
+		}
+		if c := claim(t, s, "chat.0", 1); c.Offset != 10 {
+			t.Fatalf("offset after timer-only batch = %d, want 10", c.Offset)
+		}
+	}},
+	{"redelivered batch changes nothing", func(t *testing.T, s Store) {
+		claim(t, s, "chat.0", 1)
+		apply(t, s, "chat.0", fullBatch(1, 7))
+		before := snapshot(t, s, "chat.0")
+		if _, err := s.Apply(context.Background(), "chat.0", fullBatch(1, 7)); !errors.Is(err, ErrStale) {
+			t.Fatalf("redelivered batch: err = %v, want ErrStale", err)
+		}
+		if after := snapshot(t, s, "chat.0"); !reflect.DeepEqual(before, after) {
+			t.Fatalf("redelivered batch changed the state:\nbefore %+v\nafter  %+v", before, after)
+		}
+	}},
+	{"states set and deleted", func(t *testing.T, s Store) {
+		claim(t, s, "chat.0", 1)
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 1, States: map[string][]byte{"a": []byte("1"), "b": []byte("2"), "e": {}}})
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 2, States: map[string][]byte{"a": nil, "b": []byte("3")}})
+		l := load(t, s, "chat.0", []string{"a", "b", "e", "zz"}, 0, 0)
+		if want := map[string][]byte{"b": []byte("3"), "e": {}}; !reflect.DeepEqual(l.States, want) {
+			t.Fatalf("states = %q, want %q", l.States, want)
+		}
+	}},
+	{"timers due in order within limit", func(t *testing.T, s Store) {
+		claim(t, s, "chat.0", 1)
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 1,
+			States: map[string][]byte{"a": []byte("A"), "b": []byte("B"), "d": []byte("D")},
+			Timers: map[string]int64{"a": 300, "b": 100, "c": 200, "d": 100, "e": 900}})
+		cases := []struct {
+			dueBy int64
+			limit int
+			want  []string
+		}{
+			{99, 10, nil},
+			{100, 10, []string{"b", "d"}},
+			{200, 2, []string{"b", "d"}},
+			{300, 10, []string{"b", "d", "c", "a"}},
+			{300, 0, nil},
+			{0, 10, nil},
+		}
+		for _, c := range cases {
+			l := load(t, s, "chat.0", nil, c.dueBy, c.limit)
+			if !slices.Equal(l.Due, c.want) {
+				t.Errorf("Load(dueBy %d, limit %d).Due = %v, want %v", c.dueBy, c.limit, l.Due, c.want)
+			}
+			if l.NextDue != 100 {
+				t.Errorf("Load(dueBy %d).NextDue = %d, want 100", c.dueBy, l.NextDue)
+			}
+			for _, k := range l.Due {
+				if k != "c" && l.States[k] == nil {
+					t.Errorf("Load(dueBy %d) has no state of due %s", c.dueBy, k)
+				}
+			}
+			if _, ok := l.States["c"]; ok {
+				t.Errorf("Load returned a state for c, which has none")
+			}
+		}
+		// Moving and removing timers.
+		next := apply(t, s, "chat.0", &Batch{Token: 1, Offset: 2, Timers: map[string]int64{"b": 0, "d": 250, "c": 0}})
+		if next != 250 {
+			t.Fatalf("next due after moving = %d, want 250", next)
+		}
+		if l := load(t, s, "chat.0", nil, 1000, 10); !slices.Equal(l.Due, []string{"d", "a", "e"}) {
+			t.Fatalf("due after moving = %v, want [d a e]", l.Due)
+		}
+		// Back to an earlier time: due once, not twice.
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 3, Timers: map[string]int64{"d": 400}})
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 4, Timers: map[string]int64{"d": 250}})
+		if l := load(t, s, "chat.0", nil, 1000, 10); !slices.Equal(l.Due, []string{"d", "a", "e"}) {
+			t.Fatalf("due after moving back = %v, want [d a e]", l.Due)
+		}
+		next = apply(t, s, "chat.0", &Batch{Token: 1, Offset: 5, Timers: map[string]int64{"a": 0, "d": 0, "e": 0}})
+		if next != 0 {
+			t.Fatalf("next due with no timers = %d, want 0", next)
+		}
+	}},
+	{"outbox leases and acks", func(t *testing.T, s Store) {
+		ctx := context.Background()
+		claim(t, s, "chat.0", 1)
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 1, Now: 1000, Lease: 5 * time.Second,
+			Outbox: []Delivery{{Key: "k2", Payload: []byte("p2")}, {Key: "k1", Payload: []byte("p1")}}})
+		outbox := func(now int64, limit int) string {
+			t.Helper()
+			ds, err := s.Outbox(ctx, "chat.0", 1, now, 5*time.Second, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprint(deliveries(ds))
+		}
+		if got := outbox(5999, 10); got != "[]" {
+			t.Fatalf("outbox before the lease ends = %s, want none", got)
+		}
+		if got := outbox(6000, 1); got != "[k1=p1]" {
+			t.Fatalf("outbox at lease end, limit 1 = %s, want [k1=p1]", got)
+		}
+		if got := outbox(6000, 10); got != "[k2=p2]" {
+			t.Fatalf("outbox again = %s, want [k2=p2] (k1 leased again)", got)
+		}
+		if got := outbox(10999, 10); got != "[]" {
+			t.Fatalf("outbox before the new leases end = %s, want none", got)
+		}
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: -1, Acks: []string{"k1"}})
+		if got := outbox(11000, 10); got != "[k2=p2]" {
+			t.Fatalf("outbox after acking k1 = %s, want [k2=p2]", got)
+		}
+		if got := outbox(11000, 0); got != "[]" {
+			t.Fatalf("outbox with limit 0 = %s, want none", got)
+		}
+		// A new owner takes everything over at once.
+		claim(t, s, "chat.0", 2)
+		ds, err := s.Outbox(ctx, "chat.0", 2, 1<<62, time.Second, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(deliveries(ds)); got != "[k2=p2]" {
+			t.Fatalf("outbox for the new owner = %s, want [k2=p2]", got)
+		}
+	}},
+	{"figures sum across scopes and shops", func(t *testing.T, s Store) {
+		claim(t, s, "chat.0", 1)
+		claim(t, s, "chat.1", 1)
+		claim(t, s, "presence.0", 1)
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 1,
+			Figures: []detectors.FigureDelta{
+				{Shop: "s1", Day: "2026-11-24", Field: "consulting", Delta: 2},
+				{Shop: "s1", Day: "2026-11-24", Field: "breached:3m", Delta: 1},
+				{Shop: "s1", Day: "2026-11-23", Field: "consulting", Delta: 100},
+				{Shop: "s2", Day: "2026-11-25", Field: "consulting", Delta: 4},
+				{Shop: "s1", Day: "", Field: "a:a7:waiting", Delta: 1},
+				// Not aggregated by the caller: summed all the same.
+				{Shop: "s1", Day: "2026-11-24", Field: "consulting", Delta: 1},
+			},
+			Waits: []detectors.WaitOp{
+				{Shop: "s1", Buyer: "b1", Start: 5000, Add: true},
+				{Shop: "s1", Buyer: "b2", Start: 7000, Add: true},
+				// Added and removed in one batch: gone.
+				{Shop: "s1", Buyer: "b3", Start: 1000, Add: true},
+				{Shop: "s1", Buyer: "b3", Add: false},
+			}})
+		apply(t, s, "chat.1", &Batch{Token: 1, Offset: 1,
+			Figures: []detectors.FigureDelta{
+				{Shop: "s1", Day: "2026-11-24", Field: "consulting", Delta: 5},
+				{Shop: "s1", Day: "", Field: "a:a7:waiting", Delta: 2},
+			},
+			Waits: []detectors.WaitOp{
+				// Removed and added again: waiting since the new start.
+				{Shop: "s1", Buyer: "b9", Add: false},
+				{Shop: "s1", Buyer: "b9", Start: 3000, Add: true},
+				{Shop: "s3", Buyer: "x", Start: 9000, Add: true},
+			}})
+		apply(t, s, "presence.0", &Batch{Token: 1, Offset: 1,
+			Figures: []detectors.FigureDelta{
+				{Shop: "s1", Field: detectors.SeatField("online"), Delta: 1},
+				{Shop: "s1", Field: detectors.SeatField("online"), Delta: -1},
+			}})
+		got := figures(t, s, []string{"chat.0", "chat.1", "presence.0"})
+		want := map[string]ShopFigures{
+			"s1": {Shop: "s1",
+				Day: map[string]int64{"consulting": 8, "breached:3m": 1},
+				// A counter back at zero is still there: it was seen.
+				Now:     map[string]int64{"a:a7:waiting": 3, "seats:online": 0},
+				Waiting: 3, OldestStart: 3000},
+			// s2 counted only on another day.
+			"s2": {Shop: "s2", Day: map[string]int64{}, Now: map[string]int64{}},
+			"s3": {Shop: "s3", Day: map[string]int64{}, Now: map[string]int64{}, Waiting: 1, OldestStart: 9000},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("figures:\n got  %+v\n want %+v", got, want)
+		}
+		// Only the scopes asked for count.
+		got = figures(t, s, []string{"chat.1"})
+		if f := got["s1"]; f.Day["consulting"] != 5 || f.Waiting != 1 || f.OldestStart != 3000 {
+			t.Fatalf("figures of chat.1 only: s1 = %+v", f)
+		}
+		// Waits end.
+		apply(t, s, "chat.1", &Batch{Token: 1, Offset: 2, Waits: []detectors.WaitOp{{Shop: "s1", Buyer: "b9"}}})
+		if f := figures(t, s, []string{"chat.0", "chat.1"})["s1"]; f.Waiting != 2 || f.OldestStart != 5000 {
+			t.Fatalf("after b9 replied: waiting %d oldest %d, want 2 and 5000", f.Waiting, f.OldestStart)
+		}
+	}},
+	{"lease", func(t *testing.T, s Store) {
+		ctx := context.Background()
+		lease := func(holder string, ttl time.Duration) bool {
+			t.Helper()
+			ok, err := s.Lease(ctx, "reporter", holder, ttl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		if !lease("a", time.Minute) {
+			t.Fatal("a did not get a free lease")
+		}
+		if lease("b", time.Minute) {
+			t.Fatal("b took a's live lease")
+		}
+		if !lease("a", time.Minute) {
+			t.Fatal("a could not renew its lease")
+		}
+		if err := s.ReleaseLease(ctx, "reporter", "b"); err != nil {
+			t.Fatal(err)
+		}
+		if lease("b", time.Minute) {
+			t.Fatal("b's release freed a's lease")
+		}
+		if err := s.ReleaseLease(ctx, "reporter", "a"); err != nil {
+			t.Fatal(err)
+		}
+		if !lease("b", 150*time.Millisecond) {
+			t.Fatal("b did not get the released lease")
+		}
+		if lease("a", time.Minute) {
+			t.Fatal("a took b's live lease")
+		}
+		time.Sleep(300 * time.Millisecond)
+		if !lease("a", time.Minute) {
+			t.Fatal("a did not take over after b's lease lapsed")
+		}
+		if lease("b", time.Minute) {
+			t.Fatal("b still holds a lapsed lease")
+		}
+	}},
+}
+
+// testStore runs the shared behaviour against fresh stores from newStore.
+func testStore(t *testing.T, newStore func(t *testing.T) Store) {
+	for _, c := range storeCases {
+		t.Run(c.name, func(t *testing.T) { c.run(t, newStore(t)) })
+	}
+}
+
+func claim(t *testing.T, s Store, scope string, token int64) Claimed {
+	t.Helper()
+	c, err := s.Claim(context.Background(), scope, token)
+	if err != nil {
+		t.Fatalf("Claim(%s, %d): %v", scope, token, err)
+	}
+	return c
+}
+
+func apply(t *testing.T, s Store, scope string, b *Batch) int64 {
+	t.Helper()
+	next, err := s.Apply(context.Background(), scope, b)
+	if err != nil {
+		t.Fatalf("Apply(%s, offset %d): %v", scope, b.Offset, err)
+	}
+	return next
+}
+
+func load(t *testing.T, s Store, scope string, keys []string, dueBy int64, limit int) Loaded {
+	t.Helper()
+	l, err := s.Load(context.Background(), scope, keys, dueBy, limit)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", scope, err)
+	}
+	return l
+}
+
+const testDay = "2026-11-24"
+
+func figures(t *testing.T, s Store, scopes []string) map[string]ShopFigures {
+	t.Helper()
+	f, err := s.Figures(context.Background(), scopes, func(string) string { return testDay })
+	if err != nil {
+		t.Fatalf("Figures: %v", err)
+	}
+	out := map[string]ShopFigures{}
+	for k, v := range f {
+		out[k] = *v
+	}
+	return out
+}
+
+func deliveries(ds []Delivery) []string {
+	out := []string{}
+	for _, d := range ds {
+		out = append(out, d.Key+"="+string(d.Payload))
+	}
+	return out
+}
+
+// fullBatch touches every part of a partition.
+func fullBatch(token, offset int64) *Batch {
+	return &Batch{Token: token, Offset: offset, Now: 1000, Lease: time.Second,
+		States: map[string][]byte{"c1": []byte("state-1"), "c2": []byte("state-2")},
+		Timers: map[string]int64{"c1": 5000, "c2": 7000},
+		Figures: []detectors.FigureDelta{
+			{Shop: "s1", Day: testDay, Field: "consulting", Delta: 1},
+			{Shop: "s1", Field: "a:a1:waiting", Delta: 1},
+		},
+		Waits:  []detectors.WaitOp{{Shop: "s1", Buyer: "b1", Start: 900, Add: true}},
+		Outbox: []Delivery{{Key: "alert-1/firing", Payload: []byte(`{"id":1}`)}},
+	}
+}
+
+type partitionSnapshot struct {
+	Claimed Claimed
+	Loaded  Loaded
+	Figures map[string]ShopFigures
+	Outbox  []string
+}
+
+// snapshot reads everything of scope through the Store (and claims it
+// again with the same token, which changes nothing).
+func snapshot(t *testing.T, s Store, scope string) partitionSnapshot {
+	t.Helper()
+	l := load(t, s, scope, []string{"c1", "c2"}, 1<<50, 100)
+	ds, err := s.Outbox(context.Background(), scope, 1, 1<<50, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return partitionSnapshot{Claimed: claim(t, s, scope, 1), Loaded: l,
+		Figures: figures(t, s, []string{scope}), Outbox: deliveries(ds)}
+}
