@@ -61,7 +61,7 @@ type daySchedule struct {
 	trans          []transition
 }
 
-func (d *daySchedule) statusAt(t int64) string {
+func (d daySchedule) statusAt(t int64) string {
 	st := stOffline
 	for _, tr := range d.trans {
 		if tr.at > t {
@@ -74,7 +74,7 @@ func (d *daySchedule) statusAt(t int64) string {
 
 // availableFrom is the first time ≥ t in this day when the agent can reply
 // (online or busy), or -1.
-func (d *daySchedule) availableFrom(t int64) int64 {
+func (d daySchedule) availableFrom(t int64) int64 {
 	if available(d.statusAt(t)) {
 		return t
 	}
@@ -105,9 +105,10 @@ func msOfDay(t int64, loc *time.Location) int64 {
 // schedule returns the agent's schedule for the shop-local day holding t. A
 // day's schedule depends on the seed, the shop, the agent and the date only,
 // so any span of a seed sees the same shifts.
-func (g *gen) schedule(s *shop, a *agent, t int64) *daySchedule {
-	for i := range a.days {
-		if d := &a.days[i]; t >= d.midnight && t < d.next {
+// It returns a copy: the cache moves entries.
+func (g *gen) schedule(s *shop, a *agent, t int64) daySchedule {
+	for _, d := range a.days {
+		if t >= d.midnight && t < d.next {
 			return d
 		}
 	}
@@ -120,7 +121,7 @@ func (g *gen) schedule(s *shop, a *agent, t int64) *daySchedule {
 		a.days = a.days[:2]
 	}
 	a.days = append(a.days, d)
-	return &a.days[len(a.days)-1]
+	return d
 }
 
 type spell struct {
