@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -166,8 +165,10 @@ func (w *worker) start(ctx context.Context, assigned int64) error {
 	}
 	w.log.Info("partition claimed", zap.Int64("token", w.token), zap.Int64("offset", start),
 		zap.Int64("applied", claimed.Offset), zap.Bool("behind", w.behind))
-	// Alerts the previous owner produced but did not see accepted.
-	w.sweep(ctx, math.MaxInt64)
+	// Alerts the previous owner produced but did not see accepted: every
+	// lease it could hold ends before now + lease, and each page read is
+	// leased past that, so pages do not come back.
+	w.sweep(ctx, w.p.now().Add(w.p.cfg.OutboxLease).UnixMilli())
 	return nil
 }
 
@@ -427,8 +428,7 @@ func (w *worker) deliver(ctx context.Context, ds []state.Delivery, alerts []aler
 	}
 }
 
-// sweep re-sends outbox records whose lease ran out (all of them when
-// upTo is MaxInt64, as after taking a partition over).
+// sweep re-sends outbox records whose lease ended by upTo (Unix ms).
 func (w *worker) sweep(ctx context.Context, upTo int64) {
 	w.lastSweep = w.p.now()
 	for ctx.Err() == nil {

@@ -1,0 +1,425 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/internal/testenv"
+	"github.com/replywatch/replywatch/state"
+)
+
+// day is a shop day whose figures and alerts were counted by hand (see
+// wantFigures and wantFiring). Shop s1, PDD rules (08:00-23:00, 3m and 5m,
+// warnings 60 s before each):
+//
+//	b1 answered in 20 s; b2 waits 10:01, writes again, answered at 10:04:30
+//	(3m breach); b3 waits from 10:10, never answered (3m and 5m breach); b4
+//	gets a bot reply, then a human one exactly 2 min after (warning due at
+//	that instant: in time); b5 writes at 07:30 (outside hours: nothing);
+//	b6 breaches and is then blocked (leaves the figures, alerts excluded);
+//	b2 breaches 3m again at 11:03 (a second alert, still one breached buyer).
+//	Shop s2: one buyer answered in 10 s.
+func day() []event.Event {
+	return []event.Event{
+		msg("e01", "s1", "b1", "buyer", "", sh("10:00:00")),
+		msg("e02", "s1", "b1", "agent", "a1", sh("10:00:20")),
+		msg("e03", "s1", "b2", "buyer", "", sh("10:01:00")),
+		msg("e04", "s1", "b2", "buyer", "", sh("10:02:00")),
+		msg("e05", "s1", "b2", "agent", "a1", sh("10:04:30")),
+		msg("e06", "s1", "b3", "buyer", "", sh("10:10:00")),
+		msg("e07", "s1", "b4", "buyer", "", sh("10:20:00")),
+		msg("e08", "s1", "b4", "bot", "", sh("10:20:05")),
+		msg("e09", "s1", "b4", "agent", "a2", sh("10:22:00")),
+		msg("e10", "s1", "b5", "buyer", "", sh("07:30:00")),
+		msg("e11", "s1", "b6", "buyer", "", sh("10:30:00")),
+		chatEvent("e12", event.TypeBuyerBlocked, "s1", "b6", "a1", sh("10:40:00")),
+		msg("e13", "s1", "b2", "buyer", "", sh("11:00:00")),
+		msg("e14", "s1", "b2", "agent", "a1", sh("11:03:30")),
+		msg("e15", "s2", "b1", "buyer", "", sh("10:00:00")),
+		msg("e16", "s2", "b1", "agent", "a9", sh("10:00:10")),
+	}
+}
+
+// endOfDay is when the checks are made: after every deadline above.
+var endOfDay = sh("12:00:00")
+
+var wantFigures = map[string]float64{
+	"replywatch_consulting_buyers{shop=s1}":                  4,
+	"replywatch_reply_breached_buyers{shop=s1,threshold=3m}": 2,
+	"replywatch_reply_breached_buyers{shop=s1,threshold=5m}": 1,
+	"replywatch_reply_rate{shop=s1,threshold=3m}":            0.5,
+	"replywatch_reply_rate{shop=s1,threshold=5m}":            0.75,
+	"replywatch_buyer_messages{shop=s1}":                     6,
+	"replywatch_response_30s_rate{shop=s1}":                  1.0 / 6,
+	"replywatch_avg_response_seconds{shop=s1}":               (20 + 210 + 120 + 210) / 4.0,
+	"replywatch_waiting_buyers{shop=s1}":                     1,
+	"replywatch_consulting_buyers{shop=s2}":                  1,
+	"replywatch_reply_breached_buyers{shop=s2,threshold=3m}": 0,
+	"replywatch_reply_rate{shop=s2,threshold=3m}":            1,
+	"replywatch_buyer_messages{shop=s2}":                     1,
+	"replywatch_response_30s_rate{shop=s2}":                  1,
+	"replywatch_avg_response_seconds{shop=s2}":               10,
+	"replywatch_waiting_buyers{shop=s2}":                     0,
+}
+
+func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
+func wantID(kind, threshold, buyer string, start time.Time) string {
+	return alerting.ID(kind, threshold, "s1", buyer, ms(start))
+}
+
+// wantFiring maps each expected firing alert id to how it must end ("" = still firing).
+func wantFiring() map[string]string {
+	w, b := alerting.KindReplyWarning, alerting.KindReplyBreach
+	return map[string]string{
+		wantID(w, "3m", "b2", sh("10:01:00")): alerting.ReasonReplied,
+		wantID(b, "3m", "b2", sh("10:01:00")): alerting.ReasonReplied,
+		wantID(w, "3m", "b3", sh("10:10:00")): "",
+		wantID(b, "3m", "b3", sh("10:10:00")): "",
+		wantID(w, "5m", "b3", sh("10:10:00")): "",
+		wantID(b, "5m", "b3", sh("10:10:00")): "",
+		wantID(w, "3m", "b6", sh("10:30:00")): alerting.ReasonExcluded,
+		wantID(b, "3m", "b6", sh("10:30:00")): alerting.ReasonExcluded,
+		wantID(w, "5m", "b6", sh("10:30:00")): alerting.ReasonExcluded,
+		wantID(b, "5m", "b6", sh("10:30:00")): alerting.ReasonExcluded,
+		wantID(w, "3m", "b2", sh("11:00:00")): alerting.ReasonReplied,
+		wantID(b, "3m", "b2", sh("11:00:00")): alerting.ReasonReplied,
+	}
+}
+
+// outcome summarises alerts as id → "" (firing) or the reason that resolved it,
+// failing on a resolved record without its firing one.
+func outcome(alerts []alerting.Alert) (map[string]string, error) {
+	out := map[string]string{}
+	for _, a := range alerts {
+		switch a.Status {
+		case alerting.Firing:
+			if _, ok := out[a.ID]; !ok {
+				out[a.ID] = ""
+			}
+		case alerting.Resolved:
+			if _, ok := out[a.ID]; !ok {
+				return nil, fmt.Errorf("resolved %s (%s) before or without its firing record", a.ID, a.Kind)
+			}
+			out[a.ID] = a.Reason
+		}
+	}
+	return out, nil
+}
+
+func sameOutcome(got, want map[string]string) error {
+	var diffs []string
+	for id, r := range want {
+		g, ok := got[id]
+		if !ok {
+			diffs = append(diffs, "missing "+id)
+		} else if g != r {
+			diffs = append(diffs, fmt.Sprintf("%s ended %q, want %q", id, g, r))
+		}
+	}
+	for id := range got {
+		if _, ok := want[id]; !ok {
+			diffs = append(diffs, "unexpected "+id)
+		}
+	}
+	sort.Strings(diffs)
+	if len(diffs) > 0 {
+		return errors.New(strings.Join(diffs, "; "))
+	}
+	return nil
+}
+
+type env struct {
+	broker string
+	kafka  *kfake.Cluster
+	redis  string
+}
+
+func newEnv(t *testing.T) env {
+	addr, c := testenv.Kafka(t, testTopics)
+	return env{broker: addr, kafka: c, redis: testenv.Redis(t)}
+}
+
+// The day's events produced as a backlog and processed by `run`'s assembly
+// give on cs.alerts exactly the hand-counted alerts, and on /metrics the
+// hand-counted figures.
+func TestDayFromBacklog(t *testing.T) {
+	e := newEnv(t)
+	produce(t, e.broker, "cs.chat", day()...)
+	clock := &fakeClock{t: endOfDay}
+	r := start(t, testConfig(t, e.broker, e.redis, "g1"), clock, "r1")
+	eventually(t, 20*time.Second, "figures", func() error {
+		return expectFigures(scrape(t, r.app.Addr()), wantFigures)
+	})
+	eventually(t, 10*time.Second, "alerts", func() error {
+		got, err := outcome(readAlerts(t, e.broker))
+		if err != nil {
+			return err
+		}
+		return sameOutcome(got, wantFiring())
+	})
+	m := scrape(t, r.app.Addr())
+	if v := m["replywatch_events_total{result=applied,topic=cs.chat}"]; v != 16 {
+		t.Errorf("applied events = %v, want 16", v)
+	}
+	if v := m["replywatch_agent_reply_breached_buyers{agent=a1,shop=s1,threshold=3m}"]; v < 1 {
+		t.Errorf("per-agent breaches for a1 = %v, want at least 1", v)
+	}
+}
+
+// Invariant 3: the same day fed live (events arriving as their time comes)
+// gives the same figures and the same non-retracted alerts as the backlog.
+func TestLiveEqualsBacklog(t *testing.T) {
+	e := newEnv(t)
+	evs := day()
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].TS.Before(evs[j].TS.Time) })
+	clock := &fakeClock{t: evs[0].TS.Add(-time.Minute)}
+	r := start(t, testConfig(t, e.broker, e.redis, "live"), clock, "live")
+	eventually(t, 20*time.Second, "joined", func() error {
+		if !r.app.Processor.Joined() {
+			return errors.New("not joined")
+		}
+		return nil
+	})
+	for i, ev := range evs {
+		// Let time pass up to the event in steps, as a live day would.
+		for clock.Now().Before(ev.TS.Time) {
+			clock.Set(minTime(clock.Now().Add(30*time.Second), ev.TS.Time))
+			time.Sleep(30 * time.Millisecond)
+		}
+		produce(t, e.broker, "cs.chat", ev)
+		want := float64(i + 1)
+		eventually(t, 10*time.Second, "event applied", func() error {
+			if got := scrape(t, r.app.Addr())["replywatch_events_total{result=applied,topic=cs.chat}"]; got != want {
+				return fmt.Errorf("applied %v of %v", got, want)
+			}
+			return nil
+		})
+	}
+	for clock.Now().Before(endOfDay) {
+		clock.Set(minTime(clock.Now().Add(time.Minute), endOfDay))
+		time.Sleep(20 * time.Millisecond)
+	}
+	eventually(t, 20*time.Second, "figures", func() error {
+		return expectFigures(scrape(t, r.app.Addr()), wantFigures)
+	})
+	eventually(t, 10*time.Second, "alerts", func() error {
+		got, err := outcome(readAlerts(t, e.broker))
+		if err != nil {
+			return err
+		}
+		return sameOutcome(got, wantFiring())
+	})
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// Invariant 1: delivering the same events again, as duplicates with new
+// offsets and by re-reading the partitions from the start in a new group,
+// changes no figure and emits no new alert.
+func TestRedeliveryChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	produce(t, e.broker, "cs.chat", day()...)
+	clock := &fakeClock{t: endOfDay}
+	r := start(t, testConfig(t, e.broker, e.redis, "g1"), clock, "r1")
+	eventually(t, 20*time.Second, "figures", func() error { return expectFigures(scrape(t, r.app.Addr()), wantFigures) })
+	eventually(t, 10*time.Second, "alerts", func() error {
+		got, _ := outcome(readAlerts(t, e.broker))
+		return sameOutcome(got, wantFiring())
+	})
+	before := len(readAlerts(t, e.broker))
+
+	produce(t, e.broker, "cs.chat", day()...) // the same event ids again
+	eventually(t, 20*time.Second, "duplicates counted", func() error {
+		if got := scrape(t, r.app.Addr())["replywatch_events_total{result=duplicate,topic=cs.chat}"]; got != 16 {
+			return fmt.Errorf("duplicates = %v, want 16", got)
+		}
+		return nil
+	})
+	r.stop(t)
+
+	// A second group reads every partition from offset 0 against the same state.
+	r2 := start(t, testConfig(t, e.broker, e.redis, "g2"), clock, "r2")
+	eventually(t, 20*time.Second, "second group caught up", func() error {
+		m := scrape(t, r2.app.Addr())
+		if m["replywatch_owned_partitions{topic=cs.chat}"] != 4 {
+			return errors.New("partitions not owned yet")
+		}
+		return expectFigures(m, wantFigures)
+	})
+	time.Sleep(time.Second)
+	if m := scrape(t, r2.app.Addr()); m["replywatch_events_total{result=applied,topic=cs.chat}"] != 0 {
+		t.Errorf("re-read records were applied again: %v", m["replywatch_events_total{result=applied,topic=cs.chat}"])
+	}
+	if after := len(readAlerts(t, e.broker)); after != before {
+		t.Errorf("alert records went from %d to %d after redelivery", before, after)
+	}
+}
+
+// Invariant 2: when the alerts topic does not accept alerts and the replica
+// dies, the next owner sends them with the same ids.
+func TestAlertsSurviveCrashBeforeDelivery(t *testing.T) {
+	e := newEnv(t)
+	var failing atomic.Bool
+	failing.Store(true)
+	e.kafka.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.kafka.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		if !failing.Load() || len(pr.Topics) == 0 || pr.Topics[0].Topic != "cs.alerts" {
+			return nil, nil, false
+		}
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		for _, tp := range pr.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic = tp.Topic
+			for _, p := range tp.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = kerr.NotEnoughReplicas.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	produce(t, e.broker, "cs.chat", day()...)
+	clock := &fakeClock{t: endOfDay}
+	cfg := testConfig(t, e.broker, e.redis, "g1")
+	cfg.Alerts.Lease = time.Hour // only a new owner re-sends
+	r := start(t, cfg, clock, "r1")
+	eventually(t, 30*time.Second, "figures with alerts undelivered", func() error {
+		m := scrape(t, r.app.Addr())
+		if m["replywatch_alert_deliveries_total{result=error,sink=kafka}"] == 0 {
+			return errors.New("no failed delivery yet")
+		}
+		return expectFigures(m, wantFigures)
+	})
+	r.cancel() // the replica dies with its alerts in the outbox
+	<-r.done
+	r.done <- nil
+	if n := len(readAlerts(t, e.broker)); n != 0 {
+		t.Fatalf("%d alerts reached the topic while it refused them", n)
+	}
+	failing.Store(false)
+	start(t, cfg, clock, "r2")
+	eventually(t, 30*time.Second, "alerts re-sent by the next owner", func() error {
+		got, err := outcome(readAlerts(t, e.broker))
+		if err != nil {
+			return err
+		}
+		return sameOutcome(got, wantFiring())
+	})
+}
+
+// Invariant 4: after a rebalance hands a partition to another consumer, the
+// one that lost it cannot write its state.
+func TestLostPartitionIsFenced(t *testing.T) {
+	e := newEnv(t)
+	clock := &fakeClock{t: endOfDay}
+	a := start(t, testConfig(t, e.broker, e.redis, "g"), clock, "a")
+	eventually(t, 20*time.Second, "a owns every partition", func() error {
+		if v := scrape(t, a.app.Addr())["replywatch_owned_partitions{topic=cs.chat}"]; v != 4 {
+			return fmt.Errorf("a owns %v", v)
+		}
+		return nil
+	})
+	b := start(t, testConfig(t, e.broker, e.redis, "g"), clock, "b")
+	eventually(t, 30*time.Second, "partitions shared after the rebalance", func() error {
+		va := scrape(t, a.app.Addr())["replywatch_owned_partitions{topic=cs.chat}"]
+		vb := scrape(t, b.app.Addr())["replywatch_owned_partitions{topic=cs.chat}"]
+		if va == 0 || vb == 0 || va+vb != 4 {
+			return fmt.Errorf("a owns %v, b owns %v", va, vb)
+		}
+		return nil
+	})
+	// Every partition is now claimed with the newer generation's token; a
+	// write with the first generation's token is refused and changes nothing.
+	store := a.app.Store
+	ctx := context.Background()
+	for p := 0; p < 4; p++ {
+		scope := state.Scope("chat", p)
+		_, err := store.Apply(ctx, scope, &state.Batch{Token: 1, Offset: 1 << 40,
+			States: map[string][]byte{"s1/ghost": []byte("x")}, Now: time.Now().UnixMilli()})
+		if !errors.Is(err, state.ErrFenced) {
+			t.Errorf("%s: write with the old token: %v, want ErrFenced", scope, err)
+		}
+		loaded, err := store.Load(ctx, scope, []string{"s1/ghost"}, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := loaded.States["s1/ghost"]; ok {
+			t.Errorf("%s: fenced write left state behind", scope)
+		}
+	}
+}
+
+// Invariant 5: bad input lands in the topic's .DLT with its reason and the
+// partition keeps flowing.
+func TestBadInputIsDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	bad := [][]byte{
+		[]byte(`not json`),
+		[]byte(`{"event_id":"x1","type":"message","ts":"2026-11-24T10:00:00+08:00","shop_id":"s1","sender":"buyer"}`),
+		[]byte(`{"event_id":"x2","type":"teleport","ts":"2026-11-24T10:00:00+08:00","shop_id":"s1","buyer_id":"b1"}`),
+		[]byte(`{"event_id":"x3","type":"message","ts":"2030-01-01T10:00:00+08:00","shop_id":"s1","buyer_id":"b1","sender":"buyer"}`),
+		[]byte(`{"event_id":"x4","type":"message","ts":"2026-11-24T10:00:00+08:00","shop_id":"s1","buyer_id":"b1","sender":"buyer","text":"` + strings.Repeat("长", 30000) + `"}`),
+	}
+	produceRaw(t, e.broker, "cs.chat", "s1/b1", bad...)
+	produce(t, e.broker, "cs.chat", day()...)
+	clock := &fakeClock{t: endOfDay}
+	r := start(t, testConfig(t, e.broker, e.redis, "g1"), clock, "r1")
+	eventually(t, 20*time.Second, "valid events after bad ones", func() error {
+		return expectFigures(scrape(t, r.app.Addr()), wantFigures)
+	})
+	dl := readTopic(t, e.broker, "cs.chat.DLT", 500*time.Millisecond)
+	if len(dl) != len(bad) {
+		t.Fatalf("%d dead letters, want %d", len(dl), len(bad))
+	}
+	wantReasons := []string{"bad_json", "missing_field: buyer_id", "unknown_type", "future_ts", "oversize"}
+	for i, m := range dl {
+		h := map[string]string{}
+		for _, x := range m.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		if !strings.HasPrefix(h["rw-error"], strings.Split(wantReasons[i], ":")[0]) || !strings.Contains(h["rw-error"], strings.TrimSpace(lastPart(wantReasons[i]))) {
+			t.Errorf("dead letter %d: rw-error %q, want %q", i, h["rw-error"], wantReasons[i])
+		}
+		if h["rw-topic"] != "cs.chat" || h["rw-partition"] == "" || h["rw-offset"] == "" {
+			t.Errorf("dead letter %d headers: %v", i, h)
+		}
+		if string(m.Value) != string(bad[i]) || string(m.Key) != "s1/b1" {
+			t.Errorf("dead letter %d does not keep the original key and value", i)
+		}
+	}
+	m := scrape(t, r.app.Addr())
+	for _, reason := range []string{"bad_json", "missing_field", "unknown_type", "future_ts", "oversize"} {
+		if m["replywatch_dead_letters_total{reason="+reason+",topic=cs.chat}"] != 1 {
+			t.Errorf("dead_letters_total{reason=%s} = %v, want 1", reason, m["replywatch_dead_letters_total{reason="+reason+",topic=cs.chat}"])
+		}
+	}
+}
+
+func lastPart(s string) string {
+	if i := strings.Index(s, ":"); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
