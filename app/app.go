@@ -127,12 +127,15 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		shops = append(shops, s)
 	}
 	rep := &metrics.Reporter{
-		Source:    store,
-		Holder:    o.Holder,
-		LeaseTTL:  cfg.Metrics.ReporterLease,
-		Interval:  cfg.Metrics.ReportInterval,
-		Shops:     shops,
-		Info:      func(shop string) metrics.ShopInfo { return metrics.ShopInfo{Rules: rules(shop)} },
+		Source:   store,
+		Holder:   o.Holder,
+		LeaseTTL: cfg.Metrics.ReporterLease,
+		Interval: cfg.Metrics.ReportInterval,
+		Shops:    shops,
+		Info: func(shop string) metrics.ShopInfo {
+			r := rules(shop)
+			return metrics.ShopInfo{Rules: r, Target: r.Target}
+		},
 		PerAgent:  cfg.Metrics.PerAgent,
 		MaxAgents: cfg.Metrics.MaxAgents,
 		Now:       o.Now,

@@ -113,6 +113,9 @@ type ReplySLA struct {
 	// OutsideHours is what a buyer message outside service hours does:
 	// OutsideIgnore or OutsideStartAtOpen.
 	OutsideHours string `yaml:"outside_hours"`
+	// Target is the reply rate the shop aims for (0 to 1), shown beside the
+	// live rate on dashboards and used by the business alert rules.
+	Target float64 `yaml:"target"`
 }
 
 // Clock tunes the partition clocks that fire timers.
@@ -171,6 +174,7 @@ type ShopReplySLA struct {
 	Thresholds   []time.Duration `yaml:"thresholds,omitempty"`
 	WarnBefore   *time.Duration  `yaml:"warn_before,omitempty"`
 	OutsideHours string          `yaml:"outside_hours,omitempty"`
+	Target       *float64        `yaml:"target,omitempty"`
 }
 
 // Values of the enumerated keys.
@@ -227,6 +231,7 @@ func Default() *Config {
 			Thresholds:   []time.Duration{3 * time.Minute, 5 * time.Minute},
 			WarnBefore:   60 * time.Second,
 			OutsideHours: OutsideIgnore,
+			Target:       0.9,
 		},
 		Clock:   Clock{Grace: 2 * time.Second, Allowance: 2 * time.Second, Tick: 100 * time.Millisecond},
 		Alerts:  Alerts{Language: "zh", Lease: 30 * time.Second},

@@ -20,6 +20,10 @@ var badCases = []struct {
 	file string
 	errs []string
 }{
+	{"target.bad.yml", []string{
+		`reply_sla.target: 1.5 is not between 0 and 1`,
+		`shops.s1.reply_sla.target: -0.1 is not between 0 and 1`,
+	}},
 	{"unknown_key.bad.yml", []string{
 		`kafka.group: unknown key (line 3)`,
 	}},
@@ -199,6 +203,7 @@ var fullConfig = &Config{
 		Thresholds:   []time.Duration{2 * time.Minute, 4 * time.Minute, 10 * time.Minute},
 		WarnBefore:   30 * time.Second,
 		OutsideHours: OutsideStartAtOpen,
+		Target:       0.85,
 	},
 	Clock:   Clock{Grace: time.Second, Allowance: 500 * time.Millisecond, Tick: 50 * time.Millisecond},
 	Alerts:  Alerts{Language: "en", Lease: time.Minute},
@@ -217,6 +222,7 @@ var fullConfig = &Config{
 				Thresholds:   []time.Duration{time.Minute},
 				WarnBefore:   ptr(20 * time.Second),
 				OutsideHours: OutsideIgnore,
+				Target:       ptr(0.97),
 			},
 		},
 	},

@@ -213,7 +213,7 @@ func (c *Config) topRules(p *problems) *detectors.Rules {
 	loc := location(p, "timezone", c.Timezone)
 	ranges := parseRanges(p, "service_hours", c.ServiceHours, true)
 	exc, excOK := parseExceptions(p, "service_exceptions", c.ServiceExceptions)
-	sla, slaOK := checkSLA(p, "reply_sla", c.ReplySLA, slaKeys{true, true, true})
+	sla, slaOK := checkSLA(p, "reply_sla", c.ReplySLA, slaKeys{true, true, true, true})
 	if loc == nil || ranges == nil || !excOK || !slaOK {
 		return nil
 	}
@@ -277,12 +277,16 @@ func (c *Config) shopRules(p *problems, id string, o ShopOverride, top *detector
 	if o.ReplySLA.OutsideHours != "" {
 		sla.OutsideHours = o.ReplySLA.OutsideHours
 	}
+	if o.ReplySLA.Target != nil {
+		sla.Target = *o.ReplySLA.Target
+	}
 	// Inherited keys were checked at the top level; check what the shop sets
 	// and how it combines with what it inherits.
 	mergedSLA, slaOK := checkSLA(p, prefix+".reply_sla", sla, slaKeys{
 		thresholds: o.ReplySLA.Thresholds != nil,
 		warnBefore: o.ReplySLA.WarnBefore != nil || o.ReplySLA.Thresholds != nil,
 		outside:    o.ReplySLA.OutsideHours != "",
+		target:     o.ReplySLA.Target != nil,
 	})
 
 	if !ok || loc == nil || ranges == nil || !excOK || !ownOK || !slaOK || top == nil {
@@ -303,12 +307,13 @@ func rulesOf(platform string, sched *hours.Schedule, sla ReplySLA) *detectors.Ru
 		Thresholds:  slices.Clone(sla.Thresholds),
 		WarnBefore:  sla.WarnBefore,
 		StartAtOpen: sla.OutsideHours == OutsideStartAtOpen,
+		Target:      sla.Target,
 	}
 }
 
 // slaKeys says which reply_sla keys to check: a shop checks only the keys
 // it sets, and warn_before whenever it may no longer fit the thresholds.
-type slaKeys struct{ thresholds, warnBefore, outside bool }
+type slaKeys struct{ thresholds, warnBefore, outside, target bool }
 
 // checkSLA checks reply rules; ok is false when they cannot be used.
 func checkSLA(p *problems, prefix string, sla ReplySLA, keys slaKeys) (ReplySLA, bool) {
@@ -332,6 +337,10 @@ func checkSLA(p *problems, prefix string, sla ReplySLA, keys slaKeys) (ReplySLA,
 		}
 	}
 	thresholdsOK := ok
+	if keys.target && (sla.Target < 0 || sla.Target > 1) {
+		p.add(prefix+".target", "%v is not between 0 and 1", sla.Target)
+		ok = false
+	}
 	if keys.outside && !oneOf(p, prefix+".outside_hours", sla.OutsideHours, OutsideIgnore, OutsideStartAtOpen) {
 		ok = false
 	}

@@ -23,6 +23,8 @@ type Rules struct {
 	// StartAtOpen starts the clock of an outside-hours buyer message at the
 	// next opening instead of ignoring it (profile option outside_hours: start_at_open).
 	StartAtOpen bool
+	// Target is the reply rate the shop aims for (0 to 1); figures only.
+	Target float64
 }
 
 // RulesFunc resolves the rules of a shop. It must always return non-nil
