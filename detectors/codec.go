@@ -6,17 +6,18 @@ import (
 	"fmt"
 )
 
-// Encoding of a Conversation, version 1. Times are varints relative to the
-// latest event time so that a waiting conversation stays well under 120
-// bytes. Layout:
+// Encoding of a Conversation, version 1. Times are varints relative to a
+// nearby time (the latest event, the latest human reply, the wait's anchor)
+// so that a waiting conversation stays well under 120 bytes. Layout:
 //
-//	version(1) flags(1) lastTS(uvarint) platform(str) agent(str)
+//	version(1) flags(1) lastTS(uvarint) platform(code, 0xff+str if unknown) agent(str)
 //	[lastTS-lastHuman(varint)] seen(n|next<<4, n×8 LE)
 //	[wait: lastTS-start(varint) start-anchor(uvarint) fired(uvarint) credit per fired breach(1)]
 //	pending(uvarint n, n×varint delta from the previous time, the first from the anchor)
-//	[prev: lastTS-start(varint) start-anchor(uvarint) end-start(varint) fired(uvarint) credit per fired breach(1) replier(1)]
-//	days(uvarint n) n×{day(varint, then delta) flags(1) agents(uvarint n, n×str)
-//	                   entries(uvarint n) n×{head(field|agent<<3) [thr ms(uvarint)] n(varint)}}
+//	[prev: lastHuman-end(varint) end-start(varint) start-anchor(uvarint) fired(uvarint)
+//	       credit per fired breach(1) replier(1)]
+//	days(uvarint n) n×{UTC day of lastTS-day (first), day-previous day (next)(varint) flags(1)
+//	                   agents(uvarint n, n×str) entries(uvarint n) n×{head(field|agent<<3) [thr ms(uvarint)] n(varint)}}
 //
 // str is a uvarint length and the bytes.
 const codecVersion = 1
@@ -29,7 +30,13 @@ const (
 	flagLastHuman             // a human reply was seen
 	flagExcluded  = 1         // tally flag: the day is excluded
 	maxStr        = 1 << 10   // bound on a decoded string (ids are ≤ 128 bytes)
+	otherPlatform = 0xff      // platform code of a name not in platforms
 )
+
+// platforms are coded by position + 1; 0 is none.
+var platforms = [...]string{"pdd", "taobao", "tmall", "jd", "douyin", "other"}
+
+func utcDay(ms int64) int64 { return ms / 86_400_000 }
 
 // ErrCorrupt is wrapped by every UnmarshalBinary error.
 var ErrCorrupt = errors.New("detectors: corrupt conversation state")
@@ -55,7 +62,7 @@ func (c *Conversation) MarshalBinary() ([]byte, error) {
 	}
 	b = append(b, codecVersion, flags)
 	b = binary.AppendUvarint(b, uint64(c.lastTS))
-	b = appendStr(b, c.platform)
+	b = appendPlatform(b, c.platform)
 	b = appendStr(b, c.agent)
 	if c.lastHuman != 0 {
 		b = binary.AppendVarint(b, c.lastTS-c.lastHuman)
@@ -78,17 +85,21 @@ func (c *Conversation) MarshalBinary() ([]byte, error) {
 	}
 	if c.prev.ok {
 		p := &c.prev
-		b = binary.AppendVarint(b, c.lastTS-p.start)
-		b = binary.AppendUvarint(b, uint64(p.start-p.anchor))
+		b = binary.AppendVarint(b, c.lastHuman-p.end)
 		b = binary.AppendVarint(b, p.end-p.start)
+		b = binary.AppendUvarint(b, uint64(p.start-p.anchor))
 		b = appendFired(b, p.fired, &p.credit)
 		b = append(b, p.replier)
 	}
 	b = binary.AppendUvarint(b, uint64(len(c.days)))
-	var lastDay int32
-	for _, t := range c.days {
-		b = binary.AppendVarint(b, int64(t.day-lastDay))
-		lastDay = t.day
+	lastDay := utcDay(c.lastTS)
+	for i, t := range c.days {
+		if i == 0 {
+			b = binary.AppendVarint(b, lastDay-int64(t.day))
+		} else {
+			b = binary.AppendVarint(b, int64(t.day)-lastDay)
+		}
+		lastDay = int64(t.day)
 		var tf byte
 		if t.excluded {
 			tf |= flagExcluded
@@ -108,6 +119,18 @@ func (c *Conversation) MarshalBinary() ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+func appendPlatform(b []byte, p string) []byte {
+	if p == "" {
+		return append(b, 0)
+	}
+	for i, q := range platforms {
+		if p == q {
+			return append(b, byte(i+1))
+		}
+	}
+	return appendStr(append(b, otherPlatform), p)
 }
 
 func appendStr(b []byte, s string) []byte {
@@ -228,7 +251,14 @@ func (c *Conversation) UnmarshalBinary(b []byte) error {
 		d.fail("unknown flags")
 	}
 	n.lastTS = int64(d.uvarint("last event time"))
-	n.platform = d.str("platform")
+	switch pc := d.byte("platform"); {
+	case pc == otherPlatform:
+		n.platform = d.str("platform")
+	case int(pc) > len(platforms):
+		d.fail("unknown platform code")
+	case pc > 0:
+		n.platform = platforms[pc-1]
+	}
 	n.agent = d.str("agent")
 	if flags&flagLastHuman != 0 {
 		n.lastHuman = n.lastTS - d.varint("last human reply")
@@ -264,18 +294,22 @@ func (c *Conversation) UnmarshalBinary(b []byte) error {
 	if flags&flagPrev != 0 {
 		p := &n.prev
 		p.ok, p.resp = true, flags&flagPrevResp != 0
-		p.start = n.lastTS - d.varint("ended wait start")
+		p.end = n.lastHuman - d.varint("ended wait end")
+		p.start = p.end - d.varint("ended wait start")
 		p.anchor = p.start - int64(d.uvarint("ended wait anchor"))
-		p.end = p.start + d.varint("ended wait end")
 		p.fired = d.fired(&p.credit)
 		p.replier = d.byte("replier")
 	}
 	if nd := d.count("days", maxDays); nd > 0 {
 		n.days = make([]tally, nd)
-		var day int64
+		day := utcDay(n.lastTS)
 		for i := range n.days {
 			t := &n.days[i]
-			day += d.varint("day")
+			if i == 0 {
+				day -= d.varint("day")
+			} else {
+				day += d.varint("day")
+			}
 			t.day = int32(day)
 			tf := d.byte("day flags")
 			if tf&^flagExcluded != 0 {

@@ -72,12 +72,8 @@ type Conversation struct {
 	days      []tally // at most maxDays, oldest first
 }
 
-// openWait is the wait in progress (R3).
-type openWait struct {
-	open bool
-	// added says the wait clock has started and the buyer is in the shop's
-	// waiting set (and the assigned agent's waiting figure).
-	added bool
+// waitCore is what an open and an ended wait share.
+type waitCore struct {
 	// start is when the clock starts; anchor is the buyer message that
 	// started it. They differ only with start_at_open, where a message sent
 	// while closed starts the clock at the next opening.
@@ -88,15 +84,23 @@ type openWait struct {
 	credit [maxThresholds]uint8
 }
 
+// openWait is the wait in progress (R3).
+type openWait struct {
+	waitCore
+	open bool
+	// added says the wait clock has started and the buyer is in the shop's
+	// waiting set (and the assigned agent's waiting figure).
+	added bool
+}
+
 // endedWait is the last wait a human reply ended, kept so that a late reply
 // stamped inside it can retract its breaches and fix its response time.
 type endedWait struct {
-	ok                 bool
-	start, anchor, end int64
-	fired              uint32
-	credit             [maxThresholds]uint8
-	replier            uint8 // 1 + index of the replying agent in the start day's tally, 0 none
-	resp               bool  // its response time is counted (the reply came at or after start)
+	waitCore
+	ok      bool
+	end     int64
+	replier uint8 // 1 + index of the replying agent in the start day's tally, 0 none
+	resp    bool  // its response time is counted (the reply came at or after start)
 }
 
 // step is one call into the engine: the conversation, its shop's rules and
@@ -140,7 +144,9 @@ func (e *Engine) step(c *Conversation, fx *Effects) step {
 // sense: a late human reply ends or corrects the wait it falls in; a late
 // buyer message counts for its day and joins the open wait without moving
 // its start, or starts a wait when no human reply has been seen since it;
-// a late agent_id does not override a newer assignment.
+// a late agent_id does not override a newer assignment. A duplicate is
+// recognised before anything else and changes nothing, timers included.
+// Times count in whole milliseconds.
 func (e *Engine) Chat(c *Conversation, ev *event.Event, fx *Effects) Result {
 	h := xxhash.Sum64String(ev.EventID)
 	for i := uint8(0); i < c.nSeen; i++ {
@@ -265,9 +271,13 @@ func (s *step) nextTimer() (bit int, due int64) {
 	return bit, due
 }
 
-// alert builds the firing record of timer bit of the wait starting at start.
-func (s *step) alert(bit int, start int64) alerting.Alert {
+// alert builds the firing record of timer bit of wait w. Its id derives from
+// the condition: kind, threshold, shop, buyer and wait start, and the
+// starting message's time when that differs (start_at_open waits share the
+// opening as their start).
+func (s *step) alert(bit int, w *waitCore) alerting.Alert {
 	c := s.c
+	start := w.start
 	due, _ := s.dueOf(bit, start)
 	a := alerting.Alert{
 		Status:   alerting.Firing,
@@ -283,7 +293,7 @@ func (s *step) alert(bit int, start int64) alerting.Alert {
 	if a.Platform == "" {
 		a.Platform = s.r.Platform
 	}
-	startStr := strconv.FormatInt(start, 10)
+	parts := []string{"", "", c.Shop, c.Buyer, strconv.FormatInt(start, 10), ""}
 	switch {
 	case bit < bitMidnight:
 		i := bit % maxThresholds
@@ -292,14 +302,17 @@ func (s *step) alert(bit int, start int64) alerting.Alert {
 			a.Kind, a.Severity = alerting.KindReplyWarning, alerting.Warning
 			a.Due = time.UnixMilli(start + s.thr[i])
 		}
-		a.ID = alerting.ID(a.Kind, a.Threshold, c.Shop, c.Buyer, startStr)
+		parts = parts[:5]
 	case bit == bitMidnight:
-		a.Kind = alerting.KindLongNoReply
-		a.ID = alerting.ID(a.Kind, "", c.Shop, c.Buyer, startStr, "midnight")
+		a.Kind, parts[5] = alerting.KindLongNoReply, "midnight"
 	default:
-		a.Kind = alerting.KindLongNoReply
-		a.ID = alerting.ID(a.Kind, "", c.Shop, c.Buyer, startStr, "24h")
+		a.Kind, parts[5] = alerting.KindLongNoReply, "24h"
 	}
+	parts[0], parts[1] = a.Kind, a.Threshold
+	if w.anchor != start {
+		parts = append(parts, "from", strconv.FormatInt(w.anchor, 10))
+	}
+	a.ID = alerting.ID(parts...)
 	return a
 }
 
@@ -307,7 +320,7 @@ func (s *step) alert(bit int, start int64) alerting.Alert {
 // for the wait-start day (R5, R7).
 func (s *step) fireAlert(bit int, due int64) {
 	w := &s.c.wait
-	s.fx.Alerts = append(s.fx.Alerts, s.alert(bit, w.start))
+	s.fx.Alerts = append(s.fx.Alerts, s.alert(bit, &w.waitCore))
 	if bit < bitBreach || bit >= bitMidnight {
 		return
 	}
@@ -327,17 +340,17 @@ func (s *step) fireAlert(bit int, due int64) {
 // an alert due at or after x never held (its condition needed the wait to
 // last past x) and is retracted, with its breach count taken back; the others
 // are resolved with reason, or left alone when reason is "".
-func (s *step) closeAlerts(fired *uint32, credit *[maxThresholds]uint8, start, x int64, reason string) {
+func (s *step) closeAlerts(w *waitCore, x int64, reason string) {
 	var order [numBits]struct {
 		bit int
 		due int64
 	}
 	n := 0
 	for b := 0; b < numBits; b++ {
-		if *fired&(1<<b) == 0 {
+		if w.fired&(1<<b) == 0 {
 			continue
 		}
-		d, ok := s.dueOf(b, start)
+		d, ok := s.dueOf(b, w.start)
 		if !ok {
 			continue
 		}
@@ -349,14 +362,14 @@ func (s *step) closeAlerts(fired *uint32, credit *[maxThresholds]uint8, start, x
 		n++
 	}
 	for _, o := range order[:n] {
-		a := s.alert(o.bit, start)
+		a := s.alert(o.bit, w)
 		a.Status, a.At = alerting.Resolved, time.UnixMilli(x)
 		switch {
 		case o.due >= x:
 			a.Reason = alerting.ReasonRetracted
-			*fired &^= 1 << o.bit
+			w.fired &^= 1 << o.bit
 			if o.bit >= bitBreach && o.bit < bitMidnight {
-				s.uncountBreach(o.bit-bitBreach, credit, start)
+				s.uncountBreach(o.bit-bitBreach, w)
 			}
 		case reason == "":
 			continue
@@ -368,15 +381,15 @@ func (s *step) closeAlerts(fired *uint32, credit *[maxThresholds]uint8, start, x
 }
 
 // uncountBreach takes back the counts of a retracted breach at threshold i.
-func (s *step) uncountBreach(i int, credit *[maxThresholds]uint8, start int64) {
-	t := s.tally(s.dayOf(start), false)
+func (s *step) uncountBreach(i int, w *waitCore) {
+	t := s.tally(s.dayOf(w.start), false)
 	if t == nil || t.excluded {
 		return
 	}
 	s.count(t, 0, fieldBreached, s.thr[i], -1)
-	if credit[i] > 0 {
-		s.count(t, credit[i], fieldBreached, s.thr[i], -1)
-		credit[i] = 0
+	if w.credit[i] > 0 {
+		s.count(t, w.credit[i], fieldBreached, s.thr[i], -1)
+		w.credit[i] = 0
 	}
 }
 
@@ -409,10 +422,8 @@ func (s *step) buyerMessage(m int64) {
 		return
 	}
 	s.add(d, "", fieldMessages, 0, 1)
-	s.mark(d, "", fieldConsulting)
 	if s.e.PerAgent && c.agent != "" {
 		s.add(d, c.agent, fieldMessages, 0, 1)
-		s.mark(d, c.agent, fieldConsulting)
 	}
 	if c.wait.open {
 		s.addPending(m)
@@ -461,7 +472,7 @@ func (s *step) startWait(start, anchor, now int64) {
 		c.pending = c.pending[:0]
 		return
 	}
-	c.wait = openWait{open: true, start: start, anchor: anchor}
+	c.wait = openWait{waitCore: waitCore{start: start, anchor: anchor}, open: true}
 	if start <= now {
 		s.addWaiting()
 	}
@@ -507,10 +518,12 @@ func (s *step) setAgent(agent string, ts int64) {
 	if w.open && s.e.PerAgent && w.fired&breachMask != 0 {
 		if t := s.tally(s.dayOf(w.start), false); t != nil && !t.excluded {
 			for i := 0; i < s.nThr; i++ {
-				if w.credit[i] == 0 || w.start+s.thr[i] < ts {
+				if w.fired&(1<<(bitBreach+i)) == 0 || w.start+s.thr[i] < ts {
 					continue
 				}
-				s.count(t, w.credit[i], fieldBreached, s.thr[i], -1)
+				if w.credit[i] > 0 {
+					s.count(t, w.credit[i], fieldBreached, s.thr[i], -1)
+				}
 				w.credit[i] = s.agentIndex(t, agent)
 				if w.credit[i] > 0 {
 					s.count(t, w.credit[i], fieldBreached, s.thr[i], 1)
@@ -566,8 +579,8 @@ func (s *step) humanReply(l int64, agent string) {
 func (s *step) endWait(l int64, agent string) {
 	c := s.c
 	w := &c.wait
-	s.closeAlerts(&w.fired, &w.credit, w.start, l, alerting.ReasonReplied)
-	p := endedWait{ok: true, start: w.start, anchor: w.anchor, end: l, fired: w.fired, credit: w.credit}
+	s.closeAlerts(&w.waitCore, l, alerting.ReasonReplied)
+	p := endedWait{waitCore: w.waitCore, ok: true, end: l}
 	if l >= w.start {
 		p.resp = true
 		p.replier = s.addResp(w.start, agent, l-w.start, 1)
@@ -601,7 +614,7 @@ func (s *step) addResp(start int64, agent string, ms, n int64) uint8 {
 // rebuilt, and the 30-second rate of the ended wait is not revisited.
 func (s *step) correctPrev(l int64, agent string) {
 	p := &s.c.prev
-	s.closeAlerts(&p.fired, &p.credit, p.start, l, "")
+	s.closeAlerts(&p.waitCore, l, "")
 	if p.resp {
 		d := s.dayOf(p.start)
 		s.add(d, "", fieldRespMs, 0, -(p.end - p.start))
@@ -626,7 +639,7 @@ func (s *step) exclude(x int64) {
 	d := s.dayOf(x)
 	s.wipe(d)
 	if w := &c.wait; w.open && s.dayOf(w.start) <= d {
-		s.closeAlerts(&w.fired, &w.credit, w.start, x, alerting.ReasonExcluded)
+		s.closeAlerts(&w.waitCore, x, alerting.ReasonExcluded)
 		s.removeWaiting()
 		c.wait = openWait{}
 		c.pending = c.pending[:0]

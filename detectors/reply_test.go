@@ -3,6 +3,7 @@ package detectors
 import (
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strconv"
@@ -477,7 +478,13 @@ func TestReplyRules(t *testing.T) {
 					t.Errorf("waits: got %q, want %q", got, c.waits)
 				}
 			}
-			checkAlertFields(t, h)
+			var anchors []string
+			for _, o := range c.ops {
+				if o.kind == "buyer" {
+					anchors = append(anchors, strconv.FormatInt(clockAt(h.loc, o.at).UnixMilli(), 10))
+				}
+			}
+			checkAlertFields(t, h, anchors)
 		})
 	}
 }
@@ -492,29 +499,30 @@ func sorted(m map[string]int64) []string {
 }
 
 // checkAlertFields checks what every alert must carry: an id derived from
-// the condition, the firing severity on resolved records, and the shop's
-// platform.
-func checkAlertFields(t *testing.T, h *harness) {
+// the condition (with the starting message's time among anchors when it is
+// not the wait start), the firing severity on resolved records, and the
+// shop's platform.
+func checkAlertFields(t *testing.T, h *harness, anchors []string) {
 	t.Helper()
 	firing := map[string]alerting.Alert{}
 	for _, a := range h.fx.Alerts {
 		if a.ShopID != "s1" || a.BuyerID != "b1" || a.Platform != "pdd" || a.Since.IsZero() || a.Due.IsZero() || a.At.IsZero() {
 			t.Errorf("alert %s lacks fields: %+v", h.render(a), a)
 		}
-		start := strconv.FormatInt(a.Since.UnixMilli(), 10)
-		var want string
-		switch a.Kind {
-		case alerting.KindLongNoReply:
+		parts := []string{a.Kind, a.Threshold, "s1", "b1", strconv.FormatInt(a.Since.UnixMilli(), 10)}
+		if a.Kind == alerting.KindLongNoReply {
 			suffix := "24h"
 			if a.Due.Sub(a.Since) != 24*time.Hour {
 				suffix = "midnight"
 			}
-			want = alerting.ID(a.Kind, "", "s1", "b1", start, suffix)
-		default:
-			want = alerting.ID(a.Kind, a.Threshold, "s1", "b1", start)
+			parts = append(parts, suffix)
 		}
-		if a.ID != want {
-			t.Errorf("alert %s: id %s, want %s", h.render(a), a.ID, want)
+		ok := a.ID == alerting.ID(parts...)
+		for _, anchor := range anchors {
+			ok = ok || (anchor != parts[4] && a.ID == alerting.ID(append(parts, "from", anchor)...))
+		}
+		if !ok {
+			t.Errorf("alert %s: id %s is not derived from its condition", h.render(a), a.ID)
 		}
 		wantSev := alerting.Critical
 		if a.Kind == alerting.KindReplyWarning {
@@ -537,5 +545,256 @@ func checkAlertFields(t *testing.T, h *harness) {
 				t.Errorf("resolved %s does not match its firing record %s", h.render(a), h.render(f))
 			}
 		}
+	}
+}
+
+var nextDueCases = []struct {
+	name  string
+	rules func() *Rules
+	ops   []op
+	want  string // "" when nothing is pending
+}{
+	{"new conversation", nil, nil, ""},
+	{"waiting: the first warning", nil, []op{buyer("10:00:00")}, "10:02:00.001"},
+	{"after the first warning: the first breach", nil, []op{buyer("10:00:00"), advance("10:02:00.001")}, "10:03:00.001"},
+	{"clock exactly at a due time fires nothing", nil, []op{buyer("10:00:00"), advance("10:02:00")}, "10:02:00.001"},
+	{"after every breach: midnight", nil, []op{buyer("10:00:00"), advance("10:05:00.001")}, "2026-11-25 00:00:00.001"},
+	{"after midnight: 24 h", nil, []op{buyer("10:00:00"), advance(d25 + "00:00:00.001")}, "2026-11-25 10:00:00.001"},
+	{"after 24 h: nothing more", nil, []op{buyer("10:00:00"), advance(d25 + "10:00:00.001")}, ""},
+	{"replied: nothing", nil, []op{buyer("10:00:00"), human("10:01:00", "a7")}, ""},
+	{"outside hours: nothing", nil, []op{buyer("23:30:00")}, ""},
+	{"start_at_open: the opening", openAtRules, []op{buyer("07:00:00")}, "08:00:00.001"},
+	{"start_at_open, clock started: the first warning", openAtRules, []op{buyer("07:00:00"), advance("08:00:00.001")}, "08:02:00.001"},
+	{"a threshold no longer than warn_before has no warning", func() *Rules {
+		r := pddRules()
+		r.Thresholds = []time.Duration{30 * time.Second}
+		return r
+	}, []op{buyer("10:00:00")}, "10:00:30.001"},
+}
+
+func TestNextDue(t *testing.T) {
+	for _, c := range nextDueCases {
+		rules := pddRules
+		if c.rules != nil {
+			rules = c.rules
+		}
+		h := newHarness(t, rules(), false)
+		h.run(c.ops)
+		due, ok := h.e.NextDue(&h.c)
+		got := ""
+		if ok {
+			got = h.clock(due)
+		}
+		if got != c.want {
+			t.Errorf("%s: NextDue %q, want %q", c.name, got, c.want)
+		}
+		// Advancing to the reported time must do something; just before it, nothing.
+		if ok {
+			var fx Effects
+			before := h.c
+			h.e.Advance(&before, due.Add(-time.Millisecond), &fx)
+			if len(fx.Alerts)+len(fx.Waits) != 0 {
+				t.Errorf("%s: Advance before NextDue did something", c.name)
+			}
+			h.e.Advance(&h.c, due, &fx)
+			if len(fx.Alerts)+len(fx.Waits) == 0 {
+				t.Errorf("%s: Advance at NextDue did nothing", c.name)
+			}
+		}
+	}
+}
+
+// script is a generated event sequence for one conversation.
+type script struct {
+	rules    *Rules
+	perAgent bool
+	events   []*event.Event
+}
+
+// genScript makes a random but plausible conversation over about two days:
+// buyer messages inside and outside hours, human replies (some stamped
+// earlier than events already sent), bot and system messages, transfers,
+// the odd block or report, and repeated event ids.
+func genScript(r *rand.Rand) script {
+	var s script
+	switch r.IntN(3) {
+	case 0:
+		s.rules = pddRules()
+	case 1:
+		s.rules = openAtRules()
+	default:
+		s.rules = lateRules()
+	}
+	s.perAgent = r.IntN(2) == 0
+	agents := []string{"", "a7", "a8", "a9"}
+	cur := clockAt(shanghai, "07:50:00")
+	n := 20 + r.IntN(40)
+	for i := 0; i < n; i++ {
+		switch x := r.IntN(100); {
+		case x < 3:
+			cur = cur.Add(time.Duration(1+r.IntN(12)) * time.Hour)
+		case x < 60:
+			cur = cur.Add(time.Duration(r.IntN(90_000)) * time.Millisecond)
+		default:
+			cur = cur.Add(time.Duration(r.IntN(400_000)) * time.Millisecond)
+		}
+		ts := cur
+		if r.IntN(100) < 20 {
+			ts = cur.Add(-time.Duration(r.IntN(600_000)) * time.Millisecond)
+		}
+		ev := &event.Event{EventID: "e" + strconv.Itoa(i), Type: event.TypeMessage, TS: event.Time{Time: ts}, ShopID: "s1", BuyerID: "b1"}
+		switch x := r.IntN(100); {
+		case x < 4 && i > 0:
+			dup := *s.events[r.IntN(len(s.events))]
+			s.events = append(s.events, &dup)
+			continue
+		case x < 50:
+			ev.Sender, ev.AgentID = event.SenderBuyer, agents[r.IntN(len(agents))]
+		case x < 78:
+			ev.Sender, ev.AgentID = event.SenderAgent, agents[1+r.IntN(len(agents)-1)]
+		case x < 84:
+			ev.Sender, ev.AgentID = event.SenderBot, agents[r.IntN(len(agents))]
+		case x < 88:
+			ev.Sender = event.SenderSystem
+		case x < 97:
+			ev.Type, ev.AgentID = event.TypeTransfer, agents[1+r.IntN(len(agents)-1)]
+		case x < 99:
+			ev.Type = event.TypeBuyerBlocked
+		default:
+			ev.Type = event.TypeBuyerReported
+		}
+		s.events = append(s.events, ev)
+	}
+	return s
+}
+
+// outcome is what a run leaves behind that must not depend on the clock.
+type outcome struct {
+	figures map[string]int64
+	alerts  []string // ids of alerts that stand (fired and not retracted), sorted
+	waiting string   // the buyer's final place in the waiting set: "out" or "in since <start>"
+}
+
+// play runs a script; advance, when not nil, picks partition clocks to
+// advance to before each event (zero for none); encode passes the state
+// through MarshalBinary and UnmarshalBinary after every step, as the
+// pipeline does between batches.
+func play(t testing.TB, s script, advance func(last time.Time) time.Time, encode bool) outcome {
+	e := &Engine{Rules: func(string) *Rules { return s.rules }, PerAgent: s.perAgent}
+	c := Conversation{Shop: "s1", Buyer: "b1"}
+	var fx Effects
+	var last time.Time
+	for _, ev := range s.events {
+		if advance != nil {
+			if now := advance(last); !now.IsZero() {
+				e.Advance(&c, now, &fx)
+			}
+		}
+		e.Chat(&c, ev, &fx)
+		if ev.TS.After(last) {
+			last = ev.TS.Time
+		}
+		if encode {
+			b, err := c.MarshalBinary()
+			if err != nil {
+				t.Fatalf("encoding after %s: %v", ev.EventID, err)
+			}
+			c = Conversation{Shop: "s1", Buyer: "b1"}
+			if err := c.UnmarshalBinary(b); err != nil {
+				t.Fatalf("decoding after %s: %v", ev.EventID, err)
+			}
+		}
+	}
+	e.Advance(&c, last.Add(72*time.Hour), &fx)
+
+	o := outcome{figures: map[string]int64{}, waiting: "out"}
+	for _, f := range fx.Figures {
+		o.figures[f.Day+" "+f.Field] += f.Delta
+	}
+	maps.DeleteFunc(o.figures, func(_ string, v int64) bool { return v == 0 })
+	// An alert stands when its last record is not a retraction: a wait
+	// rebuilt from a re-sent old message may fire a retracted id again.
+	lastReason := map[string]string{}
+	for _, a := range fx.Alerts {
+		lastReason[a.ID] = a.Reason
+	}
+	for id, reason := range lastReason {
+		if reason != alerting.ReasonRetracted {
+			o.alerts = append(o.alerts, id)
+		}
+	}
+	slices.Sort(o.alerts)
+	for _, w := range fx.Waits {
+		o.waiting = "out"
+		if w.Add {
+			o.waiting = "in since " + strconv.FormatInt(w.Start, 10)
+		}
+	}
+	return o
+}
+
+// TestClockDoesNotChangeOutcome feeds the same events in one pass and with
+// Advance calls at arbitrary clocks in between (behind, at or far ahead of
+// the events): the figures and the alerts that stand must be the same. This
+// is what makes a backlog replayed from Kafka equal to the live run. Every
+// other run also passes the state through its encoding after each event.
+// propertySeeds is how many generated scripts the property test runs.
+var propertySeeds = uint64(2000)
+
+func TestClockDoesNotChangeOutcome(t *testing.T) {
+	for seed := uint64(0); seed < propertySeeds; seed++ {
+		r := rand.New(rand.NewPCG(seed, 7))
+		s := genScript(r)
+		want := play(t, s, nil, false)
+		got := play(t, s, func(last time.Time) time.Time {
+			if last.IsZero() || r.IntN(2) == 0 {
+				return time.Time{}
+			}
+			if r.IntN(10) == 0 {
+				return last.Add(time.Duration(r.IntN(30)) * time.Hour)
+			}
+			return last.Add(time.Duration(r.IntN(1_200_000)-120_000) * time.Millisecond)
+		}, seed%2 == 0)
+		if !maps.Equal(got.figures, want.figures) {
+			t.Errorf("seed %d: figures with clock advances\n%v\nin one pass\n%v", seed, sorted(got.figures), sorted(want.figures))
+		}
+		if !slices.Equal(got.alerts, want.alerts) {
+			t.Errorf("seed %d: standing alerts with clock advances %v, in one pass %v", seed, got.alerts, want.alerts)
+		}
+		if got.waiting != want.waiting {
+			t.Errorf("seed %d: waiting set %q with clock advances, %q in one pass", seed, got.waiting, want.waiting)
+		}
+		if t.Failed() {
+			for _, ev := range s.events {
+				t.Logf("%s %s %s %s %s", ev.EventID, ev.TS.In(shanghai).Format("01-02 15:04:05.000"), ev.Type, ev.Sender, ev.AgentID)
+			}
+			t.Logf("rules: start_at_open=%v hours=%v per-agent=%v", s.rules.StartAtOpen, s.rules.Hours.Ranges, s.perAgent)
+			return
+		}
+	}
+}
+
+func BenchmarkChatMessage(b *testing.B) {
+	r := pddRules()
+	e := &Engine{Rules: func(string) *Rules { return r }, PerAgent: true}
+	start := clockAt(shanghai, "10:00:00")
+	evs := []*event.Event{
+		{Type: event.TypeMessage, Sender: event.SenderBuyer, AgentID: "a7", ShopID: "s1", BuyerID: "b1"},
+		{Type: event.TypeMessage, Sender: event.SenderAgent, AgentID: "a7", ShopID: "s1", BuyerID: "b1"},
+	}
+	ids := make([]string, 1024)
+	for i := range ids {
+		ids[i] = "evt-" + strconv.Itoa(i)
+	}
+	c := Conversation{Shop: "s1", Buyer: "b1"}
+	var fx Effects
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		ev := evs[i%2]
+		ev.EventID = ids[i%len(ids)]
+		ev.TS = event.Time{Time: start.Add(time.Duration(i) * 20 * time.Second)}
+		e.Chat(&c, ev, &fx)
+		fx.Reset()
 	}
 }

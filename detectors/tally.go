@@ -17,10 +17,10 @@ const (
 	maxAgents = 31
 )
 
-// Field codes of a tally entry.
+// Field codes of a tally entry. Consulting has none: a buyer consulted on a
+// day (for an agent) exactly when the day's messages entry is positive.
 const (
-	fieldConsulting uint8 = iota
-	fieldMessages
+	fieldMessages uint8 = iota
 	fieldAnswered30
 	fieldRespMs
 	fieldRespN
@@ -37,23 +37,12 @@ type tally struct {
 }
 
 // entry is one counter of a tally. For breached, n is the number of breaches
-// at thr counted that day and the figure is 1 while n > 0; for consulting,
-// the figure is 1 while n > 0; for the others the figure is n.
+// at thr counted that day, and the figure is 1 while n > 0.
 type entry struct {
 	agent uint8 // 0 shop-wide, else 1 + index in agents
 	field uint8
 	thr   int64 // threshold in ms, breached only
 	n     int64
-}
-
-func (e *entry) value() int64 {
-	if e.field == fieldConsulting || e.field == fieldBreached {
-		if e.n > 0 {
-			return 1
-		}
-		return 0
-	}
-	return e.n
 }
 
 // agentIndex is 1 + agent's index in the tally, 0 when absent.
@@ -138,50 +127,30 @@ func (s *step) agentIndex(t *tally, agent string) uint8 {
 	return uint8(len(t.agents))
 }
 
-// add adds delta to an additive counter (msgs, ans30, resp_ms, resp_n) of
-// day d, shop-wide when agent is "".
+// add adds delta to a counter of day d, shop-wide when agent is "". A
+// counter the tally cannot hold (a day no longer remembered, a full agent
+// table) is emitted as is; consulting is then left alone, as nothing tells
+// whether the buyer was counted already.
 func (s *step) add(d int32, agent string, field uint8, thr, delta int64) {
 	if delta == 0 {
 		return
 	}
 	t := s.tally(d, true)
-	if t == nil {
-		s.emit(d, agent, field, thr, delta)
-		return
-	}
-	if t.excluded {
+	if t != nil && t.excluded {
 		return
 	}
 	var ai uint8
-	if agent != "" {
-		if ai = s.agentIndex(t, agent); ai == 0 {
-			s.emit(d, agent, field, thr, delta)
-			return
-		}
+	if t != nil && agent != "" {
+		ai = s.agentIndex(t, agent)
+	}
+	if t == nil || (agent != "" && ai == 0) {
+		s.emit(d, agent, fieldName(field, thr), delta)
+		return
 	}
 	s.count(t, ai, field, thr, delta)
 }
 
-// mark sets a distinct counter (consulting) of day d. A day that is no
-// longer remembered cannot tell whether it was set already, and is left
-// alone.
-func (s *step) mark(d int32, agent string, field uint8) {
-	t := s.tally(d, true)
-	if t == nil || t.excluded {
-		return
-	}
-	var ai uint8
-	if agent != "" {
-		if ai = s.agentIndex(t, agent); ai == 0 {
-			return
-		}
-	}
-	if t.find(ai, field, 0) < 0 {
-		s.count(t, ai, field, 0, 1)
-	}
-}
-
-// count changes an entry of t by delta and emits the change of its figure.
+// count changes an entry of t by delta and emits the change of its figures.
 func (s *step) count(t *tally, ai, field uint8, thr, delta int64) {
 	i := t.find(ai, field, thr)
 	if i < 0 {
@@ -189,14 +158,34 @@ func (s *step) count(t *tally, ai, field uint8, thr, delta int64) {
 		i = len(t.entries) - 1
 	}
 	e := &t.entries[i]
-	old := e.value()
+	old := e.n
 	e.n = max(e.n+delta, 0)
-	if v := e.value(); v != old {
-		s.emit(t.day, t.agentName(ai), field, thr, v-old)
-	}
+	s.emitChange(t, e, old)
 	if e.n == 0 {
 		t.entries = append(t.entries[:i], t.entries[i+1:]...)
 	}
+}
+
+// emitChange emits the figure changes of entry e going from old to e.n.
+func (s *step) emitChange(t *tally, e *entry, old int64) {
+	agent := t.agentName(e.agent)
+	switch e.field {
+	case fieldBreached:
+		// R7: a buyer counts once a day per threshold.
+		s.emit(t.day, agent, fieldName(e.field, e.thr), b2i(e.n > 0)-b2i(old > 0))
+	case fieldMessages:
+		s.emit(t.day, agent, FieldMessages, e.n-old)
+		s.emit(t.day, agent, FieldConsulting, b2i(e.n > 0)-b2i(old > 0))
+	default:
+		s.emit(t.day, agent, fieldName(e.field, e.thr), e.n-old)
+	}
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // wipe takes everything the conversation contributed to day d out of the
@@ -208,25 +197,25 @@ func (s *step) wipe(d int32) {
 	}
 	for i := range t.entries {
 		e := &t.entries[i]
-		if v := e.value(); v != 0 {
-			s.emit(d, t.agentName(e.agent), e.field, e.thr, -v)
-		}
+		old := e.n
+		e.n = 0
+		s.emitChange(t, e, old)
 	}
 	*t = tally{day: d, excluded: true}
 }
 
-func (s *step) emit(d int32, agent string, field uint8, thr, delta int64) {
-	name := fieldName(field, thr)
-	if agent != "" {
-		name = AgentField(agent, name)
+func (s *step) emit(d int32, agent, field string, delta int64) {
+	if delta == 0 {
+		return
 	}
-	s.fx.Figures = append(s.fx.Figures, FigureDelta{Shop: s.c.Shop, Day: dayString(d), Field: name, Delta: delta})
+	if agent != "" {
+		field = AgentField(agent, field)
+	}
+	s.fx.Figures = append(s.fx.Figures, FigureDelta{Shop: s.c.Shop, Day: dayString(d), Field: field, Delta: delta})
 }
 
 func fieldName(field uint8, thr int64) string {
 	switch field {
-	case fieldConsulting:
-		return FieldConsulting
 	case fieldMessages:
 		return FieldMessages
 	case fieldAnswered30:
