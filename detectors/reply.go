@@ -229,7 +229,7 @@ func (s *step) fire(now int64) {
 			return
 		}
 		w.fired |= 1 << bit
-		s.fireAlert(bit, due)
+		s.fireAlert(bit)
 	}
 }
 
@@ -316,9 +316,9 @@ func (s *step) alert(bit int, w *waitCore) alerting.Alert {
 	return a
 }
 
-// fireAlert emits the open wait's timer bit, due at due, and counts a breach
-// for the wait-start day (R5, R7).
-func (s *step) fireAlert(bit int, due int64) {
+// fireAlert emits the open wait's timer bit and counts a breach for the
+// wait-start day (R5, R7).
+func (s *step) fireAlert(bit int) {
 	w := &s.c.wait
 	s.fx.Alerts = append(s.fx.Alerts, s.alert(bit, &w.waitCore))
 	if bit < bitBreach || bit >= bitMidnight {
@@ -432,7 +432,8 @@ func (s *step) buyerMessage(m int64) {
 	if m < c.lastHuman {
 		// A late message a human reply already followed: it was answered,
 		// so it starts nothing. It counts in the 30-second rate when that
-		// is certain from what is remembered.
+		// is certain from what is remembered, for the assigned agent: which
+		// agent replied is not remembered.
 		p := &c.prev
 		if c.lastHuman-eff <= answer30 || (p.ok && m >= p.anchor && m <= p.end && p.end-eff <= answer30) {
 			s.add(d, "", fieldAnswered30, 0, 1)
@@ -446,6 +447,8 @@ func (s *step) buyerMessage(m int64) {
 	s.startWait(eff, m, m)
 }
 
+// addPending records an unanswered buyer message of the open wait, keeping
+// the list sorted and at most maxPending long.
 func (s *step) addPending(m int64) {
 	p := s.c.pending
 	if len(p) == maxPending {
