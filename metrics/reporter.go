@@ -2,14 +2,11 @@ package metrics
 
 import (
 	"context"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/detectors"
 	"github.com/replywatch/replywatch/state"
 )
@@ -158,13 +155,6 @@ func (r *Reporter) reset() {
 	}
 }
 
-func ratio(num, den int64) float64 {
-	if den <= 0 {
-		return 1
-	}
-	return float64(num) / float64(den)
-}
-
 // Collect reads the figures of every partition and sets the gauges.
 func (r *Reporter) Collect(ctx context.Context) error {
 	scopes, err := r.Source.Scopes(ctx)
@@ -184,44 +174,8 @@ func (r *Reporter) Collect(ctx context.Context) error {
 		}
 	}
 	r.reset()
-	for shop, f := range figs {
-		info := r.Info(shop)
-		rules := info.Rules
-		r.shopInfo.WithLabelValues(shop, rules.Platform, rules.Hours.Loc.String()).Set(1)
-		open := 0.0
-		if rules.Hours.Open(now) {
-			open = 1
-		}
-		r.inHours.WithLabelValues(shop).Set(open)
-		r.waiting.WithLabelValues(shop).Set(float64(f.Waiting))
-		oldest := 0.0
-		if f.Waiting > 0 && f.OldestStart > 0 {
-			oldest = max(0, now.Sub(time.UnixMilli(f.OldestStart)).Seconds())
-		}
-		r.oldest.WithLabelValues(shop).Set(oldest)
-		consulting := f.Day[detectors.FieldConsulting]
-		r.consulting.WithLabelValues(shop).Set(float64(consulting))
-		for _, t := range rules.Thresholds {
-			th := alerting.FormatThreshold(t)
-			b := f.Day[detectors.ThresholdField(detectors.FieldBreached, t)]
-			r.breached.WithLabelValues(shop, th).Set(float64(b))
-			r.rate.WithLabelValues(shop, th).Set(1 - float64(b)/float64(max(consulting, 1)))
-			if info.Target > 0 {
-				r.target.WithLabelValues(shop, th).Set(info.Target)
-			}
-		}
-		msgs := f.Day[detectors.FieldMessages]
-		r.messages.WithLabelValues(shop).Set(float64(msgs))
-		r.rate30.WithLabelValues(shop).Set(ratio(f.Day[detectors.FieldAnswered30], msgs))
-		avg := 0.0
-		if n := f.Day[detectors.FieldRespN]; n > 0 {
-			avg = float64(f.Day[detectors.FieldRespMs]) / float64(n) / 1000
-		}
-		r.avgResp.WithLabelValues(shop).Set(avg)
-		r.exportSeats(shop, f)
-		if r.PerAgent {
-			r.exportAgents(shop, rules, f)
-		}
+	for _, f := range figs {
+		r.export(Report(f, r.Info(f.Shop), now, r.PerAgent, r.MaxAgents))
 	}
 	return nil
 }
@@ -229,100 +183,45 @@ func (r *Reporter) Collect(ctx context.Context) error {
 // SeatStates are the seat states exported in replywatch_seats.
 var SeatStates = []string{"online", "busy", "away", "offline", "idle"}
 
-func (r *Reporter) exportSeats(shop string, f *state.ShopFigures) {
-	known := false
-	for _, s := range SeatStates {
-		if _, ok := f.Now[detectors.SeatField(s)]; ok {
-			known = true
-		}
+func b2f(b bool) float64 {
+	if b {
+		return 1
 	}
-	if !known {
-		return // no presence events for this shop: no seat figures to claim
-	}
-	for _, s := range SeatStates {
-		v, ok := f.Now[detectors.SeatField(s)]
-		if s == "idle" && !ok {
-			continue // idle seats are only exported where they are detected
-		}
-		r.seats.WithLabelValues(shop, s).Set(float64(max(0, v)))
-	}
-	if v, ok := f.Now[detectors.SeatField("idle")]; ok {
-		r.idle.WithLabelValues(shop).Set(float64(max(0, v)))
-	}
+	return 0
 }
 
-type agentFigures struct {
-	day map[string]int64
-	now map[string]int64
-}
-
-// splitAgentField splits "a:<agent>:<field>" where field is one of known.
-func splitAgentField(k string, known []string) (agent, field string, ok bool) {
-	rest, found := strings.CutPrefix(k, "a:")
-	if !found {
-		return "", "", false
-	}
-	for _, f := range known {
-		if a, cut := strings.CutSuffix(rest, ":"+f); cut && a != "" {
-			return a, f, true
+func (r *Reporter) export(rep ShopReport, dropped int) {
+	shop := rep.Shop
+	r.shopInfo.WithLabelValues(shop, rep.Platform, rep.Timezone).Set(1)
+	r.inHours.WithLabelValues(shop).Set(b2f(rep.InServiceHours))
+	r.waiting.WithLabelValues(shop).Set(float64(rep.Waiting))
+	r.oldest.WithLabelValues(shop).Set(rep.OldestWaitSeconds)
+	r.consulting.WithLabelValues(shop).Set(float64(rep.Consulting))
+	for _, th := range rep.Thresholds {
+		r.breached.WithLabelValues(shop, th).Set(float64(rep.Breached[th]))
+		r.rate.WithLabelValues(shop, th).Set(rep.ReplyRate[th])
+		if rep.Target > 0 {
+			r.target.WithLabelValues(shop, th).Set(rep.Target)
 		}
 	}
-	return "", "", false
-}
-
-func (r *Reporter) exportAgents(shop string, rules *detectors.Rules, f *state.ShopFigures) {
-	known := []string{detectors.FieldConsulting, detectors.FieldMessages, detectors.FieldAnswered30,
-		detectors.FieldRespMs, detectors.FieldRespN, detectors.FieldWaiting}
-	for _, t := range rules.Thresholds {
-		known = append(known, detectors.ThresholdField(detectors.FieldBreached, t))
+	r.messages.WithLabelValues(shop).Set(float64(rep.Messages))
+	r.rate30.WithLabelValues(shop).Set(rep.Response30sRate)
+	r.avgResp.WithLabelValues(shop).Set(rep.AvgResponseSeconds)
+	for s, v := range rep.Seats {
+		r.seats.WithLabelValues(shop, s).Set(float64(v))
 	}
-	agents := map[string]*agentFigures{}
-	get := func(a string) *agentFigures {
-		if agents[a] == nil {
-			agents[a] = &agentFigures{day: map[string]int64{}, now: map[string]int64{}}
-		}
-		return agents[a]
+	if v, ok := rep.Seats["idle"]; ok {
+		r.idle.WithLabelValues(shop).Set(float64(v))
 	}
-	for k, v := range f.Day {
-		if a, field, ok := splitAgentField(k, known); ok {
-			get(a).day[field] = v
-		}
-	}
-	for k, v := range f.Now {
-		if a, field, ok := splitAgentField(k, known); ok {
-			get(a).now[field] = v
-		}
-	}
-	names := make([]string, 0, len(agents))
-	for a := range agents {
-		names = append(names, a)
-	}
-	// Keep the busiest agents when there are more than the cap.
-	sort.Slice(names, func(i, j int) bool {
-		mi, mj := agents[names[i]].day[detectors.FieldMessages], agents[names[j]].day[detectors.FieldMessages]
-		if mi != mj {
-			return mi > mj
-		}
-		return names[i] < names[j]
-	})
-	if r.MaxAgents > 0 && len(names) > r.MaxAgents {
-		r.dropped.Add(float64(len(names) - r.MaxAgents))
-		names = names[:r.MaxAgents]
-	}
-	for _, a := range names {
-		af := agents[a]
-		r.agWaiting.WithLabelValues(shop, a).Set(float64(max(0, af.now[detectors.FieldWaiting])))
-		r.agConsulting.WithLabelValues(shop, a).Set(float64(af.day[detectors.FieldConsulting]))
-		r.agMessages.WithLabelValues(shop, a).Set(float64(af.day[detectors.FieldMessages]))
-		r.agRate30.WithLabelValues(shop, a).Set(ratio(af.day[detectors.FieldAnswered30], af.day[detectors.FieldMessages]))
-		avg := 0.0
-		if n := af.day[detectors.FieldRespN]; n > 0 {
-			avg = float64(af.day[detectors.FieldRespMs]) / float64(n) / 1000
-		}
-		r.agAvg.WithLabelValues(shop, a).Set(avg)
-		for _, t := range rules.Thresholds {
-			r.agBreached.WithLabelValues(shop, a, alerting.FormatThreshold(t)).
-				Set(float64(af.day[detectors.ThresholdField(detectors.FieldBreached, t)]))
+	r.dropped.Add(float64(dropped))
+	for _, a := range rep.Agents {
+		r.agWaiting.WithLabelValues(shop, a.Agent).Set(float64(a.Waiting))
+		r.agConsulting.WithLabelValues(shop, a.Agent).Set(float64(a.Consulting))
+		r.agMessages.WithLabelValues(shop, a.Agent).Set(float64(a.Messages))
+		r.agRate30.WithLabelValues(shop, a.Agent).Set(a.Response30sRate)
+		r.agAvg.WithLabelValues(shop, a.Agent).Set(a.AvgResponseSeconds)
+		for th, v := range a.Breached {
+			r.agBreached.WithLabelValues(shop, a.Agent, th).Set(float64(v))
 		}
 	}
 }
