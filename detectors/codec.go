@@ -11,7 +11,7 @@ import (
 // so that a waiting conversation stays well under 120 bytes. Layout:
 //
 //	version(1) flags(1) lastTS(uvarint) platform(code, 0xff+str if unknown) agent(str)
-//	[lastTS-lastHuman(varint)] seen(n|next<<4, n×8 LE)
+//	[lastTS-lastHuman(varint)] seen(n(1), n×6 LE, oldest first)
 //	[wait: lastTS-start(varint) start-anchor(uvarint) fired(uvarint) credit per fired breach(1)]
 //	pending(uvarint n, n×varint delta from the previous time, the first from the anchor)
 //	[prev: lastHuman-end(varint) end-start(varint) start-anchor(uvarint) fired(uvarint)
@@ -67,9 +67,11 @@ func (c *Conversation) MarshalBinary() ([]byte, error) {
 	if c.lastHuman != 0 {
 		b = binary.AppendVarint(b, c.lastTS-c.lastHuman)
 	}
-	b = append(b, c.nSeen|c.nextSeen<<4)
-	for _, h := range c.seen[:c.nSeen] {
-		b = binary.LittleEndian.AppendUint64(b, h)
+	b = append(b, byte(len(c.seen)))
+	for _, h := range c.seen {
+		var w [8]byte
+		binary.LittleEndian.PutUint64(w[:], h)
+		b = append(b, w[:seenBits/8]...)
 	}
 	if c.wait.open {
 		w := &c.wait
@@ -263,18 +265,20 @@ func (c *Conversation) UnmarshalBinary(b []byte) error {
 	if flags&flagLastHuman != 0 {
 		n.lastHuman = n.lastTS - d.varint("last human reply")
 	}
-	seen := d.byte("seen ids")
-	n.nSeen, n.nextSeen = seen&0x0f, seen>>4
-	if n.nSeen > seenIDs || n.nextSeen >= seenIDs {
+	nSeen := int(d.byte("seen ids"))
+	if nSeen > seenIDs {
 		d.fail("bad seen ids")
 	}
-	for i := 0; d.err == nil && i < int(n.nSeen); i++ {
-		if len(b)-d.off < 8 {
+	const idBytes = seenBits / 8
+	for i := 0; d.err == nil && i < nSeen; i++ {
+		if len(b)-d.off < idBytes {
 			d.fail("truncated seen ids")
 			break
 		}
-		n.seen[i] = binary.LittleEndian.Uint64(b[d.off:])
-		d.off += 8
+		var w [8]byte
+		copy(w[:], b[d.off:d.off+idBytes])
+		n.seen = append(n.seen, binary.LittleEndian.Uint64(w[:]))
+		d.off += idBytes
 	}
 	if flags&flagWait != 0 {
 		w := &n.wait

@@ -90,7 +90,7 @@ var garbageCases = []struct {
 	{"unknown flags", []byte{1, 0x80, 0}, "unknown flags"},
 	{"string longer than the input", []byte{1, 0, 5, 0xff, 40, 'p'}, "truncated platform"},
 	{"unknown platform code", []byte{1, 0, 5, 9, 0}, "unknown platform code"},
-	{"too many seen ids", []byte{1, 0, 5, 0, 0, 9}, "bad seen ids"},
+	{"too many seen ids", []byte{1, 0, 5, 0, 0, 65}, "bad seen ids"},
 	{"too many pending messages", []byte{1, 0, 5, 0, 0, 0, 17}, "pending messages 17 over 16"},
 	{"bad varint", []byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, "bad last event time"},
 	{"trailing bytes", []byte{1, 0, 5, 0, 0, 0, 0, 0, 7}, "trailing bytes"},

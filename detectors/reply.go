@@ -23,9 +23,13 @@ const (
 	maxPending = 16
 	// seenIDs is how many recent event ids are kept to recognise duplicates.
 	// The partition's stored offset already makes a redelivered batch
-	// harmless; these catch a producer sending the same event twice close
-	// together.
-	seenIDs = 4
+	// harmless; these catch a producer sending events again with new
+	// offsets, from a retry to a whole conversation-day re-sent by a sync
+	// job (conversations rarely have more events in a day). Each id is kept
+	// as a 48-bit hash: a false duplicate among 64 ids has odds of ~2e-13.
+	seenIDs  = 64
+	seenBits = 48
+	seenMask = 1<<seenBits - 1
 	// answer30 is the 30-second rate's limit (R10), in ms.
 	answer30 = 30_000
 	day24h   = 24 * 60 * 60 * 1000
@@ -63,9 +67,7 @@ type Conversation struct {
 	agent     string // assigned agent
 	lastTS    int64  // latest applied event time
 	lastHuman int64  // latest human reply time, 0 if none
-	seen      [seenIDs]uint64
-	nSeen     uint8 // valid entries of seen
-	nextSeen  uint8 // ring position of the next id
+	seen      []uint64 // hashes of the latest applied event ids, oldest first, at most seenIDs
 	wait      openWait
 	pending   []int64 // unanswered buyer message times of the open wait, ascending
 	prev      endedWait
@@ -148,17 +150,17 @@ func (e *Engine) step(c *Conversation, fx *Effects) step {
 // recognised before anything else and changes nothing, timers included.
 // Times count in whole milliseconds.
 func (e *Engine) Chat(c *Conversation, ev *event.Event, fx *Effects) Result {
-	h := xxhash.Sum64String(ev.EventID)
-	for i := uint8(0); i < c.nSeen; i++ {
-		if c.seen[i] == h {
+	h := xxhash.Sum64String(ev.EventID) & seenMask
+	for _, s := range c.seen {
+		if s == h {
 			return Duplicate
 		}
 	}
-	c.seen[c.nextSeen] = h
-	c.nextSeen = (c.nextSeen + 1) % seenIDs
-	if c.nSeen < seenIDs {
-		c.nSeen++
+	if len(c.seen) == seenIDs {
+		copy(c.seen, c.seen[1:])
+		c.seen = c.seen[:seenIDs-1]
 	}
+	c.seen = append(c.seen, h)
 
 	s := e.step(c, fx)
 	ts := ev.Ms()
