@@ -78,9 +78,15 @@ func ID(parts ...string) string {
 	return hex.EncodeToString(h[:16])
 }
 
-// Key is the alert's identity including its status: a firing record and the
-// resolved record that ends it share an ID but are two deliveries.
-func (a *Alert) Key() string { return a.ID + ":" + a.Status }
+// Key is the identity of one delivery: a firing record and the resolved
+// record that ends it share an ID but are two deliveries, and so are a
+// "replied" resolution and a later "retracted" one.
+func (a *Alert) Key() string {
+	if a.Status == Resolved {
+		return a.ID + ":" + a.Status + ":" + a.Reason
+	}
+	return a.ID + ":" + a.Status
+}
 
 // FormatThreshold writes a threshold the way the contract does ("3m", "30s", "1h30m").
 func FormatThreshold(d time.Duration) string {

@@ -1,0 +1,62 @@
+package alerting
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+var keyCases = []struct {
+	a    Alert
+	want string
+}{
+	{Alert{ID: "x", Status: Firing}, "x:firing"},
+	{Alert{ID: "x", Status: Resolved, Reason: ReasonReplied}, "x:resolved:replied"},
+	{Alert{ID: "x", Status: Resolved, Reason: ReasonRetracted}, "x:resolved:retracted"},
+}
+
+func TestKeySeparatesDeliveries(t *testing.T) {
+	for _, c := range keyCases {
+		if got := c.a.Key(); got != c.want {
+			t.Errorf("Key() = %q, want %q", got, c.want)
+		}
+	}
+}
+
+func TestIDIsStableAndDistinct(t *testing.T) {
+	a := ID("reply_breach", "3m", "s1", "b1", "1700000000000")
+	if a != ID("reply_breach", "3m", "s1", "b1", "1700000000000") || len(a) != 32 {
+		t.Fatalf("ID not stable or not 32 hex chars: %q", a)
+	}
+	// Parts are separated, so shifting a character between parts changes the id.
+	if a == ID("reply_breach", "3m", "s1b", "1", "1700000000000") {
+		t.Error("ID collides when parts shift")
+	}
+}
+
+func TestJSONRoundTripKeepsContractFormat(t *testing.T) {
+	loc := time.FixedZone("CST", 8*3600)
+	in := Alert{ID: "i", Kind: KindReplyBreach, Status: Firing, Severity: Critical, Threshold: "3m", ShopID: "s1",
+		BuyerID: "b1", Since: time.Date(2026, 11, 24, 10, 0, 0, 0, loc), Due: time.Date(2026, 11, 24, 10, 3, 0, 0, loc)}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	if m["since"] != "2026-11-24T10:00:00.000+08:00" || m["due"] != "2026-11-24T10:03:00.000+08:00" {
+		t.Errorf("times not in the contract format: %s", b)
+	}
+	for _, absent := range []string{"at", "emitted_at", "order_id", "reason", "agent_id"} {
+		if _, ok := m[absent]; ok {
+			t.Errorf("%s present though it does not apply: %s", absent, b)
+		}
+	}
+	var out Alert
+	if err := json.Unmarshal(b, &out); err != nil || !out.Due.Equal(in.Due) || out.Kind != in.Kind {
+		t.Errorf("round trip: %+v %v", out, err)
+	}
+	if FormatThreshold(3*time.Minute) != "3m" || FormatThreshold(30*time.Second) != "30s" || FormatThreshold(90*time.Minute) != "1h30m" {
+		t.Error("FormatThreshold")
+	}
+}
