@@ -88,32 +88,11 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	store := state.NewRedis(client, cfg.Redis.Prefix, cfg.Redis.StateTTL)
 	store.OnError = func(op string) { pm.RedisErrors.WithLabelValues(op).Inc() }
 
-	rules := cfg.Rules()
-	engine := &detectors.Engine{Rules: rules, PerAgent: cfg.Metrics.PerAgent}
 	sinks := pipeline.NewKafkaSinks(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
 	proc := pipeline.New(pipeline.Options{
-		Config: pipeline.Config{
-			Brokers:     cfg.Kafka.Brokers,
-			GroupID:     cfg.Kafka.GroupID,
-			ClientID:    cfg.Kafka.ClientID,
-			StartOffset: cfg.Kafka.StartOffset,
-			Topics: map[event.Stream]string{
-				event.Chat:     cfg.Kafka.Topics.Chat,
-				event.Orders:   cfg.Kafka.Topics.Orders,
-				event.Presence: cfg.Kafka.Topics.Presence,
-			},
-			BatchSize:        cfg.Kafka.BatchSize,
-			BatchWait:        cfg.Kafka.BatchWait,
-			Tick:             cfg.Clock.Tick,
-			SessionTimeout:   cfg.Kafka.SessionTimeout,
-			RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
-			Grace:            cfg.Clock.Grace,
-			Allowance:        cfg.Clock.Allowance,
-			OutboxLease:      cfg.Alerts.Lease,
-			Language:         cfg.Alerts.Language,
-		},
+		Config:   pipelineConfig(cfg),
 		Store:    store,
-		Handlers: map[event.Stream]pipeline.Handler{event.Chat: pipeline.ChatHandler{Engine: engine}},
+		Handlers: handlers(cfg),
 		Alerts:   sinks,
 		DLT:      sinks,
 		Metrics:  pm,
@@ -127,15 +106,12 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		shops = append(shops, s)
 	}
 	rep := &metrics.Reporter{
-		Source:   store,
-		Holder:   o.Holder,
-		LeaseTTL: cfg.Metrics.ReporterLease,
-		Interval: cfg.Metrics.ReportInterval,
-		Shops:    shops,
-		Info: func(shop string) metrics.ShopInfo {
-			r := rules(shop)
-			return metrics.ShopInfo{Rules: r, Target: r.Target}
-		},
+		Source:    store,
+		Holder:    o.Holder,
+		LeaseTTL:  cfg.Metrics.ReporterLease,
+		Interval:  cfg.Metrics.ReportInterval,
+		Shops:     shops,
+		Info:      shopInfo(cfg),
 		PerAgent:  cfg.Metrics.PerAgent,
 		MaxAgents: cfg.Metrics.MaxAgents,
 		Now:       o.Now,
@@ -169,6 +145,46 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// pipelineConfig is the pipeline's part of the configuration.
+func pipelineConfig(cfg *config.Config) pipeline.Config {
+	return pipeline.Config{
+		Brokers:     cfg.Kafka.Brokers,
+		GroupID:     cfg.Kafka.GroupID,
+		ClientID:    cfg.Kafka.ClientID,
+		StartOffset: cfg.Kafka.StartOffset,
+		Topics: map[event.Stream]string{
+			event.Chat:     cfg.Kafka.Topics.Chat,
+			event.Orders:   cfg.Kafka.Topics.Orders,
+			event.Presence: cfg.Kafka.Topics.Presence,
+		},
+		BatchSize:        cfg.Kafka.BatchSize,
+		BatchWait:        cfg.Kafka.BatchWait,
+		Tick:             cfg.Clock.Tick,
+		SessionTimeout:   cfg.Kafka.SessionTimeout,
+		RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
+		Grace:            cfg.Clock.Grace,
+		Allowance:        cfg.Clock.Allowance,
+		OutboxLease:      cfg.Alerts.Lease,
+		Language:         cfg.Alerts.Language,
+	}
+}
+
+// handlers are the detectors plugged into each input stream. Streams
+// without one are validated, dead-lettered and counted.
+func handlers(cfg *config.Config) map[event.Stream]pipeline.Handler {
+	engine := &detectors.Engine{Rules: cfg.Rules(), PerAgent: cfg.Metrics.PerAgent}
+	return map[event.Stream]pipeline.Handler{event.Chat: pipeline.ChatHandler{Engine: engine}}
+}
+
+// shopInfo is what the figures need to know of a shop.
+func shopInfo(cfg *config.Config) func(string) metrics.ShopInfo {
+	rules := cfg.Rules()
+	return func(shop string) metrics.ShopInfo {
+		r := rules(shop)
+		return metrics.ShopInfo{Rules: r, Target: r.Target}
+	}
 }
 
 // Addr is where HTTP is served once Run started listening.

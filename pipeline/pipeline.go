@@ -227,17 +227,8 @@ func (p *Processor) Run(ctx context.Context) error {
 				continue
 			}
 			n += len(as)
-			perPartition := p.cfg.CacheEntries
 			for _, a := range as {
-				cache, _ := lru.New[string, Entity](perPartition)
-				w := &worker{
-					p: p, gen: gen, topic: topic, stream: stream, partition: a.ID,
-					scope: state.Scope(string(stream), a.ID), token: int64(gen.ID),
-					handler: p.handlers[stream], cache: cache, applied: -1,
-					clock:     Clock{Grace: p.cfg.Grace, Allowance: p.cfg.Allowance},
-					partLabel: partLabel(a.ID),
-					log:       p.log.With(zap.String("topic", topic), zap.Int("partition", a.ID)),
-				}
+				w := p.newWorker(gen, topic, stream, a.ID, int64(gen.ID))
 				offset := a.Offset
 				wg.Add(1)
 				gen.Start(func(ctx context.Context) {
@@ -246,6 +237,18 @@ func (p *Processor) Run(ctx context.Context) error {
 			}
 		}
 		p.log.Info("partitions assigned", zap.Int("partitions", n))
+	}
+}
+
+func (p *Processor) newWorker(gen *kafka.Generation, topic string, stream event.Stream, partition int, token int64) *worker {
+	cache, _ := lru.New[string, Entity](p.cfg.CacheEntries)
+	return &worker{
+		p: p, gen: gen, topic: topic, stream: stream, partition: partition,
+		scope: state.Scope(string(stream), partition), token: token,
+		handler: p.handlers[stream], cache: cache, applied: -1,
+		clock:     Clock{Grace: p.cfg.Grace, Allowance: p.cfg.Allowance},
+		partLabel: partLabel(partition),
+		log:       p.log.With(zap.String("topic", topic), zap.Int("partition", partition)),
 	}
 }
 

@@ -471,7 +471,7 @@ func (w *worker) maybeSweep(ctx context.Context) {
 // so a late commit only means re-reading records that are then skipped.
 func (w *worker) maybeCommit(ctx context.Context, final bool) {
 	next := w.applied + 1
-	if w.applied < 0 || next <= w.committed {
+	if w.gen == nil || w.applied < 0 || next <= w.committed {
 		return
 	}
 	if !final && w.p.now().Sub(w.lastCommit) < w.p.cfg.CommitInterval {

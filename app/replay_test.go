@@ -1,0 +1,126 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/metrics"
+	"github.com/replywatch/replywatch/sim"
+)
+
+// simulatedDay is a few busy hours of two simulated shops, every stream.
+func simulatedDay(t *testing.T) []sim.Record {
+	t.Helper()
+	var recs []sim.Record
+	err := sim.Generate(sim.Options{Seed: 11, Shops: 2, Agents: 3, Rate: 2, Start: sh("09:00:00"), End: sh("11:00:00"),
+		Location: shanghai}, func(r sim.Record) error {
+		recs = append(recs, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+func gaugesOf(reports []metrics.ShopReport) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range reports {
+		out["replywatch_consulting_buyers{shop="+s.Shop+"}"] = float64(s.Consulting)
+		out["replywatch_buyer_messages{shop="+s.Shop+"}"] = float64(s.Messages)
+		out["replywatch_response_30s_rate{shop="+s.Shop+"}"] = s.Response30sRate
+		out["replywatch_avg_response_seconds{shop="+s.Shop+"}"] = s.AvgResponseSeconds
+		out["replywatch_waiting_buyers{shop="+s.Shop+"}"] = float64(s.Waiting)
+		for _, th := range s.Thresholds {
+			out["replywatch_reply_breached_buyers{shop="+s.Shop+",threshold="+th+"}"] = float64(s.Breached[th])
+			out["replywatch_reply_rate{shop="+s.Shop+",threshold="+th+"}"] = s.ReplyRate[th]
+		}
+		for _, a := range s.Agents {
+			out["replywatch_agent_consulting_buyers{agent="+a.Agent+",shop="+s.Shop+"}"] = float64(a.Consulting)
+			out["replywatch_agent_avg_response_seconds{agent="+a.Agent+",shop="+s.Shop+"}"] = a.AvgResponseSeconds
+			for th, v := range a.Breached {
+				out["replywatch_agent_reply_breached_buyers{agent="+a.Agent+",shop="+s.Shop+",threshold="+th+"}"] = float64(v)
+			}
+		}
+	}
+	return out
+}
+
+// `replywatch replay` over a simulated day gives the figures and alerts the
+// live pipeline gives for the same events.
+func TestReplayEqualsPipeline(t *testing.T) {
+	recs := simulatedDay(t)
+	chat := 0
+	for _, r := range recs {
+		if r.Topic == event.Chat {
+			chat++
+		}
+	}
+	at := sh("11:10:00")
+	e := newEnv(t)
+	cfg := testConfig(t, e.broker, e.redis, "g1")
+	cfg.Shops = nil
+
+	res, err := Replay(context.Background(), cfg, func(fn func(event.Stream, string, []byte) error) error {
+		var buf []byte
+		for _, r := range recs {
+			buf = sim.AppendEvent(buf[:0], &r.Event)
+			if err := fn(r.Topic, r.Key, buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, at, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Events != len(recs) || len(res.Shops) != 2 || len(res.Alerts) == 0 {
+		t.Fatalf("replay saw %d events (want %d), %d shops, %d alerts", res.Events, len(recs), len(res.Shops), len(res.Alerts))
+	}
+	want := gaugesOf(res.Shops)
+	if want["replywatch_consulting_buyers{shop="+res.Shops[0].Shop+"}"] == 0 {
+		t.Fatal("simulated day has no consulting buyers")
+	}
+
+	w := sim.NewWriter(e.broker)
+	p := sim.NewProducer(context.Background(), w, sim.DefaultTopics)
+	for _, r := range recs {
+		if err := p.Emit(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	r := start(t, cfg, &fakeClock{t: at}, "live")
+	eventually(t, 60*time.Second, "live figures equal replay", func() error {
+		m := scrape(t, r.app.Addr())
+		applied := m["replywatch_events_total{result=applied,topic=cs.chat}"] + m["replywatch_events_total{result=duplicate,topic=cs.chat}"]
+		if applied != float64(chat) {
+			return fmt.Errorf("%v of %d chat events read", applied, chat)
+		}
+		return expectFigures(m, want)
+	})
+	eventually(t, 10*time.Second, "alerts", func() error {
+		live, err := outcome(readAlerts(t, e.broker))
+		if err != nil {
+			return err
+		}
+		replayed, err := outcome(res.Alerts)
+		if err != nil {
+			return err
+		}
+		if len(replayed) == 0 {
+			return errors.New("no alerts replayed")
+		}
+		return sameOutcome(live, replayed)
+	})
+	t.Logf("%d events, %d alert records, shops %s: consulting %d, 3m rate %s",
+		len(recs), len(res.Alerts), res.Shops[0].Shop, res.Shops[0].Consulting, strconv.FormatFloat(res.Shops[0].ReplyRate["3m"], 'f', 3, 64))
+}

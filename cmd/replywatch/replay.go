@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/replywatch/replywatch/app"
+	"github.com/replywatch/replywatch/config"
+	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/metrics"
+	"github.com/replywatch/replywatch/sim"
+)
+
+// setFlags collects repeated --set key=value overrides.
+type setFlags []string
+
+func (s *setFlags) String() string     { return strings.Join(*s, ",") }
+func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
+
+func replayCommand(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: replywatch replay [flags] FILE.jsonl[.gz]\n\nRuns the rules over a recorded day with no Kafka and no Redis and prints the figures per shop and per agent.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	cfgPath := fs.String("config", "", "config file (YAML); defaults when empty")
+	var sets setFlags
+	fs.Var(&sets, "set", "override a config key for a what-if run, e.g. --set reply_sla.thresholds=3m,5m,10m (repeatable)")
+	format := fs.String("format", "table", "output: table, json or csv")
+	atFlag := fs.String("at", "", "wall clock (RFC 3339) at which figures are read; default: just after the last event, within its day")
+	alertsOut := fs.String("alerts", "", "also write the alert records to this JSONL file")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	if *format != "table" && *format != "json" && *format != "csv" {
+		fmt.Fprintf(stderr, "replywatch replay: --format %q is not one of table, json, csv\n", *format)
+		return exitUsage
+	}
+	cfg := config.Default()
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			fmt.Fprintf(stderr, "replywatch replay: %v\n", err)
+			return exitUsage
+		}
+	}
+	cfg.Metrics.PerAgent = true
+	for _, s := range sets {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			fmt.Fprintf(stderr, "replywatch replay: --set %q is not key=value\n", s)
+			return exitUsage
+		}
+		if err := cfg.Set(k, v); err != nil {
+			fmt.Fprintf(stderr, "replywatch replay: --set %s: %v\n", s, err)
+			return exitUsage
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "replywatch replay: %v\n", err)
+		return exitUsage
+	}
+	var at time.Time
+	if *atFlag != "" {
+		var err error
+		if at, err = time.Parse(time.RFC3339Nano, *atFlag); err != nil {
+			fmt.Fprintf(stderr, "replywatch replay: --at %q is not RFC 3339\n", *atFlag)
+			return exitUsage
+		}
+	}
+	path := fs.Arg(0)
+	src := func(fn func(event.Stream, string, []byte) error) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		var buf []byte
+		return sim.ReadJSONL(f, func(r sim.Record) error {
+			buf = sim.AppendEvent(buf[:0], &r.Event)
+			return fn(r.Topic, r.Key, buf)
+		})
+	}
+	res, err := app.Replay(context.Background(), cfg, src, at, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "replywatch replay: %s: %v\n", path, err)
+		return exitFailed
+	}
+	if *alertsOut != "" {
+		if err := writeAlerts(*alertsOut, res); err != nil {
+			fmt.Fprintf(stderr, "replywatch replay: %v\n", err)
+			return exitFailed
+		}
+	}
+	switch *format {
+	case "json":
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(map[string]any{"at": res.At.Format(time.RFC3339Nano), "events": res.Events,
+			"alerts": len(res.Alerts), "dead_letters": len(res.DeadLetters), "shops": res.Shops})
+	case "csv":
+		err = writeCSV(stdout, res.Shops)
+	default:
+		writeTable(stdout, res)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "replywatch replay: %v\n", err)
+		return exitFailed
+	}
+	for i, d := range res.DeadLetters {
+		if i == 10 {
+			fmt.Fprintf(stderr, "... and %d more unusable events\n", len(res.DeadLetters)-10)
+			break
+		}
+		fmt.Fprintf(stderr, "unusable event at record %d: %s: %s\n", d.Offset+1, d.Reason, d.Detail)
+	}
+	return exitOK
+}
+
+func writeAlerts(path string, res *app.ReplayResult) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(f)
+	for _, a := range res.Alerts {
+		if err := enc.Encode(a); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+func pct(v float64) string  { return strconv.FormatFloat(v*100, 'f', 1, 64) + "%" }
+func secs(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) + "s" }
+
+func writeTable(w io.Writer, res *app.ReplayResult) {
+	fmt.Fprintf(w, "replayed %d events (%d unusable), %d alert records; figures at %s\n\n",
+		res.Events, len(res.DeadLetters), len(res.Alerts), res.At.Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	ths := thresholdsOf(res.Shops)
+	head := "shop\tplatform\tday\tconsulting\t"
+	for _, t := range ths {
+		head += "breached " + t + "\trate " + t + "\t"
+	}
+	fmt.Fprintln(tw, head+"messages\t30s rate\tavg response\twaiting\t")
+	for _, s := range res.Shops {
+		row := fmt.Sprintf("%s\t%s\t%s\t%d\t", s.Shop, s.Platform, s.Day, s.Consulting)
+		for _, t := range ths {
+			row += fmt.Sprintf("%d\t%s\t", s.Breached[t], pct(s.ReplyRate[t]))
+		}
+		fmt.Fprintln(tw, row+fmt.Sprintf("%d\t%s\t%s\t%d\t", s.Messages, pct(s.Response30sRate), secs(s.AvgResponseSeconds), s.Waiting))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head = "shop\tagent\tconsulting\tmessages\t"
+	for _, t := range ths {
+		head += "breached " + t + "\t"
+	}
+	fmt.Fprintln(tw, head+"30s rate\tavg response\twaiting\t")
+	for _, s := range res.Shops {
+		for _, a := range s.Agents {
+			row := fmt.Sprintf("%s\t%s\t%d\t%d\t", s.Shop, a.Agent, a.Consulting, a.Messages)
+			for _, t := range ths {
+				row += fmt.Sprintf("%d\t", a.Breached[t])
+			}
+			fmt.Fprintln(tw, row+fmt.Sprintf("%s\t%s\t%d\t", pct(a.Response30sRate), secs(a.AvgResponseSeconds), a.Waiting))
+		}
+	}
+	tw.Flush()
+}
+
+func thresholdsOf(shops []metrics.ShopReport) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range shops {
+		for _, t := range s.Thresholds {
+			if !seen[t] {
+				seen[t] = true
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+func writeCSV(w io.Writer, shops []metrics.ShopReport) error {
+	cw := csv.NewWriter(w)
+	ths := thresholdsOf(shops)
+	head := []string{"shop", "agent", "day", "consulting_buyers", "buyer_messages"}
+	for _, t := range ths {
+		head = append(head, "breached_"+t, "reply_rate_"+t)
+	}
+	head = append(head, "response_30s_rate", "avg_response_seconds", "waiting_buyers")
+	if err := cw.Write(head); err != nil {
+		return err
+	}
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	i := func(v int64) string { return strconv.FormatInt(v, 10) }
+	for _, s := range shops {
+		row := []string{s.Shop, "", s.Day, i(s.Consulting), i(s.Messages)}
+		for _, t := range ths {
+			row = append(row, i(s.Breached[t]), f(s.ReplyRate[t]))
+		}
+		row = append(row, f(s.Response30sRate), f(s.AvgResponseSeconds), i(s.Waiting))
+		if err := cw.Write(row); err != nil {
+			return err
+		}
+		for _, a := range s.Agents {
+			row := []string{s.Shop, a.Agent, s.Day, i(a.Consulting), i(a.Messages)}
+			for _, t := range ths {
+				row = append(row, i(a.Breached[t]), "")
+			}
+			row = append(row, f(a.Response30sRate), f(a.AvgResponseSeconds), i(a.Waiting))
+			if err := cw.Write(row); err != nil {
+				return err
+			}
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
