@@ -46,6 +46,7 @@ const (
 	ReasonRetracted = "retracted"
 	ReasonExcluded  = "excluded"
 	ReasonShipped   = "shipped"
+	ReasonReturned  = "returned" // an away agent came back
 )
 
 // Alert is one alert record as written to the alerts topic and every sink.

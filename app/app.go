@@ -174,8 +174,11 @@ func pipelineConfig(cfg *config.Config) pipeline.Config {
 // handlers are the detectors plugged into each input stream. Streams
 // without one are validated, dead-lettered and counted.
 func handlers(cfg *config.Config) map[event.Stream]pipeline.Handler {
-	engine := &detectors.Engine{Rules: cfg.Rules(), PerAgent: cfg.Metrics.PerAgent}
-	return map[event.Stream]pipeline.Handler{event.Chat: pipeline.ChatHandler{Engine: engine}}
+	rules := cfg.Rules()
+	return map[event.Stream]pipeline.Handler{
+		event.Chat:     pipeline.ChatHandler{Engine: &detectors.Engine{Rules: rules, PerAgent: cfg.Metrics.PerAgent}},
+		event.Presence: pipeline.SeatHandler{Engine: &detectors.SeatEngine{Rules: rules, AwayAfter: cfg.Seats.AwayAfter}},
+	}
 }
 
 // shopInfo is what the figures need to know of a shop.

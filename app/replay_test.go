@@ -40,6 +40,9 @@ func gaugesOf(reports []metrics.ShopReport) map[string]float64 {
 			out["replywatch_reply_breached_buyers{shop="+s.Shop+",threshold="+th+"}"] = float64(s.Breached[th])
 			out["replywatch_reply_rate{shop="+s.Shop+",threshold="+th+"}"] = s.ReplyRate[th]
 		}
+		for st, v := range s.Seats {
+			out["replywatch_seats{shop="+s.Shop+",state="+st+"}"] = float64(v)
+		}
 		for _, a := range s.Agents {
 			out["replywatch_agent_consulting_buyers{agent="+a.Agent+",shop="+s.Shop+"}"] = float64(a.Consulting)
 			out["replywatch_agent_avg_response_seconds{agent="+a.Agent+",shop="+s.Shop+"}"] = a.AvgResponseSeconds
@@ -83,8 +86,8 @@ func TestReplayEqualsPipeline(t *testing.T) {
 		t.Fatalf("replay saw %d events (want %d), %d shops, %d alerts", res.Events, len(recs), len(res.Shops), len(res.Alerts))
 	}
 	want := gaugesOf(res.Shops)
-	if want["replywatch_consulting_buyers{shop="+res.Shops[0].Shop+"}"] == 0 {
-		t.Fatal("simulated day has no consulting buyers")
+	if want["replywatch_consulting_buyers{shop="+res.Shops[0].Shop+"}"] == 0 || len(res.Shops[0].Seats) == 0 {
+		t.Fatal("simulated day has no consulting buyers or no seats")
 	}
 
 	w := sim.NewWriter(e.broker)

@@ -39,6 +39,7 @@ type Config struct {
 	Clock             Clock       `yaml:"clock"`
 	Alerts            Alerts      `yaml:"alerts"`
 	Metrics           Metrics     `yaml:"metrics"`
+	Seats             Seats       `yaml:"seats"`
 	Log               Log         `yaml:"log"`
 	// Shops holds per-shop overrides, by shop_id.
 	Shops map[string]ShopOverride `yaml:"shops"`
@@ -149,6 +150,12 @@ type Metrics struct {
 }
 
 // Log configures logging.
+// Seats is how agents' seats are watched.
+type Seats struct {
+	// AwayAfter is how long an agent may be away before seat_away fires.
+	AwayAfter time.Duration `yaml:"away_after"`
+}
+
 type Log struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
@@ -236,6 +243,7 @@ func Default() *Config {
 		Clock:   Clock{Grace: 2 * time.Second, Allowance: 2 * time.Second, Tick: 100 * time.Millisecond},
 		Alerts:  Alerts{Language: "zh", Lease: 30 * time.Second},
 		Metrics: Metrics{MaxAgents: 500, ReportInterval: 5 * time.Second, ReporterLease: 15 * time.Second},
+		Seats:   Seats{AwayAfter: 10 * time.Minute},
 		Log:     Log{Level: "info", Format: LogAuto},
 		Shops:   map[string]ShopOverride{},
 	}

@@ -20,6 +20,9 @@ var badCases = []struct {
 	file string
 	errs []string
 }{
+	{"seats.bad.yml", []string{
+		`seats.away_after: 0s is too short, the least is 1s`,
+	}},
 	{"target.bad.yml", []string{
 		`reply_sla.target: 1.5 is not between 0 and 1`,
 		`shops.s1.reply_sla.target: -0.1 is not between 0 and 1`,
@@ -208,6 +211,7 @@ var fullConfig = &Config{
 	Clock:   Clock{Grace: time.Second, Allowance: 500 * time.Millisecond, Tick: 50 * time.Millisecond},
 	Alerts:  Alerts{Language: "en", Lease: time.Minute},
 	Metrics: Metrics{PerAgent: true, MaxAgents: 50, ReportInterval: 10 * time.Second, ReporterLease: 30 * time.Second},
+	Seats:   Seats{AwayAfter: 15 * time.Minute},
 	Log:     Log{Level: "debug", Format: LogJSON},
 	Shops: map[string]ShopOverride{
 		"s1": {

@@ -63,10 +63,10 @@ type Engine struct {
 type Conversation struct {
 	Shop, Buyer string
 
-	platform  string // last platform an event named; "" means the shop's
-	agent     string // assigned agent
-	lastTS    int64  // latest applied event time
-	lastHuman int64  // latest human reply time, 0 if none
+	platform  string   // last platform an event named; "" means the shop's
+	agent     string   // assigned agent
+	lastTS    int64    // latest applied event time
+	lastHuman int64    // latest human reply time, 0 if none
 	seen      []uint64 // hashes of the latest applied event ids, oldest first, at most seenIDs
 	wait      openWait
 	pending   []int64 // unanswered buyer message times of the open wait, ascending

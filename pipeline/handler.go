@@ -46,6 +46,26 @@ func (h ChatHandler) Advance(e Entity, now time.Time, fx *detectors.Effects) {
 	h.Engine.Advance(e.(*detectors.Conversation), now, fx)
 }
 
+// SeatHandler runs the seat rules over agents' seats.
+type SeatHandler struct{ Engine *detectors.SeatEngine }
+
+func (h SeatHandler) New(key string) Entity {
+	shop, agent := splitKey(key)
+	return &detectors.Seat{Shop: shop, Agent: agent}
+}
+
+func (h SeatHandler) Event(e Entity, ev *event.Event, fx *detectors.Effects) detectors.Result {
+	return h.Engine.Presence(e.(*detectors.Seat), ev, fx)
+}
+
+func (h SeatHandler) Advance(e Entity, now time.Time, fx *detectors.Effects) {
+	h.Engine.Advance(e.(*detectors.Seat), now, fx)
+}
+
+func (h SeatHandler) NextDue(e Entity) (time.Time, bool) {
+	return h.Engine.NextDue(e.(*detectors.Seat))
+}
+
 func (h ChatHandler) NextDue(e Entity) (time.Time, bool) {
 	return h.Engine.NextDue(e.(*detectors.Conversation))
 }

@@ -1,0 +1,170 @@
+package detectors
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/event"
+)
+
+// Seat is one agent's seat (key shop_id/agent_id): its presence status and
+// since when. Seat states feed replywatch_seats and the seat_away alert
+// (DESIGN.md §2: an agent away longer than away_after must be covered).
+type Seat struct {
+	Shop, Agent string
+
+	status string // "" until the first status event
+	since  int64  // when status began (Unix ms)
+	lastTS int64  // latest applied event time
+	fired  bool   // seat_away fired for the current away spell
+	seen   []uint64
+}
+
+// SeatEngine applies presence events to seats.
+type SeatEngine struct {
+	Rules RulesFunc
+	// AwayAfter is how long an agent may be away before seat_away fires.
+	AwayAfter time.Duration
+}
+
+const seatSeenIDs = 8
+
+// Presence applies one agent_status event. Events older than the seat's
+// latest are counted but change nothing: a status is only replaced by a
+// newer one.
+func (e *SeatEngine) Presence(s *Seat, ev *event.Event, fx *Effects) Result {
+	h := xxhash.Sum64String(ev.EventID)
+	for _, x := range s.seen {
+		if x == h {
+			return Duplicate
+		}
+	}
+	if len(s.seen) == seatSeenIDs {
+		copy(s.seen, s.seen[1:])
+		s.seen = s.seen[:seatSeenIDs-1]
+	}
+	s.seen = append(s.seen, h)
+	ts := ev.Ms()
+	if ts < s.lastTS {
+		return Applied
+	}
+	e.Advance(s, ev.TS.Time, fx)
+	s.lastTS = ts
+	if ev.Status == s.status {
+		return Applied
+	}
+	if s.status != "" {
+		fx.Figures = append(fx.Figures, FigureDelta{Shop: s.Shop, Field: SeatField(s.status), Delta: -1})
+	}
+	fx.Figures = append(fx.Figures, FigureDelta{Shop: s.Shop, Field: SeatField(ev.Status), Delta: 1})
+	if s.status == "away" && s.fired {
+		a := e.awayAlert(s, alerting.Resolved)
+		a.At, a.Reason = ev.TS.Time, alerting.ReasonReturned
+		fx.Alerts = append(fx.Alerts, a)
+	}
+	s.status, s.since, s.fired = ev.Status, ts, false
+	return Applied
+}
+
+// Advance fires seat_away when the agent has been away longer than
+// AwayAfter before now.
+func (e *SeatEngine) Advance(s *Seat, now time.Time, fx *Effects) {
+	if due, ok := e.NextDue(s); ok && !now.Before(due) {
+		s.fired = true
+		a := e.awayAlert(s, alerting.Firing)
+		a.At = a.Due
+		fx.Alerts = append(fx.Alerts, a)
+	}
+}
+
+// NextDue is when Advance next has something to do (1 ms after the limit:
+// the limit itself is still allowed).
+func (e *SeatEngine) NextDue(s *Seat) (time.Time, bool) {
+	if s.status != "away" || s.fired || e.AwayAfter <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(s.since + e.AwayAfter.Milliseconds() + 1), true
+}
+
+func (e *SeatEngine) awayAlert(s *Seat, status string) alerting.Alert {
+	r := e.Rules(s.Shop)
+	loc := time.UTC
+	if r.Hours != nil {
+		loc = r.Hours.Loc
+	}
+	since := time.UnixMilli(s.since).In(loc)
+	return alerting.Alert{
+		ID:   alerting.ID(alerting.KindSeatAway, s.Shop, s.Agent, strconv.FormatInt(s.since, 10)),
+		Kind: alerting.KindSeatAway, Status: status, Severity: alerting.Warning,
+		Threshold: alerting.FormatThreshold(e.AwayAfter), Platform: r.Platform,
+		ShopID: s.Shop, AgentID: s.Agent, Since: since, Due: since.Add(e.AwayAfter),
+	}
+}
+
+var seatStatuses = []string{"", "online", "busy", "away", "offline"}
+
+const seatVersion = 1
+
+// MarshalBinary encodes the seat: version, status code, since, lastTS-since,
+// fired, seen ids.
+func (s *Seat) MarshalBinary() ([]byte, error) {
+	code := -1
+	for i, st := range seatStatuses {
+		if st == s.status {
+			code = i
+		}
+	}
+	if code < 0 {
+		return nil, fmt.Errorf("seat %s/%s: unknown status %q", s.Shop, s.Agent, s.status)
+	}
+	b := make([]byte, 0, 24+8*len(s.seen))
+	fired := byte(0)
+	if s.fired {
+		fired = 1
+	}
+	b = append(b, seatVersion, byte(code), fired)
+	b = binary.AppendUvarint(b, uint64(s.since))
+	b = binary.AppendVarint(b, s.lastTS-s.since)
+	b = append(b, byte(len(s.seen)))
+	for _, h := range s.seen {
+		b = binary.LittleEndian.AppendUint64(b, h)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes a seat; on error the seat is unchanged.
+func (s *Seat) UnmarshalBinary(b []byte) error {
+	bad := func(what string) error { return fmt.Errorf("%w: seat: %s", ErrCorrupt, what) }
+	if len(b) < 4 || b[0] != seatVersion {
+		return bad("not a version 1 seat")
+	}
+	if int(b[1]) >= len(seatStatuses) || b[2] > 1 {
+		return bad("bad status or flag")
+	}
+	n := Seat{Shop: s.Shop, Agent: s.Agent, status: seatStatuses[b[1]], fired: b[2] == 1}
+	off := 3
+	since, k := binary.Uvarint(b[off:])
+	if k <= 0 {
+		return bad("bad since")
+	}
+	off += k
+	d, k := binary.Varint(b[off:])
+	if k <= 0 {
+		return bad("bad last event time")
+	}
+	off += k
+	n.since, n.lastTS = int64(since), int64(since)+d
+	if off >= len(b) || int(b[off]) > seatSeenIDs || len(b) != off+1+8*int(b[off]) {
+		return bad("bad seen ids")
+	}
+	for i := 0; i < int(b[off]); i++ {
+		n.seen = append(n.seen, binary.LittleEndian.Uint64(b[off+1+8*i:]))
+	}
+	*s = n
+	return nil
+}
