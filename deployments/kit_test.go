@@ -116,6 +116,8 @@ var knownMetrics = map[string]bool{
 	"replywatch_agent_consulting_buyers":         true,
 	"replywatch_agent_reply_breached_buyers":     true,
 	"replywatch_agent_avg_response_seconds":      true,
+	"replywatch_agent_buyer_messages":            true,
+	"replywatch_agent_series_dropped_total":      true,
 	"replywatch_agent_response_30s_rate":         true,
 	"replywatch_shop_info":                       true,
 	"replywatch_reply_rate_target":               true,
