@@ -4,20 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/internal/testenv"
 )
 
 // Topics of the test cluster: input topics with several partitions so that
@@ -102,16 +100,6 @@ func (r *running) stop(t *testing.T) {
 	}
 }
 
-// msg builds a chat message event.
-func msg(id, shop, buyer, sender, agent string, ts time.Time) event.Event {
-	return event.Event{EventID: id, Type: event.TypeMessage, TS: event.Time{Time: ts}, ShopID: shop,
-		BuyerID: buyer, Sender: sender, AgentID: agent, Text: "你好"}
-}
-
-func chatEvent(id, typ, shop, buyer, agent string, ts time.Time) event.Event {
-	return event.Event{EventID: id, Type: typ, TS: event.Time{Time: ts}, ShopID: shop, BuyerID: buyer, AgentID: agent}
-}
-
 func produce(t *testing.T, broker, topic string, evs ...event.Event) {
 	t.Helper()
 	w := &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
@@ -175,39 +163,14 @@ func readAlerts(t *testing.T, broker string) []alerting.Alert {
 	return out
 }
 
-// scrape returns the business gauges of one replica as "name{labels}" → value.
+// scrape returns the replywatch metrics of one replica.
 func scrape(t *testing.T, addr string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	m, err := testenv.Scrape("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for name, f := range fams {
-		if !strings.HasPrefix(name, "replywatch_") {
-			continue
-		}
-		for _, m := range f.Metric {
-			var labels []string
-			for _, l := range m.Label {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			key := name + "{" + strings.Join(labels, ",") + "}"
-			switch {
-			case m.Gauge != nil:
-				out[key] = m.Gauge.GetValue()
-			case m.Counter != nil:
-				out[key] = m.Counter.GetValue()
-			}
-		}
-	}
-	return out
+	return m
 }
 
 // eventually polls cond until it holds or the deadline passes.

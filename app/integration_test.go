@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,130 +16,26 @@ import (
 
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/internal/scenario"
 	"github.com/replywatch/replywatch/internal/testenv"
 	"github.com/replywatch/replywatch/state"
 )
 
-// day is a shop day whose figures and alerts were counted by hand (see
-// wantFigures and wantFiring). Shop s1, PDD rules (08:00-23:00, 3m and 5m,
-// warnings 60 s before each):
-//
-//	b1 answered in 20 s; b2 waits 10:01, writes again, answered at 10:04:30
-//	(3m breach); b3 waits from 10:10, never answered (3m and 5m breach); b4
-//	gets a bot reply, then a human one exactly 2 min after (warning due at
-//	that instant: in time); b5 writes at 07:30 (outside hours: nothing);
-//	b6 breaches and is then blocked (leaves the figures, alerts excluded);
-//	b2 breaches 3m again at 11:03 (a second alert, still one breached buyer).
-//	Shop s2: one buyer answered in 10 s.
-func day() []event.Event {
-	return []event.Event{
-		msg("e01", "s1", "b1", "buyer", "", sh("10:00:00")),
-		msg("e02", "s1", "b1", "agent", "a1", sh("10:00:20")),
-		msg("e03", "s1", "b2", "buyer", "", sh("10:01:00")),
-		msg("e04", "s1", "b2", "buyer", "", sh("10:02:00")),
-		msg("e05", "s1", "b2", "agent", "a1", sh("10:04:30")),
-		msg("e06", "s1", "b3", "buyer", "", sh("10:10:00")),
-		msg("e07", "s1", "b4", "buyer", "", sh("10:20:00")),
-		msg("e08", "s1", "b4", "bot", "", sh("10:20:05")),
-		msg("e09", "s1", "b4", "agent", "a2", sh("10:22:00")),
-		msg("e10", "s1", "b5", "buyer", "", sh("07:30:00")),
-		msg("e11", "s1", "b6", "buyer", "", sh("10:30:00")),
-		chatEvent("e12", event.TypeBuyerBlocked, "s1", "b6", "a1", sh("10:40:00")),
-		msg("e13", "s1", "b2", "buyer", "", sh("11:00:00")),
-		msg("e14", "s1", "b2", "agent", "a1", sh("11:03:30")),
-		msg("e15", "s2", "b1", "buyer", "", sh("10:00:00")),
-		msg("e16", "s2", "b1", "agent", "a9", sh("10:00:10")),
-	}
-}
+// testDay is the hand-counted day (internal/scenario) on the test date.
+var testDay = scenario.Day{Loc: shanghai, Date: "2026-11-24"}
 
-// endOfDay is when the checks are made: after every deadline above.
-var endOfDay = sh("12:00:00")
+func day() []event.Event { return testDay.Events() }
 
-var wantFigures = map[string]float64{
-	"replywatch_consulting_buyers{shop=s1}":                  4,
-	"replywatch_reply_breached_buyers{shop=s1,threshold=3m}": 2,
-	"replywatch_reply_breached_buyers{shop=s1,threshold=5m}": 1,
-	"replywatch_reply_rate{shop=s1,threshold=3m}":            0.5,
-	"replywatch_reply_rate{shop=s1,threshold=5m}":            0.75,
-	"replywatch_buyer_messages{shop=s1}":                     6,
-	"replywatch_response_30s_rate{shop=s1}":                  1.0 / 6,
-	"replywatch_avg_response_seconds{shop=s1}":               (20 + 210 + 120 + 210) / 4.0,
-	"replywatch_waiting_buyers{shop=s1}":                     1,
-	"replywatch_consulting_buyers{shop=s2}":                  1,
-	"replywatch_reply_breached_buyers{shop=s2,threshold=3m}": 0,
-	"replywatch_reply_rate{shop=s2,threshold=3m}":            1,
-	"replywatch_buyer_messages{shop=s2}":                     1,
-	"replywatch_response_30s_rate{shop=s2}":                  1,
-	"replywatch_avg_response_seconds{shop=s2}":               10,
-	"replywatch_waiting_buyers{shop=s2}":                     0,
-}
+// endOfDay is when the checks are made: after every deadline of the day.
+var endOfDay = testDay.End()
 
-func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+var wantFigures = scenario.Figures
 
-func wantID(kind, threshold, buyer string, start time.Time) string {
-	return alerting.ID(kind, threshold, "s1", buyer, ms(start))
-}
+func wantFiring() map[string]string { return testDay.Firing() }
 
-// wantFiring maps each expected firing alert id to how it must end ("" = still firing).
-func wantFiring() map[string]string {
-	w, b := alerting.KindReplyWarning, alerting.KindReplyBreach
-	return map[string]string{
-		wantID(w, "3m", "b2", sh("10:01:00")): alerting.ReasonReplied,
-		wantID(b, "3m", "b2", sh("10:01:00")): alerting.ReasonReplied,
-		wantID(w, "3m", "b3", sh("10:10:00")): "",
-		wantID(b, "3m", "b3", sh("10:10:00")): "",
-		wantID(w, "5m", "b3", sh("10:10:00")): "",
-		wantID(b, "5m", "b3", sh("10:10:00")): "",
-		wantID(w, "3m", "b6", sh("10:30:00")): alerting.ReasonExcluded,
-		wantID(b, "3m", "b6", sh("10:30:00")): alerting.ReasonExcluded,
-		wantID(w, "5m", "b6", sh("10:30:00")): alerting.ReasonExcluded,
-		wantID(b, "5m", "b6", sh("10:30:00")): alerting.ReasonExcluded,
-		wantID(w, "3m", "b2", sh("11:00:00")): alerting.ReasonReplied,
-		wantID(b, "3m", "b2", sh("11:00:00")): alerting.ReasonReplied,
-	}
-}
+func outcome(alerts []alerting.Alert) (map[string]string, error) { return scenario.Outcome(alerts) }
 
-// outcome summarises alerts as id → "" (firing) or the reason that resolved it,
-// failing on a resolved record without its firing one.
-func outcome(alerts []alerting.Alert) (map[string]string, error) {
-	out := map[string]string{}
-	for _, a := range alerts {
-		switch a.Status {
-		case alerting.Firing:
-			if _, ok := out[a.ID]; !ok {
-				out[a.ID] = ""
-			}
-		case alerting.Resolved:
-			if _, ok := out[a.ID]; !ok {
-				return nil, fmt.Errorf("resolved %s (%s) before or without its firing record", a.ID, a.Kind)
-			}
-			out[a.ID] = a.Reason
-		}
-	}
-	return out, nil
-}
-
-func sameOutcome(got, want map[string]string) error {
-	var diffs []string
-	for id, r := range want {
-		g, ok := got[id]
-		if !ok {
-			diffs = append(diffs, "missing "+id)
-		} else if g != r {
-			diffs = append(diffs, fmt.Sprintf("%s ended %q, want %q", id, g, r))
-		}
-	}
-	for id := range got {
-		if _, ok := want[id]; !ok {
-			diffs = append(diffs, "unexpected "+id)
-		}
-	}
-	sort.Strings(diffs)
-	if len(diffs) > 0 {
-		return errors.New(strings.Join(diffs, "; "))
-	}
-	return nil
-}
+func sameOutcome(got, want map[string]string) error { return scenario.SameOutcome(got, want) }
 
 type env struct {
 	broker string

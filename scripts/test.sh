@@ -2,7 +2,7 @@
 # Runs replywatch's whole test suite: unit tests, integration tests against a
 # real redis-server and the Kafka wire protocol, and the deployment checks.
 # On Debian/Ubuntu it installs what the tests need (redis-server, prometheus,
-# prometheus-alertmanager) when they are missing.
+# prometheus-alertmanager, kcat) when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,7 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+command -v kcat >/dev/null 2>&1 || need+=(kcat)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

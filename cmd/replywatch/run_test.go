@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/internal/scenario"
+	"github.com/replywatch/replywatch/internal/testenv"
+)
+
+// noonZone is an IANA zone where it is now between 12:00 and 13:00, so the
+// hand-counted day (10:00-11:04) lies in today's past whatever the date and
+// hour the test runs at.
+func noonZone(now time.Time) *time.Location {
+	k := 12 - now.UTC().Hour()
+	name := "Etc/GMT"
+	switch {
+	case k > 0:
+		name += "-" + strconv.Itoa(k)
+	case k < 0:
+		name += "+" + strconv.Itoa(-k)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func needKcat(t *testing.T) string {
+	p, err := exec.LookPath("kcat")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("kcat not found: install it with apt-get install kcat")
+		}
+		t.Skip("kcat not found (apt-get install kcat)")
+	}
+	return p
+}
+
+func buildBinary(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "replywatch")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// Events for several shops produced with kcat into a broker reached over
+// TCP, processed by `replywatch run`, give on cs.alerts the hand-counted
+// alerts and on /metrics the hand-counted figures; SIGTERM stops it with
+// exit 0 within 10 s.
+func TestRunBinaryWithKcat(t *testing.T) {
+	kcat := needKcat(t)
+	bin := buildBinary(t)
+	broker, _ := testenv.Kafka(t, map[string]int{"cs.chat": 4, "cs.orders": 2, "cs.presence": 2, "cs.alerts": 1, "cs.chat.DLT": 1})
+	redisURL := testenv.Redis(t)
+	loc := noonZone(time.Now())
+	d := scenario.Day{Loc: loc, Date: time.Now().In(loc).Format(time.DateOnly)}
+	httpAddr := freePort(t)
+
+	cfgPath := filepath.Join(t.TempDir(), "replywatch.yml")
+	cfg := fmt.Sprintf(`kafka:
+  brokers: [%q]
+  group_id: kcat-test
+  session_timeout: 2s
+  rebalance_timeout: 2s
+redis:
+  url: %q
+http:
+  addr: %q
+timezone: %s
+metrics:
+  report_interval: 200ms
+  reporter_lease: 2s
+clock:
+  tick: 20ms
+log:
+  format: json
+`, broker, redisURL, httpAddr, loc.String())
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "validate", "--config", cfgPath).CombinedOutput(); err != nil {
+		t.Fatalf("validate: %v\n%s", err, out)
+	}
+
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("replywatch output:\n%s", logs.String())
+		}
+	}()
+	waitFor(t, 30*time.Second, "ready", func() error {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("readyz %s", resp.Status)
+		}
+		return nil
+	})
+
+	var in bytes.Buffer
+	for _, ev := range d.Events() {
+		b, _ := json.Marshal(ev)
+		fmt.Fprintf(&in, "%s\t%s\n", ev.Key(event.Chat), b)
+	}
+	prod := exec.Command(kcat, "-b", broker, "-P", "-t", "cs.chat", "-K", "\t")
+	prod.Stdin = &in
+	if out, err := prod.CombinedOutput(); err != nil {
+		t.Fatalf("kcat produce: %v\n%s", err, out)
+	}
+
+	waitFor(t, 30*time.Second, "figures", func() error {
+		got, err := testenv.Scrape("http://" + httpAddr + "/metrics")
+		if err != nil {
+			return err
+		}
+		var diffs []string
+		for k, v := range scenario.Figures {
+			if g, ok := got[k]; !ok || g-v > 1e-9 || v-g > 1e-9 {
+				diffs = append(diffs, fmt.Sprintf("%s=%v want %v", k, got[k], v))
+			}
+		}
+		if len(diffs) > 0 {
+			return fmt.Errorf("%s", strings.Join(diffs, "; "))
+		}
+		return nil
+	})
+	waitFor(t, 20*time.Second, "alerts read with kcat", func() error {
+		out, err := exec.Command(kcat, "-b", broker, "-C", "-t", "cs.alerts", "-o", "beginning", "-e", "-q").Output()
+		if err != nil {
+			return err
+		}
+		var alerts []alerting.Alert
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var a alerting.Alert
+			if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
+				return fmt.Errorf("alert line %q: %w", sc.Text(), err)
+			}
+			if a.Summary == "" || a.EmittedAt.IsZero() {
+				return fmt.Errorf("alert %s lacks summary or emitted_at", a.ID)
+			}
+			alerts = append(alerts, a)
+		}
+		got, err := scenario.Outcome(alerts)
+		if err != nil {
+			return err
+		}
+		return scenario.SameOutcome(got, d.Firing())
+	})
+
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("SIGTERM took %s, the contract says 10 s", took)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("replywatch did not exit within 15 s of SIGTERM")
+	}
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
