@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
@@ -300,28 +301,30 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func backoffDelay(attempt int) time.Duration {
-	d := 100 * time.Millisecond << min(attempt, 6)
-	return min(d, 5*time.Second)
+// retryPolicy backs off from 100 ms to 5 s between tries, forever: a
+// partition must not skip work because Redis or Kafka was away for a while.
+func retryPolicy(ctx context.Context) backoff.BackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 100 * time.Millisecond
+	b.MaxInterval = 5 * time.Second
+	b.MaxElapsedTime = 0
+	return backoff.WithContext(b, ctx)
 }
 
-// retry runs op until it succeeds or ctx ends, backing off between tries.
+// retry runs op until it succeeds, returns a backoff.Permanent error, or
+// ctx ends, logging the first failure and every tenth.
 func retry(ctx context.Context, log *zap.Logger, what string, op func() error) error {
-	for attempt := 0; ; attempt++ {
-		err := op()
-		if err == nil {
-			return nil
+	attempt := 0
+	err := backoff.RetryNotify(op, retryPolicy(ctx), func(err error, next time.Duration) {
+		if attempt%10 == 0 {
+			log.Warn(what+" failed; retrying", zap.Error(err), zap.Int("attempt", attempt+1), zap.Duration("next", next))
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if attempt == 0 || attempt%10 == 0 {
-			log.Warn(what+" failed; retrying", zap.Error(err), zap.Int("attempt", attempt+1))
-		}
-		if !sleep(ctx, backoffDelay(attempt)) {
-			return ctx.Err()
-		}
+		attempt++
+	})
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
 	}
+	return err
 }
 
 var _ = event.Chat

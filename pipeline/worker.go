@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
@@ -251,21 +252,17 @@ func (w *worker) step(ctx context.Context) error {
 	if len(w.items) == 0 && last < 0 && !due && len(w.acks) == 0 {
 		return nil
 	}
-	var err error
-	for attempt := 0; ; attempt++ {
-		err = w.apply(ctx, now, wall, last, due)
-		if err == nil || errors.Is(err, state.ErrFenced) || ctx.Err() != nil {
-			break
+	err := retry(ctx, w.log, "applying batch", func() error {
+		err := w.apply(ctx, now, wall, last, due)
+		if err == nil || errors.Is(err, state.ErrFenced) {
+			return backoff.Permanent(err)
 		}
 		// The cached entities may hold this attempt's changes: forget them
 		// and start again from what the store has.
 		w.cache.Purge()
 		w.p.metrics.RedisErrors.WithLabelValues("apply").Inc()
-		w.log.Warn("applying batch failed; retrying from the stored state", zap.Error(err), zap.Int("attempt", attempt+1))
-		if !sleep(ctx, backoffDelay(attempt)) {
-			break
-		}
-	}
+		return err
+	})
 	if err != nil {
 		return err
 	}
