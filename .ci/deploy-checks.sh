@@ -89,6 +89,20 @@ step "helm $HELM_VERSION: lint and template (default values, $full)"
 "$helm" template rw "$chart" --kube-version "$KUBE_VERSION" >"$work/default.yaml"
 "$helm" template rw "$chart" --kube-version "$KUBE_VERSION" -f "$full" >"$work/full.yaml"
 
+step "helm: NOTES.txt renders (helm template skips it, so a copy renders it as data)"
+cp -r "$chart" "$work/notes-chart"
+cp "$chart/templates/NOTES.txt" "$work/notes-chart/notes.tpl"
+echo 'notes: {{ tpl (.Files.Get "notes.tpl") . | toJson }}' >"$work/notes-chart/templates/zz-notes.yaml"
+for values in "" "$full"; do
+  notes=$("$helm" template rw "$work/notes-chart" --kube-version "$KUBE_VERSION" ${values:+-f "$values"} \
+    --show-only templates/zz-notes.yaml)
+  grep -q 'is installed as rw-replywatch' <<<"$notes" || die "NOTES.txt did not render:
+$notes"
+  if grep -q '<no value>' <<<"$notes"; then die "NOTES.txt refers to a value that does not exist:
+$notes"; fi
+done
+echo "NOTES.txt renders with the default and the full values"
+
 step "helm: values the chart must refuse"
 expect_fail() {
   local want=$1; shift
