@@ -62,6 +62,7 @@ type App struct {
 	sinks     *pipeline.KafkaSinks
 	http      *http.Server
 	listener  net.Listener
+	checks    []httpapi.Check
 }
 
 // New builds a replica from cfg. Nothing runs until Run.
@@ -80,6 +81,7 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pm := metrics.NewProcess(reg)
 	pm.BuildInfo.WithLabelValues(Version, Revision).Set(1)
+	pm.Init([]string{cfg.Kafka.Topics.Chat, cfg.Kafka.Topics.Orders, cfg.Kafka.Topics.Presence}, event.Reasons)
 
 	client, err := state.Dial(cfg.Redis.URL, cfg.Redis.Mode, cfg.Redis.Addrs, cfg.Redis.MasterName)
 	if err != nil {
@@ -132,6 +134,7 @@ func New(cfg *config.Config, o Options) (*App, error) {
 			return nil
 		}},
 	}
+	a.checks = checks
 	a.http = &http.Server{
 		Addr:              cfg.HTTP.Addr,
 		Handler:           httpapi.Handler(reg, checks, func(ok bool) { pm.Ready.Set(b2f(ok)) }),
@@ -242,6 +245,22 @@ func (a *App) Run(ctx context.Context) error {
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
 			return a.Reporter.Run(ctx)
+		}, func(error) { cancel() })
+	}
+	{
+		// replywatch_ready stays current even when nothing polls /readyz.
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			t := time.NewTicker(5 * time.Second)
+			defer t.Stop()
+			for {
+				a.Metrics.Ready.Set(b2f(len(httpapi.Probe(ctx, a.checks)) == 0))
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-t.C:
+				}
+			}
 		}, func(error) { cancel() })
 	}
 	g.Add(func() error {

@@ -144,6 +144,9 @@ const (
 	ReasonFuture      = "future_ts"
 )
 
+// Reasons lists every dead-letter reason.
+var Reasons = []string{ReasonOversize, ReasonBadJSON, ReasonMissing, ReasonBadField, ReasonUnknownType, ReasonFuture}
+
 // Error says why an event cannot be used. Reason is a short label for
 // metrics; Detail names the field and what was wrong with it.
 type Error struct {

@@ -19,6 +19,19 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
+// Probe runs the checks and returns the failures, each "name: error".
+func Probe(ctx context.Context, checks []Check) []string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var failed []string
+	for _, c := range checks {
+		if err := c.Fn(ctx); err != nil {
+			failed = append(failed, c.Name+": "+err.Error())
+		}
+	}
+	return failed
+}
+
 // Handler serves the endpoints. ready, when not nil, is told the outcome of
 // each readiness probe (for the replywatch_ready gauge).
 func Handler(g prometheus.Gatherer, checks []Check, ready func(bool)) http.Handler {
@@ -28,14 +41,7 @@ func Handler(g prometheus.Gatherer, checks []Check, ready func(bool)) http.Handl
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		var failed []string
-		for _, c := range checks {
-			if err := c.Fn(ctx); err != nil {
-				failed = append(failed, c.Name+": "+err.Error())
-			}
-		}
+		failed := Probe(r.Context(), checks)
 		if ready != nil {
 			ready(len(failed) == 0)
 		}

@@ -103,3 +103,33 @@ func NewProcess(reg prometheus.Registerer) *Process {
 		m.ReporterLeader, m.BatchSize, m.RedisRoundTrips, m.Rebalances, m.OutboxRedelivery)
 	return m
 }
+
+// RedisOps are the store operations counted in replywatch_redis_errors_total.
+var RedisOps = []string{"claim", "load", "apply", "outbox", "scopes", "figures", "lease", "release", "ping"}
+
+// AlertKinds are the alert kinds this build produces.
+var AlertKinds = []string{"reply_warning", "reply_breach", "long_no_reply", "seat_away"}
+
+// Init creates the known label sets of the counters at zero, so that rates
+// and alert rules see a series before the first event of each kind.
+func (m *Process) Init(topics []string, deadLetterReasons []string) {
+	for _, t := range topics {
+		for _, r := range []string{"applied", "duplicate", "invalid"} {
+			m.Events.WithLabelValues(t, r)
+		}
+		for _, r := range deadLetterReasons {
+			m.DeadLetters.WithLabelValues(t, r)
+		}
+		m.OwnedPartitions.WithLabelValues(t)
+	}
+	for _, r := range []string{"ok", "error"} {
+		m.AlertDeliveries.WithLabelValues("kafka", r)
+	}
+	for _, op := range RedisOps {
+		m.RedisErrors.WithLabelValues(op)
+	}
+	for _, k := range AlertKinds {
+		m.Alerts.WithLabelValues(k, "firing")
+		m.Alerts.WithLabelValues(k, "resolved")
+	}
+}
