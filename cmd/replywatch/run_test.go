@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,25 +20,6 @@ import (
 	"github.com/replywatch/replywatch/internal/scenario"
 	"github.com/replywatch/replywatch/internal/testenv"
 )
-
-// noonZone is an IANA zone where it is now between 12:00 and 13:00, so the
-// hand-counted day (10:00-11:04) lies in today's past whatever the date and
-// hour the test runs at.
-func noonZone(now time.Time) *time.Location {
-	k := 12 - now.UTC().Hour()
-	name := "Etc/GMT"
-	switch {
-	case k > 0:
-		name += "-" + strconv.Itoa(k)
-	case k < 0:
-		name += "+" + strconv.Itoa(-k)
-	}
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		panic(err)
-	}
-	return loc
-}
 
 func freePort(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -79,7 +59,7 @@ func TestRunBinaryWithKcat(t *testing.T) {
 	bin := buildBinary(t)
 	broker, _ := testenv.Kafka(t, map[string]int{"cs.chat": 4, "cs.orders": 2, "cs.presence": 2, "cs.alerts": 1, "cs.chat.DLT": 1})
 	redisURL := testenv.Redis(t)
-	loc := noonZone(time.Now())
+	loc := testenv.NoonZone(time.Now())
 	d := scenario.Day{Loc: loc, Date: time.Now().In(loc).Format(time.DateOnly)}
 	httpAddr := freePort(t)
 
