@@ -1,0 +1,255 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/pprof"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/sim"
+)
+
+// Mix is the simulated population: many shops with large teams, as on a
+// sales peak. Rate is derived from how many events a part needs.
+type Mix struct {
+	Seed   uint64
+	Shops  int
+	Agents int
+}
+
+// DefaultMix is the population every part simulates.
+var DefaultMix = Mix{Seed: 11, Shops: 40, Agents: 30}
+
+// simDay is the simulated day of the backlogs: the last 双11 (shop-local)
+// at least two days ago, so that no event is stamped in the future.
+var simDay = func() time.Time {
+	now := time.Now().In(sim.Shanghai())
+	d := time.Date(now.Year(), 11, 11, 0, 0, 0, 0, sim.Shanghai())
+	if now.Sub(d) < 48*time.Hour {
+		d = d.AddDate(-1, 0, 0)
+	}
+	return d
+}()
+
+// options returns the simulator options for rate and the day starting at start.
+func (m Mix) options(rate float64, start time.Time) sim.Options {
+	return sim.Options{Seed: m.Seed, Shops: m.Shops, Agents: m.Agents, Rate: rate, Start: start}
+}
+
+// perDay counts the events of one simulated day at rate 1 that keep
+// returns true for: the unit from which a part's rate is derived.
+func (m Mix) perDay(keep func(*sim.Record) bool) (int, error) {
+	n := 0
+	err := sim.Generate(m.options(1, simDay), func(r sim.Record) error {
+		if keep(&r) {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sizing the simulated day: %w", err)
+	}
+	return n, nil
+}
+
+func isChat(r *sim.Record) bool { return r.Topic == event.Chat }
+func any_(*sim.Record) bool     { return true }
+
+var errEnough = errors.New("enough events")
+
+// topicMap is the contract's default topic of each stream.
+var topicMap = map[event.Stream]string{event.Chat: TopicChat, event.Orders: TopicOrders, event.Presence: TopicPresence}
+
+// ProduceChat produces n chat events of the simulated peak to cs.chat, as
+// a backlog, from the day starting at simDay on (further days when one is
+// not enough). It returns how many it produced and how long that took.
+func ProduceChat(ctx context.Context, broker string, mix Mix, n int) (int, time.Duration, error) {
+	perDay, err := mix.perDay(isChat)
+	if err != nil {
+		return 0, 0, err
+	}
+	rate := float64(n) / float64(perDay) * 1.02
+	return produce(ctx, broker, mix, rate, n, isChat, false)
+}
+
+// ProduceDay produces a whole simulated day of at least n events on every
+// input topic (chat, orders, presence).
+func ProduceDay(ctx context.Context, broker string, mix Mix, n int) (int, time.Duration, error) {
+	perDay, err := mix.perDay(any_)
+	if err != nil {
+		return 0, 0, err
+	}
+	rate := float64(n) / float64(perDay) * 1.02
+	return produce(ctx, broker, mix, rate, 0, any_, true)
+}
+
+// produce writes the simulated events keep selects, at most limit (0: no
+// limit), day after day until limit or, with oneDay, after the first day.
+func produce(ctx context.Context, broker string, mix Mix, rate float64, limit int, keep func(*sim.Record) bool, oneDay bool) (int, time.Duration, error) {
+	var (
+		n     int
+		err   error
+		start = time.Now()
+	)
+	pprof.Do(ctx, pprof.Labels("role", "load"), func(ctx context.Context) {
+		w := sim.NewWriter(broker)
+		defer w.Close()
+		p := sim.NewProducer(ctx, w, topicMap)
+		emit := func(r sim.Record) error {
+			if !keep(&r) {
+				return nil
+			}
+			if err := p.Emit(r); err != nil {
+				return err
+			}
+			n++
+			if limit > 0 && n >= limit {
+				return errEnough
+			}
+			return nil
+		}
+		for day := simDay; ; day = day.Add(24 * time.Hour) {
+			err = sim.Generate(mix.options(rate, day), emit)
+			if errors.Is(err, errEnough) {
+				err = nil
+				break
+			}
+			if err != nil || oneDay || ctx.Err() != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = p.Flush()
+		}
+	})
+	if err != nil {
+		return n, 0, fmt.Errorf("producing the simulated backlog: %w", err)
+	}
+	return n, time.Since(start), nil
+}
+
+// HighWaterMarks returns each partition's high-water mark of topic.
+func HighWaterMarks(ctx context.Context, broker, topic string) (map[int]int64, error) {
+	c := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
+	var req []kafka.OffsetRequest
+	for p := range Topics[topic] {
+		req = append(req, kafka.LastOffsetOf(p))
+	}
+	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: req}})
+	if err != nil {
+		return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
+	}
+	out := map[int]int64{}
+	for _, po := range res.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
+		}
+		out[po.Partition] = po.LastOffset
+	}
+	return out, nil
+}
+
+// Pacer produces live chat traffic at a fixed rate: simulated peak chat
+// events stamped with the wall clock as they are sent, plus, when Probe is
+// set, probe records it injects among them.
+type Pacer struct {
+	Broker string
+	Mix    Mix
+	// Rate is events per second, probes included.
+	Rate int
+	// Probe, when set, is asked at each send for extra records (a probe
+	// wait) to send with the traffic; now is the send time.
+	Probe func(now time.Time) []sim.Record
+
+	sent int64
+}
+
+// Sent is how many records the pacer produced.
+func (p *Pacer) Sent() int64 { return p.sent }
+
+// Run produces until ctx ends. It returns the first produce error.
+func (p *Pacer) Run(ctx context.Context) error {
+	var err error
+	pprof.Do(ctx, pprof.Labels("role", "load"), func(ctx context.Context) { err = p.run(ctx) })
+	if err != nil && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (p *Pacer) run(ctx context.Context) error {
+	src := make(chan sim.Record, 4096)
+	genCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		defer close(src)
+		// Simulated events in their order, day after day; the pacer gives
+		// them the send time, so days and hours of the simulation do not
+		// matter, only the mix of senders and conversations.
+		for day := simDay; genCtx.Err() == nil; day = day.Add(24 * time.Hour) {
+			_ = sim.Generate(p.Mix.options(2, day), func(r sim.Record) error {
+				if r.Topic != event.Chat {
+					return nil
+				}
+				select {
+				case src <- r:
+					return nil
+				case <-genCtx.Done():
+					return genCtx.Err()
+				}
+			})
+		}
+	}()
+	w := &kafka.Writer{
+		Addr:         kafka.TCP(p.Broker),
+		Balancer:     &kafka.Hash{},
+		BatchSize:    1000,
+		BatchTimeout: time.Millisecond,
+		RequiredAcks: kafka.RequireOne,
+	}
+	defer w.Close()
+	const tick = 5 * time.Millisecond
+	start := time.Now()
+	var msgs []kafka.Message
+	for ctx.Err() == nil {
+		now := time.Now()
+		want := int64(now.Sub(start).Seconds()*float64(p.Rate)) - p.sent
+		msgs = msgs[:0]
+		if p.Probe != nil && want > 0 {
+			for _, r := range p.Probe(now) {
+				msgs = appendRecord(msgs, &r)
+			}
+		}
+		for int64(len(msgs)) < want {
+			r, ok := <-src
+			if !ok {
+				return ctx.Err()
+			}
+			r.Event.TS = event.Time{Time: now}
+			msgs = appendRecord(msgs, &r)
+		}
+		if len(msgs) > 0 {
+			if err := w.WriteMessages(ctx, msgs...); err != nil {
+				return fmt.Errorf("producing live traffic: %w", err)
+			}
+			p.sent += int64(len(msgs))
+		}
+		if d := tick - time.Since(now); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	return nil
+}
+
+// appendRecord encodes r as a cs.chat message.
+func appendRecord(msgs []kafka.Message, r *sim.Record) []kafka.Message {
+	return append(msgs, kafka.Message{Topic: TopicChat, Key: []byte(r.Key), Value: sim.AppendEvent(nil, &r.Event)})
+}
+
+// probeBuyer names the buyer of probe wait i of a run.
+func probeBuyer(run string, i int) string { return "probe-" + run + "-" + strconv.Itoa(i) }
