@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -100,15 +101,22 @@ type Event struct {
 // original offset when encoded again.
 type Time struct{ time.Time }
 
+// timeError is a time value that is not RFC 3339 with an offset.
+type timeError struct{ value string }
+
+func (e *timeError) Error() string {
+	return fmt.Sprintf("time %s is not RFC 3339 with an offset or Z", e.value)
+}
+
 // UnmarshalJSON accepts RFC 3339 with an offset or Z.
 func (t *Time) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("not a string")
+		return &timeError{string(b)}
 	}
 	v, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return fmt.Errorf("not RFC 3339 with an offset: %q", s)
+		return &timeError{strconv.Quote(s)}
 	}
 	t.Time = v
 	return nil
@@ -173,6 +181,10 @@ func Decode(s Stream, value []byte, now time.Time) (*Event, error) {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return nil, bad(ReasonBadField, "field %s: expected %s", te.Field, te.Type)
+		}
+		var tm *timeError
+		if errors.As(err, &tm) {
+			return nil, bad(ReasonBadField, "%v", tm)
 		}
 		return nil, bad(ReasonBadJSON, "%v", err)
 	}
