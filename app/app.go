@@ -189,7 +189,7 @@ func shopInfo(cfg *config.Config) func(string) metrics.ShopInfo {
 	rules := cfg.Rules()
 	return func(shop string) metrics.ShopInfo {
 		r := rules(shop)
-		return metrics.ShopInfo{Rules: r, Target: r.Target}
+		return metrics.ShopInfo{Rules: r, Target: r.Target, IdleAfter: cfg.Seats.IdleAfter}
 	}
 }
 

@@ -154,6 +154,9 @@ type Metrics struct {
 type Seats struct {
 	// AwayAfter is how long an agent may be away before seat_away fires.
 	AwayAfter time.Duration `yaml:"away_after"`
+	// IdleAfter is how long an online agent with buyers waiting may go
+	// without a human message before the seat counts as idle.
+	IdleAfter time.Duration `yaml:"idle_after"`
 }
 
 type Log struct {
@@ -243,7 +246,7 @@ func Default() *Config {
 		Clock:   Clock{Grace: 2 * time.Second, Allowance: 2 * time.Second, Tick: 100 * time.Millisecond},
 		Alerts:  Alerts{Language: "zh", Lease: 30 * time.Second},
 		Metrics: Metrics{MaxAgents: 500, ReportInterval: 5 * time.Second, ReporterLease: 15 * time.Second},
-		Seats:   Seats{AwayAfter: 10 * time.Minute},
+		Seats:   Seats{AwayAfter: 10 * time.Minute, IdleAfter: 3 * time.Minute},
 		Log:     Log{Level: "info", Format: LogAuto},
 		Shops:   map[string]ShopOverride{},
 	}

@@ -211,7 +211,7 @@ var fullConfig = &Config{
 	Clock:   Clock{Grace: time.Second, Allowance: 500 * time.Millisecond, Tick: 50 * time.Millisecond},
 	Alerts:  Alerts{Language: "en", Lease: time.Minute},
 	Metrics: Metrics{PerAgent: true, MaxAgents: 50, ReportInterval: 10 * time.Second, ReporterLease: 30 * time.Second},
-	Seats:   Seats{AwayAfter: 15 * time.Minute},
+	Seats:   Seats{AwayAfter: 15 * time.Minute, IdleAfter: 2 * time.Minute},
 	Log:     Log{Level: "debug", Format: LogJSON},
 	Shops: map[string]ShopOverride{
 		"s1": {

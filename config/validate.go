@@ -180,6 +180,7 @@ func (c *Config) validateRuntime(p *problems) {
 	}
 	atLeast(p, "metrics.report_interval", c.Metrics.ReportInterval, 100*time.Millisecond)
 	atLeast(p, "seats.away_after", c.Seats.AwayAfter, time.Second)
+	atLeast(p, "seats.idle_after", c.Seats.IdleAfter, time.Second)
 	if c.Metrics.ReporterLease <= c.Metrics.ReportInterval {
 		p.add("metrics.reporter_lease", "%s must be longer than report_interval %s", fmtDur(c.Metrics.ReporterLease), fmtDur(c.Metrics.ReportInterval))
 	}

@@ -5,6 +5,7 @@
 package detectors
 
 import (
+	"strings"
 	"time"
 
 	"github.com/replywatch/replywatch/alerting"
@@ -52,7 +53,22 @@ const (
 	FieldRespMs     = "resp_ms"    // sum of (reply ts - wait start) of waits started that day and ended
 	FieldRespN      = "resp_n"     // number of those waits
 	FieldWaiting    = "waiting"    // per-agent buyers waiting now (Day == "")
+	// FieldLastHuman is the per-agent time (Unix ms) of the agent's latest
+	// human message (Day == ""). Stores combine it by maximum, not sum.
+	FieldLastHuman = "last_human"
 )
+
+// IsMaxField reports whether a current-counter field is combined by
+// maximum (a latest time) rather than summed.
+func IsMaxField(field string) bool { return strings.HasSuffix(field, ":"+FieldLastHuman) }
+
+// Activity is an agent's human message at At (Unix ms): the agent is at
+// their seat. Stores keep the latest per shop and agent.
+type Activity struct {
+	Shop  string
+	Agent string
+	At    int64
+}
 
 // AgentField is the per-agent form of a field.
 func AgentField(agent, field string) string { return "a:" + agent + ":" + field }
@@ -78,6 +94,8 @@ type Effects struct {
 	Alerts  []alerting.Alert
 	Figures []FigureDelta
 	Waits   []WaitOp
+	// Activity are agents' human messages, for idle-seat detection.
+	Activity []Activity
 }
 
 // Reset empties the effects, keeping capacity.
@@ -85,6 +103,7 @@ func (fx *Effects) Reset() {
 	fx.Alerts = fx.Alerts[:0]
 	fx.Figures = fx.Figures[:0]
 	fx.Waits = fx.Waits[:0]
+	fx.Activity = fx.Activity[:0]
 }
 
 // Result says what an event did.
@@ -95,6 +114,7 @@ const (
 	Duplicate               // its event_id was already applied to this entity
 )
 
-// SeatField is the current-counter field holding how many of a shop's agents
+// SeatField (and its per-agent form AgentField(agent, SeatField(state)),
+// 1 for the agent's current state) is the current-counter field holding how many of a shop's agents
 // are in a seat state ("online", "busy", "away", "offline", "idle").
 func SeatField(state string) string { return "seats:" + state }

@@ -499,9 +499,10 @@ func (s *step) removeWaiting() {
 	s.waiting(c.agent, -1)
 }
 
-// waiting changes an agent's count of buyers waiting now.
+// waiting changes an agent's count of buyers waiting now. It is kept
+// whether or not per-agent figures are on: idle-seat detection needs it.
 func (s *step) waiting(agent string, delta int64) {
-	if s.e.PerAgent && agent != "" {
+	if agent != "" {
 		s.fx.Figures = append(s.fx.Figures, FigureDelta{Shop: s.c.Shop, Field: AgentField(agent, FieldWaiting), Delta: delta})
 	}
 }
@@ -542,6 +543,7 @@ func (s *step) setAgent(agent string, ts int64) {
 // humanReply applies a human reply at l by agent (R4, R10, R11, R13).
 func (s *step) humanReply(l int64, agent string) {
 	c := s.c
+	s.fx.Activity = append(s.fx.Activity, Activity{Shop: c.Shop, Agent: agent, At: l})
 	if l > c.lastHuman {
 		c.lastHuman = l
 	}

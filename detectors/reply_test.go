@@ -274,7 +274,8 @@ var replyCases = []struct {
 		ops:  []op{buyer("10:00:00"), bot("10:00:05", "a7"), system("10:01:00"), advance("10:05:00.001")},
 		alerts: alerts("reply_warning:3m firing a7 @10:02:00", "reply_breach:3m firing a7 @10:03:00",
 			"reply_warning:5m firing a7 @10:04:00", "reply_breach:5m firing a7 @10:05:00"),
-		figures: figs(d24+"consulting", 1, d24+"msgs", 1, d24+"breached:3m", 1, d24+"breached:5m", 1),
+		figures: figs(d24+"consulting", 1, d24+"msgs", 1, d24+"breached:3m", 1, d24+"breached:5m", 1,
+			"now a:a7:waiting", 1), // kept without per-agent figures: idle seats need it
 	},
 	{
 		name:    "several buyer messages make one wait from the first",

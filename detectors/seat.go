@@ -59,9 +59,13 @@ func (e *SeatEngine) Presence(s *Seat, ev *event.Event, fx *Effects) Result {
 		return Applied
 	}
 	if s.status != "" {
-		fx.Figures = append(fx.Figures, FigureDelta{Shop: s.Shop, Field: SeatField(s.status), Delta: -1})
+		fx.Figures = append(fx.Figures,
+			FigureDelta{Shop: s.Shop, Field: SeatField(s.status), Delta: -1},
+			FigureDelta{Shop: s.Shop, Field: AgentField(s.Agent, SeatField(s.status)), Delta: -1})
 	}
-	fx.Figures = append(fx.Figures, FigureDelta{Shop: s.Shop, Field: SeatField(ev.Status), Delta: 1})
+	fx.Figures = append(fx.Figures,
+		FigureDelta{Shop: s.Shop, Field: SeatField(ev.Status), Delta: 1},
+		FigureDelta{Shop: s.Shop, Field: AgentField(s.Agent, SeatField(ev.Status)), Delta: 1})
 	if s.status == "away" && s.fired {
 		a := e.awayAlert(s, alerting.Resolved)
 		a.At, a.Reason = ev.TS.Time, alerting.ReasonReturned

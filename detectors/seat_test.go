@@ -22,7 +22,7 @@ var seatCases = []struct {
 }{
 	{"online then busy moves the count",
 		[]seatStep{{"e1", "online", "09:00:00"}, {"e2", "busy", "09:05:00"}},
-		map[string]int64{"seats:online": 0, "seats:busy": 1}, nil, "busy"},
+		map[string]int64{"seats:online": 0, "seats:busy": 1, "a:a1:seats:online": 0, "a:a1:seats:busy": 1}, nil, "busy"},
 	{"away within the limit fires nothing",
 		[]seatStep{{"e1", "online", "09:00:00"}, {"e2", "away", "09:10:00"}, {"", "", "09:20:00"}, {"e3", "online", "09:20:00"}},
 		map[string]int64{"seats:online": 1, "seats:away": 0}, nil, "online"},

@@ -90,10 +90,56 @@ func Report(f *state.ShopFigures, info ShopInfo, now time.Time, perAgent bool, m
 			r.Seats[s] = max(0, v)
 		}
 	}
+	if idle, ok := idleSeats(f, info.IdleAfter, now, rules.Hours.Day); ok {
+		if r.Seats == nil {
+			r.Seats = map[string]int64{}
+		}
+		r.Seats["idle"] = idle
+	}
 	if perAgent {
 		r.Agents, dropped = agentReports(rules, f, maxAgents)
 	}
 	return r, dropped
+}
+
+// idleSeats counts idle seats (DESIGN.md §2): agents who are online — or,
+// in a shop without presence events, who sent a human message today — have
+// buyers waiting, and have sent no human message for idleAfter. ok is false
+// when the shop has neither presence nor agent activity to judge by.
+func idleSeats(f *state.ShopFigures, idleAfter time.Duration, now time.Time, dayOf func(time.Time) string) (n int64, ok bool) {
+	if idleAfter <= 0 {
+		return 0, false
+	}
+	presence := false
+	for _, s := range SeatStates {
+		if _, found := f.Now[detectors.SeatField(s)]; found {
+			presence = true
+		}
+	}
+	ok = presence
+	known := []string{detectors.FieldWaiting, detectors.FieldLastHuman}
+	agents := map[string]bool{}
+	for k := range f.Now {
+		if a, _, found := splitAgentField(k, known); found {
+			agents[a] = true
+		}
+	}
+	today := dayOf(now)
+	for a := range agents {
+		last := f.Now[detectors.AgentField(a, detectors.FieldLastHuman)]
+		if last > 0 {
+			ok = true
+		}
+		working := f.Now[detectors.AgentField(a, detectors.SeatField("online"))] > 0
+		if !presence {
+			working = last > 0 && dayOf(time.UnixMilli(last)) == today
+		}
+		if working && f.Now[detectors.AgentField(a, detectors.FieldWaiting)] > 0 &&
+			(last == 0 || now.Sub(time.UnixMilli(last)) > idleAfter) {
+			n++
+		}
+	}
+	return n, ok
 }
 
 // splitAgentField splits "a:<agent>:<field>" where field is one of known.

@@ -24,6 +24,9 @@ type ShopInfo struct {
 	Rules *detectors.Rules
 	// Target is the shop's target reply rate (0: none exported).
 	Target float64
+	// IdleAfter is how long an online agent with buyers waiting may go
+	// without a human message before the seat is idle (0: not detected).
+	IdleAfter time.Duration
 }
 
 // Reporter exports the business gauges of CONTRACT.md §4. Only the replica

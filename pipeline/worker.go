@@ -367,6 +367,7 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 	}
 	b.Figures = aggregate(fx.Figures)
 	b.Waits = fx.Waits
+	b.Activity = fx.Activity
 	alerts := fx.Alerts
 	for i := range alerts {
 		a := &alerts[i]

@@ -148,6 +148,11 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64) *batchEnc {
 		i = j
 	}
 	e.waits = waits
+	for _, act := range b.Activity {
+		if !slices.Contains(e.shops, act.Shop) {
+			e.shops = append(e.shops, act.Shop)
+		}
+	}
 
 	a = append(a, len(e.shops))
 	for _, s := range e.shops {
@@ -161,6 +166,24 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64) *batchEnc {
 	a = append(a, len(b.Acks))
 	for _, k := range b.Acks {
 		a = append(a, k)
+	}
+
+	// Each agent's latest human message, once per shop and agent.
+	type sa struct{ shop, agent string }
+	latest := make(map[sa]int64, len(b.Activity))
+	order := make([]sa, 0, len(b.Activity))
+	for _, act := range b.Activity {
+		k := sa{act.Shop, act.Agent}
+		if cur, ok := latest[k]; !ok {
+			order = append(order, k)
+			latest[k] = act.At
+		} else if act.At > cur {
+			latest[k] = act.At
+		}
+	}
+	a = append(a, len(order))
+	for _, k := range order {
+		a = append(a, k.shop, detectors.AgentField(k.agent, detectors.FieldLastHuman), latest[k])
 	}
 	e.args = a
 	return e

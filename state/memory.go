@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/replywatch/replywatch/detectors"
 )
 
 // Memory is the Store kept in process, for replaying a day offline with no
@@ -166,6 +168,16 @@ func (m *Memory) Apply(ctx context.Context, scope string, b *Batch) (int64, erro
 		}
 		h[f.Field] += f.Delta
 	}
+	for _, a := range b.Activity {
+		s.shops[a.Shop] = struct{}{}
+		h := s.current[a.Shop]
+		if h == nil {
+			h = map[string]int64{}
+			s.current[a.Shop] = h
+		}
+		f := detectors.AgentField(a.Agent, detectors.FieldLastHuman)
+		h[f] = max(h[f], a.At)
+	}
 	for _, w := range b.Waits {
 		s.shops[w.Shop] = struct{}{}
 		set := s.waiting[w.Shop]
@@ -273,6 +285,10 @@ func (m *Memory) Figures(ctx context.Context, scopes []string, dayOf func(shop s
 				f.Day[k] += v
 			}
 			for k, v := range s.current[shop] {
+				if detectors.IsMaxField(k) {
+					f.Now[k] = max(f.Now[k], v)
+					continue
+				}
 				f.Now[k] += v
 			}
 			for _, start := range s.waiting[shop] {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/replywatch/replywatch/detectors"
 )
 
 // Redis modes accepted by Dial.
@@ -377,10 +379,10 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 			f = &ShopFigures{Shop: rd.shop, Day: map[string]int64{}, Now: map[string]int64{}}
 			out[rd.shop] = f
 		}
-		if err := addCounters(f.Day, rd.day.Val()); err != nil {
+		if err := addCounters(f.Day, rd.day.Val(), nil); err != nil {
 			return nil, r.fail("figures", "", fmt.Errorf("shop %s day counters: %w", rd.shop, err))
 		}
-		if err := addCounters(f.Now, rd.now.Val()); err != nil {
+		if err := addCounters(f.Now, rd.now.Val(), detectors.IsMaxField); err != nil {
 			return nil, r.fail("figures", "", fmt.Errorf("shop %s current counters: %w", rd.shop, err))
 		}
 		f.Waiting += rd.waiting.Val()
@@ -399,11 +401,17 @@ func oldest(a, b int64) int64 {
 	return a
 }
 
-func addCounters(dst map[string]int64, src map[string]string) error {
+// addCounters adds src's counters into dst; fields for which isMax holds
+// keep the larger value instead.
+func addCounters(dst map[string]int64, src map[string]string, isMax func(string) bool) error {
 	for k, s := range src {
 		v, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			return fmt.Errorf("field %s: %w", k, err)
+		}
+		if isMax != nil && isMax(k) {
+			dst[k] = max(dst[k], v)
+			continue
 		}
 		dst[k] += v
 	}

@@ -53,6 +53,9 @@ type Batch struct {
 	Figures []detectors.FigureDelta
 	// Waits update the shops' waiting sets, in order.
 	Waits []detectors.WaitOp
+	// Activity raises each agent's current-counter field
+	// AgentField(agent, FieldLastHuman) to At when At is later.
+	Activity []detectors.Activity
 	// Outbox adds alert records to deliver, leased until Now + Lease.
 	Outbox []Delivery
 	// Acks removes delivered records from the outbox.
@@ -86,7 +89,9 @@ type Claimed struct {
 type ShopFigures struct {
 	Shop string
 	// Day holds the day's counters (detectors.Field* names) for the day
-	// asked for; Now the current counters (per-agent waiting).
+	// asked for; Now the current counters (per-agent waiting, seats, and
+	// agents' latest human message, which is a maximum over scopes, see
+	// detectors.IsMaxField).
 	Day map[string]int64
 	Now map[string]int64
 	// Waiting is the number of buyers waiting now; OldestStart the earliest

@@ -223,6 +223,26 @@ var storeCases = []struct {
 			t.Fatalf("outbox for the new owner = %s, want [k2=p2]", got)
 		}
 	}},
+	{"agents' latest activity is a maximum over batches and scopes", func(t *testing.T, s Store) {
+		claim(t, s, "chat.0", 1)
+		claim(t, s, "chat.1", 1)
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 1, Activity: []detectors.Activity{
+			{Shop: "s1", Agent: "a1", At: 5000}, {Shop: "s1", Agent: "a1", At: 9000}, {Shop: "s1", Agent: "a1", At: 7000},
+			{Shop: "s1", Agent: "a2", At: 100}}})
+		// An older message in a later batch does not move it back.
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 2, Activity: []detectors.Activity{{Shop: "s1", Agent: "a1", At: 6000}}})
+		apply(t, s, "chat.1", &Batch{Token: 1, Offset: 1, Activity: []detectors.Activity{
+			{Shop: "s1", Agent: "a1", At: 8000}, {Shop: "s1", Agent: "a2", At: 200}},
+			Figures: []detectors.FigureDelta{{Shop: "s1", Field: "a:a1:waiting", Delta: 2}}})
+		figs, err := s.Figures(context.Background(), []string{"chat.0", "chat.1"}, func(string) string { return "2026-11-24" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := figs["s1"].Now
+		if now["a:a1:last_human"] != 9000 || now["a:a2:last_human"] != 200 || now["a:a1:waiting"] != 2 {
+			t.Fatalf("current counters = %v, want a1 last 9000 (max, not sum), a2 last 200, a1 waiting 2", now)
+		}
+	}},
 	{"figures sum across scopes and shops", func(t *testing.T, s Store) {
 		claim(t, s, "chat.0", 1)
 		claim(t, s, "chat.1", 1)

@@ -26,6 +26,9 @@
 --   shops           n, n x shop
 --   outbox          n, n x (delivery key, payload)
 --   acks            n, n x delivery key
+--   activity        n, n x (shop, field, ms)           key <base>n:<shop>
+--                   the field is raised to ms when ms is later (agents' latest
+--                   human message, for idle seats)
 --
 -- Entity, figure and waiting-set keys are built from base rather than
 -- passed in KEYS (a batch has hundreds): they share the scope's hash tag,
@@ -149,6 +152,16 @@ if n > 0 then
   call('ZREM', KEYS[5], i, i + n - 1)
 end
 i = i + n
+
+n = tonumber(ARGV[i]); i = i + 1
+for j = i, i + 3 * n - 1, 3 do
+  local key = base .. 'n:' .. ARGV[j]
+  local cur = tonumber(redis.call('HGET', key, ARGV[j + 1]))
+  if not cur or cur < tonumber(ARGV[j + 2]) then
+    redis.call('HSET', key, ARGV[j + 1], ARGV[j + 2])
+  end
+end
+i = i + 3 * n
 
 if offset >= 0 then
   redis.call('SET', KEYS[2], ARGV[2])
