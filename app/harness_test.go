@@ -173,20 +173,9 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 	return m
 }
 
-// eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(t, within, what, cond)
 }
 
 // figuresOf keeps the per-shop business gauges (not per-agent, not process ones).

@@ -33,6 +33,27 @@ var wantFigures = scenario.Figures
 
 func wantFiring() map[string]string { return testDay.Firing() }
 
+// waitForDay waits until a replica shows the hand-counted figures and the
+// alerts topic holds the hand-counted alerts.
+func waitForDay(t *testing.T, broker, addr string) {
+	t.Helper()
+	eventually(t, 20*time.Second, "figures", func() error {
+		return expectFigures(scrape(t, addr), wantFigures)
+	})
+	waitForAlerts(t, broker, 10*time.Second)
+}
+
+func waitForAlerts(t *testing.T, broker string, within time.Duration) {
+	t.Helper()
+	eventually(t, within, "alerts", func() error {
+		got, err := outcome(readAlerts(t, broker))
+		if err != nil {
+			return err
+		}
+		return sameOutcome(got, wantFiring())
+	})
+}
+
 func outcome(alerts []alerting.Alert) (map[string]string, error) { return scenario.Outcome(alerts) }
 
 func sameOutcome(got, want map[string]string) error { return scenario.SameOutcome(got, want) }
@@ -56,16 +77,7 @@ func TestDayFromBacklog(t *testing.T) {
 	produce(t, e.broker, "cs.chat", day()...)
 	clock := &fakeClock{t: endOfDay}
 	r := start(t, testConfig(t, e.broker, e.redis, "g1"), clock, "r1")
-	eventually(t, 20*time.Second, "figures", func() error {
-		return expectFigures(scrape(t, r.app.Addr()), wantFigures)
-	})
-	eventually(t, 10*time.Second, "alerts", func() error {
-		got, err := outcome(readAlerts(t, e.broker))
-		if err != nil {
-			return err
-		}
-		return sameOutcome(got, wantFiring())
-	})
+	waitForDay(t, e.broker, r.app.Addr())
 	m := scrape(t, r.app.Addr())
 	if v := m["replywatch_events_total{result=applied,topic=cs.chat}"]; v != 16 {
 		t.Errorf("applied events = %v, want 16", v)
@@ -108,16 +120,7 @@ func TestLiveEqualsBacklog(t *testing.T) {
 		clock.Set(minTime(clock.Now().Add(time.Minute), endOfDay))
 		time.Sleep(20 * time.Millisecond)
 	}
-	eventually(t, 20*time.Second, "figures", func() error {
-		return expectFigures(scrape(t, r.app.Addr()), wantFigures)
-	})
-	eventually(t, 10*time.Second, "alerts", func() error {
-		got, err := outcome(readAlerts(t, e.broker))
-		if err != nil {
-			return err
-		}
-		return sameOutcome(got, wantFiring())
-	})
+	waitForDay(t, e.broker, r.app.Addr())
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -136,10 +139,7 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 	clock := &fakeClock{t: endOfDay}
 	r := start(t, testConfig(t, e.broker, e.redis, "g1"), clock, "r1")
 	eventually(t, 20*time.Second, "figures", func() error { return expectFigures(scrape(t, r.app.Addr()), wantFigures) })
-	eventually(t, 10*time.Second, "alerts", func() error {
-		got, _ := outcome(readAlerts(t, e.broker))
-		return sameOutcome(got, wantFiring())
-	})
+	waitForAlerts(t, e.broker, 10*time.Second)
 	before := len(readAlerts(t, e.broker))
 
 	produce(t, e.broker, "cs.chat", day()...) // the same event ids again
@@ -215,13 +215,7 @@ func TestAlertsSurviveCrashBeforeDelivery(t *testing.T) {
 	}
 	failing.Store(false)
 	start(t, cfg, clock, "r2")
-	eventually(t, 30*time.Second, "alerts re-sent by the next owner", func() error {
-		got, err := outcome(readAlerts(t, e.broker))
-		if err != nil {
-			return err
-		}
-		return sameOutcome(got, wantFiring())
-	})
+	waitForAlerts(t, e.broker, 30*time.Second) // re-sent by the next owner
 }
 
 // Invariant 4: after a rebalance hands a partition to another consumer, the

@@ -106,7 +106,7 @@ log:
 			t.Logf("replywatch output:\n%s", logs.String())
 		}
 	}()
-	waitFor(t, 30*time.Second, "ready", func() error {
+	testenv.Eventually(t, 30*time.Second, "ready", func() error {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
 		if err != nil {
 			return err
@@ -129,7 +129,7 @@ log:
 		t.Fatalf("kcat produce: %v\n%s", err, out)
 	}
 
-	waitFor(t, 30*time.Second, "figures", func() error {
+	testenv.Eventually(t, 30*time.Second, "figures", func() error {
 		got, err := testenv.Scrape("http://" + httpAddr + "/metrics")
 		if err != nil {
 			return err
@@ -145,7 +145,7 @@ log:
 		}
 		return nil
 	})
-	waitFor(t, 20*time.Second, "alerts read with kcat", func() error {
+	testenv.Eventually(t, 20*time.Second, "alerts read with kcat", func() error {
 		out, err := exec.Command(kcat, "-b", broker, "-C", "-t", "cs.alerts", "-o", "beginning", "-e", "-q").Output()
 		if err != nil {
 			return err
@@ -184,20 +184,5 @@ log:
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("replywatch did not exit within 15 s of SIGTERM")
-	}
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
