@@ -312,3 +312,26 @@ func lastPart(s string) string {
 	}
 	return s
 }
+
+// A consumer group deleted and recreated starts its generations again at 1,
+// below the tokens its predecessor left in Redis: once no member of a newer
+// generation can still be alive, the new group takes the partitions over.
+func TestRecreatedGroupTakesOver(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig(t, e.broker, e.redis, "fresh")
+	old, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := 0; p < 4; p++ {
+		if _, err := old.Store.Claim(context.Background(), state.Scope("chat", p), 50); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce(t, e.broker, "cs.chat", day()...)
+	r := start(t, cfg, &fakeClock{t: endOfDay}, "r1")
+	// Takeover waits out 2 × rebalance timeout + session timeout (6 s here).
+	eventually(t, 40*time.Second, "figures after the takeover", func() error {
+		return expectFigures(scrape(t, r.app.Addr()), wantFigures)
+	})
+}

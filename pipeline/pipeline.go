@@ -241,6 +241,13 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 }
 
+// takeoverAfter is how long a claim may stay fenced by a higher token
+// before the group is taken to have been recreated: longer than any
+// rebalance of a live group lets a stale member keep its generation.
+func (p *Processor) takeoverAfter() time.Duration {
+	return 2*p.cfg.RebalanceTimeout + p.cfg.SessionTimeout
+}
+
 func (p *Processor) newWorker(gen *kafka.Generation, topic string, stream event.Stream, partition int, token int64) *worker {
 	cache, _ := lru.New[string, Entity](p.cfg.CacheEntries)
 	return &worker{

@@ -115,16 +115,29 @@ func (w *worker) run(ctx context.Context, assigned int64, done func()) {
 // start claims the partition in the store and positions the reader.
 func (w *worker) start(ctx context.Context, assigned int64) error {
 	var claimed state.Claimed
+	var fencedSince time.Time
 	err := retry(ctx, w.log, "claim", func() error {
 		var err error
 		w.p.metrics.RedisRoundTrips.WithLabelValues("claim").Inc()
 		claimed, err = w.p.store.Claim(ctx, w.scope, w.token)
-		if errors.Is(err, state.ErrFenced) {
-			// The previous owner of a newer generation has not let go yet
-			// (its ownership expires): keep trying until it does or we lose
-			// this generation.
+		if !errors.Is(err, state.ErrFenced) {
 			return err
 		}
+		// A newer generation owns the partition. If it is this group's, our
+		// own generation ends within a heartbeat and ctx with it. If ours
+		// lives on well past any rebalance, the stored token is from before
+		// the group was recreated (generations restart at 1): take over.
+		// Elapsed time is measured on the monotonic clock, not the
+		// processing wall clock (which tests and replays set).
+		if fencedSince.IsZero() {
+			fencedSince = time.Now()
+		}
+		if time.Since(fencedSince) < w.p.takeoverAfter() {
+			return err
+		}
+		w.log.Warn("partition owned by a higher generation that no member of this group holds: the group was recreated; taking the partition over",
+			zap.Int64("token", w.token), zap.Error(err))
+		claimed, err = w.p.store.Takeover(ctx, w.scope, w.token)
 		return err
 	})
 	if err != nil {
@@ -428,7 +441,7 @@ func (w *worker) deliver(ctx context.Context, ds []state.Delivery, alerts []aler
 
 // sweep re-sends outbox records whose lease ended by upTo (Unix ms).
 func (w *worker) sweep(ctx context.Context, upTo int64) {
-	w.lastSweep = w.p.now()
+	w.lastSweep = time.Now()
 	for ctx.Err() == nil {
 		w.p.metrics.RedisRoundTrips.WithLabelValues("outbox").Inc()
 		ds, err := w.p.store.Outbox(ctx, w.scope, w.token, upTo, w.p.cfg.OutboxLease, 500)
@@ -459,7 +472,7 @@ func (w *worker) sweep(ctx context.Context, upTo int64) {
 }
 
 func (w *worker) maybeSweep(ctx context.Context) {
-	if w.p.now().Sub(w.lastSweep) >= w.p.cfg.OutboxLease/2 {
+	if time.Since(w.lastSweep) >= w.p.cfg.OutboxLease/2 {
 		w.sweep(ctx, w.p.now().UnixMilli())
 	}
 }
@@ -472,7 +485,7 @@ func (w *worker) maybeCommit(ctx context.Context, final bool) {
 	if w.gen == nil || w.applied < 0 || next <= w.committed {
 		return
 	}
-	if !final && w.p.now().Sub(w.lastCommit) < w.p.cfg.CommitInterval {
+	if !final && time.Since(w.lastCommit) < w.p.cfg.CommitInterval {
 		return
 	}
 	if err := w.gen.CommitOffsets(map[string]map[int]int64{w.topic: {w.partition: next}}); err != nil {
@@ -482,7 +495,7 @@ func (w *worker) maybeCommit(ctx context.Context, final bool) {
 		return
 	}
 	w.committed = next
-	w.lastCommit = w.p.now()
+	w.lastCommit = time.Now()
 }
 
 // aggregate sums figure deltas per shop, day and field so each appears once.

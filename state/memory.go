@@ -77,13 +77,22 @@ func (s *memScope) fenced(token int64) bool { return s.hasOwner && s.owner > tok
 
 // Claim implements Store.
 func (m *Memory) Claim(ctx context.Context, scope string, token int64) (Claimed, error) {
+	return m.claim(ctx, scope, token, false)
+}
+
+// Takeover implements Store.
+func (m *Memory) Takeover(ctx context.Context, scope string, token int64) (Claimed, error) {
+	return m.claim(ctx, scope, token, true)
+}
+
+func (m *Memory) claim(ctx context.Context, scope string, token int64, force bool) (Claimed, error) {
 	if err := ctx.Err(); err != nil {
 		return Claimed{}, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.scope(scope)
-	if s.fenced(token) {
+	if !force && s.fenced(token) {
 		return Claimed{}, fmt.Errorf("state: claim %s with token %d (owner %d): %w", scope, token, s.owner, ErrFenced)
 	}
 	s.owner, s.hasOwner, s.claimed = token, true, true

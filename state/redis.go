@@ -181,9 +181,18 @@ func (r *Redis) Ping(ctx context.Context) error {
 
 // Claim implements Store.
 func (r *Redis) Claim(ctx context.Context, scope string, token int64) (Claimed, error) {
+	return r.claim(ctx, scope, token, "0")
+}
+
+// Takeover implements Store.
+func (r *Redis) Takeover(ctx context.Context, scope string, token int64) (Claimed, error) {
+	return r.claim(ctx, scope, token, "1")
+}
+
+func (r *Redis) claim(ctx context.Context, scope string, token int64, force string) (Claimed, error) {
 	b := r.base(scope)
 	res, err := claimScript.Run(ctx, r.client, []string{b + "owner", b + "offset", b + "timers"},
-		token, seconds(r.stateTTL)).Int64Slice()
+		token, seconds(r.stateTTL), force).Int64Slice()
 	if err != nil {
 		return Claimed{}, r.fail("claim", scope, err)
 	}

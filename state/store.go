@@ -106,6 +106,9 @@ type Store interface {
 	// Claim makes token the owner of scope (refusing with ErrFenced when a
 	// newer token owns it) and reports where the partition stands.
 	Claim(ctx context.Context, scope string, token int64) (Claimed, error)
+	// Takeover is Claim without the fencing check, for a consumer group that
+	// was recreated: its generations start again below the stored token.
+	Takeover(ctx context.Context, scope string, token int64) (Claimed, error)
 	// Load reads the states of keys, and the entities whose timers are due
 	// at or before dueBy (at most limit of them) with their states.
 	Load(ctx context.Context, scope string, keys []string, dueBy int64, limit int) (Loaded, error)

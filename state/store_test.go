@@ -43,6 +43,18 @@ var storeCases = []struct {
 			t.Fatalf("claim = %+v, want offset 41, next due 300", c)
 		}
 	}},
+	{"takeover ignores a newer token, and fences it afterwards", func(t *testing.T, s Store) {
+		claim(t, s, "chat.0", 9)
+		apply(t, s, "chat.0", &Batch{Token: 9, Offset: 20})
+		c, err := s.Takeover(context.Background(), "chat.0", 1) // a recreated group starts at generation 1
+		if err != nil || c.Offset != 20 {
+			t.Fatalf("Takeover = %+v, %v; want offset 20", c, err)
+		}
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 21})
+		if _, err := s.Apply(context.Background(), "chat.0", &Batch{Token: 0, Offset: 22}); !errors.Is(err, ErrFenced) {
+			t.Fatalf("older token after takeover: %v, want ErrFenced", err)
+		}
+	}},
 	{"older token is fenced and writes nothing", func(t *testing.T, s Store) {
 		claim(t, s, "chat.0", 5)
 		apply(t, s, "chat.0", &Batch{Token: 5, Offset: 10, States: map[string][]byte{"a": []byte("v5")}})

@@ -6,13 +6,15 @@
 -- KEYS[3] <prefix>:{<scope>}:timers  zset entity key -> due (Unix ms)
 -- ARGV[1] token  the claimant's fencing token (its group generation)
 -- ARGV[2] ttl    seconds the ownership outlives the last write (0: forever)
+-- ARGV[3] force  "1" to take the partition over whatever token owns it (a
+--                recreated consumer group), "0" otherwise
 --
 -- Returns {1, offset, nextDue} when claimed (offset -1 when nothing was
 -- applied, nextDue 0 when no timer is set), {0, owner} when a newer token
 -- owns the partition.
 local token = tonumber(ARGV[1])
 local owner = tonumber(redis.call('GET', KEYS[1]))
-if owner and owner > token then
+if owner and owner > token and ARGV[3] ~= '1' then
   return {0, owner}
 end
 if tonumber(ARGV[2]) > 0 then
