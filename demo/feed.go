@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -47,6 +48,9 @@ func (f *feeder) run(ctx context.Context, w *kafka.Writer) error {
 		what := "live traffic"
 		if history {
 			what = "the day so far"
+		}
+		if errors.Is(err, kafka.UnknownTopicOrPartition) {
+			return fmt.Errorf("simulator writing %s: %w (on an external Kafka, create the topics first)", what, err)
 		}
 		return fmt.Errorf("simulator writing %s: %w", what, err)
 	}

@@ -183,8 +183,12 @@ func (v *view) frame(now time.Time, height int) []string {
 	if len(v.recent) == 0 {
 		alerts = append(alerts, "  none yet: the first warnings and breaches are due within 15 s of the start")
 	}
+	var rows [][]string
 	for i := len(v.recent) - 1; i >= 0; i-- {
-		alerts = append(alerts, v.alertRow(v.recent[i]))
+		rows = append(rows, v.alertRow(v.recent[i]))
+	}
+	for _, r := range padLeft(rows) {
+		alerts = append(alerts, "  "+r)
 	}
 	bottom := []string{"", v.footer}
 	for _, l := range v.logs {
@@ -318,19 +322,50 @@ func (v *view) alertLine(sa shownAlert) string {
 	return b.String()
 }
 
-// alertRow is an alert as a row of the terminal view.
-func (v *view) alertRow(sa shownAlert) string {
+// alertRow is an alert as the cells of a row of the terminal view: time,
+// kind, status, shop, buyer, agent and summary.
+func (v *view) alertRow(sa shownAlert) []string {
 	a := sa.a
 	status := a.Status
 	if a.Reason != "" {
 		status += " (" + a.Reason + ")"
 	}
-	agent := a.AgentID
-	if agent == "" {
-		agent = "-"
+	row := []string{v.clock(sa.at), a.Kind, status, a.ShopID, a.BuyerID, a.AgentID, a.Summary}
+	for i, c := range row {
+		if c == "" {
+			row[i] = "-"
+		}
 	}
-	return fmt.Sprintf("  %s  %-13s  %-19s  %-8s  %-12s  %-12s  %s", v.clock(sa.at), a.Kind, status,
-		a.ShopID, a.BuyerID, agent, a.Summary)
+	return row
+}
+
+// padLeft joins rows of cells into lines, each column as wide as its widest
+// cell but the last, all left-aligned.
+func padLeft(rows [][]string) []string {
+	if len(rows) == 0 {
+		return nil
+	}
+	widths := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], width(c))
+		}
+	}
+	out := make([]string, len(rows))
+	for j, r := range rows {
+		var b strings.Builder
+		for i, c := range r {
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			b.WriteString(c)
+			if i < len(r)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-width(c)))
+			}
+		}
+		out[j] = b.String()
+	}
+	return out
 }
 
 func (v *view) clock(t time.Time) string { return t.In(v.loc).Format("15:04:05") }

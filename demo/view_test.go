@@ -186,3 +186,32 @@ func TestFrameFitsTheScreen(t *testing.T) {
 		t.Errorf("alerts not newest first:\n%s", text)
 	}
 }
+
+// TestDraw: the terminal screen is redrawn from the top left, every line
+// cleared to its end and cut to the terminal's width, and the rest of the
+// screen cleared, so nothing of an earlier frame shows through.
+func TestDraw(t *testing.T) {
+	start := at("2026-11-24 14:00", shanghai)
+	var out strings.Builder
+	v := &view{out: &out, loc: shanghai, zone: "Asia/Shanghai", thresholds: []string{"3m", "5m"}, started: start,
+		terminal: true, size: func() (int, int) { return 40, 20 }, footer: "kafka 127.0.0.1:9092"}
+	v.alert(alerting.Alert{Kind: alerting.KindReplyWarning, Status: alerting.Firing, ShopID: "shop-01", BuyerID: "u1",
+		At: start, Summary: "【即将超时】店铺 shop-01 买家 u1 尚未获人工回复"})
+	v.draw(start.Add(10 * time.Second))
+	s := out.String()
+	if !strings.HasPrefix(s, home) || !strings.HasSuffix(s, clearEOS) {
+		t.Fatalf("frame does not start at home and end clearing the screen: %q", s)
+	}
+	lines := strings.Split(strings.TrimSuffix(strings.TrimPrefix(s, home), clearEOS), "\r\n")
+	for _, l := range lines[:len(lines)-1] {
+		if !strings.HasSuffix(l, clearEOL) {
+			t.Errorf("line not cleared to its end: %q", l)
+		}
+		if w := width(strings.TrimSuffix(l, clearEOL)); w > 40 {
+			t.Errorf("line %q is %d columns in a 40-column terminal", l, w)
+		}
+	}
+	if !strings.Contains(s, "reply_warning  firing") {
+		t.Errorf("the alert is not on the screen: %q", s)
+	}
+}
