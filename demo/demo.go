@@ -98,7 +98,7 @@ const stopTimeout = 12 * time.Second
 // to stdout, then stops every part it started: simulator, processor (which
 // commits and leaves its group), broker, the redis-server child (killed and
 // reaped), and removes its temporary directory.
-func Run(ctx context.Context, o Options, stdout io.Writer) (err error) {
+func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	started := time.Now()
 	if o.Duration > 0 {
 		var cancel context.CancelFunc
@@ -237,7 +237,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer) (err error) {
 			}
 		case <-time.After(stopTimeout):
 			if runErr == nil {
-				runErr = errors.New("the processor did not stop within 12 s")
+				runErr = fmt.Errorf("the processor did not stop within %s", stopTimeout)
 			}
 		}
 	}
@@ -248,10 +248,8 @@ func Run(ctx context.Context, o Options, stdout io.Writer) (err error) {
 // loop refreshes the view until ctx ends or a part fails. A part that ended
 // has its channel set to nil so Run does not wait for it again.
 func (v *view) loop(ctx context.Context, a *app.App, appDone, simDone *chan error) error {
-	every := 10 * time.Second
-	if v.terminal {
-		every = time.Second
-	}
+	// The terminal is redrawn every second; plain figures lines come every 10 s.
+	const every = 10 * time.Second
 	fast := time.NewTicker(time.Second)
 	defer fast.Stop()
 	lastPlain := time.Now()
