@@ -61,7 +61,8 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 			return w, h
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	// A closed terminal (SIGHUP) stops the demo as cleanly as Ctrl-C does.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer stop()
 	if err := demo.Run(ctx, d, stdout); err != nil {
 		fmt.Fprintf(stderr, "replywatch demo: %v\n", err)
