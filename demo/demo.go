@@ -67,7 +67,7 @@ type Options struct {
 
 // DefaultOptions are the demo command's defaults.
 func DefaultOptions() Options {
-	return Options{Shops: sim.DefaultShops, Agents: sim.DefaultAgents, Rate: 20, Seed: 1,
+	return Options{Shops: sim.DefaultShops, Agents: 6, Rate: 5, Seed: 1,
 		Timezone: "Asia/Shanghai", Language: "zh", Listen: "127.0.0.1:8080", KafkaPort: 9092}
 }
 
