@@ -1,19 +1,12 @@
 package demo
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
-	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/alicebob/miniredis/v2"
+
+	"github.com/replywatch/replywatch/internal/redisproc"
 )
 
 // Redis is where the demo keeps its state: a redis-server child process, or
@@ -73,97 +66,19 @@ func startRedisServer(bin, dir string) (*Redis, error) {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		var port int
-		if port, err = freePort(); err != nil {
+		if port, err = redisproc.FreePort(); err != nil {
 			continue
 		}
-		var r *Redis
-		if r, err = runRedisServer(bin, dir, port, attempt); err == nil {
-			return r, nil
+		var p *redisproc.Proc
+		p, err = redisproc.Start(bin, dir, port, redisproc.Options{Attr: childAttr(), LogName: fmt.Sprintf("redis-%d.log", attempt+1)})
+		if err == nil {
+			return &Redis{
+				URL:   p.URL,
+				Desc:  fmt.Sprintf("redis-server child process (%s, pid %d, no persistence)", bin, p.PID),
+				PID:   p.PID,
+				close: p.Kill,
+			}, nil
 		}
 	}
 	return nil, err
-}
-
-func runRedisServer(bin, dir string, port, attempt int) (*Redis, error) {
-	logPath := filepath.Join(dir, fmt.Sprintf("redis-%d.log", attempt+1))
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("creating the redis-server log: %w", err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(bin,
-		"--port", strconv.Itoa(port),
-		"--bind", "127.0.0.1",
-		"--dir", dir,
-		"--save", "",
-		"--appendonly", "no",
-		"--daemonize", "no",
-		"--protected-mode", "no",
-		"--loglevel", "warning",
-		"--logfile", "")
-	cmd.Dir = dir
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = childAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-done
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(10 * time.Second)
-	for ping(addr) != nil {
-		select {
-		case <-done:
-			out, _ := os.ReadFile(logPath)
-			return nil, fmt.Errorf("redis-server on port %d exited: %s", port, bytes.TrimSpace(out))
-		default:
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, fmt.Errorf("redis-server on port %d did not answer PING within 10s", port)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return &Redis{
-		URL:   "redis://" + addr + "/0",
-		Desc:  fmt.Sprintf("redis-server child process (%s, pid %d, no persistence)", bin, cmd.Process.Pid),
-		PID:   cmd.Process.Pid,
-		close: stop,
-	}, nil
-}
-
-// ping sends an inline PING and expects +PONG.
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(line) != "+PONG" {
-		return errors.New("unexpected PING reply " + strconv.Quote(line))
-	}
-	return nil
-}
-
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

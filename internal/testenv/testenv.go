@@ -6,21 +6,17 @@
 package testenv
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/replywatch/replywatch/internal/redisproc"
 )
 
 const redisMissing = "redis-server not found: install it with apt-get install redis-server"
@@ -37,8 +33,7 @@ type RedisProc struct {
 	port int
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *redisproc.Proc
 	runs int
 }
 
@@ -65,7 +60,7 @@ func RedisServer(t testing.TB) *RedisProc {
 	// Another process may take the free port between our probe and the
 	// server's bind: try a few ports before giving up.
 	for attempt := 0; ; attempt++ {
-		r.port, err = freePort()
+		r.port, err = redisproc.FreePort()
 		if err == nil {
 			err = r.start()
 		}
@@ -87,50 +82,11 @@ func (r *RedisProc) start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.runs++
-	logPath := filepath.Join(r.dir, fmt.Sprintf("redis-%d.log", r.runs))
-	logFile, err := os.Create(logPath)
+	p, err := redisproc.Start(r.bin, r.dir, r.port, redisproc.Options{LogName: fmt.Sprintf("redis-%d.log", r.runs)})
 	if err != nil {
-		return fmt.Errorf("creating the redis-server log: %w", err)
+		return err
 	}
-	defer logFile.Close()
-	cmd := exec.Command(r.bin,
-		"--port", strconv.Itoa(r.port),
-		"--bind", "127.0.0.1",
-		"--dir", r.dir,
-		"--save", "",
-		"--appendonly", "no",
-		"--daemonize", "no",
-		"--protected-mode", "no",
-		"--loglevel", "warning",
-		"--logfile", "")
-	cmd.Dir = r.dir
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", r.bin, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	addr := "127.0.0.1:" + strconv.Itoa(r.port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if err := ping(addr); err == nil {
-			break
-		}
-		select {
-		case <-done:
-			out, _ := os.ReadFile(logPath)
-			return fmt.Errorf("redis-server on port %d exited: %s", r.port, bytes.TrimSpace(out))
-		default:
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-done
-			return fmt.Errorf("redis-server on port %d did not answer PING within 10s", r.port)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	r.cmd, r.done = cmd, done
+	r.proc = p
 	return nil
 }
 
@@ -139,12 +95,11 @@ func (r *RedisProc) start() error {
 func (r *RedisProc) Kill() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cmd == nil {
+	if r.proc == nil {
 		return
 	}
-	_ = r.cmd.Process.Kill()
-	<-r.done
-	r.cmd, r.done = nil, nil
+	r.proc.Kill()
+	r.proc = nil
 }
 
 // Restart kills the server and starts a fresh one on the same port. Data
@@ -162,37 +117,6 @@ func (r *RedisProc) Restart() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	r.t.Fatalf("restarting redis-server on port %d: %v", r.port, err)
-}
-
-// ping sends an inline PING and expects +PONG.
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(line) != "+PONG" {
-		return errors.New("unexpected PING reply " + strconv.Quote(line))
-	}
-	return nil
-}
-
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Kafka starts an in-process Kafka-protocol broker (kfake) on a free
@@ -213,7 +137,7 @@ func Kafka(t testing.TB, topics map[string]int, extra ...kfake.Opt) (addr string
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		var port int
-		if port, err = freePort(); err != nil {
+		if port, err = redisproc.FreePort(); err != nil {
 			continue
 		}
 		all := append(append(opts[:len(opts):len(opts)], kfake.Ports(port)), extra...)
