@@ -63,11 +63,11 @@ type Engine struct {
 type Conversation struct {
 	Shop, Buyer string
 
-	platform  string   // last platform an event named; "" means the shop's
-	agent     string   // assigned agent
-	lastTS    int64    // latest applied event time
-	lastHuman int64    // latest human reply time, 0 if none
-	seen      []uint64 // hashes of the latest applied event ids, oldest first, at most seenIDs
+	platform  string    // last platform an event named; "" means the shop's
+	agent     string    // assigned agent
+	lastTS    int64     // latest applied event time
+	lastHuman int64     // latest human reply time, 0 if none
+	seen      recentIDs // hashes of the latest applied event ids, at most seenIDs
 	wait      openWait
 	pending   []int64 // unanswered buyer message times of the open wait, ascending
 	prev      endedWait
@@ -150,17 +150,9 @@ func (e *Engine) step(c *Conversation, fx *Effects) step {
 // recognised before anything else and changes nothing, timers included.
 // Times count in whole milliseconds.
 func (e *Engine) Chat(c *Conversation, ev *event.Event, fx *Effects) Result {
-	h := xxhash.Sum64String(ev.EventID) & seenMask
-	for _, s := range c.seen {
-		if s == h {
-			return Duplicate
-		}
+	if c.seen.seen(xxhash.Sum64String(ev.EventID)&seenMask, seenIDs) {
+		return Duplicate
 	}
-	if len(c.seen) == seenIDs {
-		copy(c.seen, c.seen[1:])
-		c.seen = c.seen[:seenIDs-1]
-	}
-	c.seen = append(c.seen, h)
 
 	s := e.step(c, fx)
 	ts := ev.Ms()

@@ -22,7 +22,7 @@ type Seat struct {
 	since  int64  // when status began (Unix ms)
 	lastTS int64  // latest applied event time
 	fired  bool   // seat_away fired for the current away spell
-	seen   []uint64
+	seen   recentIDs
 }
 
 // SeatEngine applies presence events to seats.
@@ -38,17 +38,9 @@ const seatSeenIDs = 8
 // latest are counted but change nothing: a status is only replaced by a
 // newer one.
 func (e *SeatEngine) Presence(s *Seat, ev *event.Event, fx *Effects) Result {
-	h := xxhash.Sum64String(ev.EventID)
-	for _, x := range s.seen {
-		if x == h {
-			return Duplicate
-		}
+	if s.seen.seen(xxhash.Sum64String(ev.EventID), seatSeenIDs) {
+		return Duplicate
 	}
-	if len(s.seen) == seatSeenIDs {
-		copy(s.seen, s.seen[1:])
-		s.seen = s.seen[:seatSeenIDs-1]
-	}
-	s.seen = append(s.seen, h)
 	ts := ev.Ms()
 	if ts < s.lastTS {
 		return Applied
