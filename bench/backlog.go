@@ -41,7 +41,7 @@ func (h *harness) backlog(ctx context.Context) error {
 	stopped := false
 	defer func() {
 		if !stopped {
-			_ = rep.Stop(15 * time.Second)
+			h.stop(rep)
 		}
 	}()
 	var peak int64
@@ -69,9 +69,7 @@ func (h *harness) backlog(ctx context.Context) error {
 		peak = max(peak, mem.Peak)
 	}
 	stopped = true
-	if err := rep.Stop(15 * time.Second); err != nil {
-		h.report.Notes = append(h.report.Notes, "backlog replica: "+err.Error())
-	}
+	h.stop(rep)
 	h.report.Profiles = append(h.report.Profiles, profile)
 	if exe, err := os.Executable(); err == nil {
 		if top, err := pprofTop(profile, exe, ""); err == nil && top != "" {

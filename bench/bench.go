@@ -61,6 +61,9 @@ type Settings struct {
 	Active []int `json:"active"`
 	// Replicas are the replica counts of the scaling part.
 	Replicas []int `json:"replicas"`
+	// Settle is how long the memory part lets a replica settle before
+	// reading its memory.
+	Settle time.Duration `json:"settle"`
 	// RebalanceSettle is how long the rebalance run waits before and after
 	// a replica joins or leaves.
 	RebalanceSettle time.Duration `json:"rebalance_settle"`
@@ -89,6 +92,7 @@ func DefaultSettings() Settings {
 		Active:          []int{10_000, 100_000, 1_000_000},
 		Replicas:        []int{1, 2, 4},
 		RebalanceSettle: 12 * time.Second,
+		Settle:          2 * time.Second,
 		MinSession:      time.Second,
 	}
 }
@@ -101,14 +105,15 @@ func SmokeSettings() Settings {
 		Events:          20_000,
 		DayEvents:       20_000,
 		LiveRate:        2_000,
-		DelayFor:        4 * time.Second,
+		DelayFor:        4500 * time.Millisecond,
 		ProbesPerSecond: 20,
 		Graces:          []time.Duration{500 * time.Millisecond, 250 * time.Millisecond},
 		Waiting:         2_000,
 		Finished:        2_000,
 		Active:          []int{500, 2_000, 5_000},
 		Replicas:        []int{1, 2},
-		RebalanceSettle: 2 * time.Second,
+		RebalanceSettle: 1500 * time.Millisecond,
+		Settle:          200 * time.Millisecond,
 		Session:         time.Second,
 		MinSession:      100 * time.Millisecond,
 	}
@@ -129,6 +134,7 @@ type harness struct {
 	log       *zap.Logger
 	// Ceilings measured in this run, for the end-to-end ratios.
 	bareRate, minimalRate float64
+	stateLen              int64
 }
 
 // Run runs the selected parts and returns the report. Progress lines go

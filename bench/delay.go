@@ -189,7 +189,7 @@ func (h *harness) delayRun(ctx context.Context, grace time.Duration, costsToo bo
 	if err != nil {
 		return err
 	}
-	defer func() { _ = rep.Stop(15 * time.Second) }()
+	defer h.stop(rep)
 	if err := waitOwned(ctx, 60*time.Second, rep); err != nil {
 		return err
 	}
@@ -201,7 +201,7 @@ func (h *harness) delayRun(ctx context.Context, grace time.Duration, costsToo bo
 	now := time.Now()
 	pr := &probes{run: run, perSec: h.s.ProbesPerSecond, start: now,
 		// The last probe's timer is due at most 3 s after it is sent.
-		until: now.Add(h.s.DelayFor - 4*time.Second),
+		until: now.Add(h.s.DelayFor - 3*time.Second),
 		rnd:   rand.New(rand.NewPCG(1, uint64(grace))), shop: shops[0],
 		sentAt: map[string]time.Time{}}
 	pacer := &Pacer{Broker: h.broker.Addr, Mix: DefaultMix, Rate: h.s.LiveRate, Probe: pr.next}
@@ -247,7 +247,7 @@ func (h *harness) delayRun(ctx context.Context, grace time.Duration, costsToo bo
 	}
 	achieved := float64(sent) / h.s.DelayFor.Seconds()
 	// Alerts of the last probes arrive within their lead + grace.
-	sleepCtx(ctx, grace+2*time.Second)
+	sleepCtx(ctx, grace+time.Second)
 	got := reader.stop()
 
 	d, matched := probeDelays(got, pr, grace)

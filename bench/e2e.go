@@ -130,7 +130,7 @@ func (h *harness) e2e(ctx context.Context) error {
 		_, _ = m.end(ctx, 0)
 		return err
 	}
-	defer func() { _ = rep.Stop(15 * time.Second) }()
+	defer h.stop(rep)
 	timeout := 60*time.Second + time.Duration(h.s.Events)*50*time.Microsecond
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	last := time.Now()

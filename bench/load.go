@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/pprof"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -41,11 +42,13 @@ func (m Mix) options(rate float64, start time.Time) sim.Options {
 	return sim.Options{Seed: m.Seed, Shops: m.Shops, Agents: m.Agents, Rate: rate, Start: start}
 }
 
-// perDay counts the events of one simulated day at rate 1 that keep
-// returns true for: the unit from which a part's rate is derived.
+// perDay estimates the events of one simulated day at rate 1 that keep
+// returns true for, from a day at a tenth of the rate (traffic scales with
+// the rate): the unit from which a part's rate is derived.
 func (m Mix) perDay(keep func(*sim.Record) bool) (int, error) {
+	const probe = 0.1
 	n := 0
-	err := sim.Generate(m.options(1, simDay), func(r sim.Record) error {
+	err := sim.Generate(m.options(probe, simDay), func(r sim.Record) error {
 		if keep(&r) {
 			n++
 		}
@@ -54,7 +57,7 @@ func (m Mix) perDay(keep func(*sim.Record) bool) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("sizing the simulated day: %w", err)
 	}
-	return n, nil
+	return int(float64(n) / probe), nil
 }
 
 func isChat(r *sim.Record) bool { return r.Topic == event.Chat }
@@ -73,7 +76,8 @@ func ProduceChat(ctx context.Context, broker string, mix Mix, n int) (int, time.
 	if err != nil {
 		return 0, 0, err
 	}
-	rate := float64(n) / float64(perDay) * 1.02
+	// A little more than enough: the rest of the day is not produced.
+	rate := float64(n) / float64(perDay) * 1.05
 	return produce(ctx, broker, mix, rate, n, isChat, false)
 }
 
@@ -84,7 +88,7 @@ func ProduceDay(ctx context.Context, broker string, mix Mix, n int) (int, time.D
 	if err != nil {
 		return 0, 0, err
 	}
-	rate := float64(n) / float64(perDay) * 1.02
+	rate := float64(n) / float64(perDay) * 1.03
 	return produce(ctx, broker, mix, rate, 0, any_, true)
 }
 
@@ -166,11 +170,11 @@ type Pacer struct {
 	// wait) to send with the traffic; now is the send time.
 	Probe func(now time.Time) []sim.Record
 
-	sent int64
+	sent atomic.Int64
 }
 
 // Sent is how many records the pacer produced.
-func (p *Pacer) Sent() int64 { return p.sent }
+func (p *Pacer) Sent() int64 { return p.sent.Load() }
 
 // Run produces until ctx ends. It returns the first produce error.
 func (p *Pacer) Run(ctx context.Context) error {
@@ -218,7 +222,7 @@ func (p *Pacer) run(ctx context.Context) error {
 	var msgs []kafka.Message
 	for ctx.Err() == nil {
 		now := time.Now()
-		want := int64(now.Sub(start).Seconds()*float64(p.Rate)) - p.sent
+		want := int64(now.Sub(start).Seconds()*float64(p.Rate)) - p.sent.Load()
 		msgs = msgs[:0]
 		if p.Probe != nil && want > 0 {
 			for _, r := range p.Probe(now) {
@@ -237,7 +241,7 @@ func (p *Pacer) run(ctx context.Context) error {
 			if err := w.WriteMessages(ctx, msgs...); err != nil {
 				return fmt.Errorf("producing live traffic: %w", err)
 			}
-			p.sent += int64(len(msgs))
+			p.sent.Add(int64(len(msgs)))
 		}
 		if d := tick - time.Since(now); d > 0 {
 			time.Sleep(d)

@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -67,84 +69,87 @@ func produceConversations(ctx context.Context, broker string, shops []sim.Shop, 
 type memSample struct {
 	n         int
 	rss, heap int64
-	redisUsed int64
+	// rssLive and heapLive are read after a forced collection.
+	rssLive, heapLive int64
+	redisUsed         int64
 }
 
 // memory measures Redis bytes per waiting and per finished conversation
 // and the processor's RSS as active conversations grow. The processor is
 // a child process, so its RSS is its own.
 func (h *harness) memory(ctx context.Context) error {
-	if err := h.freshBroker(ctx); err != nil {
-		return err
-	}
-	// Long thresholds: nothing fires while memory is measured, so the
-	// outbox stays empty and only conversations are counted.
-	cfg, err := replicaConfig(h.broker.Addr, h.redis.URL, replicaOpts{group: "memory", allDay: true,
-		thresholds: []time.Duration{30 * time.Minute, 60 * time.Minute}, session: h.s.Session})
-	if err != nil {
-		return err
-	}
-	rep, err := StartChild("memory", cfg, h.dir, "")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = rep.Stop(15 * time.Second) }()
-	if err := waitOwned(ctx, 60*time.Second, rep); err != nil {
-		return err
-	}
 	shops, err := sim.Shops(sim.Options{Seed: DefaultMix.Seed, Shops: DefaultMix.Shops, Agents: DefaultMix.Agents})
 	if err != nil {
 		return err
 	}
-	sample := func(n int) (memSample, error) {
-		s := memSample{n: n}
-		if !sleepCtx(ctx, time.Second) { // let the batch in hand finish and the heap settle
-			return s, ctx.Err()
-		}
-		m, err := ProcMemory(rep.PID())
-		if err != nil {
-			return s, err
-		}
-		s.rss = m.RSS
-		if fams, err := rep.Metrics(ctx); err == nil {
-			s.heap = int64(sumCounter(fams, "go_memstats_heap_inuse_bytes", nil))
-		}
-		s.redisUsed, err = UsedMemory(ctx, h.redis.Client)
-		return s, err
+	// Finished conversations first, on an empty Redis of their own, so that
+	// neither the waiting ones nor a hash table growing past them count.
+	if err := h.memoryFinished(ctx, shops); err != nil {
+		return err
 	}
-	base, err := sample(0)
+	return h.memoryWaiting(ctx, shops)
+}
+
+// memoryReplica starts a child replica on an empty broker and Redis. Long
+// thresholds: nothing fires while memory is measured, so the outbox stays
+// empty and only conversations are counted.
+func (h *harness) memoryReplica(ctx context.Context, name string) (*Replica, error) {
+	if err := h.freshBroker(ctx); err != nil {
+		return nil, err
+	}
+	cfg, err := replicaConfig(h.broker.Addr, h.redis.URL, replicaOpts{group: name, allDay: true,
+		thresholds: []time.Duration{30 * time.Minute, 60 * time.Minute}, session: h.s.Session})
+	if err != nil {
+		return nil, err
+	}
+	rep, err := startChild(name, cfg, h.dir, "", filepath.Join(h.s.ProfileDir, name+".heap"))
+	if err != nil {
+		return nil, err
+	}
+	if err := waitOwned(ctx, 60*time.Second, rep); err != nil {
+		h.stop(rep)
+		return nil, err
+	}
+	return rep, nil
+}
+
+// sampleMemory reads the replica's memory (as it is, then after a forced
+// collection) and Redis's used_memory, once the batch in hand is done.
+func (h *harness) sampleMemory(ctx context.Context, rep *Replica, n int) (memSample, string, error) {
+	s := memSample{n: n}
+	if !sleepCtx(ctx, h.s.Settle) {
+		return s, "", ctx.Err()
+	}
+	m, err := ProcMemory(rep.PID())
+	if err != nil {
+		return s, "", err
+	}
+	s.rss = m.RSS
+	if fams, err := rep.Metrics(ctx); err == nil {
+		s.heap = int64(sumCounter(fams, "go_memstats_heap_inuse_bytes", nil))
+	}
+	heap, err := rep.HeapProfile(ctx)
+	if err != nil {
+		return s, "", err
+	}
+	if m, err = ProcMemory(rep.PID()); err != nil {
+		return s, "", err
+	}
+	s.rssLive = m.RSS
+	if fams, err := rep.Metrics(ctx); err == nil {
+		s.heapLive = int64(sumCounter(fams, "go_memstats_heap_alloc_bytes", nil))
+	}
+	s.redisUsed, err = UsedMemory(ctx, h.redis.Client)
+	return s, heap, err
+}
+
+func (h *harness) memoryFinished(ctx context.Context, shops []sim.Shop) error {
+	rep, err := h.memoryReplica(ctx, "memory-finished")
 	if err != nil {
 		return err
 	}
-	stages := append([]int{h.s.Waiting}, h.s.Active...)
-	slices.Sort(stages)
-	stages = slices.Compact(stages)
-	samples := map[int]memSample{}
-	done := 0
-	for _, n := range stages {
-		if err := produceConversations(ctx, h.broker.Addr, shops, "w", done, n, false); err != nil {
-			return err
-		}
-		if err := h.applyAll(ctx, 120*time.Second); err != nil {
-			return err
-		}
-		done = n
-		s, err := sample(n)
-		if err != nil {
-			return err
-		}
-		samples[n] = s
-		h.logf("memory: %d waiting conversations: processor RSS %.1f MiB (heap %.1f MiB), Redis used %.1f MiB",
-			n, mib(s.rss), mib(s.heap), mib(s.redisUsed))
-	}
-	waiting, err := h.waitingCount(ctx)
-	if err != nil {
-		return err
-	}
-	if waiting != int64(done) {
-		return fmt.Errorf("Redis holds %d waiting buyers, %d were started", waiting, done)
-	}
-	before, err := sample(done)
+	defer h.stop(rep)
+	before, _, err := h.sampleMemory(ctx, rep, 0)
 	if err != nil {
 		return err
 	}
@@ -154,9 +159,67 @@ func (h *harness) memory(ctx context.Context) error {
 	if err := h.applyAll(ctx, 120*time.Second); err != nil {
 		return err
 	}
-	after, err := sample(done)
+	after, _, err := h.sampleMemory(ctx, rep, h.s.Finished)
 	if err != nil {
 		return err
+	}
+	h.report.add(PartMemory, fmt.Sprintf("Redis bytes per finished conversation-day (%s finished)", thousands(int64(h.s.Finished))),
+		float64(after.redisUsed-before.redisUsed)/float64(h.s.Finished), "bytes",
+		"message + human reply; the state stays for state_ttl (72h), no timer, not waiting")
+	return h.redisBreakdown(ctx, "f")
+}
+
+func (h *harness) memoryWaiting(ctx context.Context, shops []sim.Shop) error {
+	rep, err := h.memoryReplica(ctx, "memory-waiting")
+	if err != nil {
+		return err
+	}
+	defer h.stop(rep)
+	base, _, err := h.sampleMemory(ctx, rep, 0)
+	if err != nil {
+		return err
+	}
+	stages := append([]int{h.s.Waiting}, h.s.Active...)
+	slices.Sort(stages)
+	stages = slices.Compact(stages)
+	samples := map[int]memSample{}
+	done := 0
+	var lastHeap string
+	for _, n := range stages {
+		if err := produceConversations(ctx, h.broker.Addr, shops, "w", done, n, false); err != nil {
+			return err
+		}
+		if err := h.applyAll(ctx, 120*time.Second); err != nil {
+			return err
+		}
+		done = n
+		s, heap, err := h.sampleMemory(ctx, rep, n)
+		if err != nil {
+			return err
+		}
+		samples[n], lastHeap = s, heap
+		h.logf("memory: %d waiting conversations: processor RSS %.1f MiB (heap %.1f MiB; after GC: RSS %.1f MiB, live heap %.1f MiB), Redis used %.1f MiB",
+			n, mib(s.rss), mib(s.heap), mib(s.rssLive), mib(s.heapLive), mib(s.redisUsed))
+		if n == h.s.Waiting {
+			if err := h.redisBreakdown(ctx, "w"); err != nil {
+				return err
+			}
+		}
+	}
+	waiting, err := h.waitingCount(ctx)
+	if err != nil {
+		return err
+	}
+	if waiting != int64(done) {
+		return fmt.Errorf("Redis holds %d waiting buyers, %d were started", waiting, done)
+	}
+	if lastHeap != "" {
+		h.report.Profiles = append(h.report.Profiles, lastHeap)
+		if exe, err := os.Executable(); err == nil {
+			if top, err := pprofTop(lastHeap, exe, "", "-sample_index=inuse_space"); err == nil && top != "" {
+				h.report.Profiles = append(h.report.Profiles, top)
+			}
+		}
 	}
 
 	const part = PartMemory
@@ -164,19 +227,17 @@ func (h *harness) memory(ctx context.Context) error {
 	w := samples[h.s.Waiting]
 	r.atMost(part, fmt.Sprintf("Redis bytes per waiting conversation (%s waiting)", thousands(int64(h.s.Waiting))),
 		float64(w.redisUsed-base.redisUsed)/float64(h.s.Waiting), "bytes", 300,
-		"INFO used_memory delta: state, timer and waiting-set entries")
+		"INFO used_memory delta: state, timer and waiting-set entries, key tables")
 	if top := samples[stages[len(stages)-1]]; top.n != h.s.Waiting {
 		r.add(part, fmt.Sprintf("Redis bytes per waiting conversation (%s waiting)", thousands(int64(top.n))),
 			float64(top.redisUsed-base.redisUsed)/float64(top.n), "bytes", "")
 	}
-	r.add(part, fmt.Sprintf("Redis bytes per finished conversation-day (%s finished)", thousands(int64(h.s.Finished))),
-		float64(after.redisUsed-before.redisUsed)/float64(h.s.Finished), "bytes", "state kept for state_ttl (72h); no timer, not waiting")
 	first := samples[h.s.Active[0]]
 	spread := 0.0
 	for _, n := range h.s.Active {
 		s := samples[n]
 		r.add(part, fmt.Sprintf("processor RSS at %s active conversations", thousands(int64(n))), mib(s.rss), "MiB",
-			fmt.Sprintf("Go heap in use %.1f MiB", mib(s.heap)))
+			fmt.Sprintf("Go heap in use %.1f MiB; after a forced GC: RSS %.1f MiB, live heap %.1f MiB", mib(s.heap), mib(s.rssLive), mib(s.heapLive)))
 		if d := 100 * (float64(s.rss)/float64(first.rss) - 1); d > spread || -d > spread {
 			spread = max(d, -d)
 		}
@@ -218,4 +279,72 @@ func (h *harness) waitingCount(ctx context.Context) (int64, error) {
 		}
 	}
 	return total, nil
+}
+
+// redisBreakdown reports what one conversation of the tagged kind holds
+// in Redis, from MEMORY USAGE: its state key, and its share of the timer
+// and waiting sets.
+func (h *harness) redisBreakdown(ctx context.Context, tag string) error {
+	c := h.redis.Client
+	var stateBytes, states int64
+	var iter uint64
+	for states < 200 {
+		keys, next, err := c.Scan(ctx, iter, keyPrefix+":{chat.*}:c:*/"+tag+"*", 1000).Result()
+		if err != nil {
+			return fmt.Errorf("scanning states: %w", err)
+		}
+		for _, k := range keys {
+			n, err := c.MemoryUsage(ctx, k, 0).Result()
+			if err != nil {
+				return fmt.Errorf("MEMORY USAGE %s: %w", k, err)
+			}
+			v, err := c.StrLen(ctx, k).Result()
+			if err != nil {
+				return err
+			}
+			stateBytes += n
+			states++
+			h.stateLen += v
+		}
+		iter = next
+		if iter == 0 {
+			break
+		}
+	}
+	if states == 0 {
+		return fmt.Errorf("no %s states found", tag)
+	}
+	kind := map[string]string{"w": "waiting", "f": "finished"}[tag]
+	r := h.report
+	r.add(PartMemory, "state key of a "+kind+" conversation (MEMORY USAGE, mean)", float64(stateBytes)/float64(states), "bytes",
+		fmt.Sprintf("encoded state %d bytes of it", h.stateLen/states))
+	h.stateLen = 0
+	if tag != "w" {
+		return nil
+	}
+	for _, set := range []struct{ pattern, name string }{{"timers", "timer"}, {"w:*", "waiting-set"}} {
+		var bytes, members int64
+		for p := range Topics[TopicChat] {
+			keys, err := c.Keys(ctx, keyPrefix+":{chat."+strconv.Itoa(p)+"}:"+set.pattern).Result()
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				n, err := c.MemoryUsage(ctx, k, 0).Result()
+				if err != nil {
+					return fmt.Errorf("MEMORY USAGE %s: %w", k, err)
+				}
+				m, err := c.ZCard(ctx, k).Result()
+				if err != nil {
+					return err
+				}
+				bytes += n
+				members += m
+			}
+		}
+		if members > 0 {
+			r.add(PartMemory, set.name+" entry of a waiting conversation (MEMORY USAGE / members)", float64(bytes)/float64(members), "bytes", "")
+		}
+	}
+	return nil
 }

@@ -7,8 +7,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -211,7 +211,7 @@ func pprofTop(profile, binary, suffix string, args ...string) (string, error) {
 	if err != nil {
 		return "", nil
 	}
-	out := filepath.Join(filepath.Dir(profile), trimExt(filepath.Base(profile))+suffix+".top.txt")
+	out := strings.TrimSuffix(profile, ".pprof") + suffix + ".top.txt"
 	cmdArgs := append([]string{"tool", "pprof", "-top", "-nodecount=40"}, args...)
 	if binary != "" {
 		cmdArgs = append(cmdArgs, binary)
@@ -225,13 +225,4 @@ func pprofTop(profile, binary, suffix string, args ...string) (string, error) {
 		return "", fmt.Errorf("writing %s: %w", out, err)
 	}
 	return out, nil
-}
-
-func trimExt(name string) string {
-	for i := len(name) - 1; i > 0; i-- {
-		if name[i] == '.' {
-			return trimExt(name[:i])
-		}
-	}
-	return name
 }

@@ -9,8 +9,11 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,6 +32,10 @@ import (
 const (
 	envReplicaConfig  = "RWBENCH_REPLICA_CONFIG"
 	envReplicaProfile = "RWBENCH_REPLICA_CPUPROFILE"
+	// envReplicaHeap, when set, makes the replica answer SIGUSR1 with a
+	// garbage collection, a heap profile written to <value>.<n>.pprof, and
+	// returning free memory to the OS; <value>.<n>.done marks it written.
+	envReplicaHeap = "RWBENCH_REPLICA_HEAPPROFILE"
 )
 
 // MaybeReplica runs a replywatch replica and exits when the environment
@@ -41,7 +48,29 @@ func MaybeReplica() {
 	if path == "" {
 		return
 	}
+	if heap := os.Getenv(envReplicaHeap); heap != "" {
+		go heapOnSignal(heap)
+	}
 	os.Exit(runReplica(path, os.Getenv(envReplicaProfile)))
+}
+
+// heapOnSignal writes a heap profile of live objects on each SIGUSR1, then
+// returns free memory to the OS, so the harness can read the live
+// footprint apart from what the garbage collector has not yet given back.
+func heapOnSignal(base string) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGUSR1)
+	for n := 1; ; n++ {
+		<-c
+		runtime.GC()
+		path := base + "." + strconv.Itoa(n)
+		if f, err := os.Create(path + ".pprof"); err == nil {
+			_ = pprof.Lookup("heap").WriteTo(f, 0)
+			f.Close()
+		}
+		debug.FreeOSMemory()
+		_ = os.WriteFile(path+".done", nil, 0o644)
+	}
 }
 
 func runReplica(path, profile string) int {
@@ -87,11 +116,37 @@ type Replica struct {
 
 	app    *app.App
 	cancel context.CancelFunc
-	done   chan error
+	// done is closed when the replica has stopped; err is why.
+	done chan struct{}
+	err  error
 
-	cmd  *exec.Cmd
-	addr string
-	exit chan error
+	cmd   *exec.Cmd
+	addr  string
+	heap  string
+	heaps int
+}
+
+// HeapProfile asks a child started with a heap profile base to collect
+// garbage, write a heap profile and return free memory to the OS, and
+// waits until it has. It returns the profile's path.
+func (r *Replica) HeapProfile(ctx context.Context) (string, error) {
+	if r.cmd == nil || r.heap == "" {
+		return "", errors.New("replica " + r.Name + " takes no heap profiles")
+	}
+	r.heaps++
+	path := r.heap + "." + strconv.Itoa(r.heaps)
+	if err := r.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return "", fmt.Errorf("asking %s for a heap profile: %w", r.Name, err)
+	}
+	for {
+		if _, err := os.Stat(path + ".done"); err == nil {
+			_ = os.Remove(path + ".done")
+			return path + ".pprof", nil
+		}
+		if !sleepCtx(ctx, 20*time.Millisecond) {
+			return "", ctx.Err()
+		}
+	}
 }
 
 // replicaOpts are the benchmark's choices on top of the default config.
@@ -149,9 +204,9 @@ func StartInProcess(name string, cfg *config.Config, log *zap.Logger) (*Replica,
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Replica{Name: name, app: a, cancel: cancel, done: make(chan error, 1)}
+	r := &Replica{Name: name, app: a, cancel: cancel, done: make(chan struct{})}
 	pprof.Do(ctx, pprof.Labels("role", "processor"), func(ctx context.Context) {
-		go func() { r.done <- a.Run(ctx) }()
+		go func() { r.err = a.Run(ctx); close(r.done) }()
 	})
 	return r, nil
 }
@@ -159,6 +214,10 @@ func StartInProcess(name string, cfg *config.Config, log *zap.Logger) (*Replica,
 // StartChild runs a replica as a child process of this binary, with cfg
 // written to dir. When profile is set the child writes a CPU profile there.
 func StartChild(name string, cfg *config.Config, dir, profile string) (*Replica, error) {
+	return startChild(name, cfg, dir, profile, "")
+}
+
+func startChild(name string, cfg *config.Config, dir, profile, heap string) (*Replica, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -183,14 +242,19 @@ func StartChild(name string, cfg *config.Config, dir, profile string) (*Replica,
 	}
 	defer logFile.Close()
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), envReplicaConfig+"="+path, envReplicaProfile+"="+profile)
+	cmd.Env = append(os.Environ(), envReplicaConfig+"="+path, envReplicaProfile+"="+profile, envReplicaHeap+"="+heap)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting replica %s: %w", name, err)
 	}
-	r := &Replica{Name: name, cmd: cmd, addr: c.HTTP.Addr, exit: make(chan error, 1)}
-	go func() { r.exit <- cmd.Wait() }()
+	r := &Replica{Name: name, cmd: cmd, addr: c.HTTP.Addr, done: make(chan struct{}), heap: heap}
+	go func() {
+		if err := cmd.Wait(); err != nil {
+			r.err = fmt.Errorf("replica %s exited: %w", name, err)
+		}
+		close(r.done)
+	}()
 	return r, nil
 }
 
@@ -236,30 +300,30 @@ func (r *Replica) Metrics(ctx context.Context) (map[string]*dto.MetricFamily, er
 }
 
 // Stop stops the replica cleanly (cancel, or SIGTERM for a child) and waits
-// at most timeout for it.
+// at most timeout for it; a child still running then is killed. Stopping a
+// stopped replica returns how it ended.
 func (r *Replica) Stop(timeout time.Duration) error {
+	select {
+	case <-r.done:
+		return r.err
+	default:
+	}
 	if r.app != nil {
 		r.cancel()
-		select {
-		case err := <-r.done:
-			return err
-		case <-time.After(timeout):
-			return fmt.Errorf("replica %s did not stop within %s", r.Name, timeout)
-		}
+	} else {
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
 	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-r.exit:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return fmt.Errorf("replica %s exited: %w", r.Name, err)
-		}
-		return err
+	case <-r.done:
+		return r.err
 	case <-time.After(timeout):
-		_ = r.cmd.Process.Kill()
-		<-r.exit
-		return fmt.Errorf("replica %s did not stop within %s; killed", r.Name, timeout)
 	}
+	if r.cmd == nil {
+		return fmt.Errorf("replica %s did not stop within %s", r.Name, timeout)
+	}
+	_ = r.cmd.Process.Kill()
+	<-r.done
+	return fmt.Errorf("replica %s did not stop within %s; killed", r.Name, timeout)
 }
 
 // sumCounter adds up the samples of a counter or gauge family whose labels
@@ -309,4 +373,18 @@ func histogramSum(fams map[string]*dto.MetricFamily, name string) (sum float64, 
 		}
 	}
 	return sum, count
+}
+
+// stop stops a replica and notes in the report how it ended when that was
+// not cleanly: the measurement stands, but a replica that did not stop
+// well (or, built with -race, reported a data race) is worth knowing of.
+func (h *harness) stop(r *Replica) {
+	if err := r.Stop(30 * time.Second); err != nil {
+		note := "replica " + r.Name + " did not stop cleanly: " + err.Error()
+		if strings.Contains(err.Error(), "exit status 66") {
+			note += " (66 is the race detector's exit code: see " + r.Name + ".log)"
+		}
+		h.report.Notes = append(h.report.Notes, note)
+		h.logf("%s", note)
+	}
 }

@@ -44,7 +44,7 @@ func (h *harness) scaleRun(ctx context.Context, n int) error {
 	var reps []*Replica
 	defer func() {
 		for _, r := range reps {
-			_ = r.Stop(15 * time.Second)
+			h.stop(r)
 		}
 	}()
 	for i := range n {
@@ -138,20 +138,26 @@ func (h *harness) trackOffsets(ctx context.Context, every time.Duration) *offset
 
 func (t *offsetTracker) finish() { t.stop(); <-t.done }
 
-// pause is, over every partition, the longest time between two applied
-// batches with the second one in (from, to]: how long the partition stood
-// still around an event at from.
-func (t *offsetTracker) pause(from, to time.Time) (time.Duration, int) {
+// pause is, over every partition, the longest time the partition stood
+// still with some of it inside (from, to]: between two applied batches,
+// or from the last applied batch to end when none followed.
+func (t *offsetTracker) pause(from, to, end time.Time) (time.Duration, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var worst time.Duration
 	part := -1
 	for p, ms := range t.moves {
-		for i := 1; i < len(ms); i++ {
-			if ms[i].After(from) && !ms[i].After(to) {
-				if d := ms[i].Sub(ms[i-1]); d > worst {
-					worst, part = d, p
-				}
+		var points []time.Time
+		for _, m := range ms {
+			if !m.After(end) {
+				points = append(points, m)
+			}
+		}
+		points = append(points, end)
+		for i := 1; i < len(points); i++ {
+			a, b := points[i-1], points[i]
+			if b.After(from) && a.Before(to) && b.Sub(a) > worst {
+				worst, part = b.Sub(a), p
 			}
 		}
 	}
@@ -171,7 +177,7 @@ func (h *harness) rebalance(ctx context.Context) error {
 	var reps []*Replica
 	defer func() {
 		for _, r := range reps {
-			_ = r.Stop(15 * time.Second)
+			h.stop(r)
 		}
 	}()
 	for i := range 2 {
@@ -206,9 +212,7 @@ func (h *harness) rebalance(ctx context.Context) error {
 		return ctx.Err()
 	}
 	leaveAt := time.Now()
-	if err := joiner.Stop(15 * time.Second); err != nil {
-		return err
-	}
+	h.stop(joiner)
 	reps = reps[:2]
 	if !sleepCtx(ctx, settle) {
 		return ctx.Err()
@@ -219,9 +223,9 @@ func (h *harness) rebalance(ctx context.Context) error {
 		return err
 	}
 	tr.finish()
-	quiet, _ := tr.pause(quietFrom, quietTo)
-	join, jp := tr.pause(joinAt, leaveAt)
-	leave, lp := tr.pause(leaveAt, end)
+	quiet, _ := tr.pause(quietFrom, quietTo, end)
+	join, jp := tr.pause(joinAt, leaveAt, end)
+	leave, lp := tr.pause(leaveAt, end, end)
 	h.logf("rebalance: quiet %s, join %s (partition %d), leave %s (partition %d)", quiet, join, jp, leave, lp)
 	const part = "rebalance"
 	r := h.report

@@ -1,0 +1,33 @@
+# replywatch developer targets. The benchmark suite is described in
+# bench/README.md and its recorded results in BENCHMARKS.md.
+
+GO ?= go
+DATE := $(shell date -u +%Y-%m-%d)
+# Extra rwbench flags, e.g. make bench BENCH_FLAGS="--only e2e,delay --events 3000000".
+BENCH_FLAGS ?=
+# Micro-benchmark selection and repetitions for benchstat.
+MICRO ?= .
+COUNT ?= 6
+
+.PHONY: bench bench-smoke bench-micro test
+
+# The full suite (about 10 minutes on 2 cores): an in-process kfake broker,
+# a redis-server child and simulated traffic. Prints the markdown table and
+# writes bench/results/<date>.json with the CPU profiles beside it.
+bench:
+	$(GO) run ./bench/cmd/rwbench --out bench/results/$(DATE).json $(BENCH_FLAGS)
+
+# The same harness with tiny sizes: checks that every part runs and
+# reports, in well under a minute. Numbers from it mean nothing.
+bench-smoke:
+	$(GO) run ./bench/cmd/rwbench --smoke $(BENCH_FLAGS)
+
+# Go micro-benchmarks of the hot paths, in benchstat's input format:
+#   make bench-micro > new.txt
+#   go run golang.org/x/perf/cmd/benchstat@latest old.txt new.txt
+bench-micro:
+	$(GO) test -run '^$$' -bench '$(MICRO)' -benchmem -count $(COUNT) ./event/ ./detectors/ ./pipeline/ ./state/
+
+# The whole test suite, as CI runs it.
+test:
+	./scripts/test.sh
