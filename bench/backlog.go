@@ -87,6 +87,6 @@ func (h *harness) backlog(ctx context.Context) error {
 	r.add(part, "processor peak RSS", mib(peak), "MiB", "child process, VmHWM")
 	r.add(part, "processor CPU per event", c.perEvent(c.child), "µs", "/proc/<replica pid>/stat")
 	r.add(part, "Redis CPU per event", c.perEvent(c.redis), "µs", "")
-	r.add(part, "Redis commands per event", float64(c.cmds.Total())/float64(max(1, c.events)), "", "")
+	h.commands(part, c)
 	return nil
 }

@@ -193,25 +193,42 @@ func (h *harness) ceiling(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m, err := h.startMeter(ctx, "")
+	if err != nil {
+		return err
+	}
 	bare, err := BareCeiling(ctx, h.broker.Addr, "ceiling-bare", TopicChat, hwms)
 	if err != nil {
 		return fmt.Errorf("bare consumption: %w", err)
 	}
+	bareCost, err := m.end(ctx, bare.Records)
+	if err != nil {
+		return err
+	}
 	h.logf("bare kafka-go consumption + decode: %d records in %s, %.0f/s", bare.Records, bare.Elapsed.Round(time.Millisecond), bare.Rate())
 	h.report.add(PartCeiling, "bare kafka-go consumption + event.Decode", bare.Rate(), "events/s",
-		"one group member, one reader per partition, no state")
+		fmt.Sprintf("one group member, one reader per partition, no state; %.1f µs CPU per event (consumer + broker)", bareCost.perEvent(bareCost.self)))
 	h.bareRate = bare.Rate()
 
 	if err := h.redis.Reset(ctx); err != nil {
 		return err
 	}
+	if m, err = h.startMeter(ctx, h.profilePath("minimal")); err != nil {
+		return err
+	}
 	minimal, err := MinimalPipeline(ctx, h.broker.Addr, "ceiling-minimal", TopicChat, hwms, h.redis.Client, 500)
 	if err != nil {
+		_, _ = m.end(ctx, 0)
 		return fmt.Errorf("minimal pipeline: %w", err)
+	}
+	minCost, err := m.end(ctx, minimal.Records)
+	if err != nil {
+		return err
 	}
 	h.logf("minimal pipeline: %d records in %s, %.0f/s", minimal.Records, minimal.Elapsed.Round(time.Millisecond), minimal.Rate())
 	h.report.add(PartCeiling, "minimal pipeline (decode, 1 pipelined Lua call per event, commit per batch of 500)",
-		minimal.Rate(), "events/s", "")
+		minimal.Rate(), "events/s", fmt.Sprintf("%.1f µs CPU per event in the consumer, %.1f in the broker, %.1f in Redis",
+			minCost.perEvent(minCost.byRole["ceiling"]), minCost.perEvent(minCost.byRole["broker"]), minCost.perEvent(minCost.redis)))
 	h.minimalRate = minimal.Rate()
 	return h.redis.Reset(ctx)
 }

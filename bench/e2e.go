@@ -234,6 +234,13 @@ func (h *harness) commands(part string, c costs) {
 		}
 		top += fmt.Sprintf("%s %.2f/event %.1f µs/event", s.Name, float64(s.Calls)/float64(c.events), float64(s.Usec)/float64(c.events))
 	}
+	if r.Commands == nil {
+		r.Commands = map[string][]PerEvent{}
+	}
+	for _, s := range c.cmds.All {
+		r.Commands[part] = append(r.Commands[part], PerEvent{Command: s.Name,
+			Calls: float64(s.Calls) / float64(c.events), Usec: float64(s.Usec) / float64(c.events)})
+	}
 	r.atMost(part, "Redis commands per event (EVALSHA + commands run by scripts)", float64(c.cmds.Total())/float64(c.events), "", 4,
 		"most Redis time: "+top)
 }

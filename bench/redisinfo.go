@@ -60,8 +60,10 @@ type CommandDelta struct {
 	// Scripts counts EVALSHA/EVAL calls, Data the commands run inside them
 	// or sent directly.
 	Scripts, Data int64
-	// Top are the commands that took most Redis time, most first.
+	// Top are the commands that took most Redis time, most first; All
+	// every command that ran, most calls first.
 	Top []CommandStat
+	All []CommandStat
 }
 
 // Total is every command Redis executed: script calls plus data commands.
@@ -85,6 +87,8 @@ func diffCommands(before, after map[string]CommandStat) CommandDelta {
 		}
 		d.Top = append(d.Top, s)
 	}
+	d.All = slices.Clone(d.Top)
+	slices.SortFunc(d.All, func(x, y CommandStat) int { return cmp.Or(cmp.Compare(y.Calls, x.Calls), cmp.Compare(x.Name, y.Name)) })
 	slices.SortFunc(d.Top, func(x, y CommandStat) int { return cmp.Compare(y.Usec, x.Usec) })
 	if len(d.Top) > 8 {
 		d.Top = d.Top[:8]

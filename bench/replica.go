@@ -382,9 +382,46 @@ func (h *harness) stop(r *Replica) {
 	if err := r.Stop(30 * time.Second); err != nil {
 		note := "replica " + r.Name + " did not stop cleanly: " + err.Error()
 		if strings.Contains(err.Error(), "exit status 66") {
-			note += " (66 is the race detector's exit code: see " + r.Name + ".log)"
+			note += " (the race detector's exit code; first report: " + raceReport(filepath.Join(h.dir, r.Name+".log")) + ")"
 		}
 		h.report.Notes = append(h.report.Notes, note)
 		h.logf("%s", note)
 	}
+}
+
+// raceReport summarises the first data race report in a replica's log: the
+// functions and lines of its two accesses.
+func raceReport(logPath string) string {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return "no log: " + err.Error()
+	}
+	_, rest, ok := strings.Cut(string(b), "WARNING: DATA RACE")
+	if !ok {
+		return "none in " + logPath
+	}
+	var frames []string
+	lines := strings.Split(rest, "\n")
+	for i, l := range lines {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "==================") || len(frames) == 8 {
+			break
+		}
+		if strings.HasPrefix(l, "Write at") || strings.HasPrefix(l, "Read at") || strings.HasPrefix(l, "Previous") {
+			frames = append(frames, strings.TrimSuffix(strings.Fields(l)[0]+" "+strings.Fields(l)[1], ":"))
+			continue
+		}
+		if strings.HasPrefix(l, "/") && i > 0 && !strings.Contains(l, "/runtime/") && !strings.Contains(lines[i-1], "runtime.race") {
+			fn := strings.TrimSpace(lines[i-1])
+			file := l
+			if j := strings.LastIndex(file, "/"); j >= 0 {
+				file = file[j+1:]
+			}
+			if k := strings.Index(file, " "); k >= 0 {
+				file = file[:k]
+			}
+			frames = append(frames, fn+" "+file)
+		}
+	}
+	return strings.Join(frames, "; ")
 }

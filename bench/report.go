@@ -32,10 +32,19 @@ type Report struct {
 	LoadAfter  [3]float64 `json:"load_after"`
 	Settings   Settings   `json:"settings"`
 	Figures    []Figure   `json:"figures"`
+	// Commands are, per part, the Redis commands per event by command.
+	Commands map[string][]PerEvent `json:"commands,omitempty"`
 	// Profiles are the CPU profiles and their "go tool pprof -top" texts.
 	Profiles []string `json:"profiles,omitempty"`
 	Notes    []string `json:"notes,omitempty"`
 	Errors   []string `json:"errors,omitempty"`
+}
+
+// PerEvent is one Redis command's calls and time per event.
+type PerEvent struct {
+	Command string  `json:"command"`
+	Calls   float64 `json:"calls_per_event"`
+	Usec    float64 `json:"usec_per_event"`
 }
 
 // add records a figure without a target.
