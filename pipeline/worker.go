@@ -302,6 +302,10 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 	fx.Reset()
 	b := &state.Batch{Token: w.token, Offset: last, Now: wall.UnixMilli(), Lease: p.cfg.OutboxLease, Acks: w.acks}
 	var dirty map[string]Entity
+	// Counted once per batch, after the store accepted it: a labelled
+	// counter lookup per event is measurable at this rate, and a retried
+	// batch must not count twice.
+	duplicates := 0
 	if w.handler != nil {
 		var missing []string
 		seen := map[string]bool{}
@@ -339,13 +343,11 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 			}
 		}
 		dirty = make(map[string]Entity, len(w.items)+len(dueKeys))
+
 		for _, it := range w.items {
 			e := w.entity(it.key)
-			res := w.handler.Event(e, it.ev, fx)
-			if res == detectors.Duplicate {
-				p.metrics.Events.WithLabelValues(w.topic, "duplicate").Inc()
-			} else {
-				p.metrics.Events.WithLabelValues(w.topic, "applied").Inc()
+			if w.handler.Event(e, it.ev, fx) == detectors.Duplicate {
+				duplicates++
 			}
 			dirty[it.key] = e
 		}
@@ -375,8 +377,6 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 				b.Timers[k] = 0
 			}
 		}
-	} else {
-		p.metrics.Events.WithLabelValues(w.topic, "applied").Add(float64(len(w.items)))
 	}
 	b.Figures = aggregate(fx.Figures)
 	b.Waits = fx.Waits
@@ -406,6 +406,10 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 	}
 	w.nextDue = nextDue
 	w.acks = w.acks[:0]
+	if len(w.items) > 0 {
+		p.metrics.Events.WithLabelValues(w.topic, "duplicate").Add(float64(duplicates))
+		p.metrics.Events.WithLabelValues(w.topic, "applied").Add(float64(len(w.items) - duplicates))
+	}
 	if len(b.Outbox) > 0 {
 		w.deliver(ctx, b.Outbox, alerts, wall)
 	}
