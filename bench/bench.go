@@ -9,10 +9,12 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
@@ -146,6 +148,7 @@ func Run(ctx context.Context, s Settings, progress io.Writer) (*Report, error) {
 		Machine:    describeMachine(),
 		LoadBefore: Load(),
 		Settings:   s,
+		Revision:   revision(),
 	}}
 	h.dir = s.Dir
 	if h.dir == "" {
@@ -273,12 +276,23 @@ func versions(m *Machine) {
 	}
 }
 
+// revision is the git commit of the working directory, "+dirty" when it
+// has uncommitted changes, or "unknown" outside a git checkout.
+func revision() string {
+	out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	rev := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+		rev += "+dirty"
+	}
+	return rev
+}
+
 // profilePath names a profile file of the run.
 func (h *harness) profilePath(name string) string {
 	return filepath.Join(h.s.ProfileDir, name+".cpu.pprof")
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
-// commandLine is how the run was started, for the report.
-func commandLine() string { return strings.Join(os.Args, " ") }

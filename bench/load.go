@@ -82,13 +82,25 @@ func ProduceChat(ctx context.Context, broker string, mix Mix, n int) (int, time.
 }
 
 // ProduceDay produces a whole simulated day of at least n events on every
-// input topic (chat, orders, presence).
+// input topic (chat, orders, presence). Traffic does not grow quite in
+// proportion to the rate (busier agents change the conversations), so the
+// rate is corrected on whole simulated days until the day is big enough.
 func ProduceDay(ctx context.Context, broker string, mix Mix, n int) (int, time.Duration, error) {
 	perDay, err := mix.perDay(any_)
 	if err != nil {
 		return 0, 0, err
 	}
-	rate := float64(n) / float64(perDay) * 1.03
+	rate := float64(n) / float64(perDay) * 1.01
+	for range 4 {
+		got := 0
+		if err := sim.Generate(mix.options(rate, simDay), func(sim.Record) error { got++; return nil }); err != nil {
+			return 0, 0, fmt.Errorf("sizing the simulated day: %w", err)
+		}
+		if got >= n {
+			break
+		}
+		rate *= float64(n) / float64(got) * 1.01
+	}
 	return produce(ctx, broker, mix, rate, 0, any_, true)
 }
 

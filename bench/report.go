@@ -25,8 +25,11 @@ type Figure struct {
 
 // Report is everything one run measured.
 type Report struct {
-	Date       string     `json:"date"`
-	Command    string     `json:"command"`
+	Date    string `json:"date"`
+	Command string `json:"command"`
+	// Revision is the commit of the code measured, with "+dirty" when the
+	// working tree had changes.
+	Revision   string     `json:"revision"`
 	Machine    Machine    `json:"machine"`
 	LoadBefore [3]float64 `json:"load_before"`
 	LoadAfter  [3]float64 `json:"load_after"`
@@ -102,6 +105,7 @@ func (r *Report) Markdown(w io.Writer) {
 	fmt.Fprintf(w, "- versions: %s, Redis %s, kafka-go %s, kfake %s, go-redis %s\n", m.Go, m.Redis, m.KafkaGo, m.Kfake, m.GoRedis)
 	fmt.Fprintf(w, "- load average before: %.2f %.2f %.2f; after: %.2f %.2f %.2f\n",
 		r.LoadBefore[0], r.LoadBefore[1], r.LoadBefore[2], r.LoadAfter[0], r.LoadAfter[1], r.LoadAfter[2])
+	fmt.Fprintf(w, "- revision: %s\n", r.Revision)
 	fmt.Fprintf(w, "- command: `%s`\n\n", r.Command)
 	fmt.Fprintln(w, "| part | figure | value | target | met |")
 	fmt.Fprintln(w, "|---|---|---:|---|---|")

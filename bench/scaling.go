@@ -223,8 +223,12 @@ func (h *harness) rebalance(ctx context.Context) error {
 		return err
 	}
 	tr.finish()
-	quiet, _ := tr.pause(quietFrom, quietTo, end)
-	join, jp := tr.pause(joinAt, leaveAt, end)
+	// A stall belongs to the change it follows: the leave stall begins
+	// with the last batch before the SIGTERM, just before leaveAt, so the
+	// join window ends a little earlier.
+	margin := min(time.Second, settle/4)
+	quiet, _ := tr.pause(quietFrom, quietTo.Add(-margin), end)
+	join, jp := tr.pause(joinAt, leaveAt.Add(-margin), end)
 	leave, lp := tr.pause(leaveAt, end, end)
 	h.logf("rebalance: quiet %s, join %s (partition %d), leave %s (partition %d)", quiet, join, jp, leave, lp)
 	const part = "rebalance"
