@@ -244,6 +244,9 @@ func (h *harness) delayRun(ctx context.Context, grace time.Duration, costsToo bo
 		h.commands(livePart, c)
 		h.cpu(livePart, c, "processor")
 		h.report.Profiles = append(h.report.Profiles, h.profilePath("live"))
+		if top, err := pprofTop(h.profilePath("live"), "", ".processor", "-tagfocus=role=processor"); err == nil && top != "" {
+			h.report.Profiles = append(h.report.Profiles, top)
+		}
 	}
 	achieved := float64(sent) / h.s.DelayFor.Seconds()
 	// Alerts of the last probes arrive within their lead + grace.
