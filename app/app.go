@@ -170,6 +170,7 @@ func pipelineConfig(cfg *config.Config) pipeline.Config {
 		Grace:            cfg.Clock.Grace,
 		Allowance:        cfg.Clock.Allowance,
 		OutboxLease:      cfg.Alerts.Lease,
+		CacheEntries:     cfg.Redis.CacheEntries,
 		Language:         cfg.Alerts.Language,
 	}
 }

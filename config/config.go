@@ -84,6 +84,10 @@ type Redis struct {
 	Prefix string `yaml:"prefix"`
 	// StateTTL is how long an entity's state lives after its last event.
 	StateTTL time.Duration `yaml:"state_ttl"`
+	// CacheEntries bounds the conversations and seats each owned partition
+	// keeps decoded in memory. Beyond it they are read from Redis again:
+	// memory stays flat however many conversations there are.
+	CacheEntries int `yaml:"cache_entries"`
 }
 
 // HTTP is the metrics and health endpoint.
@@ -226,11 +230,12 @@ func Default() *Config {
 			RebalanceTimeout: 10 * time.Second,
 		},
 		Redis: Redis{
-			URL:      "redis://127.0.0.1:6379/0",
-			Mode:     RedisStandalone,
-			Addrs:    []string{},
-			Prefix:   "rw",
-			StateTTL: 72 * time.Hour,
+			URL:          "redis://127.0.0.1:6379/0",
+			Mode:         RedisStandalone,
+			Addrs:        []string{},
+			Prefix:       "rw",
+			StateTTL:     72 * time.Hour,
+			CacheEntries: 4096,
 		},
 		HTTP:              HTTP{Addr: ":8080"},
 		Timezone:          "Asia/Shanghai",

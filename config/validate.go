@@ -162,6 +162,9 @@ func (c *Config) validateRedis(p *problems) {
 	if r.Prefix == "" || strings.ContainsAny(r.Prefix, "{} \t\n") {
 		p.add("redis.prefix", "%q must be non-empty, without braces or spaces", r.Prefix)
 	}
+	if r.CacheEntries < 1 {
+		p.add("redis.cache_entries", "%d is not a positive number of entries", r.CacheEntries)
+	}
 	if r.StateTTL < minStateTTL {
 		p.add("redis.state_ttl", "%s is too short: a wait open for a day must outlive it, the least is %s", fmtDur(r.StateTTL), fmtDur(minStateTTL))
 	}
