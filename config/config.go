@@ -235,7 +235,7 @@ func Default() *Config {
 			Addrs:        []string{},
 			Prefix:       "rw",
 			StateTTL:     72 * time.Hour,
-			CacheEntries: 4096,
+			CacheEntries: 1024,
 		},
 		HTTP:              HTTP{Addr: ":8080"},
 		Timezone:          "Asia/Shanghai",

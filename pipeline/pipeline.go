@@ -72,7 +72,7 @@ func (c *Config) defaults() {
 		c.CommitInterval = time.Second
 	}
 	if c.CacheEntries <= 0 {
-		c.CacheEntries = 4096
+		c.CacheEntries = 1024
 	}
 	if c.TimerBatch <= 0 {
 		c.TimerBatch = 1000
