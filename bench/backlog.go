@@ -33,7 +33,7 @@ func (h *harness) backlog(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	rep, err := StartChild("backlog", cfg, h.dir, profile)
+	rep, err := StartChild("backlog", cfg, h.dir, profile, h.s.ReplicaEnv...)
 	if err != nil {
 		return err
 	}

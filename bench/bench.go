@@ -73,6 +73,9 @@ type Settings struct {
 	// default 10s); MinSession the broker's least session timeout.
 	Session    time.Duration `json:"session"`
 	MinSession time.Duration `json:"min_session"`
+	// ReplicaEnv is added to the environment of replica child processes
+	// (KEY=VALUE), e.g. GOMEMLIMIT=64MiB to see its effect on RSS.
+	ReplicaEnv []string `json:"replica_env,omitempty"`
 	// Dir holds configs, logs and profiles (a temporary directory when
 	// empty); ProfileDir keeps the CPU profiles ("" keeps them in Dir).
 	Dir        string `json:"-"`

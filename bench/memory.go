@@ -69,6 +69,9 @@ func produceConversations(ctx context.Context, broker string, shops []sim.Shop, 
 type memSample struct {
 	n         int
 	rss, heap int64
+	// unreturned is heap the runtime has freed but not given back to the
+	// OS (idle minus released): part of RSS that is not live data.
+	unreturned int64
 	// rssLive and heapLive are read after a forced collection.
 	rssLive, heapLive int64
 	redisUsed         int64
@@ -102,7 +105,7 @@ func (h *harness) memoryReplica(ctx context.Context, name string) (*Replica, err
 	if err != nil {
 		return nil, err
 	}
-	rep, err := startChild(name, cfg, h.dir, "", filepath.Join(h.s.ProfileDir, name+".heap"))
+	rep, err := startChild(name, cfg, h.dir, "", filepath.Join(h.s.ProfileDir, name+".heap"), h.s.ReplicaEnv...)
 	if err != nil {
 		return nil, err
 	}
@@ -117,22 +120,34 @@ func (h *harness) memoryReplica(ctx context.Context, name string) (*Replica, err
 // collection) and Redis's used_memory, once the batch in hand is done.
 func (h *harness) sampleMemory(ctx context.Context, rep *Replica, n int) (memSample, string, error) {
 	s := memSample{n: n}
-	if !sleepCtx(ctx, h.s.Settle) {
-		return s, "", ctx.Err()
+	// RSS moves with the garbage collector's cycle: take the median of
+	// readings every 100 ms while the replica settles.
+	var rss []int64
+	for end := time.Now().Add(h.s.Settle); ; {
+		m, err := ProcMemory(rep.PID())
+		if err != nil {
+			return s, "", err
+		}
+		rss = append(rss, m.RSS)
+		if !time.Now().Before(end) {
+			break
+		}
+		if !sleepCtx(ctx, 100*time.Millisecond) {
+			return s, "", ctx.Err()
+		}
 	}
-	m, err := ProcMemory(rep.PID())
-	if err != nil {
-		return s, "", err
-	}
-	s.rss = m.RSS
+	slices.Sort(rss)
+	s.rss = rss[len(rss)/2]
 	if fams, err := rep.Metrics(ctx); err == nil {
 		s.heap = int64(sumCounter(fams, "go_memstats_heap_inuse_bytes", nil))
+		s.unreturned = int64(sumCounter(fams, "go_memstats_heap_idle_bytes", nil) - sumCounter(fams, "go_memstats_heap_released_bytes", nil))
 	}
 	heap, err := rep.HeapProfile(ctx)
 	if err != nil {
 		return s, "", err
 	}
-	if m, err = ProcMemory(rep.PID()); err != nil {
+	m, err := ProcMemory(rep.PID())
+	if err != nil {
 		return s, "", err
 	}
 	s.rssLive = m.RSS
@@ -236,8 +251,9 @@ func (h *harness) memoryWaiting(ctx context.Context, shops []sim.Shop) error {
 	spread := 0.0
 	for _, n := range h.s.Active {
 		s := samples[n]
-		r.add(part, fmt.Sprintf("processor RSS at %s active conversations", thousands(int64(n))), mib(s.rss), "MiB",
-			fmt.Sprintf("Go heap in use %.1f MiB; after a forced GC: RSS %.1f MiB, live heap %.1f MiB", mib(s.heap), mib(s.rssLive), mib(s.heapLive)))
+		r.add(part, fmt.Sprintf("processor RSS at %s active conversations (median while settling)", thousands(int64(n))), mib(s.rss), "MiB",
+			fmt.Sprintf("Go heap in use %.1f MiB, freed but not returned %.1f MiB; after a forced GC: RSS %.1f MiB, live heap %.1f MiB",
+				mib(s.heap), mib(s.unreturned), mib(s.rssLive), mib(s.heapLive)))
 		if d := 100 * (float64(s.rss)/float64(first.rss) - 1); d > spread || -d > spread {
 			spread = max(d, -d)
 		}

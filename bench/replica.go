@@ -213,11 +213,11 @@ func StartInProcess(name string, cfg *config.Config, log *zap.Logger) (*Replica,
 
 // StartChild runs a replica as a child process of this binary, with cfg
 // written to dir. When profile is set the child writes a CPU profile there.
-func StartChild(name string, cfg *config.Config, dir, profile string) (*Replica, error) {
-	return startChild(name, cfg, dir, profile, "")
+func StartChild(name string, cfg *config.Config, dir, profile string, env ...string) (*Replica, error) {
+	return startChild(name, cfg, dir, profile, "", env...)
 }
 
-func startChild(name string, cfg *config.Config, dir, profile, heap string) (*Replica, error) {
+func startChild(name string, cfg *config.Config, dir, profile, heap string, env ...string) (*Replica, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -243,6 +243,7 @@ func startChild(name string, cfg *config.Config, dir, profile, heap string) (*Re
 	defer logFile.Close()
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), envReplicaConfig+"="+path, envReplicaProfile+"="+profile, envReplicaHeap+"="+heap)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

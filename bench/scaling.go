@@ -48,7 +48,7 @@ func (h *harness) scaleRun(ctx context.Context, n int) error {
 		}
 	}()
 	for i := range n {
-		r, err := StartChild(fmt.Sprintf("scale%d-%d", n, i+1), cfg, h.dir, "")
+		r, err := StartChild(fmt.Sprintf("scale%d-%d", n, i+1), cfg, h.dir, "", h.s.ReplicaEnv...)
 		if err != nil {
 			return err
 		}
@@ -181,7 +181,7 @@ func (h *harness) rebalance(ctx context.Context) error {
 		}
 	}()
 	for i := range 2 {
-		r, err := StartChild(fmt.Sprintf("rebalance-%d", i+1), cfg, h.dir, "")
+		r, err := StartChild(fmt.Sprintf("rebalance-%d", i+1), cfg, h.dir, "", h.s.ReplicaEnv...)
 		if err != nil {
 			return err
 		}
@@ -203,7 +203,7 @@ func (h *harness) rebalance(ctx context.Context) error {
 	}
 	quietTo := time.Now()
 	joinAt := time.Now()
-	joiner, err := StartChild("rebalance-3", cfg, h.dir, "")
+	joiner, err := StartChild("rebalance-3", cfg, h.dir, "", h.s.ReplicaEnv...)
 	if err != nil {
 		return err
 	}

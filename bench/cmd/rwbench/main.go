@@ -33,6 +33,7 @@ func run() int {
 		delayFor = flag.Duration("delay-for", 0, fmt.Sprintf("length of each delay run (default %s)", def.DelayFor))
 		out      = flag.String("out", "", "write the report as JSON here (e.g. bench/results/2026-11-24.json); profiles go beside it")
 		keep     = flag.String("dir", "", "keep configs, logs and profiles in this directory (default: a temporary one)")
+		repEnv   = flag.String("replica-env", "", "KEY=VALUE,... added to the environment of replica child processes (e.g. GOMEMLIMIT=64MiB)")
 	)
 	flag.Parse()
 	s := def
@@ -68,6 +69,15 @@ func run() int {
 		s.DelayFor = *delayFor
 	}
 	s.Dir = *keep
+	for _, kv := range strings.Split(*repEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			if !strings.Contains(kv, "=") {
+				fmt.Fprintf(os.Stderr, "rwbench: --replica-env %q is not KEY=VALUE\n", kv)
+				return 2
+			}
+			s.ReplicaEnv = append(s.ReplicaEnv, kv)
+		}
+	}
 	if *out != "" {
 		base := strings.TrimSuffix(*out, filepath.Ext(*out))
 		s.ProfileDir = base
