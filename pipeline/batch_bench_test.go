@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replywatch/replywatch/detectors"
@@ -85,16 +84,14 @@ func BenchmarkBatchBuild500(b *testing.B) {
 		Metrics:  metrics.NewProcess(prometheus.NewRegistry()),
 		Location: func(string) *time.Location { return loc },
 	})
-	cache, _ := lru.New[string, Entity](p.cfg.CacheEntries)
-	w := &worker{p: p, topic: "cs.chat", stream: event.Chat, scope: state.Scope("chat", 0), token: 1,
-		handler: p.handlers[event.Chat], cache: cache, applied: -1, partLabel: "0", log: p.log}
+	w := p.newWorker(nil, "cs.chat", event.Chat, 0, 1)
 	ctx := context.Background()
 	alerts := 0
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		k := i % len(batches)
 		if k == 0 {
-			cache.Purge()
+			w.cache.Purge()
 		}
 		w.items = append(w.items[:0], batches[k]...)
 		last := w.items[len(w.items)-1]
