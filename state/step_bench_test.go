@@ -78,7 +78,7 @@ func realBatches(b *testing.B, n int) ([]*state.Batch, [][]string) {
 			}
 			keys[i] = append(keys[i], k)
 		}
-		bt.Figures, bt.Waits = fx.Figures, fx.Waits
+		bt.Figures, bt.Waits, bt.Activity = fx.Figures, fx.Waits, fx.Activity
 		for _, a := range fx.Alerts {
 			payload, err := json.Marshal(a)
 			if err != nil {
