@@ -95,7 +95,7 @@ var badJSONL = []struct {
 	{"unknown bare type", `{"event_id":"e1","type":"order_lost","ts":"2026-11-24T10:00:00Z","shop_id":"s1"}`, `JSONL line 1: type "order_lost" is not a contract event type`},
 	{"type of another stream", `{"topic":"chat","value":{"event_id":"e1","type":"order_paid","ts":"2026-11-24T10:00:00Z","shop_id":"s1","buyer_id":"b","order_id":"o"}}`, `JSONL line 1: chat event: unknown_type: type "order_paid" is not a chat event`},
 	{"missing field", okLine + "\n" + strings.Replace(okLine, `"buyer_id":"b1",`, "", 1), "JSONL line 2: chat event: missing_field: buyer_id is required"},
-	{"bad ts", `{"event_id":"e1","type":"agent_status","ts":"yesterday","shop_id":"s1","agent_id":"a","status":"online"}`, "JSONL line 1: presence event: bad_json"},
+	{"bad ts", `{"event_id":"e1","type":"agent_status","ts":"yesterday","shop_id":"s1","agent_id":"a","status":"online"}`, "JSONL line 1: presence event: bad_field: time \"yesterday\" is not RFC 3339"},
 	{"line too long", okLine + "\n" + `{"text":"` + strings.Repeat("x", MaxLineBytes) + `"}`, "JSONL line 2: longer than"},
 }
 

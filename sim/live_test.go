@@ -108,7 +108,10 @@ func TestLiveErrors(t *testing.T) {
 // With the real clock, Live waits for each record's time.
 func TestLiveRealClock(t *testing.T) {
 	now := time.Now()
-	opts := Options{Seed: 1, Rate: 300, Start: now.Add(-time.Minute), End: now.Add(300 * time.Millisecond), Location: shanghai}
+	// Shops in a zone where it is now mid-afternoon, near the daily peak, so
+	// the next 300 ms have records whatever the hour the test runs at.
+	afternoon := time.FixedZone("afternoon", ((14-now.UTC().Hour()+36)%24-12)*3600)
+	opts := Options{Seed: 1, Rate: 300, Start: now.Add(-time.Minute), End: now.Add(300 * time.Millisecond), Location: afternoon}
 	history, waited, early := 0, 0, 0
 	err := Live(context.Background(), opts, time.Now, func(r Record) error {
 		if r.Event.TS.After(time.Now()) {
