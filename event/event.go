@@ -5,7 +5,6 @@
 package event
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -176,8 +175,9 @@ func Decode(s Stream, value []byte, now time.Time) (*Event, error) {
 		return nil, bad(ReasonOversize, "value is %d bytes, the limit is %d", len(value), MaxValueBytes)
 	}
 	var ev Event
-	dec := json.NewDecoder(bytes.NewReader(value))
-	if err := dec.Decode(&ev); err != nil {
+	// json.Unmarshal rather than a Decoder per record: half the allocation,
+	// and it rejects anything after the object.
+	if err := json.Unmarshal(value, &ev); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return nil, bad(ReasonBadField, "field %s: expected %s", te.Field, te.Type)
@@ -187,9 +187,6 @@ func Decode(s Stream, value []byte, now time.Time) (*Event, error) {
 			return nil, bad(ReasonBadField, "%v", tm)
 		}
 		return nil, bad(ReasonBadJSON, "%v", err)
-	}
-	if dec.More() {
-		return nil, bad(ReasonBadJSON, "more than one JSON value")
 	}
 	if err := ev.Validate(s, now); err != nil {
 		return nil, err

@@ -23,7 +23,7 @@ var decodeCases = []struct {
 	{"order paid", Orders, `{` + ok + `,"type":"order_paid","buyer_id":"b1","order_id":"o1","amount_cents":1999}`, "", ""},
 	{"seat status", Presence, `{` + ok + `,"type":"agent_status","agent_id":"a1","status":"away"}`, "", ""},
 	{"not JSON", Chat, `not json`, ReasonBadJSON, "invalid character"},
-	{"two values", Chat, `{` + ok + `,"type":"message","buyer_id":"b1","sender":"buyer"} {}`, ReasonBadJSON, "more than one JSON value"},
+	{"two values", Chat, `{` + ok + `,"type":"message","buyer_id":"b1","sender":"buyer"} {}`, ReasonBadJSON, "after top-level value"},
 	{"wrong type of field", Chat, `{` + ok + `,"type":"message","buyer_id":7,"sender":"buyer"}`, ReasonBadField, "field buyer_id: expected string"},
 	{"no event_id", Chat, `{"type":"message","ts":"2026-11-24T10:00:00Z","shop_id":"s1","buyer_id":"b1","sender":"buyer"}`, ReasonMissing, "event_id is required"},
 	{"no ts", Chat, `{"event_id":"e1","type":"message","shop_id":"s1","buyer_id":"b1","sender":"buyer"}`, ReasonMissing, "ts is required"},

@@ -188,12 +188,21 @@ func (p *Processor) Run(ctx context.Context) error {
 	var closeOnce sync.Once
 	closeGroup := func() { closeOnce.Do(func() { _ = group.Close() }) }
 	defer closeGroup()
-	var wg sync.WaitGroup
+	// Workers are added under mu until the stop begins, so every wg.Add
+	// happens before the stopper's wg.Wait.
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		stopped bool
+	)
 	go func() {
 		select {
 		case <-p.stopping:
 		case <-runCtx.Done():
 		}
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
 		wg.Wait() // the workers of the current generation are done with their batches
 		closeGroup()
 		cancel()
@@ -215,11 +224,11 @@ func (p *Processor) Run(ctx context.Context) error {
 		p.joined.Store(true)
 		p.metrics.Rebalances.Inc()
 		p.log.Info("joined group generation", zap.Int32("generation", gen.ID), zap.String("member", gen.MemberID))
-		select {
-		case <-p.stopping:
+		mu.Lock()
+		if stopped {
 			// Stop arrived while joining: start nothing.
+			mu.Unlock()
 			continue
-		default:
 		}
 		n := 0
 		for topic, as := range gen.Assignments {
@@ -237,6 +246,7 @@ func (p *Processor) Run(ctx context.Context) error {
 				})
 			}
 		}
+		mu.Unlock()
 		p.log.Info("partitions assigned", zap.Int("partitions", n))
 	}
 }

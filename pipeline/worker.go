@@ -434,8 +434,10 @@ func (w *worker) deliver(ctx context.Context, ds []state.Delivery, alerts []aler
 	for i := range alerts {
 		a := &alerts[i]
 		p.metrics.Alerts.WithLabelValues(a.Kind, a.Status).Inc()
-		if a.Status == alerting.Firing && !a.Due.IsZero() {
-			p.metrics.TimerFireDelay.Observe(emitted.Sub(a.Due).Seconds())
+		// A firing alert's At is when its timer was due (a warning's Due
+		// is the deadline it warns of).
+		if a.Status == alerting.Firing && !a.At.IsZero() {
+			p.metrics.TimerFireDelay.Observe(emitted.Sub(a.At).Seconds())
 		}
 		if p.onAlert != nil {
 			p.onAlert(*a)
