@@ -1,22 +1,19 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime/pprof"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/replywatch/replywatch/internal/redisproc"
 )
 
 // Topic names and partition counts of the benchmark cluster: the
@@ -60,7 +57,7 @@ func StartBroker(minSession time.Duration) (*Broker, error) {
 	// The free port may be taken between the probe and the bind: retry.
 	for range 3 {
 		var port int
-		if port, err = freePort(); err != nil {
+		if port, err = redisproc.FreePort(); err != nil {
 			continue
 		}
 		pprof.Do(context.Background(), pprof.Labels("role", "broker"), func(context.Context) {
@@ -84,8 +81,7 @@ type RedisServer struct {
 	Addr string
 	URL  string
 	PID  int
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *redisproc.Proc
 	// Client is a connection pool for the harness's own reads.
 	Client *redis.Client
 }
@@ -99,71 +95,27 @@ func StartRedis(dir string) (*RedisServer, error) {
 	}
 	var lastErr error
 	for range 3 {
-		port, err := freePort()
+		port, err := redisproc.FreePort()
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		r, err := startRedis(bin, dir, port)
+		// The kernel ends the server with the harness, however that stops.
+		p, err := redisproc.Start(bin, dir, port, redisproc.Options{
+			Attr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}, LogName: "redis-" + strconv.Itoa(port) + ".log"})
 		if err == nil {
-			return r, nil
+			return &RedisServer{Addr: p.Addr, URL: p.URL, PID: p.PID, proc: p,
+				Client: redis.NewClient(&redis.Options{Addr: p.Addr, PoolSize: 4})}, nil
 		}
 		lastErr = err
 	}
 	return nil, lastErr
 }
 
-func startRedis(bin, dir string, port int) (*RedisServer, error) {
-	logPath := filepath.Join(dir, "redis-"+strconv.Itoa(port)+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("creating the redis-server log: %w", err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(bin,
-		"--port", strconv.Itoa(port),
-		"--bind", "127.0.0.1",
-		"--dir", dir,
-		"--save", "",
-		"--appendonly", "no",
-		"--daemonize", "no",
-		"--protected-mode", "no",
-		"--loglevel", "warning",
-		"--logfile", "")
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(10 * time.Second)
-	for ping(addr) != nil {
-		select {
-		case <-done:
-			out, _ := os.ReadFile(logPath)
-			return nil, fmt.Errorf("redis-server on port %d exited: %s", port, strings.TrimSpace(string(out)))
-		default:
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-done
-			return nil, fmt.Errorf("redis-server on port %d did not answer PING within 10s", port)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	r := &RedisServer{Addr: addr, URL: "redis://" + addr + "/0", PID: cmd.Process.Pid, cmd: cmd, done: done}
-	r.Client = redis.NewClient(&redis.Options{Addr: addr, PoolSize: 4})
-	return r, nil
-}
-
 // Stop kills the server and waits for it.
 func (r *RedisServer) Stop() {
 	r.Client.Close()
-	_ = r.cmd.Process.Kill()
-	<-r.done
+	r.proc.Kill()
 }
 
 // Reset empties the server and its command statistics between parts.
@@ -175,35 +127,4 @@ func (r *RedisServer) Reset(ctx context.Context) error {
 		return fmt.Errorf("resetting redis stats: %w", err)
 	}
 	return nil
-}
-
-// ping sends an inline PING and expects +PONG.
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(line) != "+PONG" {
-		return fmt.Errorf("unexpected PING reply %q", line)
-	}
-	return nil
-}
-
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

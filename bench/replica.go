@@ -24,6 +24,7 @@ import (
 
 	"github.com/replywatch/replywatch/app"
 	"github.com/replywatch/replywatch/config"
+	"github.com/replywatch/replywatch/internal/redisproc"
 )
 
 // Environment variables that turn this binary (rwbench, or the test binary
@@ -218,7 +219,7 @@ func StartChild(name string, cfg *config.Config, dir, profile string, env ...str
 }
 
 func startChild(name string, cfg *config.Config, dir, profile, heap string, env ...string) (*Replica, error) {
-	port, err := freePort()
+	port, err := redisproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
