@@ -144,8 +144,6 @@ func New(o Options) *Processor {
 	}
 }
 
-func (p *Processor) locationOf(shop string) *time.Location { return p.location(shop) }
-
 // Joined reports whether the processor is a member of a group generation.
 func (p *Processor) Joined() bool { return p.joined.Load() }
 

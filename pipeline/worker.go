@@ -356,25 +356,23 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 			w.handler.Advance(e, now, fx)
 			dirty[k] = e
 		}
-		// Entities touched by events may have timers that are already due.
-		for k, e := range dirty {
-			if d, ok := w.handler.NextDue(e); ok && d.Before(now) {
-				w.handler.Advance(e, now, fx)
-			}
-			_ = k
-		}
 		b.States = make(map[string][]byte, len(dirty))
 		b.Timers = make(map[string]int64, len(dirty))
 		for k, e := range dirty {
+			d, ok := w.handler.NextDue(e)
+			if ok && d.Before(now) {
+				// Touched by an event, with a timer already due.
+				w.handler.Advance(e, now, fx)
+				d, ok = w.handler.NextDue(e)
+			}
 			blob, err := e.MarshalBinary()
 			if err != nil {
 				return err
 			}
 			b.States[k] = blob
-			if d, ok := w.handler.NextDue(e); ok {
+			b.Timers[k] = 0
+			if ok {
 				b.Timers[k] = d.UnixMilli()
-			} else {
-				b.Timers[k] = 0
 			}
 		}
 	}
@@ -385,7 +383,7 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 	for i := range alerts {
 		a := &alerts[i]
 		a.EmittedAt = wall
-		a.Summary = alerting.Summary(a, p.cfg.Language, p.locationOf(a.ShopID))
+		a.Summary = alerting.Summary(a, p.cfg.Language, p.location(a.ShopID))
 		payload, err := json.Marshal(a)
 		if err != nil {
 			return err
