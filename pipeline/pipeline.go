@@ -341,5 +341,3 @@ func retry(ctx context.Context, log *zap.Logger, what string, op func() error) e
 	}
 	return err
 }
-
-var _ = event.Chat

@@ -376,7 +376,8 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 			}
 		}
 	}
-	b.Figures = aggregate(fx.Figures)
+	// The store sums deltas per shop, day and field.
+	b.Figures = fx.Figures
 	b.Waits = fx.Waits
 	b.Activity = fx.Activity
 	alerts := fx.Alerts
@@ -500,33 +501,6 @@ func (w *worker) maybeCommit(ctx context.Context, final bool) {
 	}
 	w.committed = next
 	w.lastCommit = time.Now()
-}
-
-// aggregate sums figure deltas per shop, day and field so each appears once.
-func aggregate(in []detectors.FigureDelta) []detectors.FigureDelta {
-	if len(in) < 2 {
-		return append([]detectors.FigureDelta(nil), in...)
-	}
-	type k struct{ shop, day, field string }
-	idx := make(map[k]int, len(in))
-	out := make([]detectors.FigureDelta, 0, len(in))
-	for _, d := range in {
-		key := k{d.Shop, d.Day, d.Field}
-		if i, ok := idx[key]; ok {
-			out[i].Delta += d.Delta
-			continue
-		}
-		idx[key] = len(out)
-		out = append(out, d)
-	}
-	n := 0
-	for _, d := range out {
-		if d.Delta != 0 {
-			out[n] = d
-			n++
-		}
-	}
-	return out[:n]
 }
 
 func partLabel(p int) string { return strconv.Itoa(p) }

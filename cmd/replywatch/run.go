@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
@@ -135,5 +134,3 @@ func setBuildInfo() {
 		}
 	}
 }
-
-var _ = os.Stdout
