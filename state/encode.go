@@ -2,7 +2,10 @@ package state
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/replywatch/replywatch/detectors"
@@ -32,8 +35,9 @@ func (e *batchEnc) release() {
 }
 
 // encodeBatch lays b out as apply.lua's ARGV (see its header). Figure
-// deltas are summed per shop, day and field so each counter is one
-// HINCRBY; waiting-set changes are reduced to each buyer's last one, which
+// deltas are summed per shop, day and field and grouped by counter hash
+// (one per day, one for current counters), so each hash is one read and
+// one write; waiting-set changes are reduced to each buyer's last one, which
 // is what applying them in order leaves.
 func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64) *batchEnc {
 	e := encPool.Get().(*batchEnc)
@@ -81,30 +85,31 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64) *batchEnc {
 	e.shops = e.shops[:0]
 	figs := append(e.figs[:0], b.Figures...)
 	slices.SortFunc(figs, func(x, y detectors.FigureDelta) int {
-		return cmp.Or(cmp.Compare(x.Shop, y.Shop), cmp.Compare(x.Day, y.Day), cmp.Compare(x.Field, y.Field))
+		return cmp.Or(cmp.Compare(x.Day, y.Day), cmp.Compare(x.Shop, y.Shop), cmp.Compare(x.Field, y.Field))
 	})
 	hashes := len(a)
 	a = append(a, 0)
 	for i := 0; i < len(figs); {
-		f := figs[i]
-		if len(e.shops) == 0 || e.shops[len(e.shops)-1] != f.Shop {
-			e.shops = append(e.shops, f.Shop)
-		}
-		suffix := "n:" + f.Shop
-		if f.Day != "" {
-			suffix = "d:" + f.Shop + ":" + f.Day
+		day := figs[i].Day
+		suffix := "n"
+		if day != "" {
+			suffix = "d:" + day
 		}
 		a[hashes] = a[hashes].(int) + 1
 		a = append(a, suffix, 0)
 		fields := len(a) - 1
-		for i < len(figs) && figs[i].Shop == f.Shop && figs[i].Day == f.Day {
-			field, sum := figs[i].Field, int64(0)
-			for ; i < len(figs) && figs[i].Shop == f.Shop && figs[i].Day == f.Day && figs[i].Field == field; i++ {
+		for i < len(figs) && figs[i].Day == day {
+			f := figs[i]
+			if n := len(e.shops); (n == 0 || e.shops[n-1] != f.Shop) && !slices.Contains(e.shops, f.Shop) {
+				e.shops = append(e.shops, f.Shop)
+			}
+			sum := int64(0)
+			for ; i < len(figs) && figs[i].Day == day && figs[i].Shop == f.Shop && figs[i].Field == f.Field; i++ {
 				sum += figs[i].Delta
 			}
 			// A zero sum is still written: the field then exists, as it
 			// would after applying the deltas one by one.
-			a = append(a, field, sum)
+			a = append(a, counterField(f.Shop, f.Field), sum)
 			a[fields] = a[fields].(int) + 1
 		}
 	}
@@ -183,8 +188,25 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64) *batchEnc {
 	}
 	a = append(a, len(order))
 	for _, k := range order {
-		a = append(a, k.shop, detectors.AgentField(k.agent, detectors.FieldLastHuman), latest[k])
+		a = append(a, counterField(k.shop, detectors.AgentField(k.agent, detectors.FieldLastHuman)), latest[k])
 	}
 	e.args = a
 	return e
+}
+
+// counterField names a shop's counter in a partition's counter hash:
+// "<length of shop>:<shop>:<field>", which splits back unambiguously
+// whatever the shop id holds.
+func counterField(shop, field string) string {
+	return strconv.Itoa(len(shop)) + ":" + shop + ":" + field
+}
+
+// splitCounterField is the inverse of counterField.
+func splitCounterField(s string) (shop, field string, err error) {
+	colon := strings.IndexByte(s, ':')
+	n, convErr := strconv.Atoi(s[:max(colon, 0)])
+	if colon <= 0 || convErr != nil || n < 0 || colon+1+n >= len(s) || s[colon+1+n] != ':' {
+		return "", "", fmt.Errorf("counter field %q is not <length>:<shop>:<field>", s)
+	}
+	return s[colon+1 : colon+1+n], s[colon+2+n:], nil
 }

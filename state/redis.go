@@ -122,8 +122,9 @@ func Dial(url, mode string, addrs []string, masterName string) (redis.UniversalC
 //	owner             fencing token of the owning consumer generation
 //	outbox            hash delivery key → payload
 //	outbox:lease      zset delivery key → lease end (Unix ms)
-//	d:<shop>:<day>    hash of the shop's counters of that day (expires after 4 days)
-//	n:<shop>          hash of the shop's current counters
+//	d:<day>           hash of the day's counters of every shop (expires 4 days
+//	                  after its last change); fields <len(shop)>:<shop>:<name>
+//	n                 hash of every shop's current counters, fields likewise
 //	w:<shop>          zset buyer → wait start (Unix ms)
 //	shops             set of shops seen
 //
@@ -192,7 +193,7 @@ func (r *Redis) Takeover(ctx context.Context, scope string, token int64) (Claime
 func (r *Redis) claim(ctx context.Context, scope string, token int64, force string) (Claimed, error) {
 	b := r.base(scope)
 	res, err := claimScript.Run(ctx, r.client, []string{b + "owner", b + "offset", b + "timers"},
-		token, seconds(r.stateTTL), force).Int64Slice()
+		token, force).Int64Slice()
 	if err != nil {
 		return Claimed{}, r.fail("claim", scope, err)
 	}
@@ -333,8 +334,8 @@ func (r *Redis) Scopes(ctx context.Context) ([]string, error) {
 }
 
 // Figures implements Store in two pipelined round trips: the shops of
-// every scope, then every (scope, shop)'s day and current counters and
-// waiting set.
+// every scope, then each scope's current and day counters and every
+// (scope, shop)'s waiting set.
 func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop string) string) (map[string]*ShopFigures, error) {
 	out := map[string]*ShopFigures{}
 	if len(scopes) == 0 {
@@ -349,28 +350,44 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 		return nil, r.fail("figures", "", err)
 	}
 
-	type read struct {
+	// Per scope: its current-counter hash, one day hash per distinct
+	// "today" of its shops, and each shop's waiting set.
+	type counters struct {
+		day  string // "" for the current counters
+		hash *redis.MapStringStringCmd
+	}
+	type wait struct {
 		shop    string
-		day     *redis.MapStringStringCmd
-		now     *redis.MapStringStringCmd
 		waiting *redis.IntCmd
 		oldest  *redis.ZSliceCmd
 	}
-	var reads []read
+	var reads []counters
+	var waits []wait
 	pipe = r.client.Pipeline()
 	days := map[string]string{}
 	for i, s := range scopes {
 		b := r.base(s)
-		for _, shop := range members[i].Val() {
+		shops := members[i].Val()
+		if len(shops) == 0 {
+			continue
+		}
+		reads = append(reads, counters{hash: pipe.HGetAll(ctx, b+"n")})
+		read := map[string]bool{}
+		for _, shop := range shops {
+			if out[shop] == nil {
+				out[shop] = &ShopFigures{Shop: shop, Day: map[string]int64{}, Now: map[string]int64{}}
+			}
 			day, ok := days[shop]
 			if !ok {
 				day = dayOf(shop)
 				days[shop] = day
 			}
-			reads = append(reads, read{
+			if !read[day] {
+				read[day] = true
+				reads = append(reads, counters{day: day, hash: pipe.HGetAll(ctx, b+"d:"+day)})
+			}
+			waits = append(waits, wait{
 				shop:    shop,
-				day:     pipe.HGetAll(ctx, b+"d:"+shop+":"+day),
-				now:     pipe.HGetAll(ctx, b+"n:"+shop),
 				waiting: pipe.ZCard(ctx, b+"w:"+shop),
 				oldest:  pipe.ZRangeWithScores(ctx, b+"w:"+shop, 0, 0),
 			})
@@ -383,19 +400,28 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 		return nil, r.fail("figures", "", err)
 	}
 	for _, rd := range reads {
-		f := out[rd.shop]
-		if f == nil {
-			f = &ShopFigures{Shop: rd.shop, Day: map[string]int64{}, Now: map[string]int64{}}
-			out[rd.shop] = f
+		for k, v := range rd.hash.Val() {
+			shop, field, err := splitCounterField(k)
+			if err != nil {
+				return nil, r.fail("figures", "", err)
+			}
+			f := out[shop]
+			if f == nil || rd.day != "" && days[shop] != rd.day {
+				continue // another shop's day, or a shop outside the scopes read
+			}
+			dst, isMax := f.Day, false
+			if rd.day == "" {
+				dst, isMax = f.Now, detectors.IsMaxField(field)
+			}
+			if err := addCounter(dst, field, v, isMax); err != nil {
+				return nil, r.fail("figures", "", fmt.Errorf("shop %s: %w", shop, err))
+			}
 		}
-		if err := addCounters(f.Day, rd.day.Val(), nil); err != nil {
-			return nil, r.fail("figures", "", fmt.Errorf("shop %s day counters: %w", rd.shop, err))
-		}
-		if err := addCounters(f.Now, rd.now.Val(), detectors.IsMaxField); err != nil {
-			return nil, r.fail("figures", "", fmt.Errorf("shop %s current counters: %w", rd.shop, err))
-		}
-		f.Waiting += rd.waiting.Val()
-		if z := rd.oldest.Val(); len(z) > 0 {
+	}
+	for _, w := range waits {
+		f := out[w.shop]
+		f.Waiting += w.waiting.Val()
+		if z := w.oldest.Val(); len(z) > 0 {
 			f.OldestStart = oldest(f.OldestStart, int64(z[0].Score))
 		}
 	}
@@ -410,19 +436,17 @@ func oldest(a, b int64) int64 {
 	return a
 }
 
-// addCounters adds src's counters into dst; fields for which isMax holds
-// keep the larger value instead.
-func addCounters(dst map[string]int64, src map[string]string, isMax func(string) bool) error {
-	for k, s := range src {
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return fmt.Errorf("field %s: %w", k, err)
-		}
-		if isMax != nil && isMax(k) {
-			dst[k] = max(dst[k], v)
-			continue
-		}
-		dst[k] += v
+// addCounter adds a counter's value into dst, or keeps the larger one when
+// the field is a maximum.
+func addCounter(dst map[string]int64, field, value string, isMax bool) error {
+	v, err := strconv.ParseInt(value, 10, 64)
+	if err != nil {
+		return fmt.Errorf("counter %s: %w", field, err)
+	}
+	if isMax {
+		dst[field] = max(dst[field], v)
+	} else {
+		dst[field] += v
 	}
 	return nil
 }

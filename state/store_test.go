@@ -317,6 +317,37 @@ var storeCases = []struct {
 			t.Fatalf("after b9 replied: waiting %d oldest %d, want 2 and 5000", f.Waiting, f.OldestStart)
 		}
 	}},
+	{"each shop's figures are of its own today, whatever its id holds", func(t *testing.T, s Store) {
+		claim(t, s, "chat.0", 1)
+		// Shops in different time zones are on different days at once;
+		// ids with colons and digits must not bleed into each other.
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 1,
+			Figures: []detectors.FigureDelta{
+				{Shop: "x", Day: "2026-11-24", Field: "consulting", Delta: 1},
+				{Shop: "x", Day: "2026-11-25", Field: "consulting", Delta: 10},
+				{Shop: "x:1", Day: "2026-11-24", Field: "consulting", Delta: 100},
+				{Shop: "x:1", Day: "2026-11-25", Field: "consulting", Delta: 1000},
+				{Shop: "1:x", Field: "a:1:x:waiting", Delta: 3},
+			},
+			Activity: []detectors.Activity{{Shop: "x:1", Agent: "a:1", At: 42}}})
+		dayOf := map[string]string{"x": "2026-11-24", "x:1": "2026-11-25", "1:x": "2026-11-24"}
+		figs, err := s.Figures(context.Background(), []string{"chat.0"}, func(shop string) string { return dayOf[shop] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]ShopFigures{}
+		for k, f := range figs {
+			got[k] = *f
+		}
+		want := map[string]ShopFigures{
+			"x":   {Shop: "x", Day: map[string]int64{"consulting": 1}, Now: map[string]int64{}},
+			"x:1": {Shop: "x:1", Day: map[string]int64{"consulting": 1000}, Now: map[string]int64{"a:a:1:last_human": 42}},
+			"1:x": {Shop: "1:x", Day: map[string]int64{}, Now: map[string]int64{"a:1:x:waiting": 3}},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("figures:\n got  %+v\n want %+v", got, want)
+		}
+	}},
 	{"lease", func(t *testing.T, s Store) {
 		ctx := context.Background()
 		lease := func(holder string, ttl time.Duration) bool {

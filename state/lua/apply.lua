@@ -19,14 +19,15 @@
 --   states deleted  n, n x entity key
 --   timers set      n, n x (due, entity key)
 --   timers removed  n, n x entity key
---   figure hashes   n, n x (suffix, m, m x (field, delta))
---                   suffix "d:<shop>:<day>" (expires) or "n:<shop>"
+--   counter hashes  n, n x (suffix, m, m x (field, delta))
+--                   suffix "d:<day>" (the day's counters, expires) or "n"
+--                   (current counters); field "<len(shop)>:<shop>:<name>"
 --   waiting sets    n, n x (shop, a, a x (start, buyer), r, r x buyer)
 --                   key <base>w:<shop>
 --   shops           n, n x shop
 --   outbox          n, n x (delivery key, payload)
 --   acks            n, n x delivery key
---   activity        n, n x (shop, field, ms)           key <base>n:<shop>
+--   activity        n, n x (field, ms)                 key <base>n
 --                   the field is raised to ms when ms is later (agents' latest
 --                   human message, for idle seats)
 --
@@ -57,9 +58,6 @@ local leaseEnd = ARGV[6]
 -- persistence, a failover) or this writer never claimed.
 if owner ~= token then
   redis.call('SET', KEYS[1], ARGV[1])
-end
-if stateTTL > 0 then
-  redis.call('EXPIRE', KEYS[1], stateTTL)
 end
 
 -- call runs cmd key ARGV[from..to] in slices: unpack has a stack limit.
@@ -100,19 +98,32 @@ n = tonumber(ARGV[i]); i = i + 1
 if n > 0 then call('ZREM', KEYS[3], i, i + n - 1) end
 i = i + n
 
+-- Counter hashes are read once (HMGET) and written once (HSET) however
+-- many of their fields the batch changes.
+local hashes, hashOrder = {}, {}
+local function counters(key)
+  local h = hashes[key]
+  if not h then
+    h = {fields = {}, values = {}, max = {}}
+    hashes[key] = h
+    hashOrder[#hashOrder + 1] = key
+  end
+  return h
+end
+
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
   local suffix = ARGV[i]
-  local key = base .. suffix
+  local h = counters(base .. suffix)
+  if string.sub(suffix, 1, 2) == 'd:' then h.expire = true end
   local m = tonumber(ARGV[i + 1])
   i = i + 2
   for j = i, i + 2 * m - 1, 2 do
-    redis.call('HINCRBY', key, ARGV[j], ARGV[j + 1])
+    h.fields[#h.fields + 1] = ARGV[j]
+    h.values[#h.values + 1] = tonumber(ARGV[j + 1])
+    h.max[#h.max + 1] = false
   end
   i = i + 2 * m
-  if string.sub(suffix, 1, 2) == 'd:' then
-    redis.call('EXPIRE', key, dayTTL)
-  end
 end
 
 n = tonumber(ARGV[i]); i = i + 1
@@ -154,14 +165,45 @@ end
 i = i + n
 
 n = tonumber(ARGV[i]); i = i + 1
-for j = i, i + 3 * n - 1, 3 do
-  local key = base .. 'n:' .. ARGV[j]
-  local cur = tonumber(redis.call('HGET', key, ARGV[j + 1]))
-  if not cur or cur < tonumber(ARGV[j + 2]) then
-    redis.call('HSET', key, ARGV[j + 1], ARGV[j + 2])
+if n > 0 then
+  local h = counters(base .. 'n')
+  for j = i, i + 2 * n - 1, 2 do
+    h.fields[#h.fields + 1] = ARGV[j]
+    h.values[#h.values + 1] = tonumber(ARGV[j + 1])
+    h.max[#h.max + 1] = true
   end
 end
-i = i + 3 * n
+i = i + 2 * n
+
+for _, key in ipairs(hashOrder) do
+  local h = hashes[key]
+  local fields = h.fields
+  local cur = {}
+  for j = 1, #fields, 4000 do
+    local got = redis.call('HMGET', key, unpack(fields, j, math.min(j + 3999, #fields)))
+    for k = 1, #got do cur[#cur + 1] = got[k] end
+  end
+  local set = {}
+  for k = 1, #fields do
+    local old = tonumber(cur[k])
+    local v = h.values[k]
+    if not h.max[k] then
+      v = (old or 0) + v
+    elseif old and old >= v then
+      v = nil -- a maximum only rises
+    end
+    if v then
+      set[#set + 1] = fields[k]
+      set[#set + 1] = string.format('%d', v)
+    end
+  end
+  for j = 1, #set, 4000 do
+    redis.call('HSET', key, unpack(set, j, math.min(j + 3999, #set)))
+  end
+  if h.expire then
+    redis.call('EXPIRE', key, dayTTL)
+  end
+end
 
 if offset >= 0 then
   redis.call('SET', KEYS[2], ARGV[2])
