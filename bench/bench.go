@@ -63,9 +63,12 @@ type Settings struct {
 	Active []int `json:"active"`
 	// Replicas are the replica counts of the scaling part.
 	Replicas []int `json:"replicas"`
-	// Settle is how long the memory part lets a replica settle before
-	// reading its memory.
-	Settle time.Duration `json:"settle"`
+	// Settle is how long the memory part samples a replica's RSS; with
+	// waiting conversations it first runs SteadyRate follow-up messages a
+	// second for Warm, and keeps them running while it samples.
+	Settle     time.Duration `json:"settle"`
+	Warm       time.Duration `json:"warm"`
+	SteadyRate int           `json:"steady_rate"`
 	// RebalanceSettle is how long the rebalance run waits before and after
 	// a replica joins or leaves.
 	RebalanceSettle time.Duration `json:"rebalance_settle"`
@@ -97,7 +100,9 @@ func DefaultSettings() Settings {
 		Active:          []int{10_000, 100_000, 1_000_000},
 		Replicas:        []int{1, 2, 4},
 		RebalanceSettle: 12 * time.Second,
-		Settle:          2 * time.Second,
+		Settle:          5 * time.Second,
+		Warm:            10 * time.Second,
+		SteadyRate:      5_000,
 		MinSession:      time.Second,
 	}
 }
@@ -119,6 +124,8 @@ func SmokeSettings() Settings {
 		Replicas:        []int{1, 2},
 		RebalanceSettle: time.Second,
 		Settle:          200 * time.Millisecond,
+		Warm:            300 * time.Millisecond,
+		SteadyRate:      500,
 		Session:         time.Second,
 		MinSession:      100 * time.Millisecond,
 	}

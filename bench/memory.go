@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,9 +66,49 @@ func produceConversations(ctx context.Context, broker string, shops []sim.Shop, 
 	return flush()
 }
 
+// steadyTraffic sends follow-up buyer messages to random conversations of
+// [0, n) at rate a second until ctx ends: live traffic that touches every
+// conversation alike, so the processor is in the same steady state
+// whatever n is. A follow-up in a wait changes no figure the memory part
+// reads.
+func steadyTraffic(ctx context.Context, broker string, shops []sim.Shop, tag string, n, rate int) error {
+	w := sim.NewWriter(broker)
+	defer w.Close()
+	const tick = 20 * time.Millisecond
+	per := max(rate*int(tick/time.Millisecond)/1000, 1)
+	rnd := rand.New(rand.NewPCG(uint64(n), 7))
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	msgs := make([]kafka.Message, 0, per)
+	for seq := 0; ; {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		msgs = msgs[:0]
+		now := time.Now()
+		for range per {
+			i := rnd.IntN(n)
+			s := shops[i%len(shops)]
+			seq++
+			ev := event.Event{EventID: "f-" + tag + strconv.Itoa(n) + "-" + strconv.Itoa(seq), Type: event.TypeMessage,
+				TS: event.Time{Time: now}, ShopID: s.ID, Platform: s.Platform, BuyerID: tag + strconv.Itoa(i),
+				Sender: event.SenderBuyer, AgentID: s.Agents[i%len(s.Agents)], Text: "还在吗？"}
+			msgs = append(msgs, kafka.Message{Topic: TopicChat, Key: []byte(ev.Key(event.Chat)), Value: sim.AppendEvent(nil, &ev)})
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("producing follow-up messages: %w", err)
+		}
+	}
+}
+
 // memSample is the processor's and Redis's memory with n conversations.
 type memSample struct {
-	n         int
+	n int
+	// burst is the RSS right after the conversations were ingested, before
+	// any steady traffic; rss the median while sampling.
+	burst     int64
 	rss, heap int64
 	// unreturned is heap the runtime has freed but not given back to the
 	// OS (idle minus released): part of RSS that is not live data.
@@ -116,12 +157,30 @@ func (h *harness) memoryReplica(ctx context.Context, name string) (*Replica, err
 	return rep, nil
 }
 
-// sampleMemory reads the replica's memory (as it is, then after a forced
-// collection) and Redis's used_memory, once the batch in hand is done.
-func (h *harness) sampleMemory(ctx context.Context, rep *Replica, n int) (memSample, string, error) {
+// sampleMemory reads Redis's used_memory and the replica's memory (as it
+// is, then after a forced collection) once the batch in hand is done.
+// With traffic set, the RSS is sampled under it, after a warm-up: the
+// median of readings every 100 ms.
+func (h *harness) sampleMemory(ctx context.Context, rep *Replica, n int, traffic func(context.Context) error) (memSample, string, error) {
 	s := memSample{n: n}
-	// RSS moves with the garbage collector's cycle: take the median of
-	// readings every 100 ms while the replica settles.
+	var err error
+	if s.redisUsed, err = UsedMemory(ctx, h.redis.Client); err != nil {
+		return s, "", err
+	}
+	m, err := ProcMemory(rep.PID())
+	if err != nil {
+		return s, "", err
+	}
+	s.burst = m.RSS
+	if traffic != nil {
+		tctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- traffic(tctx) }()
+		defer func() { stop(); <-done }()
+		if !sleepCtx(ctx, h.s.Warm) {
+			return s, "", ctx.Err()
+		}
+	}
 	var rss []int64
 	for end := time.Now().Add(h.s.Settle); ; {
 		m, err := ProcMemory(rep.PID())
@@ -146,7 +205,7 @@ func (h *harness) sampleMemory(ctx context.Context, rep *Replica, n int) (memSam
 	if err != nil {
 		return s, "", err
 	}
-	m, err := ProcMemory(rep.PID())
+	m, err = ProcMemory(rep.PID())
 	if err != nil {
 		return s, "", err
 	}
@@ -154,8 +213,7 @@ func (h *harness) sampleMemory(ctx context.Context, rep *Replica, n int) (memSam
 	if fams, err := rep.Metrics(ctx); err == nil {
 		s.heapLive = int64(sumCounter(fams, "go_memstats_heap_alloc_bytes", nil))
 	}
-	s.redisUsed, err = UsedMemory(ctx, h.redis.Client)
-	return s, heap, err
+	return s, heap, nil
 }
 
 func (h *harness) memoryFinished(ctx context.Context, shops []sim.Shop) error {
@@ -164,7 +222,7 @@ func (h *harness) memoryFinished(ctx context.Context, shops []sim.Shop) error {
 		return err
 	}
 	defer h.stop(rep)
-	before, _, err := h.sampleMemory(ctx, rep, 0)
+	before, _, err := h.sampleMemory(ctx, rep, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -174,7 +232,7 @@ func (h *harness) memoryFinished(ctx context.Context, shops []sim.Shop) error {
 	if err := h.applyAll(ctx, 120*time.Second); err != nil {
 		return err
 	}
-	after, _, err := h.sampleMemory(ctx, rep, h.s.Finished)
+	after, _, err := h.sampleMemory(ctx, rep, h.s.Finished, nil)
 	if err != nil {
 		return err
 	}
@@ -190,7 +248,7 @@ func (h *harness) memoryWaiting(ctx context.Context, shops []sim.Shop) error {
 		return err
 	}
 	defer h.stop(rep)
-	base, _, err := h.sampleMemory(ctx, rep, 0)
+	base, _, err := h.sampleMemory(ctx, rep, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -208,7 +266,9 @@ func (h *harness) memoryWaiting(ctx context.Context, shops []sim.Shop) error {
 			return err
 		}
 		done = n
-		s, heap, err := h.sampleMemory(ctx, rep, n)
+		s, heap, err := h.sampleMemory(ctx, rep, n, func(ctx context.Context) error {
+			return steadyTraffic(ctx, h.broker.Addr, shops, "w", n, h.s.SteadyRate)
+		})
 		if err != nil {
 			return err
 		}
@@ -251,9 +311,9 @@ func (h *harness) memoryWaiting(ctx context.Context, shops []sim.Shop) error {
 	spread := 0.0
 	for _, n := range h.s.Active {
 		s := samples[n]
-		r.add(part, fmt.Sprintf("processor RSS at %s active conversations (median while settling)", thousands(int64(n))), mib(s.rss), "MiB",
-			fmt.Sprintf("Go heap in use %.1f MiB, freed but not returned %.1f MiB; after a forced GC: RSS %.1f MiB, live heap %.1f MiB",
-				mib(s.heap), mib(s.unreturned), mib(s.rssLive), mib(s.heapLive)))
+		r.add(part, fmt.Sprintf("processor RSS at %s active conversations (median under %s follow-up messages/s)", thousands(int64(n)), thousands(int64(h.s.SteadyRate))), mib(s.rss), "MiB",
+			fmt.Sprintf("right after ingesting them %.1f MiB; Go heap in use %.1f MiB, freed but not returned %.1f MiB; after a forced GC: RSS %.1f MiB, live heap %.1f MiB",
+				mib(s.burst), mib(s.heap), mib(s.unreturned), mib(s.rssLive), mib(s.heapLive)))
 		if d := 100 * (float64(s.rss)/float64(first.rss) - 1); d > spread || -d > spread {
 			spread = max(d, -d)
 		}
