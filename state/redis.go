@@ -117,18 +117,26 @@ func Dial(url, mode string, addrs []string, masterName string) (redis.UniversalC
 // touches one cluster slot:
 //
 //	c:<entity key>    entity state (expires stateTTL after its last write)
-//	timers            zset entity key → due (Unix ms)
+//	timers:<b>        zset entity key → due (Unix ms), for the entities whose
+//	                  key hashes to bucket b (timerBuckets of them)
+//	timers:first      zset bucket → at most the bucket's first due: exact for
+//	                  the first entry, which Apply and Claim correct
 //	offset            last applied input offset
 //	owner             fencing token of the owning consumer generation
 //	outbox            hash delivery key → payload
 //	outbox:lease      zset delivery key → lease end (Unix ms)
 //	d:<shop>:<day>    hash of the shop's counters of that day (expires after 4 days)
 //	n:<shop>          hash of the shop's current counters
-//	w:<shop>          zset buyer → wait start (Unix ms)
+//	w:<shop>          zset buyer → wait start (Unix ms), while the shop's
+//	                  level is 0
+//	w:<shop>:<b>      the same split into 2^level buckets by buyer hash
+//	wl                hash shop → level, raised when a bucket outgrows
+//	                  zsetCompact members (absent: 0)
 //	shops             set of shops seen
 //
 // and, outside any partition, <prefix>:scopes (every claimed scope) and
-// <prefix>:lease:<name>.
+// <prefix>:lease:<name>. The timer and waiting sets are split so that each
+// stays a small, listpack-encoded sorted set (see layout.go).
 type Redis struct {
 	// OnError, when set, is called with the operation's name ("claim",
 	// "load", "apply", "outbox", "scopes", "figures", "lease", "release",
@@ -191,8 +199,8 @@ func (r *Redis) Takeover(ctx context.Context, scope string, token int64) (Claime
 
 func (r *Redis) claim(ctx context.Context, scope string, token int64, force string) (Claimed, error) {
 	b := r.base(scope)
-	res, err := claimScript.Run(ctx, r.client, []string{b + "owner", b + "offset", b + "timers"},
-		token, seconds(r.stateTTL), force).Int64Slice()
+	res, err := claimScript.Run(ctx, r.client, []string{b + "owner", b + "offset", b + "timers:first", b + "timers"},
+		token, seconds(r.stateTTL), force, b).Int64Slice()
 	if err != nil {
 		return Claimed{}, r.fail("claim", scope, err)
 	}
@@ -221,7 +229,7 @@ func (r *Redis) Load(ctx context.Context, scope string, keys []string, dueBy int
 	for _, k := range keys {
 		args = append(args, k)
 	}
-	v, err := loadScript.Run(ctx, r.client, []string{b + "timers"}, args...).Slice()
+	v, err := loadScript.Run(ctx, r.client, []string{b + "timers:first"}, args...).Slice()
 	if err != nil {
 		return Loaded{}, r.fail("load", scope, err)
 	}
@@ -260,7 +268,7 @@ func (r *Redis) Load(ctx context.Context, scope string, keys []string, dueBy int
 // Apply implements Store. The whole batch is one EVALSHA.
 func (r *Redis) Apply(ctx context.Context, scope string, b *Batch) (int64, error) {
 	base := r.base(scope)
-	keys := []string{base + "owner", base + "offset", base + "timers", base + "outbox", base + "outbox:lease", base + "shops"}
+	keys := []string{base + "owner", base + "offset", base + "timers:first", base + "outbox", base + "outbox:lease", base + "shops"}
 	enc := encodeBatch(b, base, seconds(r.stateTTL), seconds(dayTTL))
 	res, err := applyScript.Run(ctx, r.client, keys, enc.args...).Int64Slice()
 	enc.release()
@@ -332,9 +340,9 @@ func (r *Redis) Scopes(ctx context.Context) ([]string, error) {
 	return s, nil
 }
 
-// Figures implements Store in two pipelined round trips: the shops of
-// every scope, then every (scope, shop)'s day and current counters and
-// waiting set.
+// Figures implements Store in two pipelined round trips: the shops and
+// waiting-set levels of every scope, then every (scope, shop)'s day and
+// current counters and waiting-set buckets (2 × 2^level reads).
 func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop string) string) (map[string]*ShopFigures, error) {
 	out := map[string]*ShopFigures{}
 	if len(scopes) == 0 {
@@ -342,8 +350,10 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 	}
 	pipe := r.client.Pipeline()
 	members := make([]*redis.StringSliceCmd, len(scopes))
+	levels := make([]*redis.MapStringStringCmd, len(scopes))
 	for i, s := range scopes {
 		members[i] = pipe.SMembers(ctx, r.base(s)+"shops")
+		levels[i] = pipe.HGetAll(ctx, r.base(s)+"wl")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, r.fail("figures", "", err)
@@ -353,8 +363,8 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 		shop    string
 		day     *redis.MapStringStringCmd
 		now     *redis.MapStringStringCmd
-		waiting *redis.IntCmd
-		oldest  *redis.ZSliceCmd
+		waiting []*redis.IntCmd
+		oldest  []*redis.ZSliceCmd
 	}
 	var reads []read
 	pipe = r.client.Pipeline()
@@ -362,6 +372,7 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 	for i, s := range scopes {
 		b := r.base(s)
 		for _, shop := range members[i].Val() {
+			waiting, oldest := r.waitingReads(ctx, pipe, b, shop, levels[i].Val()[shop])
 			day, ok := days[shop]
 			if !ok {
 				day = dayOf(shop)
@@ -371,8 +382,8 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 				shop:    shop,
 				day:     pipe.HGetAll(ctx, b+"d:"+shop+":"+day),
 				now:     pipe.HGetAll(ctx, b+"n:"+shop),
-				waiting: pipe.ZCard(ctx, b+"w:"+shop),
-				oldest:  pipe.ZRangeWithScores(ctx, b+"w:"+shop, 0, 0),
+				waiting: waiting,
+				oldest:  oldest,
 			})
 		}
 	}
@@ -394,12 +405,31 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 		if err := addCounters(f.Now, rd.now.Val(), detectors.IsMaxField); err != nil {
 			return nil, r.fail("figures", "", fmt.Errorf("shop %s current counters: %w", rd.shop, err))
 		}
-		f.Waiting += rd.waiting.Val()
-		if z := rd.oldest.Val(); len(z) > 0 {
-			f.OldestStart = oldest(f.OldestStart, int64(z[0].Score))
+		for k := range rd.waiting {
+			f.Waiting += rd.waiting[k].Val()
+			if z := rd.oldest[k].Val(); len(z) > 0 {
+				f.OldestStart = oldest(f.OldestStart, int64(z[0].Score))
+			}
 		}
 	}
 	return out, nil
+}
+
+// waitingReads queues the reads of every bucket of a shop's waiting set
+// at level (the field of the scope's wl hash, "" for 0): its size and
+// earliest member.
+func (r *Redis) waitingReads(ctx context.Context, pipe redis.Pipeliner, base, shop, level string) ([]*redis.IntCmd, []*redis.ZSliceCmd) {
+	l, _ := strconv.Atoi(level)
+	l = min(max(l, 0), maxWaitLevel)
+	n := 1 << l
+	waiting := make([]*redis.IntCmd, n)
+	first := make([]*redis.ZSliceCmd, n)
+	for b := range n {
+		k := base + waitKey(shop, l, b)
+		waiting[b] = pipe.ZCard(ctx, k)
+		first[b] = pipe.ZRangeWithScores(ctx, k, 0, 0)
+	}
+	return waiting, first
 }
 
 // oldest is the earlier of two wait starts, 0 meaning none.

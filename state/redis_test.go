@@ -79,9 +79,12 @@ func TestRedisKeyLayout(t *testing.T) {
 		"rw:{chat.0}:outbox:lease",
 		"rw:{chat.0}:owner",
 		"rw:{chat.0}:shops",
-		"rw:{chat.0}:timers",
+		"rw:{chat.0}:" + timerKey(timerBucket("c1")),
+		"rw:{chat.0}:" + timerKey(timerBucket("c2")),
+		"rw:{chat.0}:timers:first",
 		"rw:{chat.0}:w:s1",
 	}
+	slices.Sort(want)
 	if !slices.Equal(keys, want) {
 		t.Fatalf("keys:\n got  %q\n want %q", keys, want)
 	}
@@ -97,7 +100,8 @@ func TestRedisTTLs(t *testing.T) {
 		{"rw:{chat.0}:owner", 72 * time.Hour, 72 * time.Hour},
 		{"rw:{chat.0}:d:s1:" + testDay, 72 * time.Hour, 96 * time.Hour},
 		{"rw:{chat.0}:n:s1", 72 * time.Hour, -1},
-		{"rw:{chat.0}:timers", 72 * time.Hour, -1},
+		{"rw:{chat.0}:timers:first", 72 * time.Hour, -1},
+		{"rw:{chat.0}:" + timerKey(timerBucket("c1")), 72 * time.Hour, -1},
 		{"rw:{chat.0}:offset", 72 * time.Hour, -1},
 		{"rw:{chat.0}:c:c1", 0, -1},
 		{"rw:{chat.0}:owner", 0, -1},

@@ -4,7 +4,7 @@
 --
 -- KEYS[1] <prefix>:{<scope>}:owner         fencing token of the owner
 -- KEYS[2] <prefix>:{<scope>}:offset        last applied input offset
--- KEYS[3] <prefix>:{<scope>}:timers        zset entity key -> due (Unix ms)
+-- KEYS[3] <prefix>:{<scope>}:timers:first  zset timer bucket -> at most its first due
 -- KEYS[4] <prefix>:{<scope>}:outbox        hash delivery key -> payload
 -- KEYS[5] <prefix>:{<scope>}:outbox:lease  zset delivery key -> lease end (Unix ms)
 -- KEYS[6] <prefix>:{<scope>}:shops         set of shops seen
@@ -17,12 +17,15 @@
 -- ARGV[7..] sections, each a count n and then its n items:
 --   states set      n, n x (entity key, state)           key <base>c:<entity key>
 --   states deleted  n, n x entity key
---   timers set      n, n x (due, entity key)
---   timers removed  n, n x entity key
+--   timers set      n, n x (bucket, first due, m, m x (due, entity key))
+--   timers removed  n, n x (bucket, m, m x entity key)
+--                   key <base>timers:<bucket>, zset entity key -> due (Unix ms)
 --   figure hashes   n, n x (suffix, m, m x (field, delta))
 --                   suffix "d:<shop>:<day>" (expires) or "n:<shop>"
---   waiting sets    n, n x (shop, a, a x (start, buyer), r, r x buyer)
---                   key <base>w:<shop>
+--   waiting sets    n, n x (shop, a, a x (start, buyer, hash), r, r x (buyer, hash))
+--                   zsets buyer -> wait start (Unix ms) in buckets by hash:
+--                   <base>w:<shop> at level 0, else <base>w:<shop>:<b>;
+--                   the level is field <shop> of hash <base>wl
 --   shops           n, n x shop
 --   outbox          n, n x (delivery key, payload)
 --   acks            n, n x delivery key
@@ -30,7 +33,7 @@
 --                   the field is raised to ms when ms is later (agents' latest
 --                   human message, for idle seats)
 --
--- Entity, figure and waiting-set keys are built from base rather than
+-- Entity, timer-bucket, figure and waiting-set keys are built from base rather than
 -- passed in KEYS (a batch has hundreds): they share the scope's hash tag,
 -- so they live in KEYS[1]'s cluster slot.
 --
@@ -69,6 +72,69 @@ local function call(cmd, key, from, to)
   end
 end
 
+-- zsetCompact and maxWaitLevel are the constants of layout.go.
+local zsetCompact = 128
+local maxWaitLevel = 6
+
+-- waitKey is layout.go's waitKey: the key of bucket b of a shop's waiting
+-- set at level.
+local function waitKey(shop, level, b)
+  if level == 0 then return base .. 'w:' .. shop end
+  return base .. 'w:' .. shop .. ':' .. b
+end
+
+-- zadd adds t's score-member pairs to key in slices.
+local function zadd(key, t)
+  for k = 1, #t, 4000 do
+    redis.call('ZADD', key, unpack(t, k, math.min(k + 3999, #t)))
+  end
+end
+
+-- fnv32 is layout.go's fnv32 (FNV-1a) in plain arithmetic, exact in
+-- doubles, as a number in [0, 2^32).
+local function fnv32(str)
+  local h = 2166136261
+  for k = 1, #str do
+    local c, low, x, p = string.byte(str, k), h % 256, 0, 1
+    for _ = 1, 8 do -- x = low xor c
+      if low % 2 ~= c % 2 then x = x + p end
+      low, c, p = math.floor(low / 2), math.floor(c / 2), p * 2
+    end
+    h = h - h % 256 + x
+    -- h * 16777619 = h * 2^24 + h * 403; only h's low byte survives 2^24.
+    h = ((h % 256) * 16777216 + h * 403) % 4294967296
+  end
+  return h
+end
+
+-- splitWaiting moves a shop's waiting set from level to level + 1: bucket
+-- b's members go to 2b or 2b + 1 by the next bit of their hash, the highest
+-- bucket first so that no bucket is written before it is read. Both halves
+-- are written afresh, so a bucket that had grown into a skiplist is
+-- listpack-encoded again. Returns the size of the largest new bucket.
+local function splitWaiting(shop, level)
+  local width, biggest = 2 ^ level, 0
+  local next = 2 ^ (31 - level)
+  for b = width - 1, 0, -1 do
+    local key = waitKey(shop, level, b)
+    local all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+    if #all > 0 then
+      redis.call('DEL', key)
+      local lo, hi = {}, {}
+      for k = 1, #all, 2 do
+        local t = lo
+        if math.floor(fnv32(all[k]) / next) % 2 == 1 then t = hi end
+        t[#t + 1] = all[k + 1]
+        t[#t + 1] = all[k]
+      end
+      zadd(waitKey(shop, level + 1, 2 * b), lo)
+      zadd(waitKey(shop, level + 1, 2 * b + 1), hi)
+      biggest = math.max(biggest, #lo / 2, #hi / 2)
+    end
+  end
+  return biggest
+end
+
 local i = 7
 local n
 
@@ -92,13 +158,31 @@ if n > 0 then
 end
 i = i + n
 
+-- Timers: each bucket's ZADD or ZREM, then one ZADD LT of the buckets'
+-- earliest new dues into the index, which keeps every bucket's entry at or
+-- below its first due. Removals and later moves leave the entry low;
+-- firstDue below corrects it when it comes first.
 n = tonumber(ARGV[i]); i = i + 1
-if n > 0 then call('ZADD', KEYS[3], i, i + 2 * n - 1) end
-i = i + 2 * n
+local firsts = {}
+for _ = 1, n do
+  local bucket, m = ARGV[i], tonumber(ARGV[i + 2])
+  firsts[#firsts + 1] = ARGV[i + 1]
+  firsts[#firsts + 1] = bucket
+  i = i + 3
+  call('ZADD', base .. 'timers:' .. bucket, i, i + 2 * m - 1)
+  i = i + 2 * m
+end
+for j = 1, #firsts, 4000 do
+  redis.call('ZADD', KEYS[3], 'LT', unpack(firsts, j, math.min(j + 3999, #firsts)))
+end
 
 n = tonumber(ARGV[i]); i = i + 1
-if n > 0 then call('ZREM', KEYS[3], i, i + n - 1) end
-i = i + n
+for _ = 1, n do
+  local key, m = base .. 'timers:' .. ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
+  call('ZREM', key, i, i + m - 1)
+  i = i + m
+end
 
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
@@ -115,17 +199,63 @@ for _ = 1, n do
   end
 end
 
+-- Waiting sets: a shop's set at level L (field of <base>wl, 0 when absent)
+-- is 2^L buckets chosen by the low L bits of the buyer's FNV-1a hash, see
+-- waitKey in layout.go (bucket: the top L bits). A bucket grown past zsetCompact members is split by
+-- raising the shop's level, so buckets stay listpack-encoded.
 n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  local key = base .. 'w:' .. ARGV[i]
-  local a = tonumber(ARGV[i + 1])
-  i = i + 2
-  if a > 0 then call('ZADD', key, i, i + 2 * a - 1) end
-  i = i + 2 * a
-  local r = tonumber(ARGV[i])
-  i = i + 1
-  if r > 0 then call('ZREM', key, i, i + r - 1) end
-  i = i + r
+if n > 0 then
+  local shops, j = {}, i
+  for _ = 1, n do
+    shops[#shops + 1] = ARGV[j]
+    local a = tonumber(ARGV[j + 1])
+    j = j + 2 + 3 * a
+    j = j + 1 + 2 * tonumber(ARGV[j])
+  end
+  local levels = redis.call('HMGET', base .. 'wl', unpack(shops))
+  for s = 1, n do
+    local shop = ARGV[i]
+    local level = tonumber(levels[s]) or 0
+    local width = 2 ^ (32 - level)
+    local a = tonumber(ARGV[i + 1])
+    i = i + 2
+    local adds, order = {}, {}
+    for j = i, i + 3 * a - 1, 3 do
+      local b = math.floor(tonumber(ARGV[j + 2]) / width)
+      if not adds[b] then adds[b] = {}; order[#order + 1] = b end
+      local t = adds[b]
+      t[#t + 1] = ARGV[j]
+      t[#t + 1] = ARGV[j + 1]
+    end
+    i = i + 3 * a
+    local biggest = 0
+    for _, b in ipairs(order) do
+      local key = waitKey(shop, level, b)
+      zadd(key, adds[b])
+      biggest = math.max(biggest, redis.call('ZCARD', key))
+    end
+    local r = tonumber(ARGV[i])
+    i = i + 1
+    local rems, rorder = {}, {}
+    for j = i, i + 2 * r - 1, 2 do
+      local b = math.floor(tonumber(ARGV[j + 1]) / width)
+      if not rems[b] then rems[b] = {}; rorder[#rorder + 1] = b end
+      local t = rems[b]
+      t[#t + 1] = ARGV[j]
+    end
+    i = i + 2 * r
+    for _, b in ipairs(rorder) do
+      local t = rems[b]
+      for k = 1, #t, 4000 do
+        redis.call('ZREM', waitKey(shop, level, b), unpack(t, k, math.min(k + 3999, #t)))
+      end
+    end
+    while biggest > zsetCompact and level < maxWaitLevel do
+      biggest = splitWaiting(shop, level)
+      level = level + 1
+      redis.call('HSET', base .. 'wl', shop, level)
+    end
+  end
 end
 
 n = tonumber(ARGV[i]); i = i + 1
@@ -167,7 +297,21 @@ if offset >= 0 then
   redis.call('SET', KEYS[2], ARGV[2])
 end
 
-local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+-- The partition's earliest timer: the index's first entry, once it is
+-- exact. An entry left low by a removal or a later move is set to its
+-- bucket's first due, or dropped with its empty bucket.
 local nextDue = 0
-if first[2] then nextDue = tonumber(first[2]) end
+while true do
+  local top = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  if not top[1] then break end
+  local got = redis.call('ZRANGE', base .. 'timers:' .. top[1], 0, 0, 'WITHSCORES')
+  if not got[1] then
+    redis.call('ZREM', KEYS[3], top[1])
+  elseif tonumber(got[2]) == tonumber(top[2]) then
+    nextDue = tonumber(got[2])
+    break
+  else
+    redis.call('ZADD', KEYS[3], got[2], top[1])
+  end
+end
 return {1, nextDue}

@@ -3,11 +3,17 @@
 --
 -- KEYS[1] <prefix>:{<scope>}:owner   fencing token of the owner
 -- KEYS[2] <prefix>:{<scope>}:offset  last applied input offset
--- KEYS[3] <prefix>:{<scope>}:timers  zset entity key -> due (Unix ms)
+-- KEYS[3] <prefix>:{<scope>}:timers:first  zset timer bucket -> at most its
+--                                          first due (buckets
+--                                          <prefix>:{<scope>}:timers:<bucket>,
+--                                          zset entity key -> due, see apply.lua)
+-- KEYS[4] <prefix>:{<scope>}:timers  the single timer set of earlier
+--                                    versions, moved into buckets here
 -- ARGV[1] token  the claimant's fencing token (its group generation)
 -- ARGV[2] ttl    seconds the ownership outlives the last write (0: forever)
 -- ARGV[3] force  "1" to take the partition over whatever token owns it (a
 --                recreated consumer group), "0" otherwise
+-- ARGV[4] base   "<prefix>:{<scope>}:", the start of the partition's keys
 --
 -- Returns {1, offset, nextDue} when claimed (offset -1 when nothing was
 -- applied, nextDue 0 when no timer is set), {0, owner} when a newer token
@@ -23,7 +29,62 @@ else
   redis.call('SET', KEYS[1], ARGV[1])
 end
 local offset = tonumber(redis.call('GET', KEYS[2])) or -1
-local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+
+-- fnv32 is layout.go's fnv32 (FNV-1a) in plain arithmetic, exact in
+-- doubles, as a number in [0, 2^32).
+local function fnv32(str)
+  local h = 2166136261
+  for k = 1, #str do
+    local c, low, x, p = string.byte(str, k), h % 256, 0, 1
+    for _ = 1, 8 do -- x = low xor c
+      if low % 2 ~= c % 2 then x = x + p end
+      low, c, p = math.floor(low / 2), math.floor(c / 2), p * 2
+    end
+    h = h - h % 256 + x
+    -- h * 16777619 = h * 2^24 + h * 403; only h's low byte survives 2^24.
+    h = ((h % 256) * 16777216 + h * 403) % 4294967296
+  end
+  return h
+end
+
+-- Timers of the single-set layout go to their buckets (the top 10 bits of
+-- the hash, timerBucketBits in layout.go), once.
+local old = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
+if #old > 0 then
+  local buckets, firsts = {}, {}
+  for k = 1, #old, 2 do
+    local b = math.floor(fnv32(old[k]) / 4194304) -- the top 10 bits
+    local t = buckets[b]
+    if not t then t = {}; buckets[b] = t end
+    t[#t + 1] = old[k + 1]
+    t[#t + 1] = old[k]
+  end
+  for b, t in pairs(buckets) do
+    for k = 1, #t, 4000 do
+      redis.call('ZADD', ARGV[4] .. 'timers:' .. b, unpack(t, k, math.min(k + 3999, #t)))
+    end
+    firsts[#firsts + 1] = t[1] -- the set was read in due order
+    firsts[#firsts + 1] = b
+  end
+  for k = 1, #firsts, 4000 do
+    redis.call('ZADD', KEYS[3], 'LT', unpack(firsts, k, math.min(k + 3999, #firsts)))
+  end
+  redis.call('DEL', KEYS[4])
+end
+
+-- The earliest timer, correcting index entries left low (as apply.lua does).
 local nextDue = 0
-if first[2] then nextDue = tonumber(first[2]) end
+while true do
+  local top = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  if not top[1] then break end
+  local got = redis.call('ZRANGE', ARGV[4] .. 'timers:' .. top[1], 0, 0, 'WITHSCORES')
+  if not got[1] then
+    redis.call('ZREM', KEYS[3], top[1])
+  elseif tonumber(got[2]) == tonumber(top[2]) then
+    nextDue = tonumber(got[2])
+    break
+  else
+    redis.call('ZADD', KEYS[3], got[2], top[1])
+  end
+end
 return {1, offset, nextDue}
