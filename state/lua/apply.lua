@@ -297,21 +297,33 @@ if offset >= 0 then
   redis.call('SET', KEYS[2], ARGV[2])
 end
 
--- The partition's earliest timer: the index's first entry, once it is
--- exact. An entry left low by a removal or a later move is set to its
--- bucket's first due, or dropped with its empty bucket.
+-- The partition's earliest timer. Index entries are read in order, a page
+-- at a time, and each is set to its bucket's first due (dropped with an
+-- empty bucket) until one is no earlier than the earliest due found: every
+-- later entry is at or below its bucket's first due, so none is earlier.
 local nextDue = 0
+local fixed, gone, at = {}, {}, 0
 while true do
-  local top = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-  if not top[1] then break end
-  local got = redis.call('ZRANGE', base .. 'timers:' .. top[1], 0, 0, 'WITHSCORES')
-  if not got[1] then
-    redis.call('ZREM', KEYS[3], top[1])
-  elseif tonumber(got[2]) == tonumber(top[2]) then
-    nextDue = tonumber(got[2])
-    break
-  else
-    redis.call('ZADD', KEYS[3], got[2], top[1])
+  local page = redis.call('ZRANGE', KEYS[3], at, at + 15, 'WITHSCORES')
+  local done = #page == 0
+  for k = 1, #page, 2 do
+    local score = tonumber(page[k + 1])
+    if nextDue > 0 and score >= nextDue then done = true; break end
+    local got = redis.call('ZRANGE', base .. 'timers:' .. page[k], 0, 0, 'WITHSCORES')
+    if not got[1] then
+      gone[#gone + 1] = page[k]
+    else
+      local first = tonumber(got[2])
+      if first ~= score then
+        fixed[#fixed + 1] = got[2]
+        fixed[#fixed + 1] = page[k]
+      end
+      if nextDue == 0 or first < nextDue then nextDue = first end
+    end
   end
+  if done then break end
+  at = at + 16
 end
+if #fixed > 0 then redis.call('ZADD', KEYS[3], unpack(fixed)) end
+if #gone > 0 then redis.call('ZREM', KEYS[3], unpack(gone)) end
 return {1, nextDue}
