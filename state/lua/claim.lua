@@ -76,6 +76,8 @@ end
 -- at a time, and each is set to its bucket's first due (dropped with an
 -- empty bucket) until one is no earlier than the earliest due found: every
 -- later entry is at or below its bucket's first due, so none is earlier.
+-- Afterwards the index's first score is the earliest due, which load.lua
+-- reads.
 local nextDue = 0
 local fixed, gone, at = {}, {}, 0
 while true do

@@ -57,20 +57,10 @@ for i = 1, #keys, 1000 do
   for j = 1, #got do states[#states + 1] = got[j] end
 end
 
--- The earliest timer without correcting the index: walk its entries in
--- order until one is later than the earliest first due seen.
+-- The earliest timer: apply.lua and claim.lua leave the index's first
+-- score equal to it (they correct the entries before it), and only they
+-- write timers.
 local nextDue = 0
-local at = 0
-while true do
-  local top = redis.call('ZRANGE', KEYS[1], at, at + 15, 'WITHSCORES')
-  if #top == 0 then break end
-  local done = false
-  for k = 1, #top, 2 do
-    if nextDue > 0 and tonumber(top[k + 1]) >= nextDue then done = true; break end
-    local got = redis.call('ZRANGE', base .. 'timers:' .. top[k], 0, 0, 'WITHSCORES')
-    if got[2] and (nextDue == 0 or tonumber(got[2]) < nextDue) then nextDue = tonumber(got[2]) end
-  end
-  if done then break end
-  at = at + 16
-end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if first[2] then nextDue = tonumber(first[2]) end
 return {nextDue, due, states}
