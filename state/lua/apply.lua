@@ -19,13 +19,15 @@
 --   states deleted  n, n x entity key
 --   timers set      n, n x (bucket, first due, m, m x (due, entity key))
 --   timers removed  n, n x (bucket, m, m x entity key)
---                   key <base>timers:<bucket>, zset entity key -> due (Unix ms)
+--                   key <base>timers:<bucket>, zset entity key -> due (Unix ms);
+--                   bucket: top bits of the key's hash (timerBucket, layout.go)
 --   figure hashes   n, n x (suffix, m, m x (field, delta))
 --                   suffix "d:<shop>:<day>" (expires) or "n:<shop>"
 --   waiting sets    n, n x (shop, a, a x (start, buyer, hash), r, r x (buyer, hash))
 --                   zsets buyer -> wait start (Unix ms) in buckets by hash:
 --                   <base>w:<shop> at level 0, else <base>w:<shop>:<b>;
---                   the level is field <shop> of hash <base>wl
+--                   the level is field <shop> of hash <base>wl; hash: the
+--                   buyer's FNV-1a (fnv32, layout.go)
 --   shops           n, n x shop
 --   outbox          n, n x (delivery key, payload)
 --   acks            n, n x delivery key
@@ -33,9 +35,9 @@
 --                   the field is raised to ms when ms is later (agents' latest
 --                   human message, for idle seats)
 --
--- Entity, timer-bucket, figure and waiting-set keys are built from base rather than
--- passed in KEYS (a batch has hundreds): they share the scope's hash tag,
--- so they live in KEYS[1]'s cluster slot.
+-- Entity, timer-bucket, figure and waiting-set keys are built from base
+-- rather than passed in KEYS (a batch has hundreds): they share the scope's
+-- hash tag, so they live in KEYS[1]'s cluster slot.
 --
 -- Returns {1, nextDue} when written (nextDue 0 when no timer is set),
 -- {0, owner} when a newer token owns the partition, {2, offset} when the
@@ -200,9 +202,10 @@ for _ = 1, n do
 end
 
 -- Waiting sets: a shop's set at level L (field of <base>wl, 0 when absent)
--- is 2^L buckets chosen by the low L bits of the buyer's FNV-1a hash, see
--- waitKey in layout.go (bucket: the top L bits). A bucket grown past zsetCompact members is split by
--- raising the shop's level, so buckets stay listpack-encoded.
+-- is 2^L buckets chosen by the top L bits of the buyer's FNV-1a hash, see
+-- waitKey in layout.go. A bucket grown past
+-- zsetCompact members is split by raising the shop's level, so buckets
+-- stay listpack-encoded.
 n = tonumber(ARGV[i]); i = i + 1
 if n > 0 then
   local shops, j = {}, i
@@ -219,10 +222,16 @@ if n > 0 then
     local width = 2 ^ (32 - level)
     local a = tonumber(ARGV[i + 1])
     i = i + 2
-    local adds, order = {}, {}
+    -- A bucket's size is checked after about one add in eight (by bits
+    -- of the buyer's hash that pick neither bucket nor Kafka partition):
+    -- it may outgrow zsetCompact by a few members until then, and the split
+    -- writes it compact again.
+    local adds, order, check = {}, {}, {}
     for j = i, i + 3 * a - 1, 3 do
-      local b = math.floor(tonumber(ARGV[j + 2]) / width)
+      local h = tonumber(ARGV[j + 2])
+      local b = math.floor(h / width)
       if not adds[b] then adds[b] = {}; order[#order + 1] = b end
+      if math.floor(h / 256) % 8 == 0 then check[b] = true end
       local t = adds[b]
       t[#t + 1] = ARGV[j]
       t[#t + 1] = ARGV[j + 1]
@@ -232,7 +241,7 @@ if n > 0 then
     for _, b in ipairs(order) do
       local key = waitKey(shop, level, b)
       zadd(key, adds[b])
-      biggest = math.max(biggest, redis.call('ZCARD', key))
+      if check[b] then biggest = math.max(biggest, redis.call('ZCARD', key)) end
     end
     local r = tonumber(ARGV[i])
     i = i + 1
