@@ -14,10 +14,11 @@ import (
 // batchEnc holds the ARGV of apply.lua for one batch. Encoders are pooled:
 // Apply is the hot path and a batch's argument list is large.
 type batchEnc struct {
-	args  []any
-	figs  []detectors.FigureDelta
-	waits []detectors.WaitOp
-	shops []string
+	args   []any
+	timers []timerOp
+	figs   []detectors.FigureDelta
+	waits  []detectors.WaitOp
+	shops  []string
 }
 
 var encPool = sync.Pool{New: func() any { return new(batchEnc) }}
@@ -28,6 +29,7 @@ func (e *batchEnc) release() {
 		return
 	}
 	clear(e.args)
+	clear(e.timers)
 	clear(e.figs)
 	clear(e.waits)
 	clear(e.shops)
@@ -39,7 +41,7 @@ func (e *batchEnc) release() {
 // (one per day, one for current counters), so each hash is one read and
 // one write; waiting-set changes are reduced to each buyer's last one, which
 // is what applying them in order leaves.
-func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64) *batchEnc {
+func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64, expire func(day string) bool) *batchEnc {
 	e := encPool.Get().(*batchEnc)
 	a := e.args[:0]
 	a = append(a, b.Token, b.Offset, base, stateTTL, dayTTL, leaseEnd(b.Now, b.Lease))
@@ -63,24 +65,7 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64) *batchEnc {
 		}
 	}
 
-	nSet = 0
-	for _, due := range b.Timers {
-		if due > 0 {
-			nSet++
-		}
-	}
-	a = append(a, nSet)
-	for k, due := range b.Timers {
-		if due > 0 {
-			a = append(a, due, k)
-		}
-	}
-	a = append(a, len(b.Timers)-nSet)
-	for k, due := range b.Timers {
-		if due <= 0 {
-			a = append(a, k)
-		}
-	}
+	a = e.appendTimers(a, b.Timers)
 
 	e.shops = e.shops[:0]
 	figs := append(e.figs[:0], b.Figures...)
@@ -91,12 +76,15 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64) *batchEnc {
 	a = append(a, 0)
 	for i := 0; i < len(figs); {
 		day := figs[i].Day
-		suffix := "n"
+		suffix, ttl := "n", 0
 		if day != "" {
 			suffix = "d:" + day
+			if expire(day) {
+				ttl = 1
+			}
 		}
 		a[hashes] = a[hashes].(int) + 1
-		a = append(a, suffix, 0)
+		a = append(a, suffix, ttl, 0)
 		fields := len(a) - 1
 		for i < len(figs) && figs[i].Day == day {
 			f := figs[i]
@@ -138,7 +126,7 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64) *batchEnc {
 		a = append(a, 0)
 		for k := i; k < j; k++ {
 			if last(k) && waits[k].Add {
-				a = append(a, waits[k].Start, waits[k].Buyer)
+				a = append(a, waits[k].Start, waits[k].Buyer, fnv32(waits[k].Buyer))
 				a[adds] = a[adds].(int) + 1
 			}
 		}
@@ -146,7 +134,7 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64) *batchEnc {
 		a = append(a, 0)
 		for k := i; k < j; k++ {
 			if last(k) && !waits[k].Add {
-				a = append(a, waits[k].Buyer)
+				a = append(a, waits[k].Buyer, fnv32(waits[k].Buyer))
 				a[rems] = a[rems].(int) + 1
 			}
 		}
@@ -209,4 +197,57 @@ func splitCounterField(s string) (shop, field string, err error) {
 		return "", "", fmt.Errorf("counter field %q is not <length>:<shop>:<field>", s)
 	}
 	return s[colon+1 : colon+1+n], s[colon+2+n:], nil
+}
+
+// timerOp is one timer change: due 0 removes the entity's timer.
+type timerOp struct {
+	bucket uint32
+	due    int64
+	key    string
+}
+
+// appendTimers lays the timer changes out per bucket (see apply.lua's
+// header): one ZADD or ZREM per bucket touched, and each bucket's earliest
+// new due for the index of first dues.
+func (e *batchEnc) appendTimers(a []any, timers map[string]int64) []any {
+	ops := e.timers[:0]
+	for k, due := range timers {
+		ops = append(ops, timerOp{bucket: timerBucket(k), due: max(due, 0), key: k})
+	}
+	// Sets before removals, each by bucket.
+	slices.SortFunc(ops, func(x, y timerOp) int {
+		return cmp.Or(cmp.Compare(min(y.due, 1), min(x.due, 1)), cmp.Compare(x.bucket, y.bucket))
+	})
+	e.timers = ops
+	rem := slices.IndexFunc(ops, func(o timerOp) bool { return o.due == 0 })
+	if rem < 0 {
+		rem = len(ops)
+	}
+	group := func(ops []timerOp, set bool) {
+		n := len(a)
+		a = append(a, 0)
+		for i := 0; i < len(ops); {
+			j, first := i, ops[i].due
+			for j < len(ops) && ops[j].bucket == ops[i].bucket {
+				first = min(first, ops[j].due)
+				j++
+			}
+			a[n] = a[n].(int) + 1
+			a = append(a, ops[i].bucket)
+			if set {
+				a = append(a, first)
+			}
+			a = append(a, j-i)
+			for _, o := range ops[i:j] {
+				if set {
+					a = append(a, o.due)
+				}
+				a = append(a, o.key)
+			}
+			i = j
+		}
+	}
+	group(ops[:rem], true)
+	group(ops[rem:], false)
+	return a
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,9 +23,15 @@ const (
 	ModeCluster    = "cluster"
 )
 
-// dayTTL is how long a day's figures outlive their last change: long
-// enough for the day after and a late replay, short enough not to pile up.
+// dayTTL is how long a day's figures outlive the last time a writer gave
+// them their TTL: long enough for the day after and a late replay, short
+// enough not to pile up.
 const dayTTL = 4 * 24 * time.Hour
+
+// dayTTLRefresh is how often a writer gives a day's counter hash its TTL
+// again: once per hash and refresh instead of an EXPIRE in every batch,
+// and within this long a TTL lost with Redis data is back.
+const dayTTLRefresh = time.Hour
 
 // maxOutboxLimit keeps one outbox read within what Lua can unpack at once.
 const maxOutboxLimit = 4000
@@ -117,7 +124,10 @@ func Dial(url, mode string, addrs []string, masterName string) (redis.UniversalC
 // touches one cluster slot:
 //
 //	c:<entity key>    entity state (expires stateTTL after its last write)
-//	timers            zset entity key → due (Unix ms)
+//	timers:<b>        zset entity key → due (Unix ms), for the entities whose
+//	                  key hashes to bucket b (timerBuckets of them)
+//	timers:first      zset bucket → at most the bucket's first due: exact for
+//	                  the first entry, which Apply and Claim correct
 //	offset            last applied input offset
 //	owner             fencing token of the owning consumer generation
 //	outbox            hash delivery key → payload
@@ -125,11 +135,16 @@ func Dial(url, mode string, addrs []string, masterName string) (redis.UniversalC
 //	d:<day>           hash of the day's counters of every shop (expires 4 days
 //	                  after its last change); fields <len(shop)>:<shop>:<name>
 //	n                 hash of every shop's current counters, fields likewise
-//	w:<shop>          zset buyer → wait start (Unix ms)
+//	w:<shop>          zset buyer → wait start (Unix ms), while the shop's
+//	                  level is 0
+//	w:<shop>:<b>      the same split into 2^level buckets by buyer hash
+//	wl                hash shop → level, raised when a bucket outgrows
+//	                  zsetCompact members (absent: 0)
 //	shops             set of shops seen
 //
 // and, outside any partition, <prefix>:scopes (every claimed scope) and
-// <prefix>:lease:<name>.
+// <prefix>:lease:<name>. The timer and waiting sets are split so that each
+// stays a small, listpack-encoded sorted set (see layout.go).
 type Redis struct {
 	// OnError, when set, is called with the operation's name ("claim",
 	// "load", "apply", "outbox", "scopes", "figures", "lease", "release",
@@ -140,12 +155,17 @@ type Redis struct {
 	client   redis.UniversalClient
 	prefix   string
 	stateTTL time.Duration
+
+	// expired holds when this writer last gave each scope's day hash its
+	// TTL ("<scope> <day>").
+	mu      sync.Mutex
+	expired map[string]time.Time
 }
 
 // NewRedis keeps state in client under keys starting with prefix; entity
 // states expire stateTTL after their last write (never when 0).
 func NewRedis(client redis.UniversalClient, prefix string, stateTTL time.Duration) *Redis {
-	return &Redis{client: client, prefix: prefix, stateTTL: stateTTL}
+	return &Redis{client: client, prefix: prefix, stateTTL: stateTTL, expired: map[string]time.Time{}}
 }
 
 var _ Store = (*Redis)(nil)
@@ -192,8 +212,8 @@ func (r *Redis) Takeover(ctx context.Context, scope string, token int64) (Claime
 
 func (r *Redis) claim(ctx context.Context, scope string, token int64, force string) (Claimed, error) {
 	b := r.base(scope)
-	res, err := claimScript.Run(ctx, r.client, []string{b + "owner", b + "offset", b + "timers"},
-		token, force).Int64Slice()
+	res, err := claimScript.Run(ctx, r.client, []string{b + "owner", b + "offset", b + "timers:first", b + "timers"},
+		token, force, b).Int64Slice()
 	if err != nil {
 		return Claimed{}, r.fail("claim", scope, err)
 	}
@@ -222,7 +242,7 @@ func (r *Redis) Load(ctx context.Context, scope string, keys []string, dueBy int
 	for _, k := range keys {
 		args = append(args, k)
 	}
-	v, err := loadScript.Run(ctx, r.client, []string{b + "timers"}, args...).Slice()
+	v, err := loadScript.Run(ctx, r.client, []string{b + "timers:first"}, args...).Slice()
 	if err != nil {
 		return Loaded{}, r.fail("load", scope, err)
 	}
@@ -261,8 +281,20 @@ func (r *Redis) Load(ctx context.Context, scope string, keys []string, dueBy int
 // Apply implements Store. The whole batch is one EVALSHA.
 func (r *Redis) Apply(ctx context.Context, scope string, b *Batch) (int64, error) {
 	base := r.base(scope)
-	keys := []string{base + "owner", base + "offset", base + "timers", base + "outbox", base + "outbox:lease", base + "shops"}
-	enc := encodeBatch(b, base, seconds(r.stateTTL), seconds(dayTTL))
+	keys := []string{base + "owner", base + "offset", base + "timers:first", base + "outbox", base + "outbox:lease", base + "shops"}
+	now := time.Now()
+	var expire []string
+	enc := encodeBatch(b, base, seconds(r.stateTTL), seconds(dayTTL), func(day string) bool {
+		k := scope + " " + day
+		r.mu.Lock()
+		at, ok := r.expired[k]
+		r.mu.Unlock()
+		if ok && now.Sub(at) < dayTTLRefresh {
+			return false
+		}
+		expire = append(expire, k)
+		return true
+	})
 	res, err := applyScript.Run(ctx, r.client, keys, enc.args...).Int64Slice()
 	enc.release()
 	if err != nil {
@@ -273,6 +305,9 @@ func (r *Redis) Apply(ctx context.Context, scope string, b *Batch) (int64, error
 	}
 	switch res[0] {
 	case replyOK:
+		if len(expire) > 0 {
+			r.expiredAt(expire, now)
+		}
 		return res[1], nil
 	case replyFenced:
 		return 0, fmt.Errorf("state: apply %s with token %d (owner %d): %w", scope, b.Token, res[1], ErrFenced)
@@ -280,6 +315,23 @@ func (r *Redis) Apply(ctx context.Context, scope string, b *Batch) (int64, error
 		return 0, fmt.Errorf("state: apply %s offset %d (applied %d): %w", scope, b.Offset, res[1], ErrStale)
 	}
 	return 0, r.fail("apply", scope, fmt.Errorf("unexpected reply %v", res))
+}
+
+// expiredAt records that the day hashes keys were given their TTL at now,
+// forgetting entries old enough to be refreshed anyway.
+func (r *Redis) expiredAt(keys []string, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.expired) > 4096 {
+		for k, at := range r.expired {
+			if now.Sub(at) >= dayTTLRefresh {
+				delete(r.expired, k)
+			}
+		}
+	}
+	for _, k := range keys {
+		r.expired[k] = now
+	}
 }
 
 // leaseEnd is now + lease in Unix ms, saturating instead of overflowing.
@@ -333,9 +385,10 @@ func (r *Redis) Scopes(ctx context.Context) ([]string, error) {
 	return s, nil
 }
 
-// Figures implements Store in two pipelined round trips: the shops of
-// every scope, then each scope's current and day counters and every
-// (scope, shop)'s waiting set.
+// Figures implements Store in two pipelined round trips: the shops and
+// waiting-set levels of every scope, then each scope's current and day
+// counters and every (scope, shop)'s waiting-set buckets (2 × 2^level
+// reads).
 func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop string) string) (map[string]*ShopFigures, error) {
 	out := map[string]*ShopFigures{}
 	if len(scopes) == 0 {
@@ -343,23 +396,25 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 	}
 	pipe := r.client.Pipeline()
 	members := make([]*redis.StringSliceCmd, len(scopes))
+	levels := make([]*redis.MapStringStringCmd, len(scopes))
 	for i, s := range scopes {
 		members[i] = pipe.SMembers(ctx, r.base(s)+"shops")
+		levels[i] = pipe.HGetAll(ctx, r.base(s)+"wl")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, r.fail("figures", "", err)
 	}
 
 	// Per scope: its current-counter hash, one day hash per distinct
-	// "today" of its shops, and each shop's waiting set.
+	// "today" of its shops, and every bucket of each shop's waiting set.
 	type counters struct {
 		day  string // "" for the current counters
 		hash *redis.MapStringStringCmd
 	}
 	type wait struct {
 		shop    string
-		waiting *redis.IntCmd
-		oldest  *redis.ZSliceCmd
+		waiting []*redis.IntCmd
+		oldest  []*redis.ZSliceCmd
 	}
 	var reads []counters
 	var waits []wait
@@ -386,11 +441,8 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 				read[day] = true
 				reads = append(reads, counters{day: day, hash: pipe.HGetAll(ctx, b+"d:"+day)})
 			}
-			waits = append(waits, wait{
-				shop:    shop,
-				waiting: pipe.ZCard(ctx, b+"w:"+shop),
-				oldest:  pipe.ZRangeWithScores(ctx, b+"w:"+shop, 0, 0),
-			})
+			waiting, oldest := r.waitingReads(ctx, pipe, b, shop, levels[i].Val()[shop])
+			waits = append(waits, wait{shop: shop, waiting: waiting, oldest: oldest})
 		}
 	}
 	if len(reads) == 0 {
@@ -420,12 +472,31 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 	}
 	for _, w := range waits {
 		f := out[w.shop]
-		f.Waiting += w.waiting.Val()
-		if z := w.oldest.Val(); len(z) > 0 {
-			f.OldestStart = oldest(f.OldestStart, int64(z[0].Score))
+		for k := range w.waiting {
+			f.Waiting += w.waiting[k].Val()
+			if z := w.oldest[k].Val(); len(z) > 0 {
+				f.OldestStart = oldest(f.OldestStart, int64(z[0].Score))
+			}
 		}
 	}
 	return out, nil
+}
+
+// waitingReads queues the reads of every bucket of a shop's waiting set
+// at level (the field of the scope's wl hash, "" for 0): its size and
+// earliest member.
+func (r *Redis) waitingReads(ctx context.Context, pipe redis.Pipeliner, base, shop, level string) ([]*redis.IntCmd, []*redis.ZSliceCmd) {
+	l, _ := strconv.Atoi(level)
+	l = min(max(l, 0), maxWaitLevel)
+	n := 1 << l
+	waiting := make([]*redis.IntCmd, n)
+	first := make([]*redis.ZSliceCmd, n)
+	for b := range n {
+		k := base + waitKey(shop, l, b)
+		waiting[b] = pipe.ZCard(ctx, k)
+		first[b] = pipe.ZRangeWithScores(ctx, k, 0, 0)
+	}
+	return waiting, first
 }
 
 // oldest is the earlier of two wait starts, 0 meaning none.

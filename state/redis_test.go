@@ -79,9 +79,12 @@ func TestRedisKeyLayout(t *testing.T) {
 		"rw:{chat.0}:outbox:lease",
 		"rw:{chat.0}:owner",
 		"rw:{chat.0}:shops",
-		"rw:{chat.0}:timers",
+		"rw:{chat.0}:" + timerKey(timerBucket("c1")),
+		"rw:{chat.0}:" + timerKey(timerBucket("c2")),
+		"rw:{chat.0}:timers:first",
 		"rw:{chat.0}:w:s1",
 	}
+	slices.Sort(want)
 	if !slices.Equal(keys, want) {
 		t.Fatalf("keys:\n got  %q\n want %q", keys, want)
 	}
@@ -98,7 +101,8 @@ func TestRedisTTLs(t *testing.T) {
 		{"rw:{chat.0}:owner", 72 * time.Hour, -1},
 		{"rw:{chat.0}:d:" + testDay, 72 * time.Hour, 96 * time.Hour},
 		{"rw:{chat.0}:n", 72 * time.Hour, -1},
-		{"rw:{chat.0}:timers", 72 * time.Hour, -1},
+		{"rw:{chat.0}:timers:first", 72 * time.Hour, -1},
+		{"rw:{chat.0}:" + timerKey(timerBucket("c1")), 72 * time.Hour, -1},
 		{"rw:{chat.0}:offset", 72 * time.Hour, -1},
 		{"rw:{chat.0}:c:c1", 0, -1},
 		{"rw:{chat.0}:owner", 0, -1},
@@ -473,8 +477,17 @@ func TestRedisCounterCommands(t *testing.T) {
 			t.Errorf("%s called %d times, want %d (all calls: %v)", cmd, calls[cmd], n, calls)
 		}
 	}
+	// The day hash has its TTL: the next batches of the day give it none.
+	if err := c.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b.Offset = 2
+	apply(t, s, "chat.0", b)
+	if n := commandStats(t, c)["expire"]; n != 0 {
+		t.Errorf("a second batch of the day called EXPIRE %d times, want 0", n)
+	}
 	f := figures(t, s, []string{"chat.0"})
-	if got := f["s3"]; got.Day["breached:3m"] != 1 || got.Now["a:a1:waiting"] != 1 || got.Now["a:a1:last_human"] != 1000 {
-		t.Fatalf("s3 figures = %+v", got)
+	if got := f["s3"]; got.Day["breached:3m"] != 2 || got.Now["a:a1:waiting"] != 2 || got.Now["a:a1:last_human"] != 1000 {
+		t.Fatalf("s3 figures after two batches = %+v", got)
 	}
 }

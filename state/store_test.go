@@ -1,9 +1,11 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"testing"
@@ -315,6 +317,166 @@ var storeCases = []struct {
 		apply(t, s, "chat.1", &Batch{Token: 1, Offset: 2, Waits: []detectors.WaitOp{{Shop: "s1", Buyer: "b9"}}})
 		if f := figures(t, s, []string{"chat.0", "chat.1"})["s1"]; f.Waiting != 2 || f.OldestStart != 5000 {
 			t.Fatalf("after b9 replied: waiting %d oldest %d, want 2 and 5000", f.Waiting, f.OldestStart)
+		}
+	}},
+	{"timers in many buckets: due reads, moves, removals and the earliest", func(t *testing.T, s Store) {
+		claim(t, s, "chat.0", 1)
+		// Enough entities that every timer bucket holds several, with
+		// repeated dues so that ties are ordered by key.
+		want := map[string]int64{}
+		for i := range 5000 {
+			want[fmt.Sprintf("shop-%d/b%d", i%7, i)] = 1000 + int64(i*7919%2500)*10
+		}
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 1, Timers: maps.Clone(want)})
+		check := func(step string, offset int64) {
+			t.Helper()
+			type timer struct {
+				key string
+				due int64
+			}
+			var all []timer
+			for k, d := range want {
+				all = append(all, timer{k, d})
+			}
+			slices.SortFunc(all, func(x, y timer) int { return cmp.Or(cmp.Compare(x.due, y.due), cmp.Compare(x.key, y.key)) })
+			var first int64
+			if len(all) > 0 {
+				first = all[0].due
+			}
+			for _, q := range []struct {
+				dueBy int64
+				limit int
+			}{{first, 1000}, {5000, 3}, {5000, 1000}, {12000, 700}, {1 << 50, 10000}, {first - 1, 10}} {
+				var exp []string
+				for _, tm := range all {
+					if tm.due <= q.dueBy && len(exp) < q.limit {
+						exp = append(exp, tm.key)
+					}
+				}
+				l := load(t, s, "chat.0", nil, q.dueBy, q.limit)
+				if !slices.Equal(l.Due, exp) {
+					t.Fatalf("%s: Load(dueBy %d, limit %d) = %d keys %.5v…, want %d keys %.5v…", step, q.dueBy, q.limit, len(l.Due), l.Due, len(exp), exp)
+				}
+				if l.NextDue != first {
+					t.Fatalf("%s: Load next due = %d, want %d", step, l.NextDue, first)
+				}
+			}
+			if c := claim(t, s, "chat.0", 1); c.NextDue != first || c.Offset != offset {
+				t.Fatalf("%s: claim = %+v, want offset %d next due %d", step, c, offset, first)
+			}
+		}
+		check("set", 1)
+		// Move the earliest timers later, some others earlier, and remove
+		// a few, including keys that never had a timer.
+		change := map[string]int64{"never": 0}
+		for i := range 5000 {
+			k := fmt.Sprintf("shop-%d/b%d", i%7, i)
+			switch {
+			case want[k] < 1200:
+				change[k], want[k] = want[k]+30000, want[k]+30000
+			case i%5 == 0:
+				change[k] = 0
+				delete(want, k)
+			case i%11 == 0:
+				change[k], want[k] = want[k]-150, want[k]-150
+			}
+		}
+		next := apply(t, s, "chat.0", &Batch{Token: 1, Offset: 2, Timers: change})
+		check("moved", 2)
+		// Remove the earliest timers until none are left, a batch at a time:
+		// each batch's next due is the earliest left.
+		for off := int64(3); len(want) > 0; off++ {
+			l := load(t, s, "chat.0", nil, 1<<50, 400)
+			if len(l.Due) == 0 || l.NextDue != next {
+				t.Fatalf("offset %d: due %d, next due %d, want some and %d", off, len(l.Due), l.NextDue, next)
+			}
+			rm := map[string]int64{}
+			for _, k := range l.Due {
+				rm[k] = 0
+				delete(want, k)
+			}
+			next = apply(t, s, "chat.0", &Batch{Token: 1, Offset: off, Timers: rm})
+			var first int64
+			for _, d := range want {
+				if first == 0 || d < first {
+					first = d
+				}
+			}
+			if next != first {
+				t.Fatalf("offset %d: next due after removing the earliest = %d, want %d", off, next, first)
+			}
+		}
+		if l := load(t, s, "chat.0", nil, 1<<50, 10); len(l.Due) != 0 || l.NextDue != 0 {
+			t.Fatalf("after removing all: due %v next %d", l.Due, l.NextDue)
+		}
+	}},
+	{"many waiting buyers across buckets and the oldest among them", func(t *testing.T, s Store) {
+		claim(t, s, "chat.0", 1)
+		claim(t, s, "chat.1", 1)
+		// A shop with thousands waiting in one partition, added in batches
+		// and ended out of order, and a small shop beside it.
+		waiting := map[string]int64{}
+		off := int64(0)
+		for round := range 6 {
+			var ops []detectors.WaitOp
+			for i := range 1500 {
+				b := fmt.Sprintf("w%d", (round*977+i*31)%4000)
+				if _, ok := waiting[b]; ok && i%3 == 0 {
+					ops = append(ops, detectors.WaitOp{Shop: "big", Buyer: b})
+					delete(waiting, b)
+					continue
+				}
+				if _, ok := waiting[b]; !ok {
+					start := int64(100000 + round*10000 + i)
+					ops = append(ops, detectors.WaitOp{Shop: "big", Buyer: b, Start: start, Add: true})
+					waiting[b] = start
+				}
+			}
+			ops = append(ops, detectors.WaitOp{Shop: "small", Buyer: fmt.Sprint("s", round), Start: 50 + int64(round), Add: true})
+			off++
+			apply(t, s, "chat.0", &Batch{Token: 1, Offset: off, Waits: ops, Figures: []detectors.FigureDelta{{Shop: "big", Day: testDay, Field: "consulting", Delta: 1}}})
+			oldestBig := int64(0)
+			for _, st := range waiting {
+				if oldestBig == 0 || st < oldestBig {
+					oldestBig = st
+				}
+			}
+			f := figures(t, s, []string{"chat.0"})
+			if f["big"].Waiting != int64(len(waiting)) || f["big"].OldestStart != oldestBig {
+				t.Fatalf("round %d: big waiting %d oldest %d, want %d and %d", round, f["big"].Waiting, f["big"].OldestStart, len(waiting), oldestBig)
+			}
+			if f["small"].Waiting != int64(round+1) || f["small"].OldestStart != 50 {
+				t.Fatalf("round %d: small waiting %d oldest %d, want %d and 50", round, f["small"].Waiting, f["small"].OldestStart, round+1)
+			}
+		}
+		// Another partition's older wait counts too.
+		apply(t, s, "chat.1", &Batch{Token: 1, Offset: 1, Waits: []detectors.WaitOp{{Shop: "big", Buyer: "x", Start: 7, Add: true}}})
+		if f := figures(t, s, []string{"chat.0", "chat.1"})["big"]; f.Waiting != int64(len(waiting))+1 || f.OldestStart != 7 {
+			t.Fatalf("across partitions: big waiting %d oldest %d, want %d and 7", f.Waiting, f.OldestStart, len(waiting)+1)
+		}
+		// Every wait ends, the oldest first: none is left behind in a bucket.
+		var rest []string
+		for b := range waiting {
+			rest = append(rest, b)
+		}
+		slices.SortFunc(rest, func(x, y string) int { return cmp.Compare(waiting[x], waiting[y]) })
+		for len(rest) > 0 {
+			n := min(len(rest), 700)
+			var ops []detectors.WaitOp
+			for _, b := range rest[:n] {
+				ops = append(ops, detectors.WaitOp{Shop: "big", Buyer: b})
+			}
+			rest = rest[n:]
+			off++
+			apply(t, s, "chat.0", &Batch{Token: 1, Offset: off, Waits: ops})
+			f := figures(t, s, []string{"chat.0"})["big"]
+			want := int64(0)
+			if len(rest) > 0 {
+				want = waiting[rest[0]]
+			}
+			if f.Waiting != int64(len(rest)) || f.OldestStart != want {
+				t.Fatalf("ending waits: big waiting %d oldest %d, want %d and %d", f.Waiting, f.OldestStart, len(rest), want)
+			}
 		}
 	}},
 	{"each shop's figures are of its own today, whatever its id holds", func(t *testing.T, s Store) {

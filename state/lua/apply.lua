@@ -4,7 +4,7 @@
 --
 -- KEYS[1] <prefix>:{<scope>}:owner         fencing token of the owner
 -- KEYS[2] <prefix>:{<scope>}:offset        last applied input offset
--- KEYS[3] <prefix>:{<scope>}:timers        zset entity key -> due (Unix ms)
+-- KEYS[3] <prefix>:{<scope>}:timers:first  zset timer bucket -> at most its first due
 -- KEYS[4] <prefix>:{<scope>}:outbox        hash delivery key -> payload
 -- KEYS[5] <prefix>:{<scope>}:outbox:lease  zset delivery key -> lease end (Unix ms)
 -- KEYS[6] <prefix>:{<scope>}:shops         set of shops seen
@@ -12,18 +12,25 @@
 -- ARGV[2] offset    last input offset of the batch; -1 when it covers none
 -- ARGV[3] base      "<prefix>:{<scope>}:", the start of the partition's keys
 -- ARGV[4] stateTTL  seconds an entity state lives after its last write (0: forever)
--- ARGV[5] dayTTL    seconds a day's figures live after their last change
+-- ARGV[5] dayTTL    seconds a day's figures live (counted from when the
+--                   writer last gave the hash its TTL, see counter hashes)
 -- ARGV[6] leaseEnd  lease end of the new outbox records (Unix ms)
 -- ARGV[7..] sections, each a count n and then its n items:
 --   states set      n, n x (entity key, state)           key <base>c:<entity key>
 --   states deleted  n, n x entity key
---   timers set      n, n x (due, entity key)
---   timers removed  n, n x entity key
---   counter hashes  n, n x (suffix, m, m x (field, delta))
---                   suffix "d:<day>" (the day's counters, expires) or "n"
---                   (current counters); field "<len(shop)>:<shop>:<name>"
---   waiting sets    n, n x (shop, a, a x (start, buyer), r, r x buyer)
---                   key <base>w:<shop>
+--   timers set      n, n x (bucket, first due, m, m x (due, entity key))
+--   timers removed  n, n x (bucket, m, m x entity key)
+--                   key <base>timers:<bucket>, zset entity key -> due (Unix ms);
+--                   bucket: top bits of the key's hash (timerBucket, layout.go)
+--   counter hashes  n, n x (suffix, ttl, m, m x (field, delta))
+--                   suffix "d:<day>" (the day's counters) or "n" (current
+--                   counters); ttl 1: give the hash dayTTL; field
+--                   "<len(shop)>:<shop>:<name>"
+--   waiting sets    n, n x (shop, a, a x (start, buyer, hash), r, r x (buyer, hash))
+--                   zsets buyer -> wait start (Unix ms) in buckets by hash:
+--                   <base>w:<shop> at level 0, else <base>w:<shop>:<b>;
+--                   the level is field <shop> of hash <base>wl; hash: the
+--                   buyer's FNV-1a (fnv32, layout.go)
 --   shops           n, n x shop
 --   outbox          n, n x (delivery key, payload)
 --   acks            n, n x delivery key
@@ -31,20 +38,21 @@
 --                   the field is raised to ms when ms is later (agents' latest
 --                   human message, for idle seats)
 --
--- Entity, figure and waiting-set keys are built from base rather than
--- passed in KEYS (a batch has hundreds): they share the scope's hash tag,
--- so they live in KEYS[1]'s cluster slot.
+-- Entity, timer-bucket, figure and waiting-set keys are built from base
+-- rather than passed in KEYS (a batch has hundreds): they share the scope's
+-- hash tag, so they live in KEYS[1]'s cluster slot.
 --
 -- Returns {1, nextDue} when written (nextDue 0 when no timer is set),
 -- {0, owner} when a newer token owns the partition, {2, offset} when the
 -- batch's offset was applied already. Nothing is written unless 1.
 local token = tonumber(ARGV[1])
-local owner = tonumber(redis.call('GET', KEYS[1]))
+local stored = redis.call('MGET', KEYS[1], KEYS[2])
+local owner = tonumber(stored[1])
 if owner and owner > token then
   return {0, owner}
 end
 local offset = tonumber(ARGV[2])
-local applied = tonumber(redis.call('GET', KEYS[2])) or -1
+local applied = tonumber(stored[2]) or -1
 if offset >= 0 and offset <= applied then
   return {2, applied}
 end
@@ -65,6 +73,69 @@ local function call(cmd, key, from, to)
   for i = from, to, 4000 do
     redis.call(cmd, key, unpack(ARGV, i, math.min(i + 3999, to)))
   end
+end
+
+-- zsetCompact and maxWaitLevel are the constants of layout.go.
+local zsetCompact = 128
+local maxWaitLevel = 6
+
+-- waitKey is layout.go's waitKey: the key of bucket b of a shop's waiting
+-- set at level.
+local function waitKey(shop, level, b)
+  if level == 0 then return base .. 'w:' .. shop end
+  return base .. 'w:' .. shop .. ':' .. b
+end
+
+-- zadd adds t's score-member pairs to key in slices.
+local function zadd(key, t)
+  for k = 1, #t, 4000 do
+    redis.call('ZADD', key, unpack(t, k, math.min(k + 3999, #t)))
+  end
+end
+
+-- fnv32 is layout.go's fnv32 (FNV-1a) in plain arithmetic, exact in
+-- doubles, as a number in [0, 2^32).
+local function fnv32(str)
+  local h = 2166136261
+  for k = 1, #str do
+    local c, low, x, p = string.byte(str, k), h % 256, 0, 1
+    for _ = 1, 8 do -- x = low xor c
+      if low % 2 ~= c % 2 then x = x + p end
+      low, c, p = math.floor(low / 2), math.floor(c / 2), p * 2
+    end
+    h = h - h % 256 + x
+    -- h * 16777619 = h * 2^24 + h * 403; only h's low byte survives 2^24.
+    h = ((h % 256) * 16777216 + h * 403) % 4294967296
+  end
+  return h
+end
+
+-- splitWaiting moves a shop's waiting set from level to level + 1: bucket
+-- b's members go to 2b or 2b + 1 by the next bit of their hash, the highest
+-- bucket first so that no bucket is written before it is read. Both halves
+-- are written afresh, so a bucket that had grown into a skiplist is
+-- listpack-encoded again. Returns the size of the largest new bucket.
+local function splitWaiting(shop, level)
+  local width, biggest = 2 ^ level, 0
+  local next = 2 ^ (31 - level)
+  for b = width - 1, 0, -1 do
+    local key = waitKey(shop, level, b)
+    local all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+    if #all > 0 then
+      redis.call('DEL', key)
+      local lo, hi = {}, {}
+      for k = 1, #all, 2 do
+        local t = lo
+        if math.floor(fnv32(all[k]) / next) % 2 == 1 then t = hi end
+        t[#t + 1] = all[k + 1]
+        t[#t + 1] = all[k]
+      end
+      zadd(waitKey(shop, level + 1, 2 * b), lo)
+      zadd(waitKey(shop, level + 1, 2 * b + 1), hi)
+      biggest = math.max(biggest, #lo / 2, #hi / 2)
+    end
+  end
+  return biggest
 end
 
 local i = 7
@@ -90,13 +161,31 @@ if n > 0 then
 end
 i = i + n
 
+-- Timers: each bucket's ZADD or ZREM, then one ZADD LT of the buckets'
+-- earliest new dues into the index, which keeps every bucket's entry at or
+-- below its first due. Removals and later moves leave the entry low;
+-- firstDue below corrects it when it comes first.
 n = tonumber(ARGV[i]); i = i + 1
-if n > 0 then call('ZADD', KEYS[3], i, i + 2 * n - 1) end
-i = i + 2 * n
+local firsts = {}
+for _ = 1, n do
+  local bucket, m = ARGV[i], tonumber(ARGV[i + 2])
+  firsts[#firsts + 1] = ARGV[i + 1]
+  firsts[#firsts + 1] = bucket
+  i = i + 3
+  call('ZADD', base .. 'timers:' .. bucket, i, i + 2 * m - 1)
+  i = i + 2 * m
+end
+for j = 1, #firsts, 4000 do
+  redis.call('ZADD', KEYS[3], 'LT', unpack(firsts, j, math.min(j + 3999, #firsts)))
+end
 
 n = tonumber(ARGV[i]); i = i + 1
-if n > 0 then call('ZREM', KEYS[3], i, i + n - 1) end
-i = i + n
+for _ = 1, n do
+  local key, m = base .. 'timers:' .. ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
+  call('ZREM', key, i, i + m - 1)
+  i = i + m
+end
 
 -- Counter hashes are read once (HMGET) and written once (HSET) however
 -- many of their fields the batch changes.
@@ -115,9 +204,9 @@ n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do
   local suffix = ARGV[i]
   local h = counters(base .. suffix)
-  if string.sub(suffix, 1, 2) == 'd:' then h.expire = true end
-  local m = tonumber(ARGV[i + 1])
-  i = i + 2
+  h.expire = ARGV[i + 1] == '1'
+  local m = tonumber(ARGV[i + 2])
+  i = i + 3
   for j = i, i + 2 * m - 1, 2 do
     h.fields[#h.fields + 1] = ARGV[j]
     h.values[#h.values + 1] = tonumber(ARGV[j + 1])
@@ -126,17 +215,70 @@ for _ = 1, n do
   i = i + 2 * m
 end
 
+-- Waiting sets: a shop's set at level L (field of <base>wl, 0 when absent)
+-- is 2^L buckets chosen by the top L bits of the buyer's FNV-1a hash, see
+-- waitKey in layout.go. A bucket grown past
+-- zsetCompact members is split by raising the shop's level, so buckets
+-- stay listpack-encoded.
 n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  local key = base .. 'w:' .. ARGV[i]
-  local a = tonumber(ARGV[i + 1])
-  i = i + 2
-  if a > 0 then call('ZADD', key, i, i + 2 * a - 1) end
-  i = i + 2 * a
-  local r = tonumber(ARGV[i])
-  i = i + 1
-  if r > 0 then call('ZREM', key, i, i + r - 1) end
-  i = i + r
+if n > 0 then
+  local shops, j = {}, i
+  for _ = 1, n do
+    shops[#shops + 1] = ARGV[j]
+    local a = tonumber(ARGV[j + 1])
+    j = j + 2 + 3 * a
+    j = j + 1 + 2 * tonumber(ARGV[j])
+  end
+  local levels = redis.call('HMGET', base .. 'wl', unpack(shops))
+  for s = 1, n do
+    local shop = ARGV[i]
+    local level = tonumber(levels[s]) or 0
+    local width = 2 ^ (32 - level)
+    local a = tonumber(ARGV[i + 1])
+    i = i + 2
+    -- A bucket's size is checked after about one add in eight (by bits
+    -- of the buyer's hash that pick neither bucket nor Kafka partition):
+    -- it may outgrow zsetCompact by a few members until then, and the split
+    -- writes it compact again.
+    local adds, order, check = {}, {}, {}
+    for j = i, i + 3 * a - 1, 3 do
+      local h = tonumber(ARGV[j + 2])
+      local b = math.floor(h / width)
+      if not adds[b] then adds[b] = {}; order[#order + 1] = b end
+      if math.floor(h / 256) % 8 == 0 then check[b] = true end
+      local t = adds[b]
+      t[#t + 1] = ARGV[j]
+      t[#t + 1] = ARGV[j + 1]
+    end
+    i = i + 3 * a
+    local biggest = 0
+    for _, b in ipairs(order) do
+      local key = waitKey(shop, level, b)
+      zadd(key, adds[b])
+      if check[b] then biggest = math.max(biggest, redis.call('ZCARD', key)) end
+    end
+    local r = tonumber(ARGV[i])
+    i = i + 1
+    local rems, rorder = {}, {}
+    for j = i, i + 2 * r - 1, 2 do
+      local b = math.floor(tonumber(ARGV[j + 1]) / width)
+      if not rems[b] then rems[b] = {}; rorder[#rorder + 1] = b end
+      local t = rems[b]
+      t[#t + 1] = ARGV[j]
+    end
+    i = i + 2 * r
+    for _, b in ipairs(rorder) do
+      local t = rems[b]
+      for k = 1, #t, 4000 do
+        redis.call('ZREM', waitKey(shop, level, b), unpack(t, k, math.min(k + 3999, #t)))
+      end
+    end
+    while biggest > zsetCompact and level < maxWaitLevel do
+      biggest = splitWaiting(shop, level)
+      level = level + 1
+      redis.call('HSET', base .. 'wl', shop, level)
+    end
+  end
 end
 
 n = tonumber(ARGV[i]); i = i + 1
@@ -209,7 +351,35 @@ if offset >= 0 then
   redis.call('SET', KEYS[2], ARGV[2])
 end
 
-local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+-- The partition's earliest timer. Index entries are read in order, a page
+-- at a time, and each is set to its bucket's first due (dropped with an
+-- empty bucket) until one is no earlier than the earliest due found: every
+-- later entry is at or below its bucket's first due, so none is earlier.
+-- Afterwards the index's first score is the earliest due, which load.lua
+-- reads.
 local nextDue = 0
-if first[2] then nextDue = tonumber(first[2]) end
+local fixed, gone, at = {}, {}, 0
+while true do
+  local page = redis.call('ZRANGE', KEYS[3], at, at + 15, 'WITHSCORES')
+  local done = #page == 0
+  for k = 1, #page, 2 do
+    local score = tonumber(page[k + 1])
+    if nextDue > 0 and score >= nextDue then done = true; break end
+    local got = redis.call('ZRANGE', base .. 'timers:' .. page[k], 0, 0, 'WITHSCORES')
+    if not got[1] then
+      gone[#gone + 1] = page[k]
+    else
+      local first = tonumber(got[2])
+      if first ~= score then
+        fixed[#fixed + 1] = got[2]
+        fixed[#fixed + 1] = page[k]
+      end
+      if nextDue == 0 or first < nextDue then nextDue = first end
+    end
+  end
+  if done then break end
+  at = at + 16
+end
+if #fixed > 0 then redis.call('ZADD', KEYS[3], unpack(fixed)) end
+if #gone > 0 then redis.call('ZREM', KEYS[3], unpack(gone)) end
 return {1, nextDue}

@@ -3,10 +3,16 @@
 --
 -- KEYS[1] <prefix>:{<scope>}:owner   fencing token of the owner
 -- KEYS[2] <prefix>:{<scope>}:offset  last applied input offset
--- KEYS[3] <prefix>:{<scope>}:timers  zset entity key -> due (Unix ms)
+-- KEYS[3] <prefix>:{<scope>}:timers:first  zset timer bucket -> at most its
+--                                          first due (buckets
+--                                          <prefix>:{<scope>}:timers:<bucket>,
+--                                          zset entity key -> due, see apply.lua)
+-- KEYS[4] <prefix>:{<scope>}:timers  the single timer set of earlier
+--                                    versions, moved into buckets here
 -- ARGV[1] token  the claimant's fencing token (its group generation)
 -- ARGV[2] force  "1" to take the partition over whatever token owns it (a
 --                recreated consumer group), "0" otherwise
+-- ARGV[3] base   "<prefix>:{<scope>}:", the start of the partition's keys
 --
 -- Returns {1, offset, nextDue} when claimed (offset -1 when nothing was
 -- applied, nextDue 0 when no timer is set), {0, owner} when a newer token
@@ -20,7 +26,78 @@ end
 -- token that vanished would let an older writer in.
 redis.call('SET', KEYS[1], ARGV[1])
 local offset = tonumber(redis.call('GET', KEYS[2])) or -1
-local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+
+-- fnv32 is layout.go's fnv32 (FNV-1a) in plain arithmetic, exact in
+-- doubles, as a number in [0, 2^32).
+local function fnv32(str)
+  local h = 2166136261
+  for k = 1, #str do
+    local c, low, x, p = string.byte(str, k), h % 256, 0, 1
+    for _ = 1, 8 do -- x = low xor c
+      if low % 2 ~= c % 2 then x = x + p end
+      low, c, p = math.floor(low / 2), math.floor(c / 2), p * 2
+    end
+    h = h - h % 256 + x
+    -- h * 16777619 = h * 2^24 + h * 403; only h's low byte survives 2^24.
+    h = ((h % 256) * 16777216 + h * 403) % 4294967296
+  end
+  return h
+end
+
+-- Timers of the single-set layout go to their buckets (the top 10 bits of
+-- the hash, timerBucketBits in layout.go), once.
+local old = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
+if #old > 0 then
+  local buckets, firsts = {}, {}
+  for k = 1, #old, 2 do
+    local b = math.floor(fnv32(old[k]) / 4194304) -- the top 10 bits
+    local t = buckets[b]
+    if not t then t = {}; buckets[b] = t end
+    t[#t + 1] = old[k + 1]
+    t[#t + 1] = old[k]
+  end
+  for b, t in pairs(buckets) do
+    for k = 1, #t, 4000 do
+      redis.call('ZADD', ARGV[3] .. 'timers:' .. b, unpack(t, k, math.min(k + 3999, #t)))
+    end
+    firsts[#firsts + 1] = t[1] -- the set was read in due order
+    firsts[#firsts + 1] = b
+  end
+  for k = 1, #firsts, 4000 do
+    redis.call('ZADD', KEYS[3], 'LT', unpack(firsts, k, math.min(k + 3999, #firsts)))
+  end
+  redis.call('DEL', KEYS[4])
+end
+
+-- The partition's earliest timer. Index entries are read in order, a page
+-- at a time, and each is set to its bucket's first due (dropped with an
+-- empty bucket) until one is no earlier than the earliest due found: every
+-- later entry is at or below its bucket's first due, so none is earlier.
+-- Afterwards the index's first score is the earliest due, which load.lua
+-- reads.
 local nextDue = 0
-if first[2] then nextDue = tonumber(first[2]) end
+local fixed, gone, at = {}, {}, 0
+while true do
+  local page = redis.call('ZRANGE', KEYS[3], at, at + 15, 'WITHSCORES')
+  local done = #page == 0
+  for k = 1, #page, 2 do
+    local score = tonumber(page[k + 1])
+    if nextDue > 0 and score >= nextDue then done = true; break end
+    local got = redis.call('ZRANGE', ARGV[3] .. 'timers:' .. page[k], 0, 0, 'WITHSCORES')
+    if not got[1] then
+      gone[#gone + 1] = page[k]
+    else
+      local first = tonumber(got[2])
+      if first ~= score then
+        fixed[#fixed + 1] = got[2]
+        fixed[#fixed + 1] = page[k]
+      end
+      if nextDue == 0 or first < nextDue then nextDue = first end
+    end
+  end
+  if done then break end
+  at = at + 16
+end
+if #fixed > 0 then redis.call('ZADD', KEYS[3], unpack(fixed)) end
+if #gone > 0 then redis.call('ZREM', KEYS[3], unpack(gone)) end
 return {1, offset, nextDue}
