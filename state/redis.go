@@ -229,12 +229,22 @@ func (r *Redis) Load(ctx context.Context, scope string, keys []string, dueBy int
 		return Loaded{}, r.fail("load", scope, fmt.Errorf("unexpected reply of %d elements", len(v)))
 	}
 	next, _ := v[0].(int64)
-	dueV, _ := v[1].([]any)
-	statesV, _ := v[2].([]any)
-	if len(statesV) != len(keys)+len(dueV) {
-		return Loaded{}, r.fail("load", scope, fmt.Errorf("reply has %d states for %d keys", len(statesV), len(keys)+len(dueV)))
+	out, err := loaded(keys, next, v[1], v[2])
+	if err != nil {
+		return Loaded{}, r.fail("load", scope, err)
 	}
-	out := Loaded{NextDue: next, States: make(map[string][]byte, len(statesV))}
+	return out, nil
+}
+
+// loaded reads load.lua's reply (and apply.lua's next load): the due keys,
+// then the states of keys followed by those of the due keys.
+func loaded(keys []string, nextDue int64, due, states any) (Loaded, error) {
+	dueV, _ := due.([]any)
+	statesV, _ := states.([]any)
+	if len(statesV) != len(keys)+len(dueV) {
+		return Loaded{}, fmt.Errorf("reply has %d states for %d keys", len(statesV), len(keys)+len(dueV))
+	}
+	out := Loaded{NextDue: nextDue, States: make(map[string][]byte, len(statesV))}
 	if len(dueV) > 0 {
 		out.Due = make([]string, len(dueV))
 		for i, d := range dueV {
@@ -279,6 +289,56 @@ func (r *Redis) Apply(ctx context.Context, scope string, b *Batch) (int64, error
 		return 0, fmt.Errorf("state: apply %s offset %d (applied %d): %w", scope, b.Offset, res[1], ErrStale)
 	}
 	return 0, r.fail("apply", scope, fmt.Errorf("unexpected reply %v", res))
+}
+
+// ApplyLoad implements Store: apply.lua with its next-load section, one
+// EVALSHA.
+func (r *Redis) ApplyLoad(ctx context.Context, scope string, b *Batch, next *LoadRequest) (Applied, error) {
+	if next == nil {
+		nextDue, err := r.Apply(ctx, scope, b)
+		return Applied{NextDue: nextDue}, err
+	}
+	base := r.base(scope)
+	keys := []string{base + "owner", base + "offset", base + "timers", base + "outbox", base + "outbox:lease", base + "shops"}
+	enc := encodeBatch(b, base, seconds(r.stateTTL), seconds(dayTTL))
+	enc.args = append(enc.args, next.DueBy, next.Limit, len(next.Keys))
+	for _, k := range next.Keys {
+		enc.args = append(enc.args, k)
+	}
+	v, err := applyScript.Run(ctx, r.client, keys, enc.args...).Slice()
+	enc.release()
+	if err != nil {
+		return Applied{}, r.fail("apply", scope, err)
+	}
+	if len(v) < 2 {
+		return Applied{}, r.fail("apply", scope, fmt.Errorf("unexpected reply %v", v))
+	}
+	code, _ := v[0].(int64)
+	arg, _ := v[1].(int64)
+	switch {
+	case code == replyFenced:
+		return Applied{}, fmt.Errorf("state: apply %s with token %d (owner %d): %w", scope, b.Token, arg, ErrFenced)
+	case code == replyStale:
+		return Applied{}, fmt.Errorf("state: apply %s offset %d (applied %d): %w", scope, b.Offset, arg, ErrStale)
+	case code != replyOK || len(v) != 5:
+		return Applied{}, r.fail("apply", scope, fmt.Errorf("unexpected reply %v", v))
+	}
+	l, err := loaded(next.Keys, arg, v[2], v[4])
+	if err != nil {
+		return Applied{}, r.fail("apply", scope, err)
+	}
+	dueAt, _ := v[3].([]any)
+	if len(dueAt) != len(l.Due) {
+		return Applied{}, r.fail("apply", scope, fmt.Errorf("reply has %d due times for %d due keys", len(dueAt), len(l.Due)))
+	}
+	out := Applied{NextDue: arg, Loaded: l}
+	if len(dueAt) > 0 {
+		out.DueAt = make([]int64, len(dueAt))
+		for i, d := range dueAt {
+			out.DueAt[i], _ = d.(int64)
+		}
+	}
+	return out, nil
 }
 
 // leaseEnd is now + lease in Unix ms, saturating instead of overflowing.
