@@ -96,7 +96,7 @@ func BenchmarkBatchBuild500(b *testing.B) {
 		w.items = append(w.items[:0], batches[k]...)
 		last := w.items[len(w.items)-1]
 		now := last.ev.TS.Add(-2 * time.Second)
-		if err := w.apply(ctx, now, now, last.offset, false); err != nil {
+		if err := w.apply(ctx, now, now, last.offset, false, nil); err != nil {
 			b.Fatal(err)
 		}
 		alerts += len(w.fx.Alerts)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -49,6 +50,55 @@ type worker struct {
 	items []item
 	dead  []DeadLetter
 	msgs  []kafka.Message
+	// decoded says items and dead already hold msgs, read ahead, and
+	// decodedLast their last offset.
+	decoded     bool
+	decodedLast int64
+
+	// following is the next batch when the reader already held it while
+	// this one was applied; ahead is what that apply read for it.
+	following records
+	ahead     *readAhead
+}
+
+// records is a fetched batch, decoded.
+type records struct {
+	msgs  []kafka.Message
+	items []item
+	dead  []DeadLetter
+	last  int64 // last offset past the applied one, -1 if none
+}
+
+// readAhead is what the store read for the following batch in the step
+// that applied the one before it: the states of its entities missing from
+// the cache (absent when the store had none) and the due timers.
+type readAhead struct {
+	keys   map[string]bool   // asked for
+	states map[string][]byte // found
+	due    []string
+	dueAt  []int64
+	dueBy  int64
+	limit  int
+}
+
+// dueFor returns the timers due at or before t, at most limit, as Load would
+// return them now, if the read ahead tells; ok is false when it does not.
+func (r *readAhead) dueFor(t int64, limit int) (keys []string, ok bool) {
+	switch {
+	case limit != r.limit:
+		return nil, false
+	case t <= r.dueBy:
+		// Earliest first: the ones due by t are a prefix.
+		n := 0
+		for n < len(r.due) && r.dueAt[n] <= t {
+			n++
+		}
+		return r.due[:n], true
+	case len(r.due) >= limit:
+		// The first limit timers, due before t as well.
+		return r.due, true
+	}
+	return nil, false
 }
 
 type item struct {
@@ -187,8 +237,15 @@ func (w *worker) start(ctx context.Context, assigned int64) error {
 }
 
 // fetch reads up to BatchSize records, waiting at most Tick for the first
-// and BatchWait for the rest.
+// and BatchWait for the rest; a batch read ahead is taken as it is.
 func (w *worker) fetch(ctx context.Context) {
+	if f := &w.following; len(f.msgs) > 0 {
+		w.msgs, f.msgs = f.msgs, w.msgs[:0]
+		w.items, f.items = f.items, w.items[:0]
+		w.dead, f.dead = f.dead, w.dead[:0]
+		w.decoded, w.decodedLast = true, f.last
+		return
+	}
 	w.msgs = w.msgs[:0]
 	first, cancel := context.WithTimeout(ctx, w.p.cfg.Tick)
 	msg, err := w.reader.FetchMessage(first)
@@ -211,18 +268,16 @@ func (w *worker) fetch(ctx context.Context) {
 	}
 }
 
-// step processes the fetched records (possibly none) and due timers.
-func (w *worker) step(ctx context.Context) error {
-	wall := w.p.now()
-	w.items = w.items[:0]
-	w.dead = w.dead[:0]
-	last := int64(-1)
-	for i := range w.msgs {
-		msg := &w.msgs[i]
-		if msg.Offset <= w.applied {
+// decode reads the records of msgs past offset applied into events and dead
+// letters, appended to r's, and sets r.last.
+func (w *worker) decode(r *records, applied int64, wall time.Time) {
+	r.last = -1
+	for i := range r.msgs {
+		msg := &r.msgs[i]
+		if msg.Offset <= applied {
 			continue // delivered again from before a rebalance
 		}
-		last = msg.Offset
+		r.last = msg.Offset
 		ref := msg.Time
 		if ref.IsZero() {
 			ref = wall
@@ -231,12 +286,29 @@ func (w *worker) step(ctx context.Context) error {
 		if err != nil {
 			var de *event.Error
 			errors.As(err, &de)
-			w.dead = append(w.dead, DeadLetter{Topic: w.topic, Partition: w.partition, Offset: msg.Offset,
+			r.dead = append(r.dead, DeadLetter{Topic: w.topic, Partition: w.partition, Offset: msg.Offset,
 				Key: msg.Key, Value: msg.Value, Reason: de.Reason, Detail: de.Detail})
 			continue
 		}
-		w.clock.Observe(ev.TS.Time)
-		w.items = append(w.items, item{ev: ev, offset: msg.Offset, key: ev.Key(w.stream)})
+		r.items = append(r.items, item{ev: ev, offset: msg.Offset, key: ev.Key(w.stream)})
+	}
+}
+
+// step processes the fetched records (possibly none) and due timers.
+func (w *worker) step(ctx context.Context) error {
+	wall := w.p.now()
+	last := w.decodedLast
+	if !w.decoded {
+		r := records{msgs: w.msgs, items: w.items[:0], dead: w.dead[:0]}
+		w.decode(&r, w.applied, wall)
+		w.items, w.dead, last = r.items, r.dead, r.last
+	}
+	w.decoded = false
+	// What the last apply read for this batch serves its first attempt only.
+	ahead := w.ahead
+	w.ahead = nil
+	for _, it := range w.items {
+		w.clock.Observe(it.ev.TS.Time)
 	}
 	if n := len(w.msgs); n > 0 {
 		lastMsg := w.msgs[n-1]
@@ -265,14 +337,19 @@ func (w *worker) step(ctx context.Context) error {
 	if len(w.items) == 0 && last < 0 && !due && len(w.acks) == 0 {
 		return nil
 	}
+	if w.behind && len(w.msgs) > 0 {
+		w.readAhead(ctx, max(w.applied, last), wall)
+	}
 	err := retry(ctx, w.log, "applying batch", func() error {
-		err := w.apply(ctx, now, wall, last, due)
+		err := w.apply(ctx, now, wall, last, due, ahead)
 		if err == nil || errors.Is(err, state.ErrFenced) {
 			return backoff.Permanent(err)
 		}
 		// The cached entities may hold this attempt's changes: forget them
-		// and start again from what the store has.
+		// and start again from what the store has. What was read ahead may
+		// predate this attempt's writes, if Redis applied it after all.
 		w.cache.Purge()
+		ahead = nil
 		w.p.metrics.RedisErrors.WithLabelValues("apply").Inc()
 		return err
 	})
@@ -285,18 +362,70 @@ func (w *worker) step(ctx context.Context) error {
 	return nil
 }
 
-func (w *worker) entity(key string) Entity {
-	if e, ok := w.cache.Get(key); ok {
-		return e
+// readAhead takes the records the reader already holds, up to a batch and
+// without waiting, as the following batch, decoded past offset applied.
+// Its clock observations wait until it is stepped.
+func (w *worker) readAhead(ctx context.Context, applied int64, wall time.Time) {
+	if w.reader == nil || w.handler == nil {
+		return
 	}
-	e := w.handler.New(key)
-	w.cache.Add(key, e)
-	return e
+	n := min(int(w.reader.Stats().QueueLength), w.p.cfg.BatchSize)
+	f := &w.following
+	f.msgs, f.items, f.dead = f.msgs[:0], f.items[:0], f.dead[:0]
+	if n == 0 {
+		return
+	}
+	// Queued records come at once; the deadline only bounds the unexpected.
+	ctx, cancel := context.WithTimeout(ctx, w.p.cfg.BatchWait)
+	defer cancel()
+	for range n {
+		// An error ends the batch, as in fetch.
+		msg, err := w.reader.FetchMessage(ctx)
+		if err != nil {
+			break
+		}
+		f.msgs = append(f.msgs, msg)
+		if msg.Offset+1 >= msg.HighWaterMark {
+			break // caught up: the batch ends here, as in fetch
+		}
+	}
+	w.decode(f, applied, wall)
+}
+
+// request is what the following batch will need from the store, given the
+// cache after this batch's rules: its entities not cached and the timers
+// that can be due when it is stepped (its clock cannot pass the largest
+// event time it holds while it is behind; when it catches up, the wall
+// clock a tick from now).
+func (w *worker) request(wall time.Time) *state.LoadRequest {
+	f := &w.following
+	if len(f.msgs) == 0 {
+		return nil
+	}
+	req := &state.LoadRequest{Limit: w.p.cfg.TimerBatch}
+	seen := make(map[string]bool, len(f.items))
+	for _, it := range f.items {
+		if !seen[it.key] {
+			seen[it.key] = true
+			if !w.cache.Contains(it.key) {
+				req.Keys = append(req.Keys, it.key)
+			}
+		}
+	}
+	c := w.clock
+	for _, it := range f.items {
+		c.Observe(it.ev.TS.Time)
+	}
+	lastMsg := f.msgs[len(f.msgs)-1]
+	req.DueBy = c.Advance(lastMsg.Offset+1 < lastMsg.HighWaterMark, wall.Add(w.p.cfg.Tick)).UnixMilli() - 1
+	return req
 }
 
 // apply runs the handler over the batch and the due timers and writes the
-// result in one store step.
-func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due bool) error {
+// result in one store step; ahead is what the previous step read for this
+// batch, if it did. With a following batch in hand, the same step reads
+// what that one needs.
+func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due bool, ahead *readAhead) error {
 	p := w.p
 	fx := &w.fx
 	fx.Reset()
@@ -307,20 +436,35 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 	// batch must not count twice.
 	duplicates := 0
 	if w.handler != nil {
+		// Stored states read for this batch, by this step or the last.
+		var stored map[string][]byte
 		var missing []string
-		seen := map[string]bool{}
+		// The batch's cached entities, held: the cache may evict them
+		// while the batch adds others.
+		held := map[string]Entity{}
 		for _, it := range w.items {
-			if !seen[it.key] {
-				seen[it.key] = true
-				if !w.cache.Contains(it.key) {
-					missing = append(missing, it.key)
-				}
+			if _, ok := held[it.key]; ok {
+				continue
+			}
+			e, ok := w.cache.Get(it.key)
+			held[it.key] = e
+			if !ok && (ahead == nil || !ahead.keys[it.key]) {
+				missing = append(missing, it.key)
 			}
 		}
 		var dueKeys []string
-		if len(missing) > 0 || due {
-			dueBy := int64(0)
+		loadDue := due
+		if ahead != nil {
+			stored = ahead.states
 			if due {
+				var ok bool
+				dueKeys, ok = ahead.dueFor(now.UnixMilli()-1, p.cfg.TimerBatch)
+				loadDue = !ok
+			}
+		}
+		if len(missing) > 0 || loadDue {
+			dueBy := int64(0)
+			if loadDue {
 				dueBy = now.UnixMilli() - 1
 			}
 			p.metrics.RedisRoundTrips.WithLabelValues("load").Inc()
@@ -328,31 +472,53 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 			if err != nil {
 				return err
 			}
-			for k, blob := range loaded.States {
-				e := w.handler.New(k)
-				if err := e.UnmarshalBinary(blob); err != nil {
-					// A state we cannot read is replaced by a fresh one; say so.
-					w.log.Error("stored state unreadable; starting it afresh", zap.String("key", k), zap.Error(err))
-					e = w.handler.New(k)
-				}
-				w.cache.Add(k, e)
+			if stored == nil {
+				stored = loaded.States
+			} else {
+				stored = maps.Clone(stored)
+				maps.Copy(stored, loaded.States)
 			}
-			dueKeys = loaded.Due
+			if loadDue {
+				dueKeys = loaded.Due
+			}
 			if !due {
 				w.nextDue = loaded.NextDue
 			}
 		}
 		dirty = make(map[string]Entity, len(w.items)+len(dueKeys))
+		// An entity already touched or held comes first: the cache may have
+		// evicted it since. The cache holds what the store holds.
+		entity := func(k string) Entity {
+			if e, ok := dirty[k]; ok {
+				return e
+			}
+			if e := held[k]; e != nil {
+				return e
+			}
+			if e, ok := w.cache.Get(k); ok {
+				return e
+			}
+			e := w.handler.New(k)
+			if blob, ok := stored[k]; ok {
+				if err := e.UnmarshalBinary(blob); err != nil {
+					// A state we cannot read is replaced by a fresh one; say so.
+					w.log.Error("stored state unreadable; starting it afresh", zap.String("key", k), zap.Error(err))
+					e = w.handler.New(k)
+				}
+			}
+			w.cache.Add(k, e)
+			return e
+		}
 
 		for _, it := range w.items {
-			e := w.entity(it.key)
+			e := entity(it.key)
 			if w.handler.Event(e, it.ev, fx) == detectors.Duplicate {
 				duplicates++
 			}
 			dirty[it.key] = e
 		}
 		for _, k := range dueKeys {
-			e := w.entity(k)
+			e := entity(k)
 			w.handler.Advance(e, now, fx)
 			dirty[k] = e
 		}
@@ -391,10 +557,23 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 		}
 		b.Outbox = append(b.Outbox, state.Delivery{Key: a.Key(), Payload: payload})
 	}
+	// One round trip either way: the reads for the following batch ride on
+	// this batch's apply.
+	var req *state.LoadRequest
+	if w.handler != nil {
+		req = w.request(wall)
+	}
 	p.metrics.RedisRoundTrips.WithLabelValues("apply").Inc()
-	nextDue, err := p.store.Apply(ctx, w.scope, b)
+	var applied state.Applied
+	var err error
+	if req != nil {
+		applied, err = p.store.ApplyLoad(ctx, w.scope, b, req)
+	} else {
+		applied.NextDue, err = p.store.Apply(ctx, w.scope, b)
+	}
 	if errors.Is(err, state.ErrStale) {
-		// Another step of this owner already wrote it: nothing to do.
+		// Another step of this owner already wrote it: nothing to do, and
+		// nothing was read for the following batch.
 		w.log.Warn("batch already applied", zap.Int64("offset", last))
 		w.cache.Purge()
 		w.acks = w.acks[:0]
@@ -403,7 +582,15 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 	if err != nil {
 		return err
 	}
-	w.nextDue = nextDue
+	w.nextDue = applied.NextDue
+	if req != nil {
+		keys := make(map[string]bool, len(req.Keys))
+		for _, k := range req.Keys {
+			keys[k] = true
+		}
+		w.ahead = &readAhead{keys: keys, states: applied.Loaded.States, due: applied.Loaded.Due,
+			dueAt: applied.DueAt, dueBy: req.DueBy, limit: req.Limit}
+	}
 	w.acks = w.acks[:0]
 	if len(w.items) > 0 {
 		p.metrics.Events.WithLabelValues(w.topic, "duplicate").Add(float64(duplicates))

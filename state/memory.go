@@ -106,7 +106,10 @@ func (m *Memory) Load(ctx context.Context, scope string, keys []string, dueBy in
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := m.scope(scope)
+	return m.scope(scope).load(keys, dueBy, limit), nil
+}
+
+func (s *memScope) load(keys []string, dueBy int64, limit int) Loaded {
 	out := Loaded{States: map[string][]byte{}}
 	for _, k := range keys {
 		if v, ok := s.states[k]; ok {
@@ -122,17 +125,39 @@ func (m *Memory) Load(ctx context.Context, scope string, keys []string, dueBy in
 		}
 	}
 	out.NextDue = s.nextDue()
-	return out, nil
+	return out
 }
 
 // Apply implements Store.
 func (m *Memory) Apply(ctx context.Context, scope string, b *Batch) (int64, error) {
+	a, err := m.ApplyLoad(ctx, scope, b, nil)
+	return a.NextDue, err
+}
+
+// ApplyLoad implements Store: the batch and the reads under one lock.
+func (m *Memory) ApplyLoad(ctx context.Context, scope string, b *Batch, next *LoadRequest) (Applied, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return Applied{}, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.scope(scope)
+	nextDue, err := s.apply(scope, b)
+	if err != nil || next == nil {
+		return Applied{NextDue: nextDue}, err
+	}
+	out := Applied{NextDue: nextDue, Loaded: s.load(next.Keys, next.DueBy, next.Limit)}
+	if len(out.Loaded.Due) > 0 {
+		out.DueAt = make([]int64, len(out.Loaded.Due))
+		for i, k := range out.Loaded.Due {
+			out.DueAt[i] = s.timers[k]
+		}
+	}
+	return out, nil
+}
+
+// apply writes b into s, as apply.lua does.
+func (s *memScope) apply(scope string, b *Batch) (int64, error) {
 	if s.fenced(b.Token) {
 		return 0, fmt.Errorf("state: apply %s with token %d (owner %d): %w", scope, b.Token, s.owner, ErrFenced)
 	}

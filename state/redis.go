@@ -39,6 +39,8 @@ const maxOutboxLimit = 4000
 var (
 	//go:embed lua/claim.lua
 	claimLua string
+	//go:embed lua/due.lua
+	dueLua string
 	//go:embed lua/load.lua
 	loadLua string
 	//go:embed lua/apply.lua
@@ -51,8 +53,8 @@ var (
 	releaseLua string
 
 	claimScript   = redis.NewScript(claimLua)
-	loadScript    = redis.NewScript(loadLua)
-	applyScript   = redis.NewScript(applyLua)
+	loadScript    = redis.NewScript(dueLua + loadLua)
+	applyScript   = redis.NewScript(dueLua + applyLua)
 	outboxScript  = redis.NewScript(outboxLua)
 	leaseScript   = redis.NewScript(leaseLua)
 	releaseScript = redis.NewScript(releaseLua)
@@ -250,12 +252,22 @@ func (r *Redis) Load(ctx context.Context, scope string, keys []string, dueBy int
 		return Loaded{}, r.fail("load", scope, fmt.Errorf("unexpected reply of %d elements", len(v)))
 	}
 	next, _ := v[0].(int64)
-	dueV, _ := v[1].([]any)
-	statesV, _ := v[2].([]any)
-	if len(statesV) != len(keys)+len(dueV) {
-		return Loaded{}, r.fail("load", scope, fmt.Errorf("reply has %d states for %d keys", len(statesV), len(keys)+len(dueV)))
+	out, err := loaded(keys, next, v[1], v[2])
+	if err != nil {
+		return Loaded{}, r.fail("load", scope, err)
 	}
-	out := Loaded{NextDue: next, States: make(map[string][]byte, len(statesV))}
+	return out, nil
+}
+
+// loaded reads load.lua's reply (and apply.lua's next load): the due keys,
+// then the states of keys followed by those of the due keys.
+func loaded(keys []string, nextDue int64, due, states any) (Loaded, error) {
+	dueV, _ := due.([]any)
+	statesV, _ := states.([]any)
+	if len(statesV) != len(keys)+len(dueV) {
+		return Loaded{}, fmt.Errorf("reply has %d states for %d keys", len(statesV), len(keys)+len(dueV))
+	}
+	out := Loaded{NextDue: nextDue, States: make(map[string][]byte, len(statesV))}
 	if len(dueV) > 0 {
 		out.Due = make([]string, len(dueV))
 		for i, d := range dueV {
@@ -280,6 +292,13 @@ func (r *Redis) Load(ctx context.Context, scope string, keys []string, dueBy int
 
 // Apply implements Store. The whole batch is one EVALSHA.
 func (r *Redis) Apply(ctx context.Context, scope string, b *Batch) (int64, error) {
+	a, err := r.ApplyLoad(ctx, scope, b, nil)
+	return a.NextDue, err
+}
+
+// ApplyLoad implements Store: apply.lua, with its next-load section when
+// next is set; one EVALSHA.
+func (r *Redis) ApplyLoad(ctx context.Context, scope string, b *Batch, next *LoadRequest) (Applied, error) {
 	base := r.base(scope)
 	keys := []string{base + "owner", base + "offset", base + "timers:first", base + "outbox", base + "outbox:lease", base + "shops"}
 	now := time.Now()
@@ -295,26 +314,51 @@ func (r *Redis) Apply(ctx context.Context, scope string, b *Batch) (int64, error
 		expire = append(expire, k)
 		return true
 	})
-	res, err := applyScript.Run(ctx, r.client, keys, enc.args...).Int64Slice()
+	if next != nil {
+		enc.args = append(enc.args, next.DueBy, next.Limit, len(next.Keys))
+		for _, k := range next.Keys {
+			enc.args = append(enc.args, k)
+		}
+	}
+	v, err := applyScript.Run(ctx, r.client, keys, enc.args...).Slice()
 	enc.release()
 	if err != nil {
-		return 0, r.fail("apply", scope, err)
+		return Applied{}, r.fail("apply", scope, err)
 	}
-	if len(res) != 2 {
-		return 0, r.fail("apply", scope, fmt.Errorf("unexpected reply %v", res))
+	if len(v) < 2 {
+		return Applied{}, r.fail("apply", scope, fmt.Errorf("unexpected reply %v", v))
 	}
-	switch res[0] {
-	case replyOK:
-		if len(expire) > 0 {
-			r.expiredAt(expire, now)
+	code, _ := v[0].(int64)
+	arg, _ := v[1].(int64)
+	switch {
+	case code == replyFenced:
+		return Applied{}, fmt.Errorf("state: apply %s with token %d (owner %d): %w", scope, b.Token, arg, ErrFenced)
+	case code == replyStale:
+		return Applied{}, fmt.Errorf("state: apply %s offset %d (applied %d): %w", scope, b.Offset, arg, ErrStale)
+	case code != replyOK || next == nil && len(v) != 2 || next != nil && len(v) != 5:
+		return Applied{}, r.fail("apply", scope, fmt.Errorf("unexpected reply %v", v))
+	}
+	if len(expire) > 0 {
+		r.expiredAt(expire, now)
+	}
+	out := Applied{NextDue: arg}
+	if next == nil {
+		return out, nil
+	}
+	if out.Loaded, err = loaded(next.Keys, arg, v[2], v[4]); err != nil {
+		return Applied{}, r.fail("apply", scope, err)
+	}
+	dueAt, _ := v[3].([]any)
+	if len(dueAt) != len(out.Loaded.Due) {
+		return Applied{}, r.fail("apply", scope, fmt.Errorf("reply has %d due times for %d due keys", len(dueAt), len(out.Loaded.Due)))
+	}
+	if len(dueAt) > 0 {
+		out.DueAt = make([]int64, len(dueAt))
+		for i, d := range dueAt {
+			out.DueAt[i], _ = d.(int64)
 		}
-		return res[1], nil
-	case replyFenced:
-		return 0, fmt.Errorf("state: apply %s with token %d (owner %d): %w", scope, b.Token, res[1], ErrFenced)
-	case replyStale:
-		return 0, fmt.Errorf("state: apply %s offset %d (applied %d): %w", scope, b.Offset, res[1], ErrStale)
 	}
-	return 0, r.fail("apply", scope, fmt.Errorf("unexpected reply %v", res))
+	return out, nil
 }
 
 // expiredAt records that the day hashes keys were given their TTL at now,

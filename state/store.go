@@ -77,6 +77,30 @@ type Loaded struct {
 	NextDue int64
 }
 
+// LoadRequest is a Load run by ApplyLoad in the same atomic step as a
+// batch, after its writes: the reads the next batch will need.
+type LoadRequest struct {
+	// Keys are the entities whose states are wanted.
+	Keys []string
+	// DueBy and Limit ask for the entities whose timers are due at or
+	// before DueBy (Unix ms), at most Limit of them, as Load's do.
+	DueBy int64
+	Limit int
+}
+
+// Applied is what ApplyLoad wrote and read.
+type Applied struct {
+	// NextDue is the earliest timer of the partition after the batch (Unix
+	// ms), 0 if none.
+	NextDue int64
+	// Loaded is what Load would have read right after the batch; empty
+	// without a request.
+	Loaded Loaded
+	// DueAt holds the due time (Unix ms) of each of Loaded.Due, so a caller
+	// whose "now" turns out earlier than DueBy can tell which are due.
+	DueAt []int64
+}
+
 // Claimed is what Claim found.
 type Claimed struct {
 	// Offset is the last applied offset, -1 when nothing was ever applied.
@@ -115,6 +139,10 @@ type Store interface {
 	// Apply writes the batch atomically after checking the token and the
 	// offset. It returns the partition's earliest timer afterwards (0 if none).
 	Apply(ctx context.Context, scope string, b *Batch) (nextDue int64, err error)
+	// ApplyLoad is Apply followed, in the same atomic step, by the reads of
+	// next (none when nil): one round trip where Apply and Load take two.
+	// When the batch is fenced or stale nothing is written or read.
+	ApplyLoad(ctx context.Context, scope string, b *Batch, next *LoadRequest) (Applied, error)
 	// Outbox returns records whose lease ended at or before now, at most
 	// limit, and leases them again until now + lease.
 	Outbox(ctx context.Context, scope string, token int64, now int64, lease time.Duration, limit int) ([]Delivery, error)

@@ -195,6 +195,81 @@ var storeCases = []struct {
 			t.Fatalf("next due with no timers = %d, want 0", next)
 		}
 	}},
+	{"apply with a next load reads what a load after it would", func(t *testing.T, s Store) {
+		ctx := context.Background()
+		claim(t, s, "chat.0", 1)
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 1,
+			States: map[string][]byte{"a": []byte("A1"), "b": []byte("B1"), "c": []byte("C1"), "d": []byte("D1")},
+			Timers: map[string]int64{"a": 300, "b": 100, "c": 200, "d": 900}})
+		// The reads see the batch's writes: b deleted, a and n written, d's
+		// timer moved ahead of c, n's set, b's removed.
+		b := &Batch{Token: 1, Offset: 2,
+			States: map[string][]byte{"a": []byte("A2"), "b": nil, "n": []byte("N2")},
+			Timers: map[string]int64{"b": 0, "d": 150, "n": 250}}
+		req := &LoadRequest{Keys: []string{"a", "b", "n", "x"}, DueBy: 250, Limit: 3}
+		got, err := s.ApplyLoad(ctx, "chat.0", b, req)
+		if err != nil {
+			t.Fatalf("ApplyLoad: %v", err)
+		}
+		want := Applied{NextDue: 150, DueAt: []int64{150, 200, 250}, Loaded: Loaded{NextDue: 150,
+			States: map[string][]byte{"a": []byte("A2"), "n": []byte("N2"), "c": []byte("C1"), "d": []byte("D1")},
+			Due:    []string{"d", "c", "n"}}}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("ApplyLoad:\n got  %+v\n want %+v", got, want)
+		}
+		if l := load(t, s, "chat.0", req.Keys, req.DueBy, req.Limit); !reflect.DeepEqual(got.Loaded, l) {
+			t.Fatalf("ApplyLoad read %+v, a Load after it %+v", got.Loaded, l)
+		}
+		if c := claim(t, s, "chat.0", 1); c != (Claimed{Offset: 2, NextDue: 150}) {
+			t.Fatalf("claim after ApplyLoad = %+v, want offset 2, next due 150", c)
+		}
+		reqs := []struct {
+			next *LoadRequest
+			want Applied
+		}{
+			{&LoadRequest{DueBy: 1000, Limit: 2}, Applied{NextDue: 150, DueAt: []int64{150, 200},
+				Loaded: Loaded{NextDue: 150, Due: []string{"d", "c"}, States: map[string][]byte{"c": []byte("C1"), "d": []byte("D1")}}}},
+			{&LoadRequest{Keys: []string{"c"}, DueBy: 149, Limit: 10}, Applied{NextDue: 150,
+				Loaded: Loaded{NextDue: 150, States: map[string][]byte{"c": []byte("C1")}}}},
+			{&LoadRequest{Keys: []string{"a"}, DueBy: 1000, Limit: 0}, Applied{NextDue: 150,
+				Loaded: Loaded{NextDue: 150, States: map[string][]byte{"a": []byte("A2")}}}},
+			{nil, Applied{NextDue: 150}},
+		}
+		for i, r := range reqs {
+			// A timer sweep's batch: never stale, writes nothing here.
+			got, err := s.ApplyLoad(ctx, "chat.0", &Batch{Token: 1, Offset: -1}, r.next)
+			if err != nil {
+				t.Fatalf("ApplyLoad %d: %v", i, err)
+			}
+			if !reflect.DeepEqual(got, r.want) {
+				t.Errorf("ApplyLoad %d (%+v):\n got  %+v\n want %+v", i, r.next, got, r.want)
+			}
+			if r.next == nil {
+				continue
+			}
+			if l := load(t, s, "chat.0", r.next.Keys, r.next.DueBy, r.next.Limit); !reflect.DeepEqual(got.Loaded, l) {
+				t.Errorf("ApplyLoad %d read %+v, a Load after it %+v", i, got.Loaded, l)
+			}
+		}
+	}},
+	{"apply with a next load, fenced or stale, writes and reads nothing", func(t *testing.T, s Store) {
+		ctx := context.Background()
+		claim(t, s, "chat.0", 1)
+		apply(t, s, "chat.0", fullBatch(1, 10))
+		before := snapshot(t, s, "chat.0")
+		req := &LoadRequest{Keys: []string{"c1"}, DueBy: 1 << 50, Limit: 10}
+		got, err := s.ApplyLoad(ctx, "chat.0", fullBatch(0, 11), req)
+		if !errors.Is(err, ErrFenced) || !reflect.DeepEqual(got, Applied{}) {
+			t.Fatalf("fenced ApplyLoad = %+v, %v; want nothing and ErrFenced", got, err)
+		}
+		got, err = s.ApplyLoad(ctx, "chat.0", fullBatch(1, 10), req)
+		if !errors.Is(err, ErrStale) || !reflect.DeepEqual(got, Applied{}) {
+			t.Fatalf("stale ApplyLoad = %+v, %v; want nothing and ErrStale", got, err)
+		}
+		if after := snapshot(t, s, "chat.0"); !reflect.DeepEqual(before, after) {
+			t.Fatalf("fenced and stale ApplyLoad changed the state:\nbefore %+v\nafter  %+v", before, after)
+		}
+	}},
 	{"outbox leases and acks", func(t *testing.T, s Store) {
 		ctx := context.Background()
 		claim(t, s, "chat.0", 1)

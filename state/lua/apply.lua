@@ -42,7 +42,13 @@
 -- rather than passed in KEYS (a batch has hundreds): they share the scope's
 -- hash tag, so they live in KEYS[1]'s cluster slot.
 --
--- Returns {1, nextDue} when written (nextDue 0 when no timer is set),
+-- An optional last section, after all of the above, asks for the next
+-- batch's reads, done after this batch's writes as load.lua does them:
+--   next load       dueBy, limit, n, n x entity key
+--
+-- Returns {1, nextDue} when written (nextDue 0 when no timer is set), and
+-- with a next load {1, nextDue, {due entity keys, earliest first}, {their
+-- due times}, {states}}, states as load.lua returns them;
 -- {0, owner} when a newer token owns the partition, {2, offset} when the
 -- batch's offset was applied already. Nothing is written unless 1.
 local token = tonumber(ARGV[1])
@@ -382,4 +388,23 @@ while true do
 end
 if #fixed > 0 then redis.call('ZADD', KEYS[3], unpack(fixed)) end
 if #gone > 0 then redis.call('ZREM', KEYS[3], unpack(gone)) end
+
+-- The next batch's reads, in the same slot and after this batch's writes,
+-- so that batch needs no round trip of its own.
+if i <= #ARGV then
+  local dueBy = tonumber(ARGV[i])
+  local limit = tonumber(ARGV[i + 1])
+  n = tonumber(ARGV[i + 2])
+  i = i + 3
+  local due, dueAt = dueTimers(KEYS[3], base, dueBy, limit)
+  local keys = {}
+  for j = i, i + n - 1 do keys[#keys + 1] = base .. 'c:' .. ARGV[j] end
+  for j = 1, #due do keys[#keys + 1] = base .. 'c:' .. due[j] end
+  local states = {}
+  for j = 1, #keys, 1000 do
+    local got = redis.call('MGET', unpack(keys, j, math.min(j + 999, #keys)))
+    for k = 1, #got do states[#states + 1] = got[k] end
+  end
+  return {1, nextDue, due, dueAt, states}
+end
 return {1, nextDue}

@@ -1,5 +1,5 @@
 -- load.lua reads entity states, and the entities whose timers are due with
--- their states, in one step. It writes nothing.
+-- their states, in one step. It writes nothing. due.lua comes before it.
 --
 -- KEYS[1] <prefix>:{<scope>}:timers:first  zset timer bucket -> at most its
 --                                          first due (see apply.lua)
@@ -16,35 +16,7 @@ local base = ARGV[1]
 local dueBy = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 
--- before orders timers by due, then key, as one sorted set would.
-local function before(x, y)
-  if x[1] ~= y[1] then return x[1] < y[1] end
-  return x[2] < y[2]
-end
-
--- The buckets come by their index entry, which is at most their first
--- due: once limit timers are found, a bucket whose entry is later than
--- the last of them holds none that would be read.
-local due = {}
-if dueBy > 0 and limit > 0 then
-  local found, cut = {}, math.huge
-  local buckets = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', dueBy, 'WITHSCORES')
-  for b = 1, #buckets, 2 do
-    if tonumber(buckets[b + 1]) > cut then break end
-    local got = redis.call('ZRANGEBYSCORE', base .. 'timers:' .. buckets[b], '-inf', dueBy,
-      'WITHSCORES', 'LIMIT', 0, limit)
-    for k = 1, #got, 2 do found[#found + 1] = {tonumber(got[k + 1]), got[k]} end
-    if #found >= 2 * limit then -- trimmed now and then: sorting is not free
-      table.sort(found, before)
-      local kept = {}
-      for k = 1, limit do kept[k] = found[k] end
-      found = kept
-      cut = found[limit][1]
-    end
-  end
-  table.sort(found, before)
-  for k = 1, math.min(#found, limit) do due[k] = found[k][2] end
-end
+local due = dueTimers(KEYS[1], base, dueBy, limit)
 
 local keys = {}
 for i = 4, #ARGV do keys[#keys + 1] = base .. 'c:' .. ARGV[i] end

@@ -1,0 +1,129 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/sim"
+)
+
+// A backlog of many small batches, with more buyers than the entity cache
+// holds, is read with one Redis round trip per batch: each batch's states
+// and due timers are read by the apply of the batch before it. The figures
+// and alerts are still those of the offline replay, which reads nothing
+// ahead.
+func TestBacklogReadsAheadInTheApply(t *testing.T) {
+	var recs []sim.Record
+	if err := sim.Generate(sim.Options{Seed: 7, Shops: 4, Agents: 3, Rate: 4, Start: sh("09:00:00"), End: sh("11:00:00"),
+		Location: shanghai}, func(r sim.Record) error {
+		recs = append(recs, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	chat := 0
+	for _, r := range recs {
+		if r.Topic == event.Chat {
+			chat++
+		}
+	}
+	at := sh("11:10:00")
+	e := newEnv(t)
+	cfg := testConfig(t, e.broker, e.redis, "g1")
+	cfg.Shops = nil
+	// Many batches per partition, and batches whose buyers are mostly not
+	// cached: without reading ahead nearly every batch needs a load.
+	cfg.Kafka.BatchSize = 20
+	cfg.Redis.CacheEntries = 16
+
+	res, err := Replay(context.Background(), cfg, func(fn func(event.Stream, string, []byte) error) error {
+		var buf []byte
+		for _, r := range recs {
+			buf = sim.AppendEvent(buf[:0], &r.Event)
+			if err := fn(r.Topic, r.Key, buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, at, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Alerts) == 0 {
+		t.Fatal("the simulated day fires no alert")
+	}
+	want := gaugesOf(res.Shops)
+
+	w := sim.NewWriter(e.broker)
+	p := sim.NewProducer(context.Background(), w, sim.DefaultTopics)
+	for _, r := range recs {
+		if err := p.Emit(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	r := start(t, cfg, &fakeClock{t: at}, "live")
+	var m map[string]float64
+	eventually(t, 60*time.Second, "live figures equal replay", func() error {
+		m = scrape(t, r.app.Addr())
+		applied := m["replywatch_events_total{result=applied,topic=cs.chat}"] + m["replywatch_events_total{result=duplicate,topic=cs.chat}"]
+		if applied != float64(chat) {
+			return fmt.Errorf("%v of %d chat events read", applied, chat)
+		}
+		return expectFigures(m, want)
+	})
+	eventually(t, 10*time.Second, "alerts", func() error {
+		live, err := outcome(readAlerts(t, e.broker))
+		if err != nil {
+			return err
+		}
+		replayed, err := outcome(res.Alerts)
+		if err != nil {
+			return err
+		}
+		if len(replayed) == 0 {
+			return errors.New("no alerts replayed")
+		}
+		return sameOutcome(live, replayed)
+	})
+
+	batches := batchesWithRecords(t, r.app)
+	loads := m["replywatch_redis_round_trips_total{op=load}"]
+	applies := m["replywatch_redis_round_trips_total{op=apply}"]
+	t.Logf("%d chat events, %v batches with records: %v apply and %v load round trips", chat, batches, applies, loads)
+	if batches < 100 {
+		t.Fatalf("only %v batches: the backlog does not exercise reading ahead", batches)
+	}
+	if applies < batches {
+		t.Fatalf("%v applies for %v batches", applies, batches)
+	}
+	// Each of the 8 input partitions loads for its first batch, which
+	// nothing was read for, and for the timers due once it caught up; a
+	// few batches more may find the reader's queue empty.
+	if limit := 2*8 + batches/20; loads > limit {
+		t.Fatalf("%v load round trips for %v batches, want at most %v", loads, batches, limit)
+	}
+}
+
+// batchesWithRecords is the count of the replica's batch size histogram.
+func batchesWithRecords(t *testing.T, a *App) float64 {
+	t.Helper()
+	fams, err := a.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == "replywatch_batch_records" && len(f.Metric) == 1 {
+			return float64(f.Metric[0].GetHistogram().GetSampleCount())
+		}
+	}
+	t.Fatal("no replywatch_batch_records histogram")
+	return 0
+}
