@@ -486,6 +486,12 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 			}
 		}
 		dirty = make(map[string]Entity, len(w.items)+len(dueKeys))
+		// Entities with a timer in the store before the batch: only theirs
+		// are removed when they end with none (a ZREM per entity otherwise).
+		hadTimer := make(map[string]bool, len(dueKeys))
+		for _, k := range dueKeys {
+			hadTimer[k] = true
+		}
 		// An entity already touched or held comes first: the cache may have
 		// evicted it since. The cache holds what the store holds.
 		entity := func(k string) Entity {
@@ -504,23 +510,30 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 					// A state we cannot read is replaced by a fresh one; say so.
 					w.log.Error("stored state unreadable; starting it afresh", zap.String("key", k), zap.Error(err))
 					e = w.handler.New(k)
+					hadTimer[k] = true // it may have one in the store
 				}
 			}
 			w.cache.Add(k, e)
 			return e
 		}
 
+		touch := func(k string) Entity {
+			e := entity(k)
+			if _, ok := dirty[k]; !ok {
+				if _, had := w.handler.NextDue(e); had {
+					hadTimer[k] = true
+				}
+				dirty[k] = e
+			}
+			return e
+		}
 		for _, it := range w.items {
-			e := entity(it.key)
-			if w.handler.Event(e, it.ev, fx) == detectors.Duplicate {
+			if w.handler.Event(touch(it.key), it.ev, fx) == detectors.Duplicate {
 				duplicates++
 			}
-			dirty[it.key] = e
 		}
 		for _, k := range dueKeys {
-			e := entity(k)
-			w.handler.Advance(e, now, fx)
-			dirty[k] = e
+			w.handler.Advance(touch(k), now, fx)
 		}
 		b.States = make(map[string][]byte, len(dirty))
 		b.Timers = make(map[string]int64, len(dirty))
@@ -536,7 +549,9 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 				return err
 			}
 			b.States[k] = blob
-			b.Timers[k] = 0
+			if hadTimer[k] {
+				b.Timers[k] = 0
+			}
 			if ok {
 				b.Timers[k] = d.UnixMilli()
 			}
