@@ -337,8 +337,16 @@ func (w *worker) step(ctx context.Context) error {
 	if len(w.items) == 0 && last < 0 && !due && len(w.acks) == 0 {
 		return nil
 	}
-	if w.behind && len(w.msgs) > 0 {
-		w.readAhead(ctx, max(w.applied, last), wall)
+	if len(w.msgs) > 0 {
+		// While behind, the next records are already queued. Caught up,
+		// the next ones usually arrive within a few milliseconds: waiting
+		// up to BatchWait for them lets this apply read for them as well,
+		// one Redis round trip per batch instead of a load and an apply.
+		wait := w.p.cfg.BatchWait
+		if w.behind {
+			wait = 0
+		}
+		w.readAhead(ctx, max(w.applied, last), wall, wait)
 	}
 	err := retry(ctx, w.log, "applying batch", func() error {
 		err := w.apply(ctx, now, wall, last, due, ahead)
@@ -362,17 +370,31 @@ func (w *worker) step(ctx context.Context) error {
 	return nil
 }
 
-// readAhead takes the records the reader already holds, up to a batch and
-// without waiting, as the following batch, decoded past offset applied.
-// Its clock observations wait until it is stepped.
-func (w *worker) readAhead(ctx context.Context, applied int64, wall time.Time) {
+// readAhead takes the records the reader already holds, up to a batch, as
+// the following batch, decoded past offset applied; when it holds none, it
+// waits up to wait for the first. Its clock observations wait until it is
+// stepped.
+func (w *worker) readAhead(ctx context.Context, applied int64, wall time.Time, wait time.Duration) {
 	if w.reader == nil || w.handler == nil {
 		return
 	}
 	n := min(int(w.reader.Stats().QueueLength), w.p.cfg.BatchSize)
 	f := &w.following
 	f.msgs, f.items, f.dead = f.msgs[:0], f.items[:0], f.dead[:0]
-	if n == 0 {
+	if n == 0 && wait > 0 {
+		first, cancel := context.WithTimeout(ctx, wait)
+		msg, err := w.reader.FetchMessage(first)
+		cancel()
+		if err != nil {
+			return
+		}
+		f.msgs = append(f.msgs, msg)
+		n = 0
+		if msg.Offset+1 < msg.HighWaterMark {
+			n = min(int(w.reader.Stats().QueueLength), w.p.cfg.BatchSize-1)
+		}
+	}
+	if n == 0 && len(f.msgs) == 0 {
 		return
 	}
 	// Queued records come at once; the deadline only bounds the unexpected.
