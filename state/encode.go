@@ -41,7 +41,11 @@ func (e *batchEnc) release() {
 // (one per day, one for current counters), so each hash is one read and
 // one write; waiting-set changes are reduced to each buyer's last one, which
 // is what applying them in order leaves.
-func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64, expire func(day string) bool) *batchEnc {
+//
+// need tells whether the partition's Redis needs a write this writer made
+// recently: "d:<day>" the day hash's TTL, "s:<shop>" the shop's entry in the
+// set of shops; it answers false for those it may skip.
+func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64, need func(what string) bool) *batchEnc {
 	e := encPool.Get().(*batchEnc)
 	a := e.args[:0]
 	a = append(a, b.Token, b.Offset, base, stateTTL, dayTTL, leaseEnd(b.Now, b.Lease))
@@ -79,7 +83,7 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64, expire func(day 
 		suffix, ttl := "n", 0
 		if day != "" {
 			suffix = "d:" + day
-			if expire(day) {
+			if need(suffix) {
 				ttl = 1
 			}
 		}
@@ -147,9 +151,13 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64, expire func(day 
 		}
 	}
 
-	a = append(a, len(e.shops))
+	shops := len(a)
+	a = append(a, 0)
 	for _, s := range e.shops {
-		a = append(a, s)
+		if need("s:" + s) {
+			a = append(a, s)
+			a[shops] = a[shops].(int) + 1
+		}
 	}
 
 	a = append(a, len(b.Outbox))

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,10 +29,11 @@ const (
 // enough not to pile up.
 const dayTTL = 4 * 24 * time.Hour
 
-// dayTTLRefresh is how often a writer gives a day's counter hash its TTL
-// again: once per hash and refresh instead of an EXPIRE in every batch,
-// and within this long a TTL lost with Redis data is back.
-const dayTTLRefresh = time.Hour
+// rewriteAfter is how long a writer skips the writes that only need doing
+// once (a day hash's TTL, a shop's entry in the set of shops) after making
+// them: once per hour instead of in every batch. Claiming a partition, or
+// finding its owner key gone (Redis lost its data), starts them afresh.
+const rewriteAfter = time.Hour
 
 // maxOutboxLimit keeps one outbox read within what Lua can unpack at once.
 const maxOutboxLimit = 4000
@@ -158,16 +160,16 @@ type Redis struct {
 	prefix   string
 	stateTTL time.Duration
 
-	// expired holds when this writer last gave each scope's day hash its
-	// TTL ("<scope> <day>").
+	// written holds, per scope, when this writer last made each write it
+	// may skip for a while (see encodeBatch's need).
 	mu      sync.Mutex
-	expired map[string]time.Time
+	written map[string]map[string]time.Time
 }
 
 // NewRedis keeps state in client under keys starting with prefix; entity
 // states expire stateTTL after their last write (never when 0).
 func NewRedis(client redis.UniversalClient, prefix string, stateTTL time.Duration) *Redis {
-	return &Redis{client: client, prefix: prefix, stateTTL: stateTTL, expired: map[string]time.Time{}}
+	return &Redis{client: client, prefix: prefix, stateTTL: stateTTL, written: map[string]map[string]time.Time{}}
 }
 
 var _ Store = (*Redis)(nil)
@@ -213,6 +215,7 @@ func (r *Redis) Takeover(ctx context.Context, scope string, token int64) (Claime
 }
 
 func (r *Redis) claim(ctx context.Context, scope string, token int64, force string) (Claimed, error) {
+	r.forget(scope)
 	b := r.base(scope)
 	res, err := claimScript.Run(ctx, r.client, []string{b + "owner", b + "offset", b + "timers:first", b + "timers"},
 		token, force, b).Int64Slice()
@@ -302,16 +305,16 @@ func (r *Redis) ApplyLoad(ctx context.Context, scope string, b *Batch, next *Loa
 	base := r.base(scope)
 	keys := []string{base + "owner", base + "offset", base + "timers:first", base + "outbox", base + "outbox:lease", base + "shops"}
 	now := time.Now()
-	var expire []string
-	enc := encodeBatch(b, base, seconds(r.stateTTL), seconds(dayTTL), func(day string) bool {
-		k := scope + " " + day
+	var made, skipped []string
+	enc := encodeBatch(b, base, seconds(r.stateTTL), seconds(dayTTL), func(what string) bool {
 		r.mu.Lock()
-		at, ok := r.expired[k]
+		at, ok := r.written[scope][what]
 		r.mu.Unlock()
-		if ok && now.Sub(at) < dayTTLRefresh {
+		if ok && now.Sub(at) < rewriteAfter {
+			skipped = append(skipped, what)
 			return false
 		}
-		expire = append(expire, k)
+		made = append(made, what)
 		return true
 	})
 	if next != nil {
@@ -335,20 +338,25 @@ func (r *Redis) ApplyLoad(ctx context.Context, scope string, b *Batch, next *Loa
 		return Applied{}, fmt.Errorf("state: apply %s with token %d (owner %d): %w", scope, b.Token, arg, ErrFenced)
 	case code == replyStale:
 		return Applied{}, fmt.Errorf("state: apply %s offset %d (applied %d): %w", scope, b.Offset, arg, ErrStale)
-	case code != replyOK || next == nil && len(v) != 2 || next != nil && len(v) != 5:
+	case code != replyOK || next == nil && len(v) != 3 || next != nil && len(v) != 6:
 		return Applied{}, r.fail("apply", scope, fmt.Errorf("unexpected reply %v", v))
 	}
-	if len(expire) > 0 {
-		r.expiredAt(expire, now)
+	if lost, _ := v[2].(int64); lost == 1 {
+		r.forget(scope)
+		if err := r.redo(ctx, scope, skipped); err != nil {
+			return Applied{}, err
+		}
+	} else if len(made) > 0 {
+		r.wrote(scope, made, now)
 	}
 	out := Applied{NextDue: arg}
 	if next == nil {
 		return out, nil
 	}
-	if out.Loaded, err = loaded(next.Keys, arg, v[2], v[4]); err != nil {
+	if out.Loaded, err = loaded(next.Keys, arg, v[3], v[5]); err != nil {
 		return Applied{}, r.fail("apply", scope, err)
 	}
-	dueAt, _ := v[3].([]any)
+	dueAt, _ := v[4].([]any)
 	if len(dueAt) != len(out.Loaded.Due) {
 		return Applied{}, r.fail("apply", scope, fmt.Errorf("reply has %d due times for %d due keys", len(dueAt), len(out.Loaded.Due)))
 	}
@@ -361,21 +369,56 @@ func (r *Redis) ApplyLoad(ctx context.Context, scope string, b *Batch, next *Loa
 	return out, nil
 }
 
-// expiredAt records that the day hashes keys were given their TTL at now,
-// forgetting entries old enough to be refreshed anyway.
-func (r *Redis) expiredAt(keys []string, now time.Time) {
+// wrote records that the writes what of scope were made at now,
+// forgetting those old enough to be made again anyway.
+func (r *Redis) wrote(scope string, what []string, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.expired) > 4096 {
-		for k, at := range r.expired {
-			if now.Sub(at) >= dayTTLRefresh {
-				delete(r.expired, k)
+	m := r.written[scope]
+	if m == nil {
+		m = map[string]time.Time{}
+		r.written[scope] = m
+	}
+	if len(m) > 1024 {
+		for k, at := range m {
+			if now.Sub(at) >= rewriteAfter {
+				delete(m, k)
 			}
 		}
 	}
-	for _, k := range keys {
-		r.expired[k] = now
+	for _, k := range what {
+		m[k] = now
 	}
+}
+
+// redo makes the writes of scope that a batch skipped, after the batch
+// found Redis had lost them: the shops' entries and the day hashes' TTLs.
+// The batch itself is written: a failure here fails the step, whose retry
+// finds the batch applied, and later batches of its shops make the writes.
+func (r *Redis) redo(ctx context.Context, scope string, skipped []string) error {
+	if len(skipped) == 0 {
+		return nil
+	}
+	b := r.base(scope)
+	pipe := r.client.Pipeline()
+	for _, what := range skipped {
+		if shop, ok := strings.CutPrefix(what, "s:"); ok {
+			pipe.SAdd(ctx, b+"shops", shop)
+		} else {
+			pipe.Expire(ctx, b+what, dayTTL)
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return r.fail("apply", scope, fmt.Errorf("restoring what Redis lost: %w", err))
+	}
+	return nil
+}
+
+// forget makes the next batches of scope make every skippable write again.
+func (r *Redis) forget(scope string) {
+	r.mu.Lock()
+	delete(r.written, scope)
+	r.mu.Unlock()
 }
 
 // leaseEnd is now + lease in Unix ms, saturating instead of overflowing.

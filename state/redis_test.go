@@ -491,3 +491,36 @@ func TestRedisCounterCommands(t *testing.T) {
 		t.Fatalf("s3 figures after two batches = %+v", got)
 	}
 }
+
+// Writes made once in a while (a shop's entry in the set of shops, a day
+// hash's TTL) are skipped by later batches, and made again at once when a
+// batch finds that Redis lost the partition's keys.
+func TestRedisSkippedWritesAfterDataLoss(t *testing.T) {
+	c := newClient(t, testenv.Redis(t))
+	ctx := context.Background()
+	s := NewRedis(c, "rw", time.Hour)
+	claim(t, s, "chat.0", 1)
+	batch := func(offset int64) *Batch {
+		return &Batch{Token: 1, Offset: offset, Figures: []detectors.FigureDelta{{Shop: "s1", Day: testDay, Field: "consulting", Delta: 1}}}
+	}
+	apply(t, s, "chat.0", batch(1))
+	if err := c.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, "chat.0", batch(2))
+	if calls := commandStats(t, c); calls["sadd"] != 0 || calls["expire"] != 0 {
+		t.Fatalf("second batch of the shop and day: %d SADD, %d EXPIRE; want none", calls["sadd"], calls["expire"])
+	}
+
+	// Redis loses everything (a restart without persistence).
+	if err := c.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, "chat.0", batch(3))
+	if f := figures(t, s, []string{"chat.0"}); f["s1"].Day["consulting"] != 1 {
+		t.Fatalf("after the loss, s1 = %+v; want its one new count listed", f["s1"])
+	}
+	if ttl, err := c.TTL(ctx, "rw:{chat.0}:d:"+testDay).Result(); err != nil || ttl <= 0 {
+		t.Fatalf("day hash TTL after the loss = %v, %v; want one", ttl, err)
+	}
+}

@@ -31,7 +31,8 @@
 --                   <base>w:<shop> at level 0, else <base>w:<shop>:<b>;
 --                   the level is field <shop> of hash <base>wl; hash: the
 --                   buyer's FNV-1a (fnv32, layout.go)
---   shops           n, n x shop
+--   shops           n, n x shop (added to the set of shops; the writer
+--                   leaves out those it added recently)
 --   outbox          n, n x (delivery key, payload)
 --   acks            n, n x delivery key
 --   activity        n, n x (field, ms)                 key <base>n
@@ -46,9 +47,10 @@
 -- batch's reads, done after this batch's writes as load.lua does them:
 --   next load       dueBy, limit, n, n x entity key
 --
--- Returns {1, nextDue} when written (nextDue 0 when no timer is set), and
--- with a next load {1, nextDue, {due entity keys, earliest first}, {their
--- due times}, {states}}, states as load.lua returns them;
+-- Returns {1, nextDue, lost} when written (nextDue 0 when no timer is set;
+-- lost 1 when the owner key was missing), and with a next load {1, nextDue,
+-- lost, {due entity keys, earliest first}, {their due times}, {states}},
+-- states as load.lua returns them;
 -- {0, owner} when a newer token owns the partition, {2, offset} when the
 -- batch's offset was applied already. Nothing is written unless 1.
 local token = tonumber(ARGV[1])
@@ -73,6 +75,10 @@ local leaseEnd = ARGV[6]
 if owner ~= token then
   redis.call('SET', KEYS[1], ARGV[1])
 end
+-- 1 when the owner was missing: Redis lost the partition's keys (or it was
+-- never claimed), so the writer forgets which writes it may skip.
+local lost = 0
+if not owner then lost = 1 end
 
 -- call runs cmd key ARGV[from..to] in slices: unpack has a stack limit.
 local function call(cmd, key, from, to)
@@ -396,7 +402,10 @@ if i <= #ARGV then
   local limit = tonumber(ARGV[i + 1])
   n = tonumber(ARGV[i + 2])
   i = i + 3
-  local due, dueAt = dueTimers(KEYS[3], base, dueBy, limit)
+  local due, dueAt = {}, {}
+  if nextDue > 0 and nextDue <= dueBy then -- else none is due
+    due, dueAt = dueTimers(KEYS[3], base, dueBy, limit)
+  end
   local keys = {}
   for j = i, i + n - 1 do keys[#keys + 1] = base .. 'c:' .. ARGV[j] end
   for j = 1, #due do keys[#keys + 1] = base .. 'c:' .. due[j] end
@@ -405,6 +414,6 @@ if i <= #ARGV then
     local got = redis.call('MGET', unpack(keys, j, math.min(j + 999, #keys)))
     for k = 1, #got do states[#states + 1] = got[k] end
   end
-  return {1, nextDue, due, dueAt, states}
+  return {1, nextDue, lost, due, dueAt, states}
 end
-return {1, nextDue}
+return {1, nextDue, lost}
