@@ -101,7 +101,7 @@ func DefaultSettings() Settings {
 		Replicas:        []int{1, 2, 4},
 		RebalanceSettle: 12 * time.Second,
 		Settle:          5 * time.Second,
-		Warm:            10 * time.Second,
+		Warm:            40 * time.Second,
 		SteadyRate:      5_000,
 		MinSession:      time.Second,
 	}

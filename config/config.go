@@ -56,7 +56,12 @@ type Kafka struct {
 	Topics      Topics `yaml:"topics"`
 	// BatchSize is the most records processed as one batch (one Redis round
 	// trip and one commit).
-	BatchSize        int           `yaml:"batch_size"`
+	BatchSize int `yaml:"batch_size"`
+	// BatchWait bounds how long a batch waits for more records: while a
+	// partition is behind, to fill it; once caught up, for the next
+	// records to arrive, so that one Redis step writes this batch and
+	// reads what the next one needs (it delays the batch's alerts by at
+	// most this much).
 	BatchWait        time.Duration `yaml:"batch_wait"`
 	SessionTimeout   time.Duration `yaml:"session_timeout"`
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`

@@ -53,6 +53,8 @@ var (
 	leaseLua string
 	//go:embed lua/release.lua
 	releaseLua string
+	//go:embed lua/waiting.lua
+	waitingLua string
 
 	claimScript   = redis.NewScript(claimLua)
 	loadScript    = redis.NewScript(dueLua + loadLua)
@@ -60,6 +62,7 @@ var (
 	outboxScript  = redis.NewScript(outboxLua)
 	leaseScript   = redis.NewScript(leaseLua)
 	releaseScript = redis.NewScript(releaseLua)
+	waitingScript = redis.NewScript(waitingLua)
 )
 
 // Script replies: the first element says what happened.
@@ -472,10 +475,9 @@ func (r *Redis) Scopes(ctx context.Context) ([]string, error) {
 	return s, nil
 }
 
-// Figures implements Store in two pipelined round trips: the shops and
-// waiting-set levels of every scope, then each scope's current and day
-// counters and every (scope, shop)'s waiting-set buckets (2 × 2^level
-// reads).
+// Figures implements Store in two pipelined round trips: the shops of
+// every scope, then each scope's current and day counters and its shops'
+// waiting buyers (one script per scope over the waiting-set buckets).
 func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop string) string) (map[string]*ShopFigures, error) {
 	out := map[string]*ShopFigures{}
 	if len(scopes) == 0 {
@@ -483,25 +485,23 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 	}
 	pipe := r.client.Pipeline()
 	members := make([]*redis.StringSliceCmd, len(scopes))
-	levels := make([]*redis.MapStringStringCmd, len(scopes))
 	for i, s := range scopes {
 		members[i] = pipe.SMembers(ctx, r.base(s)+"shops")
-		levels[i] = pipe.HGetAll(ctx, r.base(s)+"wl")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, r.fail("figures", "", err)
 	}
 
 	// Per scope: its current-counter hash, one day hash per distinct
-	// "today" of its shops, and every bucket of each shop's waiting set.
+	// "today" of its shops, and its shops' waiting buyers (waiting.lua: a
+	// shop's waiting set can be many buckets).
 	type counters struct {
 		day  string // "" for the current counters
 		hash *redis.MapStringStringCmd
 	}
 	type wait struct {
-		shop    string
-		waiting []*redis.IntCmd
-		oldest  []*redis.ZSliceCmd
+		shops []string
+		cmd   *redis.Cmd
 	}
 	var reads []counters
 	var waits []wait
@@ -528,9 +528,15 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 				read[day] = true
 				reads = append(reads, counters{day: day, hash: pipe.HGetAll(ctx, b+"d:"+day)})
 			}
-			waiting, oldest := r.waitingReads(ctx, pipe, b, shop, levels[i].Val()[shop])
-			waits = append(waits, wait{shop: shop, waiting: waiting, oldest: oldest})
 		}
+		args := make([]any, 0, 1+len(shops))
+		args = append(args, b)
+		for _, shop := range shops {
+			args = append(args, shop)
+		}
+		// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT, and
+		// the script is short and read once per scope and report.
+		waits = append(waits, wait{shops: shops, cmd: waitingScript.Eval(ctx, pipe, []string{b + "wl"}, args...)})
 	}
 	if len(reads) == 0 {
 		return out, nil
@@ -558,32 +564,17 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 		}
 	}
 	for _, w := range waits {
-		f := out[w.shop]
-		for k := range w.waiting {
-			f.Waiting += w.waiting[k].Val()
-			if z := w.oldest[k].Val(); len(z) > 0 {
-				f.OldestStart = oldest(f.OldestStart, int64(z[0].Score))
-			}
+		v, err := w.cmd.Int64Slice()
+		if err != nil || len(v) != 2*len(w.shops) {
+			return nil, r.fail("figures", "", fmt.Errorf("waiting buyers: reply %v, %v", v, err))
+		}
+		for k, shop := range w.shops {
+			f := out[shop]
+			f.Waiting += v[2*k]
+			f.OldestStart = oldest(f.OldestStart, v[2*k+1])
 		}
 	}
 	return out, nil
-}
-
-// waitingReads queues the reads of every bucket of a shop's waiting set
-// at level (the field of the scope's wl hash, "" for 0): its size and
-// earliest member.
-func (r *Redis) waitingReads(ctx context.Context, pipe redis.Pipeliner, base, shop, level string) ([]*redis.IntCmd, []*redis.ZSliceCmd) {
-	l, _ := strconv.Atoi(level)
-	l = min(max(l, 0), maxWaitLevel)
-	n := 1 << l
-	waiting := make([]*redis.IntCmd, n)
-	first := make([]*redis.ZSliceCmd, n)
-	for b := range n {
-		k := base + waitKey(shop, l, b)
-		waiting[b] = pipe.ZCard(ctx, k)
-		first[b] = pipe.ZRangeWithScores(ctx, k, 0, 0)
-	}
-	return waiting, first
 }
 
 // oldest is the earlier of two wait starts, 0 meaning none.

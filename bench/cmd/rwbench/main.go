@@ -31,6 +31,7 @@ func run() int {
 		day      = flag.Int("day-events", 0, fmt.Sprintf("least events of the simulated day of the backlog part (default %d)", def.DayEvents))
 		rate     = flag.Int("live-rate", 0, fmt.Sprintf("live chat events/s of the delay and rebalance runs (default %d)", def.LiveRate))
 		delayFor = flag.Duration("delay-for", 0, fmt.Sprintf("length of each delay run (default %s)", def.DelayFor))
+		warm     = flag.Duration("warm", 0, fmt.Sprintf("memory part: steady traffic before the RSS is sampled (default %s)", def.Warm))
 		out      = flag.String("out", "", "write the report as JSON here (e.g. bench/results/2026-11-24.json); profiles go beside it")
 		keep     = flag.String("dir", "", "keep configs, logs and profiles in this directory (default: a temporary one)")
 		repEnv   = flag.String("replica-env", "", "KEY=VALUE,... added to the environment of replica child processes (e.g. GOMEMLIMIT=64MiB)")
@@ -67,6 +68,9 @@ func run() int {
 	}
 	if *delayFor > 0 {
 		s.DelayFor = *delayFor
+	}
+	if *warm > 0 {
+		s.Warm = *warm
 	}
 	s.Dir = *keep
 	for _, kv := range strings.Split(*repEnv, ",") {
