@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/event"
 	"github.com/replywatch/replywatch/metrics"
 	"github.com/replywatch/replywatch/sim"
@@ -69,6 +70,25 @@ func TestReplayEqualsPipeline(t *testing.T) {
 	cfg := testConfig(t, e.broker, e.redis, "g1")
 	cfg.Shops = nil
 
+	res := replayRecords(t, cfg, recs, at)
+	if res.Events != len(recs) || len(res.Shops) != 2 || len(res.Alerts) == 0 {
+		t.Fatalf("replay saw %d events (want %d), %d shops, %d alerts", res.Events, len(recs), len(res.Shops), len(res.Alerts))
+	}
+	want := gaugesOf(res.Shops)
+	if want["replywatch_consulting_buyers{shop="+res.Shops[0].Shop+"}"] == 0 || len(res.Shops[0].Seats) == 0 {
+		t.Fatal("simulated day has no consulting buyers or no seats")
+	}
+
+	produceRecords(t, e.broker, recs)
+	r := start(t, cfg, &fakeClock{t: at}, "live")
+	liveEqualsReplay(t, e.broker, r.app, recs, res)
+	t.Logf("%d events, %d alert records, shops %s: consulting %d, 3m rate %s",
+		len(recs), len(res.Alerts), res.Shops[0].Shop, res.Shops[0].Consulting, strconv.FormatFloat(res.Shops[0].ReplyRate["3m"], 'f', 3, 64))
+}
+
+// replayRecords runs the offline replay of recs at time at.
+func replayRecords(t *testing.T, cfg *config.Config, recs []sim.Record, at time.Time) *ReplayResult {
+	t.Helper()
 	res, err := Replay(context.Background(), cfg, func(fn func(event.Stream, string, []byte) error) error {
 		var buf []byte
 		for _, r := range recs {
@@ -82,15 +102,14 @@ func TestReplayEqualsPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Events != len(recs) || len(res.Shops) != 2 || len(res.Alerts) == 0 {
-		t.Fatalf("replay saw %d events (want %d), %d shops, %d alerts", res.Events, len(recs), len(res.Shops), len(res.Alerts))
-	}
-	want := gaugesOf(res.Shops)
-	if want["replywatch_consulting_buyers{shop="+res.Shops[0].Shop+"}"] == 0 || len(res.Shops[0].Seats) == 0 {
-		t.Fatal("simulated day has no consulting buyers or no seats")
-	}
+	return res
+}
 
-	w := sim.NewWriter(e.broker)
+// produceRecords writes recs to their topics.
+func produceRecords(t *testing.T, broker string, recs []sim.Record) {
+	t.Helper()
+	w := sim.NewWriter(broker)
+	defer w.Close()
 	p := sim.NewProducer(context.Background(), w, sim.DefaultTopics)
 	for _, r := range recs {
 		if err := p.Emit(r); err != nil {
@@ -100,10 +119,23 @@ func TestReplayEqualsPipeline(t *testing.T) {
 	if err := p.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
-	r := start(t, cfg, &fakeClock{t: at}, "live")
+}
+
+// liveEqualsReplay waits until the replica a has read every chat record of
+// recs, then requires its figures and alerts to be the replay's. It returns
+// the replica's last scrape.
+func liveEqualsReplay(t *testing.T, broker string, a *App, recs []sim.Record, res *ReplayResult) map[string]float64 {
+	t.Helper()
+	chat := 0
+	for _, r := range recs {
+		if r.Topic == event.Chat {
+			chat++
+		}
+	}
+	want := gaugesOf(res.Shops)
+	var m map[string]float64
 	eventually(t, 60*time.Second, "live figures equal replay", func() error {
-		m := scrape(t, r.app.Addr())
+		m = scrape(t, a.Addr())
 		applied := m["replywatch_events_total{result=applied,topic=cs.chat}"] + m["replywatch_events_total{result=duplicate,topic=cs.chat}"]
 		if applied != float64(chat) {
 			return fmt.Errorf("%v of %d chat events read", applied, chat)
@@ -111,7 +143,7 @@ func TestReplayEqualsPipeline(t *testing.T) {
 		return expectFigures(m, want)
 	})
 	eventually(t, 10*time.Second, "alerts", func() error {
-		live, err := outcome(readAlerts(t, e.broker))
+		live, err := outcome(readAlerts(t, broker))
 		if err != nil {
 			return err
 		}
@@ -124,6 +156,5 @@ func TestReplayEqualsPipeline(t *testing.T) {
 		}
 		return sameOutcome(live, replayed)
 	})
-	t.Logf("%d events, %d alert records, shops %s: consulting %d, 3m rate %s",
-		len(recs), len(res.Alerts), res.Shops[0].Shop, res.Shops[0].Consulting, strconv.FormatFloat(res.Shops[0].ReplyRate["3m"], 'f', 3, 64))
+	return m
 }

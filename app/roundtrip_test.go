@@ -1,13 +1,8 @@
 package app
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"testing"
-	"time"
 
-	"github.com/replywatch/replywatch/event"
 	"github.com/replywatch/replywatch/sim"
 )
 
@@ -25,12 +20,6 @@ func TestBacklogReadsAheadInTheApply(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	chat := 0
-	for _, r := range recs {
-		if r.Topic == event.Chat {
-			chat++
-		}
-	}
 	at := sh("11:10:00")
 	e := newEnv(t)
 	cfg := testConfig(t, e.broker, e.redis, "g1")
@@ -40,64 +29,18 @@ func TestBacklogReadsAheadInTheApply(t *testing.T) {
 	cfg.Kafka.BatchSize = 20
 	cfg.Redis.CacheEntries = 16
 
-	res, err := Replay(context.Background(), cfg, func(fn func(event.Stream, string, []byte) error) error {
-		var buf []byte
-		for _, r := range recs {
-			buf = sim.AppendEvent(buf[:0], &r.Event)
-			if err := fn(r.Topic, r.Key, buf); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, at, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := replayRecords(t, cfg, recs, at)
 	if len(res.Alerts) == 0 {
 		t.Fatal("the simulated day fires no alert")
 	}
-	want := gaugesOf(res.Shops)
-
-	w := sim.NewWriter(e.broker)
-	p := sim.NewProducer(context.Background(), w, sim.DefaultTopics)
-	for _, r := range recs {
-		if err := p.Emit(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := p.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
+	produceRecords(t, e.broker, recs)
 	r := start(t, cfg, &fakeClock{t: at}, "live")
-	var m map[string]float64
-	eventually(t, 60*time.Second, "live figures equal replay", func() error {
-		m = scrape(t, r.app.Addr())
-		applied := m["replywatch_events_total{result=applied,topic=cs.chat}"] + m["replywatch_events_total{result=duplicate,topic=cs.chat}"]
-		if applied != float64(chat) {
-			return fmt.Errorf("%v of %d chat events read", applied, chat)
-		}
-		return expectFigures(m, want)
-	})
-	eventually(t, 10*time.Second, "alerts", func() error {
-		live, err := outcome(readAlerts(t, e.broker))
-		if err != nil {
-			return err
-		}
-		replayed, err := outcome(res.Alerts)
-		if err != nil {
-			return err
-		}
-		if len(replayed) == 0 {
-			return errors.New("no alerts replayed")
-		}
-		return sameOutcome(live, replayed)
-	})
+	m := liveEqualsReplay(t, e.broker, r.app, recs, res)
 
 	batches := batchesWithRecords(t, r.app)
 	loads := m["replywatch_redis_round_trips_total{op=load}"]
 	applies := m["replywatch_redis_round_trips_total{op=apply}"]
-	t.Logf("%d chat events, %v batches with records: %v apply and %v load round trips", chat, batches, applies, loads)
+	t.Logf("%d records, %v batches with records: %v apply and %v load round trips", len(recs), batches, applies, loads)
 	if batches < 100 {
 		t.Fatalf("only %v batches: the backlog does not exercise reading ahead", batches)
 	}

@@ -56,7 +56,7 @@ var (
 	//go:embed lua/waiting.lua
 	waitingLua string
 
-	claimScript   = redis.NewScript(claimLua)
+	claimScript   = redis.NewScript(dueLua + claimLua)
 	loadScript    = redis.NewScript(dueLua + loadLua)
 	applyScript   = redis.NewScript(dueLua + applyLua)
 	outboxScript  = redis.NewScript(outboxLua)

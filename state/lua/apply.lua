@@ -1,6 +1,7 @@
 -- apply.lua writes one batch of a partition atomically: entity states,
 -- timers, figures, waiting sets, the outbox and the applied offset, after
--- checking the writer's fencing token and that the batch is new.
+-- checking the writer's fencing token and that the batch is new. due.lua
+-- comes before it.
 --
 -- KEYS[1] <prefix>:{<scope>}:owner         fencing token of the owner
 -- KEYS[2] <prefix>:{<scope>}:offset        last applied input offset
@@ -363,37 +364,7 @@ if offset >= 0 then
   redis.call('SET', KEYS[2], ARGV[2])
 end
 
--- The partition's earliest timer. Index entries are read in order, a page
--- at a time, and each is set to its bucket's first due (dropped with an
--- empty bucket) until one is no earlier than the earliest due found: every
--- later entry is at or below its bucket's first due, so none is earlier.
--- Afterwards the index's first score is the earliest due, which load.lua
--- reads.
-local nextDue = 0
-local fixed, gone, at = {}, {}, 0
-while true do
-  local page = redis.call('ZRANGE', KEYS[3], at, at + 15, 'WITHSCORES')
-  local done = #page == 0
-  for k = 1, #page, 2 do
-    local score = tonumber(page[k + 1])
-    if nextDue > 0 and score >= nextDue then done = true; break end
-    local got = redis.call('ZRANGE', base .. 'timers:' .. page[k], 0, 0, 'WITHSCORES')
-    if not got[1] then
-      gone[#gone + 1] = page[k]
-    else
-      local first = tonumber(got[2])
-      if first ~= score then
-        fixed[#fixed + 1] = got[2]
-        fixed[#fixed + 1] = page[k]
-      end
-      if nextDue == 0 or first < nextDue then nextDue = first end
-    end
-  end
-  if done then break end
-  at = at + 16
-end
-if #fixed > 0 then redis.call('ZADD', KEYS[3], unpack(fixed)) end
-if #gone > 0 then redis.call('ZREM', KEYS[3], unpack(gone)) end
+local nextDue = earliestTimer(KEYS[3], base)
 
 -- The next batch's reads, in the same slot and after this batch's writes,
 -- so that batch needs no round trip of its own.

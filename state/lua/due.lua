@@ -1,5 +1,5 @@
--- due.lua is prepended to load.lua and apply.lua: reading the due timers
--- across a partition's timer buckets.
+-- due.lua is prepended to load.lua, apply.lua and claim.lua: reading a
+-- partition's timers across its timer buckets.
 
 -- dueTimers reads at most limit timers due at or before dueBy (Unix ms),
 -- earliest first and ties by key, as one sorted set would give them: their
@@ -37,5 +37,42 @@ local function dueTimers(index, base, dueBy, limit)
     dueAt[k] = found[k][1]
   end
   return due, dueAt
+end
+
+
+-- earliestTimer returns the partition's earliest timer (Unix ms, 0 when
+-- none) and corrects the index's front. Index entries are read in order, a
+-- page at a time, and each is set to its bucket's first due (dropped with
+-- an empty bucket) until one is no earlier than the earliest due found:
+-- every later entry is at or below its bucket's first due, so none is
+-- earlier. Afterwards the index's first score is the earliest due, which
+-- load.lua reads. It writes, so only apply.lua and claim.lua call it.
+local function earliestTimer(index, base)
+  local nextDue = 0
+  local fixed, gone, at = {}, {}, 0
+  while true do
+    local page = redis.call('ZRANGE', index, at, at + 15, 'WITHSCORES')
+    local done = #page == 0
+    for k = 1, #page, 2 do
+      local score = tonumber(page[k + 1])
+      if nextDue > 0 and score >= nextDue then done = true; break end
+      local got = redis.call('ZRANGE', base .. 'timers:' .. page[k], 0, 0, 'WITHSCORES')
+      if not got[1] then
+        gone[#gone + 1] = page[k]
+      else
+        local first = tonumber(got[2])
+        if first ~= score then
+          fixed[#fixed + 1] = got[2]
+          fixed[#fixed + 1] = page[k]
+        end
+        if nextDue == 0 or first < nextDue then nextDue = first end
+      end
+    end
+    if done then break end
+    at = at + 16
+  end
+  if #fixed > 0 then redis.call('ZADD', index, unpack(fixed)) end
+  if #gone > 0 then redis.call('ZREM', index, unpack(gone)) end
+  return nextDue
 end
 
