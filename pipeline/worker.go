@@ -338,15 +338,12 @@ func (w *worker) step(ctx context.Context) error {
 		return nil
 	}
 	if len(w.msgs) > 0 {
-		// While behind, the next records are already queued. Caught up,
-		// the next ones usually arrive within a few milliseconds: waiting
-		// up to BatchWait for them lets this apply read for them as well,
-		// one Redis round trip per batch instead of a load and an apply.
-		wait := w.p.cfg.BatchWait
-		if w.behind {
-			wait = 0
-		}
-		w.readAhead(ctx, max(w.applied, last), wall, wait)
+		// While behind, the next records are usually queued already; if the
+		// reader has not fetched them yet, or once caught up, they arrive
+		// within milliseconds. Waiting up to BatchWait for them lets this
+		// apply read for them as well: one Redis round trip per batch
+		// instead of a load and an apply.
+		w.readAhead(ctx, max(w.applied, last), wall, w.p.cfg.BatchWait)
 	}
 	err := retry(ctx, w.log, "applying batch", func() error {
 		err := w.apply(ctx, now, wall, last, due, ahead)

@@ -26,7 +26,7 @@ const timerBucketBits = 10
 // 2 × 2^maxWaitLevel keys per shop and partition.
 const maxWaitLevel = 6
 
-// fnv32 is the 32-bit FNV-1a hash of s. apply.lua computes the same hash
+// fnv32 is the 32-bit FNV-1a hash of s. due.lua computes the same hash
 // when it splits a waiting set; the two must agree.
 func fnv32(s string) uint32 {
 	h := uint32(2166136261)

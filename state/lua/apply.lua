@@ -106,23 +106,6 @@ local function zadd(key, t)
   end
 end
 
--- fnv32 is layout.go's fnv32 (FNV-1a) in plain arithmetic, exact in
--- doubles, as a number in [0, 2^32).
-local function fnv32(str)
-  local h = 2166136261
-  for k = 1, #str do
-    local c, low, x, p = string.byte(str, k), h % 256, 0, 1
-    for _ = 1, 8 do -- x = low xor c
-      if low % 2 ~= c % 2 then x = x + p end
-      low, c, p = math.floor(low / 2), math.floor(c / 2), p * 2
-    end
-    h = h - h % 256 + x
-    -- h * 16777619 = h * 2^24 + h * 403; only h's low byte survives 2^24.
-    h = ((h % 256) * 16777216 + h * 403) % 4294967296
-  end
-  return h
-end
-
 -- splitWaiting moves a shop's waiting set from level to level + 1: bucket
 -- b's members go to 2b or 2b + 1 by the next bit of their hash, the highest
 -- bucket first so that no bucket is written before it is read. Both halves
@@ -377,14 +360,6 @@ if i <= #ARGV then
   if nextDue > 0 and nextDue <= dueBy then -- else none is due
     due, dueAt = dueTimers(KEYS[3], base, dueBy, limit)
   end
-  local keys = {}
-  for j = i, i + n - 1 do keys[#keys + 1] = base .. 'c:' .. ARGV[j] end
-  for j = 1, #due do keys[#keys + 1] = base .. 'c:' .. due[j] end
-  local states = {}
-  for j = 1, #keys, 1000 do
-    local got = redis.call('MGET', unpack(keys, j, math.min(j + 999, #keys)))
-    for k = 1, #got do states[#states + 1] = got[k] end
-  end
-  return {1, nextDue, lost, due, dueAt, states}
+  return {1, nextDue, lost, due, dueAt, states(base, i, i + n - 1, due)}
 end
 return {1, nextDue, lost}

@@ -27,23 +27,6 @@ end
 redis.call('SET', KEYS[1], ARGV[1])
 local offset = tonumber(redis.call('GET', KEYS[2])) or -1
 
--- fnv32 is layout.go's fnv32 (FNV-1a) in plain arithmetic, exact in
--- doubles, as a number in [0, 2^32).
-local function fnv32(str)
-  local h = 2166136261
-  for k = 1, #str do
-    local c, low, x, p = string.byte(str, k), h % 256, 0, 1
-    for _ = 1, 8 do -- x = low xor c
-      if low % 2 ~= c % 2 then x = x + p end
-      low, c, p = math.floor(low / 2), math.floor(c / 2), p * 2
-    end
-    h = h - h % 256 + x
-    -- h * 16777619 = h * 2^24 + h * 403; only h's low byte survives 2^24.
-    h = ((h % 256) * 16777216 + h * 403) % 4294967296
-  end
-  return h
-end
-
 -- Timers of the single-set layout go to their buckets (the top 10 bits of
 -- the hash, timerBucketBits in layout.go), once.
 local old = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')

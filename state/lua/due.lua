@@ -1,5 +1,38 @@
--- due.lua is prepended to load.lua, apply.lua and claim.lua: reading a
--- partition's timers across its timer buckets.
+-- due.lua is prepended to load.lua, apply.lua and claim.lua: the hash of
+-- the layout, reading a partition's timers across its timer buckets, and
+-- reading entity states.
+
+-- fnv32 is layout.go's fnv32 (FNV-1a) in plain arithmetic, exact in
+-- doubles, as a number in [0, 2^32).
+local function fnv32(str)
+  local h = 2166136261
+  for k = 1, #str do
+    local c, low, x, p = string.byte(str, k), h % 256, 0, 1
+    for _ = 1, 8 do -- x = low xor c
+      if low % 2 ~= c % 2 then x = x + p end
+      low, c, p = math.floor(low / 2), math.floor(c / 2), p * 2
+    end
+    h = h - h % 256 + x
+    -- h * 16777619 = h * 2^24 + h * 403; only h's low byte survives 2^24.
+    h = ((h % 256) * 16777216 + h * 403) % 4294967296
+  end
+  return h
+end
+
+-- states reads the entity states (nil when absent) of ARGV[from..to] and
+-- then of the keys in due, in that order; MGET in slices, as unpack has a
+-- stack limit.
+local function states(base, from, to, due)
+  local keys = {}
+  for j = from, to do keys[#keys + 1] = base .. 'c:' .. ARGV[j] end
+  for j = 1, #due do keys[#keys + 1] = base .. 'c:' .. due[j] end
+  local out = {}
+  for j = 1, #keys, 1000 do
+    local got = redis.call('MGET', unpack(keys, j, math.min(j + 999, #keys)))
+    for k = 1, #got do out[#out + 1] = got[k] end
+  end
+  return out
+end
 
 -- dueTimers reads at most limit timers due at or before dueBy (Unix ms),
 -- earliest first and ties by key, as one sorted set would give them: their

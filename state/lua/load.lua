@@ -18,16 +18,7 @@ local limit = tonumber(ARGV[3])
 
 local due = dueTimers(KEYS[1], base, dueBy, limit)
 
-local keys = {}
-for i = 4, #ARGV do keys[#keys + 1] = base .. 'c:' .. ARGV[i] end
-for i = 1, #due do keys[#keys + 1] = base .. 'c:' .. due[i] end
-
--- MGET in slices: unpack has a stack limit.
-local states = {}
-for i = 1, #keys, 1000 do
-  local got = redis.call('MGET', unpack(keys, i, math.min(i + 999, #keys)))
-  for j = 1, #got do states[#states + 1] = got[j] end
-end
+local found = states(base, 4, #ARGV, due)
 
 -- The earliest timer: apply.lua and claim.lua leave the index's first
 -- score equal to it (they correct the entries before it), and only they
@@ -35,4 +26,4 @@ end
 local nextDue = 0
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if first[2] then nextDue = tonumber(first[2]) end
-return {nextDue, due, states}
+return {nextDue, due, found}
