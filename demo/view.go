@@ -233,32 +233,7 @@ func (v *view) table() []string {
 // align pads columns: text columns (the first two and the last) to the left,
 // figures to the right.
 func align(rows [][]string) []string {
-	widths := make([]int, len(rows[0]))
-	for _, r := range rows {
-		for i, c := range r {
-			widths[i] = max(widths[i], width(c))
-		}
-	}
-	out := make([]string, len(rows))
-	for j, r := range rows {
-		var b strings.Builder
-		for i, c := range r {
-			pad := strings.Repeat(" ", widths[i]-width(c))
-			if i > 0 {
-				b.WriteString("  ")
-			}
-			if i < 2 || i == len(r)-1 {
-				b.WriteString(c)
-				if i < len(r)-1 {
-					b.WriteString(pad)
-				}
-			} else {
-				b.WriteString(pad + c)
-			}
-		}
-		out[j] = b.String()
-	}
-	return out
+	return columns(rows, func(i, n int) bool { return i >= 2 && i < n-1 })
 }
 
 // printf writes to the output; every write after the start goes through
@@ -342,6 +317,13 @@ func (v *view) alertRow(sa shownAlert) []string {
 // padLeft joins rows of cells into lines, each column as wide as its widest
 // cell but the last, all left-aligned.
 func padLeft(rows [][]string) []string {
+	return columns(rows, func(int, int) bool { return false })
+}
+
+// columns joins rows of cells into lines two spaces apart, each column as
+// wide as its widest cell; a column right is true for is padded on the
+// left, the others on the right (the last one not at all).
+func columns(rows [][]string, right func(i, n int) bool) []string {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -358,9 +340,14 @@ func padLeft(rows [][]string) []string {
 			if i > 0 {
 				b.WriteString("  ")
 			}
-			b.WriteString(c)
-			if i < len(r)-1 {
-				b.WriteString(strings.Repeat(" ", widths[i]-width(c)))
+			pad := strings.Repeat(" ", widths[i]-width(c))
+			switch {
+			case right(i, len(r)):
+				b.WriteString(pad + c)
+			case i < len(r)-1:
+				b.WriteString(c + pad)
+			default:
+				b.WriteString(c)
 			}
 		}
 		out[j] = b.String()
