@@ -81,6 +81,22 @@ func Dial(url, mode string, addrs []string, masterName string) (redis.UniversalC
 	if err != nil {
 		return nil, fmt.Errorf("state: parsing redis url: %w", err)
 	}
+	// The url's credentials, TLS and pool settings, for the sentinels or
+	// the cluster's seeds.
+	u := &redis.UniversalOptions{
+		Addrs:        addrs,
+		MasterName:   masterName,
+		Username:     opts.Username,
+		Password:     opts.Password,
+		DB:           opts.DB,
+		TLSConfig:    opts.TLSConfig,
+		DialTimeout:  opts.DialTimeout,
+		ReadTimeout:  opts.ReadTimeout,
+		WriteTimeout: opts.WriteTimeout,
+		PoolSize:     opts.PoolSize,
+		MinIdleConns: opts.MinIdleConns,
+		MaxRetries:   opts.MaxRetries,
+	}
 	switch mode {
 	case "", ModeStandalone:
 		return redis.NewClient(opts), nil
@@ -88,20 +104,7 @@ func Dial(url, mode string, addrs []string, masterName string) (redis.UniversalC
 		if masterName == "" || len(addrs) == 0 {
 			return nil, errors.New("state: sentinel mode needs a master name and sentinel addresses")
 		}
-		return redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName:    masterName,
-			SentinelAddrs: addrs,
-			Username:      opts.Username,
-			Password:      opts.Password,
-			DB:            opts.DB,
-			TLSConfig:     opts.TLSConfig,
-			DialTimeout:   opts.DialTimeout,
-			ReadTimeout:   opts.ReadTimeout,
-			WriteTimeout:  opts.WriteTimeout,
-			PoolSize:      opts.PoolSize,
-			MinIdleConns:  opts.MinIdleConns,
-			MaxRetries:    opts.MaxRetries,
-		}), nil
+		return redis.NewFailoverClient(u.Failover()), nil
 	case ModeCluster:
 		if len(addrs) == 0 {
 			return nil, errors.New("state: cluster mode needs seed addresses")
@@ -109,18 +112,7 @@ func Dial(url, mode string, addrs []string, masterName string) (redis.UniversalC
 		if opts.DB != 0 {
 			return nil, fmt.Errorf("state: redis cluster has only database 0, the url names %d", opts.DB)
 		}
-		return redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:        addrs,
-			Username:     opts.Username,
-			Password:     opts.Password,
-			TLSConfig:    opts.TLSConfig,
-			DialTimeout:  opts.DialTimeout,
-			ReadTimeout:  opts.ReadTimeout,
-			WriteTimeout: opts.WriteTimeout,
-			PoolSize:     opts.PoolSize,
-			MinIdleConns: opts.MinIdleConns,
-			MaxRetries:   opts.MaxRetries,
-		}), nil
+		return redis.NewClusterClient(u.Cluster()), nil
 	default:
 		return nil, fmt.Errorf("state: unknown redis mode %q (want %s, %s or %s)", mode, ModeStandalone, ModeSentinel, ModeCluster)
 	}
