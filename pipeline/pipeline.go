@@ -46,7 +46,11 @@ type Config struct {
 	CacheEntries int
 	// TimerBatch bounds how many due timers one step fires.
 	TimerBatch int
-	Language   string
+	// IdleAfter is how long a partition that believes it is behind may go
+	// without records before it asks the broker again, and follows the wall
+	// clock when the broker cannot say (DESIGN.md §5: caught up or idle).
+	IdleAfter time.Duration
+	Language  string
 }
 
 func (c *Config) defaults() {
@@ -76,6 +80,9 @@ func (c *Config) defaults() {
 	}
 	if c.TimerBatch <= 0 {
 		c.TimerBatch = 1000
+	}
+	if c.IdleAfter <= 0 {
+		c.IdleAfter = 5 * time.Second
 	}
 	if c.Language == "" {
 		c.Language = "zh"
@@ -268,8 +275,26 @@ func (p *Processor) newWorker(gen *kafka.Generation, topic string, stream event.
 	}
 }
 
-// highWaterMark asks the broker for a partition's high-water mark.
-func (p *Processor) highWaterMark(ctx context.Context, topic string, partition int) (int64, error) {
+// highWaterMark asks the broker for a partition's high-water mark. A broker
+// that restarted leaves dead connections in the client's pool: the first
+// request on one fails at once, so a failure is tried again twice, each try
+// bounded by a few seconds.
+func (p *Processor) highWaterMark(ctx context.Context, topic string, partition int) (hwm int64, err error) {
+	for attempt := range 3 {
+		if attempt > 0 && !sleep(ctx, 200*time.Millisecond) {
+			return 0, ctx.Err()
+		}
+		tctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		hwm, err = p.listOffsets(tctx, topic, partition)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return hwm, err
+		}
+	}
+	return 0, fmt.Errorf("reading the high-water mark of %s/%d: %w", topic, partition, err)
+}
+
+func (p *Processor) listOffsets(ctx context.Context, topic string, partition int) (int64, error) {
 	res, err := p.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
 		Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(partition)}},
 	})
@@ -295,10 +320,18 @@ func (p *Processor) badInput(log *zap.Logger, d DeadLetter) {
 	}
 }
 
-// Ping checks that Kafka answers, for readiness.
+// Ping checks that Kafka answers, for readiness. It asks the broker for its
+// API versions: the client answers metadata requests from its cache, which
+// outlives the broker.
 func (p *Processor) Ping(ctx context.Context) error {
-	_, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
-	return err
+	res, err := p.client.ApiVersions(ctx, &kafka.ApiVersionsRequest{})
+	if err != nil {
+		return err
+	}
+	if res.Error != nil {
+		return res.Error
+	}
+	return nil
 }
 
 func kafkaLogger(f func(string, ...zap.Field)) kafka.LoggerFunc {

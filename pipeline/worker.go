@@ -43,6 +43,10 @@ type worker struct {
 	clock      Clock
 	behind     bool
 	nextDue    int64
+	// lastRecord is when records last arrived and lastAsked when the broker
+	// was last asked for the high-water mark (monotonic clock).
+	lastRecord time.Time
+	lastAsked  time.Time
 	acks       []string
 	lastSweep  time.Time
 
@@ -207,8 +211,10 @@ func (w *worker) start(ctx context.Context, assigned int64) error {
 	}
 	w.committed = start
 	hwm, err := w.p.highWaterMark(ctx, w.topic, w.partition)
+	w.lastRecord, w.lastAsked = time.Now(), time.Now()
 	if err != nil {
-		w.log.Warn("cannot read high-water mark; assuming behind until records arrive", zap.Error(err))
+		w.log.Warn("cannot read high-water mark; assuming behind until records arrive or the partition stays idle",
+			zap.Error(err), zap.Duration("idle_after", w.p.cfg.IdleAfter))
 		w.behind = true
 	} else {
 		w.behind = (start >= 0 && start < hwm) || (start < 0 && hwm > 0 && assigned == kafka.FirstOffset)
@@ -312,6 +318,7 @@ func (w *worker) step(ctx context.Context) error {
 	}
 	if n := len(w.msgs); n > 0 {
 		lastMsg := w.msgs[n-1]
+		w.lastRecord = time.Now()
 		w.behind = lastMsg.Offset+1 < lastMsg.HighWaterMark
 		lag := lastMsg.HighWaterMark - lastMsg.Offset - 1
 		w.p.metrics.ConsumerLag.WithLabelValues(w.topic, w.partLabel).Set(float64(lag))
@@ -319,8 +326,17 @@ func (w *worker) step(ctx context.Context) error {
 	} else if !w.behind {
 		w.p.metrics.ConsumerLag.WithLabelValues(w.topic, w.partLabel).Set(0)
 	}
+	if len(w.msgs) == 0 && w.behind {
+		w.checkIdle(ctx)
+	}
 	now := w.clock.Advance(w.behind, wall)
-	w.p.metrics.WatermarkLag.WithLabelValues(w.topic, w.partLabel).Set(wall.Sub(now).Seconds())
+	if now.IsZero() {
+		// No event time read yet and not caught up: there is no clock to
+		// measure, and a zero time would export a lag of 292 years.
+		w.p.metrics.WatermarkLag.DeleteLabelValues(w.topic, w.partLabel)
+	} else {
+		w.p.metrics.WatermarkLag.WithLabelValues(w.topic, w.partLabel).Set(wall.Sub(now).Seconds())
+	}
 
 	if len(w.dead) > 0 {
 		if err := retry(ctx, w.log, "dead-letter", func() error { return w.p.dlt.DeadLetter(ctx, w.dead) }); err != nil {
@@ -365,6 +381,41 @@ func (w *worker) step(ctx context.Context) error {
 		w.applied = last
 	}
 	return nil
+}
+
+// checkIdle runs when a partition that believes it is behind got no
+// records: once none arrived for IdleAfter it asks the broker for the
+// high-water mark again (at most once per IdleAfter). Caught up, or the
+// broker unable to say, the partition is idle and its clock follows the wall
+// clock; a broker that says records remain while none arrive for three
+// times IdleAfter does not hold the clock either. Timers keep firing: a
+// breach whose reply is still unread is retracted when the reply is read.
+func (w *worker) checkIdle(ctx context.Context) {
+	idle := time.Since(w.lastRecord)
+	if idle < w.p.cfg.IdleAfter || time.Since(w.lastAsked) < w.p.cfg.IdleAfter {
+		return
+	}
+	w.lastAsked = time.Now()
+	hwm, err := w.p.highWaterMark(ctx, w.topic, w.partition)
+	if ctx.Err() != nil {
+		return
+	}
+	next := w.applied + 1
+	if w.reader != nil {
+		next = max(next, w.reader.Offset())
+	}
+	switch {
+	case err != nil:
+		w.log.Warn("no records and the high-water mark cannot be read; the partition clock follows the wall clock",
+			zap.Duration("idle", idle), zap.Error(err))
+		w.behind = false
+	case next >= hwm:
+		w.behind = false
+	case idle >= 3*w.p.cfg.IdleAfter:
+		w.log.Warn("the broker reports records past the last one read, but none arrived; the partition clock follows the wall clock",
+			zap.Duration("idle", idle), zap.Int64("next", next), zap.Int64("high_water_mark", hwm))
+		w.behind = false
+	}
 }
 
 // readAhead takes the records the reader already holds, up to a batch, as

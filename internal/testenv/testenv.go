@@ -7,6 +7,7 @@ package testenv
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -150,4 +151,88 @@ func Kafka(t testing.TB, topics map[string]int, extra ...kfake.Opt) (addr string
 	}
 	t.Cleanup(c.Close)
 	return c.ListenAddrs()[0], c
+}
+
+// KafkaBroker is a kfake broker that keeps its log, offsets and groups in a
+// directory, so that it can be stopped and started again on the same port
+// with its data, as a real broker restarts.
+type KafkaBroker struct {
+	// Addr is the broker's host:port, the same across restarts.
+	Addr string
+
+	t    testing.TB
+	opts []kfake.Opt
+
+	mu sync.Mutex
+	c  *kfake.Cluster
+}
+
+// PersistentKafka starts a broker as Kafka does, with its data in a
+// directory of the test. It is stopped when the test ends.
+func PersistentKafka(t testing.TB, topics map[string]int, extra ...kfake.Opt) *KafkaBroker {
+	t.Helper()
+	dir := t.TempDir()
+	k := &KafkaBroker{t: t}
+	t.Cleanup(k.Stop)
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var port int
+		if port, err = redisproc.FreePort(); err != nil {
+			continue
+		}
+		k.opts = []kfake.Opt{
+			kfake.NumBrokers(1),
+			kfake.AllowAutoTopicCreation(),
+			kfake.GroupMinSessionTimeout(100 * time.Millisecond),
+			kfake.DataDir(dir),
+			kfake.Ports(port),
+		}
+		for name, n := range topics {
+			k.opts = append(k.opts, kfake.SeedTopics(int32(n), name))
+		}
+		k.opts = append(k.opts, extra...)
+		if k.c, err = kfake.NewCluster(k.opts...); err == nil {
+			k.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+			return k
+		}
+	}
+	t.Fatalf("starting kfake: %v", err)
+	return nil
+}
+
+// Stop closes the broker; its data stays in its directory. Stopping a
+// stopped broker does nothing.
+func (k *KafkaBroker) Stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.c != nil {
+		k.c.Close()
+		k.c = nil
+	}
+}
+
+// Start starts a stopped broker again on the same port, with its data.
+func (k *KafkaBroker) Start() {
+	k.t.Helper()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.c != nil {
+		return
+	}
+	var err error
+	// The closed listener's port may take a moment to be free again.
+	for range 100 {
+		if k.c, err = kfake.NewCluster(k.opts...); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	k.t.Fatalf("restarting kfake on %s: %v", k.Addr, err)
+}
+
+// Restart stops the broker and starts it again on the same port.
+func (k *KafkaBroker) Restart() {
+	k.t.Helper()
+	k.Stop()
+	k.Start()
 }
