@@ -1,15 +1,21 @@
 package app
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/event"
 	"github.com/replywatch/replywatch/internal/testenv"
+	"github.com/replywatch/replywatch/pipeline"
 )
 
 // readyz returns the status code of a replica's /readyz, 0 when it does not answer.
@@ -111,5 +117,62 @@ func TestBrokerRestartKeepsTheClock(t *testing.T) {
 		if strings.HasPrefix(name, "replywatch_watermark_lag_seconds{") && v > 3600 {
 			t.Errorf("%s = %v", name, v)
 		}
+	}
+}
+
+// header returns the value of a record's header k.
+func header(m kafka.Message, k string) string {
+	for _, h := range m.Headers {
+		if h.Key == k {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// A 1 MiB record does not stall its partition (invariant 5): it is
+// dead-lettered as oversize with its value cut to what a dead letter
+// carries, saying so in its headers, and the records after it on the same
+// partition are applied and their breaches fire.
+func TestHugeRecordDoesNotStallItsPartition(t *testing.T) {
+	// A broker that takes records of up to 4 MiB, as one must to get such
+	// a record at all.
+	broker, _ := testenv.Kafka(t, testTopics, kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(4 << 20)}))
+	e := env{broker: broker, redis: testenv.Redis(t)}
+	at := sh("10:00:00")
+	huge := []byte(`{"event_id":"huge","type":"message","ts":"2026-11-24T10:00:00+08:00","shop_id":"s1","buyer_id":"b0","sender":"buyer","text":"`)
+	huge = append(huge, bytes.Repeat([]byte("x"), 1<<20)...)
+	huge = append(huge, `"}`...)
+	// The poison record sits on b0's partition, before b0's message.
+	produceRaw(t, e.broker, "cs.chat", "s1/b0", huge)
+	buyers := waitingBuyers(t, e.broker, 8, at)
+	r := start(t, testConfig(t, e.broker, e.redis, "g1"), &fakeClock{t: at.Add(4 * time.Minute)}, "r1")
+	eventually(t, 60*time.Second, "breaches of the records after the huge one", func() error {
+		if m := missing(buyers, breachedBuyers(t, e.broker, "3m")); len(m) > 0 {
+			return fmt.Errorf("no 3m breach for %v", m)
+		}
+		return nil
+	})
+	dl := readTopic(t, e.broker, "cs.chat.DLT", 500*time.Millisecond)
+	if len(dl) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dl))
+	}
+	d := dl[0]
+	if !strings.HasPrefix(header(d, "rw-error"), "oversize: ") || string(d.Key) != "s1/b0" {
+		t.Errorf("dead letter key %q, rw-error %q", d.Key, header(d, "rw-error"))
+	}
+	if header(d, "rw-truncated") != "value" || header(d, "rw-original-size") != strconv.Itoa(len(huge)) {
+		t.Errorf("dead letter headers rw-truncated %q rw-original-size %q, want value and %d",
+			header(d, "rw-truncated"), header(d, "rw-original-size"), len(huge))
+	}
+	if len(d.Value) != pipeline.MaxDeadLetterValue || !bytes.Equal(d.Value, huge[:len(d.Value)]) {
+		t.Errorf("dead letter value is %d bytes, want the first %d of the record", len(d.Value), pipeline.MaxDeadLetterValue)
+	}
+	m := scrape(t, r.app.Addr())
+	if v := m["replywatch_dead_letters_total{reason=oversize,topic=cs.chat}"]; v != 1 {
+		t.Errorf("dead_letters_total{oversize} = %v, want 1", v)
+	}
+	if v := m["replywatch_dead_letter_failures_total{topic=cs.chat}"]; v != 0 {
+		t.Errorf("dead_letter_failures_total = %v, want 0", v)
 	}
 }

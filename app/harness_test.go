@@ -119,7 +119,9 @@ func produce(t *testing.T, broker, topic string, evs ...event.Event) {
 
 func produceRaw(t *testing.T, broker, topic string, key string, values ...[]byte) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
+	// Batches up to 4 MiB: poison records of a megabyte are produced too.
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll,
+		BatchBytes: 4 << 20}
 	defer w.Close()
 	msgs := make([]kafka.Message, len(values))
 	for i, v := range values {

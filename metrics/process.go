@@ -26,6 +26,12 @@ type Process struct {
 	RedisRoundTrips  *prometheus.CounterVec
 	Rebalances       prometheus.Counter
 	OutboxRedelivery prometheus.Counter
+	// DeadLetterFailures counts records that could not be written to their
+	// dead-letter topic after bounded retries: skipped, logged and counted.
+	DeadLetterFailures *prometheus.CounterVec
+	// StateRebuilds counts partitions whose Redis state was found lost and
+	// rebuilt from Kafka.
+	StateRebuilds *prometheus.CounterVec
 }
 
 // NewProcess creates and registers the process metrics on reg.
@@ -97,10 +103,19 @@ func NewProcess(reg prometheus.Registerer) *Process {
 			Name: "replywatch_alert_redeliveries_total",
 			Help: "Alert records sent again from the outbox after their lease ran out or a partition changed owner.",
 		}),
+		DeadLetterFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "replywatch_dead_letter_failures_total",
+			Help: "Of the records counted in replywatch_dead_letters_total, those that could not be written to the dead-letter topic (skipped after bounded retries, logged with their offsets).",
+		}, []string{"topic"}),
+		StateRebuilds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "replywatch_state_rebuilds_total",
+			Help: "Partitions whose state was lost from Redis while the group had committed offsets, rebuilt by re-reading Kafka.",
+		}, []string{"topic"}),
 	}
 	reg.MustRegister(m.Events, m.DeadLetters, m.ConsumerLag, m.WatermarkLag, m.TimerFireDelay,
 		m.Alerts, m.AlertDeliveries, m.OwnedPartitions, m.RedisErrors, m.BuildInfo, m.Ready,
-		m.ReporterLeader, m.BatchSize, m.RedisRoundTrips, m.Rebalances, m.OutboxRedelivery)
+		m.ReporterLeader, m.BatchSize, m.RedisRoundTrips, m.Rebalances, m.OutboxRedelivery,
+		m.DeadLetterFailures, m.StateRebuilds)
 	return m
 }
 
@@ -121,6 +136,8 @@ func (m *Process) Init(topics []string, deadLetterReasons []string) {
 			m.DeadLetters.WithLabelValues(t, r)
 		}
 		m.OwnedPartitions.WithLabelValues(t)
+		m.DeadLetterFailures.WithLabelValues(t)
+		m.StateRebuilds.WithLabelValues(t)
 	}
 	for _, r := range []string{"ok", "error"} {
 		m.AlertDeliveries.WithLabelValues("kafka", r)

@@ -50,7 +50,10 @@ type Config struct {
 	// without records before it asks the broker again, and follows the wall
 	// clock when the broker cannot say (DESIGN.md §5: caught up or idle).
 	IdleAfter time.Duration
-	Language  string
+	// DeadLetterFor bounds how long a batch's dead letters are retried
+	// before they are skipped, logged and counted.
+	DeadLetterFor time.Duration
+	Language      string
 }
 
 func (c *Config) defaults() {
@@ -80,6 +83,9 @@ func (c *Config) defaults() {
 	}
 	if c.TimerBatch <= 0 {
 		c.TimerBatch = 1000
+	}
+	if c.DeadLetterFor <= 0 {
+		c.DeadLetterFor = time.Minute
 	}
 	if c.IdleAfter <= 0 {
 		c.IdleAfter = 5 * time.Second

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -83,25 +84,56 @@ func (k *KafkaSinks) Deliver(ctx context.Context, ds []state.Delivery) error {
 	return nil
 }
 
+// Bounds of a dead letter's key and value: well within the writer's batch
+// limit and a broker's default max.message.bytes (1 MiB), so an oversize
+// record can always be dead-lettered. What is longer is cut, and the
+// dead letter says so.
+const (
+	MaxDeadLetterValue = 256 << 10
+	MaxDeadLetterKey   = 4 << 10
+)
+
 // DeadLetter writes the records to their topics' .DLT topics, keeping the
-// original key and value.
+// original key and value up to MaxDeadLetterKey and MaxDeadLetterValue. A
+// record cut to fit carries rw-truncated (what was cut: key, value or
+// key,value) and rw-original-size (the value's length in bytes).
 func (k *KafkaSinks) DeadLetter(ctx context.Context, ds []DeadLetter) error {
 	msgs := make([]kafka.Message, len(ds))
 	for i, d := range ds {
-		msgs[i] = kafka.Message{
-			Topic: d.Topic + ".DLT",
-			Key:   d.Key,
-			Value: d.Value,
-			Headers: []kafka.Header{
-				{Key: "rw-error", Value: []byte(d.Reason + ": " + d.Detail)},
-				{Key: "rw-topic", Value: []byte(d.Topic)},
-				{Key: "rw-partition", Value: []byte(strconv.Itoa(d.Partition))},
-				{Key: "rw-offset", Value: []byte(strconv.FormatInt(d.Offset, 10))},
-			},
-		}
+		msgs[i] = deadLetterMessage(d)
 	}
 	if err := k.w.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("writing %d dead letters: %w", len(msgs), err)
 	}
 	return nil
+}
+
+// deadLetterMessage is the record written for d to its topic's .DLT topic.
+func deadLetterMessage(d DeadLetter) kafka.Message {
+	m := kafka.Message{
+		Topic: d.Topic + ".DLT",
+		Key:   d.Key,
+		Value: d.Value,
+		Headers: []kafka.Header{
+			{Key: "rw-error", Value: []byte(d.Reason + ": " + d.Detail)},
+			{Key: "rw-topic", Value: []byte(d.Topic)},
+			{Key: "rw-partition", Value: []byte(strconv.Itoa(d.Partition))},
+			{Key: "rw-offset", Value: []byte(strconv.FormatInt(d.Offset, 10))},
+		},
+	}
+	var cut []string
+	if len(m.Key) > MaxDeadLetterKey {
+		m.Key = m.Key[:MaxDeadLetterKey]
+		cut = append(cut, "key")
+	}
+	if len(m.Value) > MaxDeadLetterValue {
+		m.Value = m.Value[:MaxDeadLetterValue]
+		cut = append(cut, "value")
+	}
+	if len(cut) > 0 {
+		m.Headers = append(m.Headers,
+			kafka.Header{Key: "rw-truncated", Value: []byte(strings.Join(cut, ","))},
+			kafka.Header{Key: "rw-original-size", Value: []byte(strconv.Itoa(len(d.Value)))})
+	}
+	return m
 }

@@ -339,13 +339,8 @@ func (w *worker) step(ctx context.Context) error {
 	}
 
 	if len(w.dead) > 0 {
-		if err := retry(ctx, w.log, "dead-letter", func() error { return w.p.dlt.DeadLetter(ctx, w.dead) }); err != nil {
+		if err := w.deadLetter(ctx); err != nil {
 			return err
-		}
-		for _, d := range w.dead {
-			w.p.metrics.DeadLetters.WithLabelValues(w.topic, d.Reason).Inc()
-			w.p.metrics.Events.WithLabelValues(w.topic, "invalid").Inc()
-			w.p.badInput(w.log, d)
 		}
 	}
 
@@ -381,6 +376,62 @@ func (w *worker) step(ctx context.Context) error {
 		w.applied = last
 	}
 	return nil
+}
+
+// deadLetter writes the batch's unusable records to the dead-letter topic,
+// retrying for at most DeadLetterFor, and not at all when the broker or the
+// writer refuses the records for good. Records it could not write are
+// skipped, not held: each is logged with its offset and counted, and the
+// partition goes on (invariant 5). It returns an error only when ctx ended.
+func (w *worker) deadLetter(ctx context.Context) error {
+	m := w.p.metrics
+	rctx, cancel := context.WithTimeout(ctx, w.p.cfg.DeadLetterFor)
+	defer cancel()
+	err := retry(rctx, w.log, "dead-letter", func() error {
+		err := w.p.dlt.DeadLetter(rctx, w.dead)
+		if err != nil && permanentWrite(err) {
+			return backoff.Permanent(err)
+		}
+		return err
+	})
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	for _, d := range w.dead {
+		if err != nil {
+			m.DeadLetterFailures.WithLabelValues(w.topic).Inc()
+			w.log.Error("unusable record could not be dead-lettered; it is skipped",
+				zap.Int64("offset", d.Offset), zap.String("reason", d.Reason), zap.String("detail", d.Detail),
+				zap.Int("value_bytes", len(d.Value)), zap.Error(err))
+		} else {
+			w.p.badInput(w.log, d)
+		}
+		m.DeadLetters.WithLabelValues(w.topic, d.Reason).Inc()
+		m.Events.WithLabelValues(w.topic, "invalid").Inc()
+	}
+	return nil
+}
+
+// permanentWrite says whether a Kafka write failed for a reason that trying
+// again does not cure: a record too large for the writer or the broker, or
+// one the broker rejects as invalid.
+func permanentWrite(err error) bool {
+	var we kafka.WriteErrors
+	if errors.As(err, &we) {
+		n := 0
+		for _, e := range we {
+			if e == nil {
+				continue
+			}
+			if !permanentWrite(e) {
+				return false
+			}
+			n++
+		}
+		return n > 0
+	}
+	return errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.InvalidMessage) ||
+		errors.Is(err, kafka.RecordListTooLarge) || errors.Is(err, kafka.InvalidRecord)
 }
 
 // checkIdle runs when a partition that believes it is behind got no
