@@ -169,6 +169,7 @@ func pipelineConfig(cfg *config.Config) pipeline.Config {
 		RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
 		Grace:            cfg.Clock.Grace,
 		Allowance:        cfg.Clock.Allowance,
+		MaxEventAge:      cfg.Clock.MaxEventAge,
 		OutboxLease:      cfg.Alerts.Lease,
 		CacheEntries:     cfg.Redis.CacheEntries,
 		Language:         cfg.Alerts.Language,

@@ -176,3 +176,50 @@ func TestHugeRecordDoesNotStallItsPartition(t *testing.T) {
 		t.Errorf("dead_letter_failures_total = %v, want 0", v)
 	}
 }
+
+// Invalid UTF-8 and a ts years old are dead-lettered with their reasons
+// (invariant 5): neither is applied, neither alerts, and the records after
+// them on the same partition are applied and their breaches fire.
+func TestPoisonValuesAreDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	at := sh("10:00:00")
+	poison := [][]byte{
+		[]byte(`{"event_id":"p1","type":"message","ts":"2026-11-24T10:00:00+08:00","shop_id":"s1","buyer_id":"poison-utf8-` + "\xff\xfe" + `","sender":"buyer"}`),
+		[]byte(`{"event_id":"p2","type":"message","ts":"2016-11-24T10:00:00+08:00","shop_id":"s1","buyer_id":"b0","sender":"buyer"}`),
+	}
+	produceRaw(t, e.broker, "cs.chat", "s1/b0", poison...)
+	buyers := waitingBuyers(t, e.broker, 8, at)
+	r := start(t, testConfig(t, e.broker, e.redis, "g1"), &fakeClock{t: at.Add(4 * time.Minute)}, "r1")
+	eventually(t, 60*time.Second, "breaches of the records after the poison", func() error {
+		if m := missing(buyers, breachedBuyers(t, e.broker, "3m")); len(m) > 0 {
+			return fmt.Errorf("no 3m breach for %v", m)
+		}
+		return nil
+	})
+	dl := readTopic(t, e.broker, "cs.chat.DLT", 500*time.Millisecond)
+	if len(dl) != 2 || !strings.HasPrefix(header(dl[0], "rw-error"), "bad_utf8: ") || !strings.HasPrefix(header(dl[1], "rw-error"), "stale_ts: ") {
+		for _, d := range dl {
+			t.Logf("dead letter at %s: %s", header(d, "rw-offset"), header(d, "rw-error"))
+		}
+		t.Fatalf("%d dead letters, want bad_utf8 then stale_ts", len(dl))
+	}
+	for i, d := range dl {
+		if !bytes.Equal(d.Value, poison[i]) {
+			t.Errorf("dead letter %d does not keep the record's value", i)
+		}
+	}
+	for _, a := range readAlerts(t, e.broker) {
+		if strings.HasPrefix(a.BuyerID, "poison") || a.Since.Year() < 2026 {
+			t.Errorf("alert from a poison record: %+v", a)
+		}
+	}
+	m := scrape(t, r.app.Addr())
+	for _, reason := range []string{"bad_utf8", "stale_ts"} {
+		if v := m["replywatch_dead_letters_total{reason="+reason+",topic=cs.chat}"]; v != 1 {
+			t.Errorf("dead_letters_total{%s} = %v, want 1", reason, v)
+		}
+	}
+	if v := m["replywatch_waiting_buyers{shop=s1}"]; v != 8 {
+		t.Errorf("waiting buyers %v, want 8", v)
+	}
+}

@@ -136,6 +136,9 @@ type Clock struct {
 	Allowance time.Duration `yaml:"allowance"`
 	// Tick is how often idle partitions advance their clock.
 	Tick time.Duration `yaml:"tick"`
+	// MaxEventAge is how far before its record's time an event's ts may be:
+	// older events are dead-lettered as stale_ts.
+	MaxEventAge time.Duration `yaml:"max_event_age"`
 }
 
 // Alerts configures alert records.
@@ -253,7 +256,7 @@ func Default() *Config {
 			OutsideHours: OutsideIgnore,
 			Target:       0.9,
 		},
-		Clock:   Clock{Grace: 2 * time.Second, Allowance: 2 * time.Second, Tick: 100 * time.Millisecond},
+		Clock:   Clock{Grace: 2 * time.Second, Allowance: 2 * time.Second, Tick: 100 * time.Millisecond, MaxEventAge: 7 * 24 * time.Hour},
 		Alerts:  Alerts{Language: "zh", Lease: 30 * time.Second},
 		Metrics: Metrics{MaxAgents: 500, ReportInterval: 5 * time.Second, ReporterLease: 15 * time.Second},
 		Seats:   Seats{AwayAfter: 10 * time.Minute, IdleAfter: 3 * time.Minute},

@@ -174,6 +174,9 @@ func (c *Config) validateRuntime(p *problems) {
 	atLeast(p, "clock.grace", c.Clock.Grace, 0)
 	atLeast(p, "clock.allowance", c.Clock.Allowance, 0)
 	atLeast(p, "clock.tick", c.Clock.Tick, time.Millisecond)
+	// Younger than a day would dead-letter a day's own backlog replayed
+	// the next morning.
+	atLeast(p, "clock.max_event_age", c.Clock.MaxEventAge, 24*time.Hour)
 	oneOf(p, "alerts.language", c.Alerts.Language, "zh", "en")
 	atLeast(p, "alerts.lease", c.Alerts.Lease, time.Second)
 	if c.Metrics.MaxAgents < 0 {

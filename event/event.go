@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Stream names the kind of input topic an event came from.
@@ -149,10 +150,13 @@ const (
 	ReasonBadField    = "bad_field"
 	ReasonUnknownType = "unknown_type"
 	ReasonFuture      = "future_ts"
+	ReasonBadUTF8     = "bad_utf8"
+	ReasonStale       = "stale_ts"
 )
 
 // Reasons lists every dead-letter reason.
-var Reasons = []string{ReasonOversize, ReasonBadJSON, ReasonMissing, ReasonBadField, ReasonUnknownType, ReasonFuture}
+var Reasons = []string{ReasonOversize, ReasonBadJSON, ReasonMissing, ReasonBadField, ReasonUnknownType, ReasonFuture,
+	ReasonBadUTF8, ReasonStale}
 
 // Error says why an event cannot be used. Reason is a short label for
 // metrics; Detail names the field and what was wrong with it.
@@ -174,6 +178,11 @@ func Decode(s Stream, value []byte, now time.Time) (*Event, error) {
 	if len(value) > MaxValueBytes {
 		return nil, bad(ReasonOversize, "value is %d bytes, the limit is %d", len(value), MaxValueBytes)
 	}
+	// Values are UTF-8 by contract. The JSON decoder would replace invalid
+	// bytes with U+FFFD and accept the event under ids nobody sent.
+	if i := invalidUTF8At(value); i >= 0 {
+		return nil, bad(ReasonBadUTF8, "value is not valid UTF-8: bad byte 0x%02x at offset %d", value[i], i)
+	}
 	var ev Event
 	// json.Unmarshal rather than a Decoder per record: half the allocation,
 	// and it rejects anything after the object.
@@ -192,6 +201,32 @@ func Decode(s Stream, value []byte, now time.Time) (*Event, error) {
 		return nil, err
 	}
 	return &ev, nil
+}
+
+// invalidUTF8At returns the offset of the first byte of b that is not part
+// of valid UTF-8, or -1 when b is valid.
+func invalidUTF8At(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// CheckAge rejects an event whose ts is more than maxAge before now (the
+// record's time): a wait from years ago would fire breaches for a day long
+// gone. maxAge 0 accepts any age.
+func (e *Event) CheckAge(now time.Time, maxAge time.Duration) *Error {
+	if maxAge <= 0 || now.IsZero() || now.Sub(e.TS.Time) <= maxAge {
+		return nil
+	}
+	return bad(ReasonStale, "ts %s is more than %s before %s", FormatTime(e.TS.Time), maxAge, FormatTime(now))
 }
 
 // Validate checks the required fields and values of the event for stream s.

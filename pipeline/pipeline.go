@@ -50,6 +50,9 @@ type Config struct {
 	// without records before it asks the broker again, and follows the wall
 	// clock when the broker cannot say (DESIGN.md §5: caught up or idle).
 	IdleAfter time.Duration
+	// MaxEventAge dead-letters events whose ts is older than this (stale_ts);
+	// 0 accepts any age.
+	MaxEventAge time.Duration
 	// DeadLetterFor bounds how long a batch's dead letters are retried
 	// before they are skipped, logged and counted.
 	DeadLetterFor time.Duration

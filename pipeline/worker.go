@@ -289,6 +289,14 @@ func (w *worker) decode(r *records, applied int64, wall time.Time) {
 			ref = wall
 		}
 		ev, err := event.Decode(w.stream, msg.Value, ref)
+		if err == nil {
+			// Stale when older than the limit both before its record's time
+			// and before the processing clock (a replayed day is judged by
+			// when it was produced).
+			if e := ev.CheckAge(minTime(ref, wall), w.p.cfg.MaxEventAge); e != nil {
+				ev, err = nil, e
+			}
+		}
 		if err != nil {
 			var de *event.Error
 			errors.As(err, &de)
@@ -824,6 +832,13 @@ func (w *worker) maybeCommit(ctx context.Context, final bool) {
 	}
 	w.committed = next
 	w.lastCommit = time.Now()
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 func partLabel(p int) string { return strconv.Itoa(p) }
