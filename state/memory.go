@@ -158,6 +158,9 @@ func (m *Memory) ApplyLoad(ctx context.Context, scope string, b *Batch, next *Lo
 
 // apply writes b into s, as apply.lua does.
 func (s *memScope) apply(scope string, b *Batch) (int64, error) {
+	if !s.hasOwner {
+		return 0, fmt.Errorf("state: apply %s offset %d: %w", scope, b.Offset, ErrLost)
+	}
 	if s.fenced(b.Token) {
 		return 0, fmt.Errorf("state: apply %s with token %d (owner %d): %w", scope, b.Token, s.owner, ErrFenced)
 	}
@@ -253,6 +256,9 @@ func (m *Memory) Outbox(ctx context.Context, scope string, token int64, now int6
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.scope(scope)
+	if !s.hasOwner {
+		return nil, fmt.Errorf("state: outbox %s: %w", scope, ErrLost)
+	}
 	if s.fenced(token) {
 		return nil, fmt.Errorf("state: outbox %s with token %d (owner %d): %w", scope, token, s.owner, ErrFenced)
 	}

@@ -8,7 +8,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -32,7 +31,7 @@ const dayTTL = 4 * 24 * time.Hour
 // rewriteAfter is how long a writer skips the writes that only need doing
 // once (a day hash's TTL, a shop's entry in the set of shops) after making
 // them: once per hour instead of in every batch. Claiming a partition, or
-// finding its owner key gone (Redis lost its data), starts them afresh.
+// it again after Redis lost its data (see ErrLost), starts them afresh.
 const rewriteAfter = time.Hour
 
 // maxOutboxLimit keeps one outbox read within what Lua can unpack at once.
@@ -70,6 +69,7 @@ const (
 	replyFenced = 0
 	replyOK     = 1
 	replyStale  = 2
+	replyLost   = 3
 )
 
 // Dial connects to Redis as configured: standalone from url; sentinel
@@ -300,13 +300,12 @@ func (r *Redis) ApplyLoad(ctx context.Context, scope string, b *Batch, next *Loa
 	base := r.base(scope)
 	keys := []string{base + "owner", base + "offset", base + "timers:first", base + "outbox", base + "outbox:lease", base + "shops"}
 	now := time.Now()
-	var made, skipped []string
+	var made []string
 	enc := encodeBatch(b, base, seconds(r.stateTTL), seconds(dayTTL), func(what string) bool {
 		r.mu.Lock()
 		at, ok := r.written[scope][what]
 		r.mu.Unlock()
 		if ok && now.Sub(at) < rewriteAfter {
-			skipped = append(skipped, what)
 			return false
 		}
 		made = append(made, what)
@@ -333,15 +332,12 @@ func (r *Redis) ApplyLoad(ctx context.Context, scope string, b *Batch, next *Loa
 		return Applied{}, fmt.Errorf("state: apply %s with token %d (owner %d): %w", scope, b.Token, arg, ErrFenced)
 	case code == replyStale:
 		return Applied{}, fmt.Errorf("state: apply %s offset %d (applied %d): %w", scope, b.Offset, arg, ErrStale)
+	case code == replyLost:
+		return Applied{}, fmt.Errorf("state: apply %s offset %d: %w", scope, b.Offset, ErrLost)
 	case code != replyOK || next == nil && len(v) != 3 || next != nil && len(v) != 6:
 		return Applied{}, r.fail("apply", scope, fmt.Errorf("unexpected reply %v", v))
 	}
-	if lost, _ := v[2].(int64); lost == 1 {
-		r.forget(scope)
-		if err := r.redo(ctx, scope, skipped); err != nil {
-			return Applied{}, err
-		}
-	} else if len(made) > 0 {
+	if len(made) > 0 {
 		r.wrote(scope, made, now)
 	}
 	out := Applied{NextDue: arg}
@@ -386,29 +382,6 @@ func (r *Redis) wrote(scope string, what []string, now time.Time) {
 	}
 }
 
-// redo makes the writes of scope that a batch skipped, after the batch
-// found Redis had lost them: the shops' entries and the day hashes' TTLs.
-// The batch itself is written: a failure here fails the step, whose retry
-// finds the batch applied, and later batches of its shops make the writes.
-func (r *Redis) redo(ctx context.Context, scope string, skipped []string) error {
-	if len(skipped) == 0 {
-		return nil
-	}
-	b := r.base(scope)
-	pipe := r.client.Pipeline()
-	for _, what := range skipped {
-		if shop, ok := strings.CutPrefix(what, "s:"); ok {
-			pipe.SAdd(ctx, b+"shops", shop)
-		} else {
-			pipe.Expire(ctx, b+what, dayTTL)
-		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return r.fail("apply", scope, fmt.Errorf("restoring what Redis lost: %w", err))
-	}
-	return nil
-}
-
 // forget makes the next batches of scope make every skippable write again.
 func (r *Redis) forget(scope string) {
 	r.mu.Lock()
@@ -443,6 +416,9 @@ func (r *Redis) Outbox(ctx context.Context, scope string, token int64, now int64
 	code, _ := v[0].(int64)
 	if code == replyFenced {
 		return nil, fmt.Errorf("state: outbox %s with token %d (owner %v): %w", scope, token, v[1], ErrFenced)
+	}
+	if code == replyLost {
+		return nil, fmt.Errorf("state: outbox %s: %w", scope, ErrLost)
 	}
 	pairs, _ := v[1].([]any)
 	if code != replyOK || len(pairs)%2 != 0 {

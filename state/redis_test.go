@@ -152,14 +152,19 @@ func TestRedisNoScriptAfterRestart(t *testing.T) {
 	}
 	b := fullBatch(1, 2)
 	b.States["c1"] = []byte("after restart")
+	// The script runs again, and finds the partition's state gone.
+	if _, err := s.Apply(ctx, "chat.0", b); !errors.Is(err, ErrLost) {
+		t.Fatalf("Apply after a restart without persistence: %v, want ErrLost", err)
+	}
+	claim(t, s, "chat.0", 1)
 	apply(t, s, "chat.0", b)
 	if l := load(t, s, "chat.0", []string{"c1"}, 0, 0); string(l.States["c1"]) != "after restart" {
 		t.Fatalf("c1 after restart = %q", l.States["c1"])
 	}
 	// Every other script recovers as well.
 	srv.Restart()
-	if _, err := s.Outbox(ctx, "chat.0", 1, 1<<50, time.Second, 10); err != nil {
-		t.Fatalf("Outbox after restart: %v", err)
+	if _, err := s.Outbox(ctx, "chat.0", 1, 1<<50, time.Second, 10); !errors.Is(err, ErrLost) {
+		t.Fatalf("Outbox after restart: %v, want ErrLost", err)
 	}
 	if ok, err := s.Lease(ctx, "reporter", "me", time.Minute); err != nil || !ok {
 		t.Fatalf("Lease after restart: %v %v", ok, err)
@@ -493,8 +498,9 @@ func TestRedisCounterCommands(t *testing.T) {
 }
 
 // Writes made once in a while (a shop's entry in the set of shops, a day
-// hash's TTL) are skipped by later batches, and made again at once when a
-// batch finds that Redis lost the partition's keys.
+// hash's TTL) are skipped by later batches. When Redis loses the
+// partition's keys, a batch writes nothing and says so (ErrLost); after the
+// partition is claimed again they are made at once.
 func TestRedisSkippedWritesAfterDataLoss(t *testing.T) {
 	c := newClient(t, testenv.Redis(t))
 	ctx := context.Background()
@@ -516,6 +522,13 @@ func TestRedisSkippedWritesAfterDataLoss(t *testing.T) {
 	if err := c.FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.Apply(ctx, "chat.0", batch(3)); !errors.Is(err, ErrLost) {
+		t.Fatalf("Apply after the loss: %v, want ErrLost", err)
+	}
+	if n, err := c.DBSize(ctx).Result(); err != nil || n != 0 {
+		t.Fatalf("after a batch that found the state lost, Redis holds %d keys (%v), want none", n, err)
+	}
+	claim(t, s, "chat.0", 1)
 	apply(t, s, "chat.0", batch(3))
 	if f := figures(t, s, []string{"chat.0"}); f["s1"].Day["consulting"] != 1 {
 		t.Fatalf("after the loss, s1 = %+v; want its one new count listed", f["s1"])

@@ -18,6 +18,12 @@ import (
 // the caller lost it and must stop writing.
 var ErrFenced = errors.New("state: partition is owned by a newer consumer")
 
+// ErrLost means Redis no longer has the partition's state: its owner key,
+// which a claim sets and nothing removes, is gone (Redis restarted without
+// persistence, or failed over to an empty replica). Nothing was written;
+// the owner must claim the partition again and rebuild it from Kafka.
+var ErrLost = errors.New("state: the partition's state was lost (its owner key is gone)")
+
 // ErrStale means the batch's offset is not beyond the partition's last
 // applied offset: it was applied already and nothing was written.
 var ErrStale = errors.New("state: batch offset already applied")

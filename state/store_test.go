@@ -96,6 +96,19 @@ var storeCases = []struct {
 			t.Fatalf("Claim with token 1 after token 2 wrote: err = %v, want ErrFenced", err)
 		}
 	}},
+	{"a partition never claimed, or whose state was lost, writes nothing", func(t *testing.T, s Store) {
+		// Its owner key is missing: Redis restarted without persistence.
+		if _, err := s.Apply(context.Background(), "chat.0", fullBatch(1, 5)); !errors.Is(err, ErrLost) {
+			t.Fatalf("Apply without a claim: err = %v, want ErrLost", err)
+		}
+		if _, err := s.Outbox(context.Background(), "chat.0", 1, 1<<50, time.Second, 10); !errors.Is(err, ErrLost) {
+			t.Fatalf("Outbox without a claim: err = %v, want ErrLost", err)
+		}
+		if c := claim(t, s, "chat.0", 1); c.Offset != -1 || c.NextDue != 0 {
+			t.Fatalf("claim after the refused batch = %+v, want nothing applied", c)
+		}
+		apply(t, s, "chat.0", fullBatch(1, 5))
+	}},
 	{"stale offset writes nothing", func(t *testing.T, s Store) {
 		claim(t, s, "chat.0", 1)
 		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 10, States: map[string][]byte{"a": []byte("v10")}})

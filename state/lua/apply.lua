@@ -48,16 +48,21 @@
 -- batch's reads, done after this batch's writes as load.lua does them:
 --   next load       dueBy, limit, n, n x entity key
 --
--- Returns {1, nextDue, lost} when written (nextDue 0 when no timer is set;
--- lost 1 when the owner key was missing), and with a next load {1, nextDue,
--- lost, {due entity keys, earliest first}, {their due times}, {states}},
--- states as load.lua returns them;
+-- Returns {1, nextDue, 0} when written (nextDue 0 when no timer is set),
+-- and with a next load {1, nextDue, 0, {due entity keys, earliest first},
+-- {their due times}, {states}}, states as load.lua returns them;
 -- {0, owner} when a newer token owns the partition, {2, offset} when the
--- batch's offset was applied already. Nothing is written unless 1.
+-- batch's offset was applied already, {3, 0} when the owner key is missing:
+-- Redis lost the partition's state (a restart without persistence, a
+-- failover to an empty replica), which the writer must rebuild from Kafka
+-- after claiming it again. Nothing is written unless 1.
 local token = tonumber(ARGV[1])
 local stored = redis.call('MGET', KEYS[1], KEYS[2])
 local owner = tonumber(stored[1])
-if owner and owner > token then
+if not owner then
+  return {3, 0}
+end
+if owner > token then
   return {0, owner}
 end
 local offset = tonumber(ARGV[2])
@@ -71,15 +76,11 @@ local stateTTL = tonumber(ARGV[4])
 local dayTTL = ARGV[5]
 local leaseEnd = ARGV[6]
 
--- A missing or older owner is taken over: Redis lost it (a restart without
--- persistence, a failover) or this writer never claimed.
+-- An older owner is taken over: this writer's generation is newer.
 if owner ~= token then
   redis.call('SET', KEYS[1], ARGV[1])
 end
--- 1 when the owner was missing: Redis lost the partition's keys (or it was
--- never claimed), so the writer forgets which writes it may skip.
 local lost = 0
-if not owner then lost = 1 end
 
 -- call runs cmd key ARGV[from..to] in slices: unpack has a stack limit.
 local function call(cmd, key, from, to)

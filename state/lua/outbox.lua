@@ -9,10 +9,14 @@
 -- ARGV[3] leaseEnd  new lease end of the records handed out (Unix ms)
 -- ARGV[4] limit     at most this many records
 --
--- Returns {1, {key, payload, key, payload, ...}} ordered by lease end, or
--- {0, owner} when a newer token owns the partition.
+-- Returns {1, {key, payload, key, payload, ...}} ordered by lease end,
+-- {0, owner} when a newer token owns the partition, or {3, 0} when the owner
+-- key is missing: Redis lost the partition's state (see apply.lua).
 local owner = tonumber(redis.call('GET', KEYS[1]))
-if owner and owner > tonumber(ARGV[1]) then
+if not owner then
+  return {3, 0}
+end
+if owner > tonumber(ARGV[1]) then
   return {0, owner}
 end
 local keys = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[2], 'LIMIT', 0, ARGV[4])
