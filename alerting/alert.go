@@ -69,6 +69,10 @@ type Alert struct {
 	EmittedAt time.Time `json:"-"`
 	Reason    string    `json:"reason,omitempty"`
 	Summary   string    `json:"summary,omitempty"`
+	// Replay is set on the alerts of a partition rebuilt from Kafka after
+	// Redis lost its state: the same ids as before the loss, for the
+	// notifier to treat as a replayed backlog rather than news.
+	Replay bool `json:"replay,omitempty"`
 }
 
 // ID derives a stable alert id from the parts that identify the condition

@@ -170,9 +170,31 @@ func pipelineConfig(cfg *config.Config) pipeline.Config {
 		Grace:            cfg.Clock.Grace,
 		Allowance:        cfg.Clock.Allowance,
 		MaxEventAge:      cfg.Clock.MaxEventAge,
+		RebuildFrom:      rebuildFrom(cfg),
 		OutboxLease:      cfg.Alerts.Lease,
 		CacheEntries:     cfg.Redis.CacheEntries,
 		Language:         cfg.Alerts.Language,
+	}
+}
+
+// rebuildFrom is where a partition whose Redis state was lost is read again
+// from: the start of yesterday in the zone, among the default one and the
+// shops' own, whose day starts first. Today's figures, and waits open since
+// yesterday, are then whole again.
+func rebuildFrom(cfg *config.Config) func(time.Time) time.Time {
+	locs := []*time.Location{cfg.Location("")}
+	for s := range cfg.Shops {
+		locs = append(locs, cfg.Location(s))
+	}
+	return func(now time.Time) time.Time {
+		from := now
+		for _, l := range locs {
+			y, m, d := now.In(l).Date()
+			if start := time.Date(y, m, d-1, 0, 0, 0, 0, l); start.Before(from) {
+				from = start
+			}
+		}
+		return from
 	}
 }
 

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -222,4 +223,112 @@ func TestPoisonValuesAreDeadLettered(t *testing.T) {
 	if v := m["replywatch_waiting_buyers{shop=s1}"]; v != 8 {
 		t.Errorf("waiting buyers %v, want 8", v)
 	}
+}
+
+// Invariant 8: Redis restarted without persistence loses every partition's
+// state while the group has committed offsets. Each partition finds its
+// owner key gone, says so, counts a rebuild and reads Kafka again from the
+// start of yesterday: the figures are exact again, and the alerts of the
+// rebuild carry the ids already sent, marked as a replay.
+func TestRedisRestartedEmptyIsRebuilt(t *testing.T) {
+	broker, _ := testenv.Kafka(t, testTopics)
+	srv := testenv.RedisServer(t)
+	produce(t, broker, "cs.chat", day()...)
+	r := start(t, testConfig(t, broker, srv.URL, "g1"), &fakeClock{t: endOfDay}, "r1")
+	waitForDay(t, broker, r.app.Addr())
+	before := readAlerts(t, broker)
+	sent := map[string]bool{}
+	for _, a := range before {
+		sent[a.ID+"/"+a.Status] = true
+	}
+	// Let the offsets be committed (every second) before Redis goes.
+	eventually(t, 20*time.Second, "offsets committed", func() error {
+		lag, err := groupLag(broker, "g1", "cs.chat")
+		if err != nil {
+			return err
+		}
+		if lag != 0 {
+			return fmt.Errorf("%d records past the committed offsets", lag)
+		}
+		return nil
+	})
+
+	srv.Restart()
+	eventually(t, 60*time.Second, "every chat partition rebuilt and the figures exact again", func() error {
+		m := scrape(t, r.app.Addr())
+		if v := m["replywatch_state_rebuilds_total{topic=cs.chat}"]; v < float64(testTopics["cs.chat"]) {
+			return fmt.Errorf("%v chat partitions rebuilt", v)
+		}
+		return expectFigures(m, wantFigures)
+	})
+	waitForAlerts(t, broker, 20*time.Second)
+	after := readAlerts(t, broker)[len(before):]
+	if len(after) == 0 {
+		t.Fatal("the rebuild emitted no alert: the day's alerts should come again, as a replay")
+	}
+	for _, a := range after {
+		if !a.Replay || !sent[a.ID+"/"+a.Status] {
+			t.Errorf("alert of the rebuild %s %s %s: replay %v, sent before %v", a.ID, a.Kind, a.Status, a.Replay, sent[a.ID+"/"+a.Status])
+		}
+	}
+}
+
+// groupLag is the number of records of topic past group's committed offsets.
+func groupLag(broker, group, topic string) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c := &kafka.Client{Addr: kafka.TCP(broker)}
+	n := testTopics[topic]
+	parts := make([]int, n)
+	reqs := make([]kafka.OffsetRequest, n)
+	for i := range n {
+		parts[i] = i
+		reqs[i] = kafka.LastOffsetOf(i)
+	}
+	committed, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		return 0, err
+	}
+	ends, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return 0, err
+	}
+	end := map[int]int64{}
+	for _, p := range ends.Topics[topic] {
+		end[p.Partition] = p.LastOffset
+	}
+	var lag int64
+	for _, p := range committed.Topics[topic] {
+		if p.CommittedOffset < 0 {
+			lag += end[p.Partition]
+		} else {
+			lag += end[p.Partition] - p.CommittedOffset
+		}
+	}
+	return lag, nil
+}
+
+// Redis restarted empty while no replica runs: the next replica finds no
+// state for partitions the group has committed offsets for, and rebuilds
+// them from Kafka before going on.
+func TestEmptyRedisAtStartIsRebuilt(t *testing.T) {
+	broker, _ := testenv.Kafka(t, testTopics)
+	srv := testenv.RedisServer(t)
+	produce(t, broker, "cs.chat", day()...)
+	cfg := testConfig(t, broker, srv.URL, "g1")
+	r := start(t, cfg, &fakeClock{t: endOfDay}, "r1")
+	waitForDay(t, broker, r.app.Addr())
+	r.stop(t) // commits and leaves the group
+	srv.Restart()
+	r2 := start(t, cfg, &fakeClock{t: endOfDay}, "r2")
+	eventually(t, 60*time.Second, "partitions rebuilt and the figures exact again", func() error {
+		m := scrape(t, r2.app.Addr())
+		if v := m["replywatch_state_rebuilds_total{topic=cs.chat}"]; v != float64(testTopics["cs.chat"]) {
+			return fmt.Errorf("%v chat partitions rebuilt", v)
+		}
+		if v := m["replywatch_state_rebuilds_total{topic=cs.presence}"]; v != 0 {
+			return fmt.Errorf("%v presence partitions rebuilt, but none ever had a record", v)
+		}
+		return expectFigures(m, wantFigures)
+	})
 }

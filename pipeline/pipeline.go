@@ -53,6 +53,10 @@ type Config struct {
 	// MaxEventAge dead-letters events whose ts is older than this (stale_ts);
 	// 0 accepts any age.
 	MaxEventAge time.Duration
+	// RebuildFrom is where a partition whose Redis state was lost is read
+	// again from, given the wall clock: the start of the oldest day still
+	// counted (two days back when nil).
+	RebuildFrom func(wall time.Time) time.Time
 	// DeadLetterFor bounds how long a batch's dead letters are retried
 	// before they are skipped, logged and counted.
 	DeadLetterFor time.Duration
@@ -86,6 +90,9 @@ func (c *Config) defaults() {
 	}
 	if c.TimerBatch <= 0 {
 		c.TimerBatch = 1000
+	}
+	if c.RebuildFrom == nil {
+		c.RebuildFrom = func(wall time.Time) time.Time { return wall.Add(-48 * time.Hour) }
 	}
 	if c.DeadLetterFor <= 0 {
 		c.DeadLetterFor = time.Minute

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"strconv"
 	"sync"
@@ -47,8 +48,13 @@ type worker struct {
 	// was last asked for the high-water mark (monotonic clock).
 	lastRecord time.Time
 	lastAsked  time.Time
-	acks       []string
-	lastSweep  time.Time
+	// replayUntil is the last offset read before the partition's state was
+	// found lost (-1 when not rebuilding): alerts up to it are a replay.
+	replayUntil int64
+	// lost says the outbox sweep found the partition's state lost.
+	lost      bool
+	acks      []string
+	lastSweep time.Time
 
 	fx    detectors.Effects
 	items []item
@@ -146,7 +152,11 @@ func (w *worker) run(ctx context.Context, assigned int64, done func()) {
 
 	for fetchCtx.Err() == nil {
 		w.fetch(fetchCtx)
-		if err := w.step(ctx); err != nil {
+		err := w.step(ctx)
+		if errors.Is(err, state.ErrLost) || w.lost {
+			err = w.rebuild(fetchCtx)
+		}
+		if err != nil {
 			if errors.Is(err, state.ErrFenced) {
 				w.log.Warn("partition taken over by a newer consumer; this replica stops writing it")
 				break
@@ -199,15 +209,24 @@ func (w *worker) start(ctx context.Context, assigned int64) error {
 	}
 	w.applied = claimed.Offset
 	w.nextDue = claimed.NextDue
+	w.replayUntil = -1
 	start := assigned
+	lost := false
 	switch {
 	case assigned >= 0 && claimed.Offset+1 > assigned:
 		start = claimed.Offset + 1 // the store is ahead of the last commit
 	case assigned < 0 && claimed.Offset >= 0:
 		start = claimed.Offset + 1
-	case assigned >= 0 && claimed.Offset >= 0 && claimed.Offset+1 < assigned:
-		w.log.Warn("store is behind the committed offset: state for the gap was lost",
+	case assigned >= 0 && claimed.Offset < 0:
+		// The group committed offsets, so this partition's state was in
+		// Redis once: Redis lost it (a restart without persistence).
+		lost = true
+	case assigned >= 0 && claimed.Offset+1 < assigned:
+		// Redis holds an older state (restored from an older snapshot): the
+		// records since are read again.
+		w.log.Warn("store is behind the committed offset: reading the gap again",
 			zap.Int64("applied", claimed.Offset), zap.Int64("committed", assigned))
+		start = claimed.Offset + 1
 	}
 	w.committed = start
 	hwm, err := w.p.highWaterMark(ctx, w.topic, w.partition)
@@ -232,6 +251,11 @@ func (w *worker) start(ctx context.Context, assigned int64) error {
 	})
 	if err := w.reader.SetOffset(start); err != nil {
 		return err
+	}
+	if lost {
+		if err := w.seekRebuild(ctx, assigned-1); err != nil {
+			return err
+		}
 	}
 	w.log.Info("partition claimed", zap.Int64("token", w.token), zap.Int64("offset", start),
 		zap.Int64("applied", claimed.Offset), zap.Bool("behind", w.behind))
@@ -366,7 +390,7 @@ func (w *worker) step(ctx context.Context) error {
 	}
 	err := retry(ctx, w.log, "applying batch", func() error {
 		err := w.apply(ctx, now, wall, last, due, ahead)
-		if err == nil || errors.Is(err, state.ErrFenced) {
+		if err == nil || errors.Is(err, state.ErrFenced) || errors.Is(err, state.ErrLost) {
 			return backoff.Permanent(err)
 		}
 		// The cached entities may hold this attempt's changes: forget them
@@ -382,6 +406,10 @@ func (w *worker) step(ctx context.Context) error {
 	}
 	if last >= 0 {
 		w.applied = last
+		if w.replayUntil >= 0 && last >= w.replayUntil {
+			w.replayUntil = -1
+			w.log.Warn("partition rebuilt from Kafka after Redis lost its state", zap.Int64("offset", last))
+		}
 	}
 	return nil
 }
@@ -440,6 +468,65 @@ func permanentWrite(err error) bool {
 	}
 	return errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.InvalidMessage) ||
 		errors.Is(err, kafka.RecordListTooLarge) || errors.Is(err, kafka.InvalidRecord)
+}
+
+// rebuild starts the partition again after its state was found lost in
+// Redis: it claims the partition afresh, forgets everything it held, and
+// reads the partition again from RebuildFrom (the start of the oldest day
+// still counted), so that states, timers and figures are what Kafka says.
+// Alerts up to the last record read before are marked as a replay; their
+// ids are the ones already sent.
+func (w *worker) rebuild(ctx context.Context) error {
+	w.lost = false
+	var claimed state.Claimed
+	err := retry(ctx, w.log, "claim", func() error {
+		var err error
+		w.p.metrics.RedisRoundTrips.WithLabelValues("claim").Inc()
+		claimed, err = w.p.store.Claim(ctx, w.scope, w.token)
+		if errors.Is(err, state.ErrFenced) {
+			return backoff.Permanent(err)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if w.applied < 0 && w.replayUntil < 0 {
+		// Nothing of this partition was ever applied: Redis lost only its
+		// owner key, and claiming it again is all there is to do.
+		w.log.Info("Redis lost the owner key of a partition with no state; claimed it again")
+		w.nextDue = claimed.NextDue
+		return nil
+	}
+	upTo := max(w.applied, w.replayUntil)
+	if next := w.reader.Offset(); next > 0 {
+		upTo = max(upTo, next-1)
+	}
+	w.cache.Purge()
+	w.applied, w.nextDue = claimed.Offset, claimed.NextDue
+	w.clock = Clock{Grace: w.p.cfg.Grace, Allowance: w.p.cfg.Allowance}
+	w.behind = true
+	w.lastRecord, w.lastAsked = time.Now(), time.Now()
+	w.following = records{msgs: w.following.msgs[:0], items: w.following.items[:0], dead: w.following.dead[:0]}
+	w.ahead, w.decoded = nil, false
+	w.msgs, w.items, w.dead = w.msgs[:0], w.items[:0], w.dead[:0]
+	w.acks = w.acks[:0]
+	return w.seekRebuild(ctx, upTo)
+}
+
+// seekRebuild counts and logs a rebuild of the partition and positions the
+// reader at its start; alerts up to offset upTo are a replay.
+func (w *worker) seekRebuild(ctx context.Context, upTo int64) error {
+	w.p.metrics.StateRebuilds.WithLabelValues(w.topic).Inc()
+	from := w.p.cfg.RebuildFrom(w.p.now())
+	if err := w.reader.SetOffsetAt(ctx, from); err != nil {
+		return fmt.Errorf("positioning the rebuild of %s/%d at %s: %w", w.topic, w.partition, from.Format(time.RFC3339), err)
+	}
+	w.replayUntil = upTo
+	w.behind = true
+	w.log.Error("Redis lost this partition's state (its owner key is gone while the group has committed offsets); rebuilding it from Kafka: figures are incomplete until the rebuild has read up to the last offset",
+		zap.Time("from", from), zap.Int64("from_offset", w.reader.Offset()), zap.Int64("last_offset", upTo))
+	return nil
 }
 
 // checkIdle runs when a partition that believes it is behind got no
@@ -691,8 +778,11 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 	b.Waits = fx.Waits
 	b.Activity = fx.Activity
 	alerts := fx.Alerts
+	// A rebuild's alerts were sent before the state was lost.
+	replay := w.replayUntil >= 0 && (last < 0 || last <= w.replayUntil)
 	for i := range alerts {
 		a := &alerts[i]
+		a.Replay = replay
 		a.EmittedAt = wall
 		a.Summary = alerting.Summary(a, p.cfg.Language, p.location(a.ShopID))
 		payload, err := json.Marshal(a)
@@ -781,6 +871,10 @@ func (w *worker) sweep(ctx context.Context, upTo int64) {
 	for ctx.Err() == nil {
 		w.p.metrics.RedisRoundTrips.WithLabelValues("outbox").Inc()
 		ds, err := w.p.store.Outbox(ctx, w.scope, w.token, upTo, w.p.cfg.OutboxLease, 500)
+		if errors.Is(err, state.ErrLost) {
+			w.lost = true
+			return
+		}
 		if err != nil {
 			if !errors.Is(err, context.Canceled) {
 				w.p.metrics.RedisErrors.WithLabelValues("outbox").Inc()
