@@ -138,6 +138,7 @@ var knownMetrics = map[string]bool{
 	"replywatch_alert_redeliveries_total":        true,
 	"replywatch_dead_letter_failures_total":      true,
 	"replywatch_state_rebuilds_total":            true,
+	"replywatch_figures_age_seconds":             true,
 	"replywatch_batch_records":                   true,
 	"replywatch_redis_round_trips_total":         true,
 	"replywatch_timer_fire_delay_seconds_bucket": true,

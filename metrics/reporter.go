@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,7 +32,11 @@ type ShopInfo struct {
 
 // Reporter exports the business gauges of CONTRACT.md §4. Only the replica
 // holding the reporter lease exports them, so that summing over replicas
-// gives the true value; the others export none.
+// gives the true value; the others export none. A scrape sees the last
+// complete read of the figures, never one half refilled, and its age in
+// replywatch_figures_age_seconds: while Redis cannot be read, the last
+// figures stay, ageing, as long as the lease this replica held has not run
+// out (no other replica can hold it before).
 type Reporter struct {
 	Source   FigureSource
 	Holder   string
@@ -51,42 +56,76 @@ type Reporter struct {
 	shopInfo, target, inHours, seats, idle                                 *prometheus.GaugeVec
 	agWaiting, agConsulting, agBreached, agAvg, agRate30, agMessages       *prometheus.GaugeVec
 	dropped                                                                prometheus.Counter
-	leader                                                                 bool
+
+	// mu guards the gauges and what follows, between a refill and a scrape.
+	mu      sync.RWMutex
+	vecs    []*prometheus.GaugeVec
+	leader  bool
+	at      time.Time // when the exported figures were read (monotonic)
+	renewed time.Time // when the lease was last renewed
+}
+
+// ageDesc describes replywatch_figures_age_seconds.
+var ageDesc = prometheus.NewDesc("replywatch_figures_age_seconds",
+	"Seconds since the exported business gauges were read from Redis (exported with them, by the replica holding the reporter lease).", nil, nil)
+
+// figureCollector exports the reporter's gauges as one consistent snapshot.
+type figureCollector struct{ r *Reporter }
+
+func (c figureCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, g := range c.r.vecs {
+		g.Describe(ch)
+	}
+	ch <- ageDesc
+}
+
+func (c figureCollector) Collect(ch chan<- prometheus.Metric) {
+	r := c.r
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, g := range r.vecs {
+		g.Collect(ch)
+	}
+	if r.leader && !r.at.IsZero() {
+		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, time.Since(r.at).Seconds())
+	}
 }
 
 // LeaseName is the reporter lease's name in the store.
 const LeaseName = "reporter"
 
-func gauge(reg prometheus.Registerer, name, help string, labels ...string) *prometheus.GaugeVec {
+// gauge creates a business gauge; Register exports them all through one
+// collector.
+func (r *Reporter) gauge(name, help string, labels ...string) *prometheus.GaugeVec {
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
-	reg.MustRegister(g)
+	r.vecs = append(r.vecs, g)
 	return g
 }
 
 // Register creates the business gauges on reg.
 func (r *Reporter) Register(reg prometheus.Registerer) {
-	r.waiting = gauge(reg, "replywatch_waiting_buyers", "Buyers now waiting for a human reply.", "shop")
-	r.oldest = gauge(reg, "replywatch_oldest_wait_seconds", "Longest current wait for a human reply.", "shop")
-	r.consulting = gauge(reg, "replywatch_consulting_buyers", "Distinct buyers who consulted today in service hours.", "shop")
-	r.breached = gauge(reg, "replywatch_reply_breached_buyers", "Distinct buyers whose wait breached the threshold today.", "shop", "threshold")
-	r.rate = gauge(reg, "replywatch_reply_rate", "1 - breached/consulting today (1 when no one consulted).", "shop", "threshold")
-	r.messages = gauge(reg, "replywatch_buyer_messages", "Buyer messages today in service hours.", "shop")
-	r.rate30 = gauge(reg, "replywatch_response_30s_rate", "Share of today's buyer messages human-answered within 30 s (1 when none).", "shop")
-	r.avgResp = gauge(reg, "replywatch_avg_response_seconds", "Mean human response time of waits started today and ended.", "shop")
-	r.seats = gauge(reg, "replywatch_seats", "Agents per seat state.", "shop", "state")
-	r.idle = gauge(reg, "replywatch_idle_seats", "Seats idle now: online, buyers waiting, no human message for idle_after.", "shop")
-	r.shopInfo = gauge(reg, "replywatch_shop_info", "Always 1; labels carry the shop's platform and time zone.", "shop", "platform", "timezone")
-	r.target = gauge(reg, "replywatch_reply_rate_target", "The shop's target reply rate from the configuration.", "shop", "threshold")
-	r.inHours = gauge(reg, "replywatch_in_service_hours", "1 while the shop's service window is open.", "shop")
-	r.agWaiting = gauge(reg, "replywatch_agent_waiting_buyers", "Buyers now waiting whose assigned agent this is.", "shop", "agent")
-	r.agConsulting = gauge(reg, "replywatch_agent_consulting_buyers", "Distinct buyers assigned to the agent who consulted today.", "shop", "agent")
-	r.agBreached = gauge(reg, "replywatch_agent_reply_breached_buyers", "Distinct buyers breached today while assigned to the agent.", "shop", "agent", "threshold")
-	r.agAvg = gauge(reg, "replywatch_agent_avg_response_seconds", "Mean response time of the agent's replies that ended waits today.", "shop", "agent")
-	r.agRate30 = gauge(reg, "replywatch_agent_response_30s_rate", "Share of buyer messages the agent answered within 30 s today.", "shop", "agent")
-	r.agMessages = gauge(reg, "replywatch_agent_buyer_messages", "Buyer messages today while assigned to the agent.", "shop", "agent")
+	r.waiting = r.gauge("replywatch_waiting_buyers", "Buyers now waiting for a human reply.", "shop")
+	r.oldest = r.gauge("replywatch_oldest_wait_seconds", "Longest current wait for a human reply.", "shop")
+	r.consulting = r.gauge("replywatch_consulting_buyers", "Distinct buyers who consulted today in service hours.", "shop")
+	r.breached = r.gauge("replywatch_reply_breached_buyers", "Distinct buyers whose wait breached the threshold today.", "shop", "threshold")
+	r.rate = r.gauge("replywatch_reply_rate", "1 - breached/consulting today (1 when no one consulted).", "shop", "threshold")
+	r.messages = r.gauge("replywatch_buyer_messages", "Buyer messages today in service hours.", "shop")
+	r.rate30 = r.gauge("replywatch_response_30s_rate", "Share of today's buyer messages human-answered within 30 s (1 when none).", "shop")
+	r.avgResp = r.gauge("replywatch_avg_response_seconds", "Mean human response time of waits started today and ended.", "shop")
+	r.seats = r.gauge("replywatch_seats", "Agents per seat state.", "shop", "state")
+	r.idle = r.gauge("replywatch_idle_seats", "Seats idle now: online, buyers waiting, no human message for idle_after.", "shop")
+	r.shopInfo = r.gauge("replywatch_shop_info", "Always 1; labels carry the shop's platform and time zone.", "shop", "platform", "timezone")
+	r.target = r.gauge("replywatch_reply_rate_target", "The shop's target reply rate from the configuration.", "shop", "threshold")
+	r.inHours = r.gauge("replywatch_in_service_hours", "1 while the shop's service window is open.", "shop")
+	r.agWaiting = r.gauge("replywatch_agent_waiting_buyers", "Buyers now waiting whose assigned agent this is.", "shop", "agent")
+	r.agConsulting = r.gauge("replywatch_agent_consulting_buyers", "Distinct buyers assigned to the agent who consulted today.", "shop", "agent")
+	r.agBreached = r.gauge("replywatch_agent_reply_breached_buyers", "Distinct buyers breached today while assigned to the agent.", "shop", "agent", "threshold")
+	r.agAvg = r.gauge("replywatch_agent_avg_response_seconds", "Mean response time of the agent's replies that ended waits today.", "shop", "agent")
+	r.agRate30 = r.gauge("replywatch_agent_response_30s_rate", "Share of buyer messages the agent answered within 30 s today.", "shop", "agent")
+	r.agMessages = r.gauge("replywatch_agent_buyer_messages", "Buyer messages today while assigned to the agent.", "shop", "agent")
 	r.dropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "replywatch_agent_series_dropped_total",
 		Help: "Per-agent series left out because a shop has more agents than metrics.max_agents."})
-	reg.MustRegister(r.dropped)
+	reg.MustRegister(r.dropped, figureCollector{r})
 }
 
 // Run keeps the lease and the gauges fresh until ctx ends, then gives the
@@ -109,10 +148,13 @@ func (r *Reporter) Run(ctx context.Context) error {
 }
 
 func (r *Reporter) setLeader(v bool) {
+	r.mu.Lock()
 	if r.leader && !v {
 		r.reset()
+		r.at = time.Time{}
 	}
 	r.leader = v
+	r.mu.Unlock()
 	if r.Process != nil {
 		if v {
 			r.Process.ReporterLeader.Set(1)
@@ -123,6 +165,7 @@ func (r *Reporter) setLeader(v bool) {
 }
 
 func (r *Reporter) tick(ctx context.Context) {
+	asked := time.Now()
 	held, err := r.Source.Lease(ctx, LeaseName, r.Holder, r.LeaseTTL)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -131,11 +174,19 @@ func (r *Reporter) tick(ctx context.Context) {
 				r.Process.RedisErrors.WithLabelValues("lease").Inc()
 			}
 		}
-		// Without knowing, stop exporting: two exporters would double the sums.
+		// The lease held is ours until it runs out: meanwhile the last
+		// figures stay, their age growing. After it, stop exporting: two
+		// exporters would double the sums.
+		if r.isLeader() && time.Since(r.renewed) < r.LeaseTTL {
+			return
+		}
 		r.setLeader(false)
 		return
 	}
-	if held != r.leader {
+	if held {
+		r.renewed = asked
+	}
+	if held != r.isLeader() {
 		r.Log.Info("reporter lease", zap.Bool("held", held))
 	}
 	r.setLeader(held)
@@ -176,11 +227,29 @@ func (r *Reporter) Collect(ctx context.Context) error {
 			figs[s] = &state.ShopFigures{Shop: s}
 		}
 	}
-	r.reset()
+	reports := make([]ShopReport, 0, len(figs))
+	dropped := 0
 	for _, f := range figs {
-		r.export(Report(f, r.Info(f.Shop), now, r.PerAgent, r.MaxAgents))
+		rep, d := Report(f, r.Info(f.Shop), now, r.PerAgent, r.MaxAgents)
+		reports = append(reports, rep)
+		dropped += d
 	}
+	// The refill is whole before a scrape sees it.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reset()
+	for _, rep := range reports {
+		r.export(rep, 0)
+	}
+	r.dropped.Add(float64(dropped))
+	r.at = time.Now()
 	return nil
+}
+
+func (r *Reporter) isLeader() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.leader
 }
 
 // SeatStates are the seat states exported in replywatch_seats.

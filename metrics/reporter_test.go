@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -92,4 +93,111 @@ func TestReporterLeaseAndTakeover(t *testing.T) {
 	if testutil.ToFloat64(a.Process.ReporterLeader) != 0 || testutil.CollectAndCount(a.rate) != 0 {
 		t.Error("a replica that lost the lease still exports business gauges")
 	}
+}
+
+// seriesOf counts the series of the named metric family a scrape of reg sees.
+func seriesOf(t *testing.T, reg *prometheus.Registry, name string) int {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return len(mf.GetMetric())
+		}
+	}
+	return 0
+}
+
+// While Redis is down the leader keeps exporting its last complete figures,
+// with their age, for as long as the lease it held lasts (no other replica
+// can hold it before); then it stops.
+func TestFiguresOutliveRedisDownWhileTheLeaseLasts(t *testing.T) {
+	srv := testenv.RedisServer(t)
+	client, err := state.Dial(srv.URL, state.ModeStandalone, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := state.NewRedis(client, "rw", 72*time.Hour)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, shanghai)
+	if _, err := store.Claim(ctx, "chat.0", 1); err != nil {
+		t.Fatal(err)
+	}
+	figs := []detectors.FigureDelta{{Shop: "s1", Day: now.Format(time.DateOnly), Field: detectors.FieldConsulting, Delta: 4}}
+	if _, err := store.Apply(ctx, "chat.0", &state.Batch{Token: 1, Offset: 0, Figures: figs, Now: now.UnixMilli()}); err != nil {
+		t.Fatal(err)
+	}
+	r, reg := newReporter(t, store, "a", now)
+	r.LeaseTTL = 3 * time.Second
+	r.tick(ctx)
+	if seriesOf(t, reg, "replywatch_consulting_buyers") != 1 || seriesOf(t, reg, "replywatch_figures_age_seconds") != 1 {
+		t.Fatal("the leader does not export its figures and their age")
+	}
+
+	srv.Kill()
+	down := time.Now()
+	r.tick(ctx)
+	if got := testutil.ToFloat64(r.consulting.WithLabelValues("s1")); got != 4 || seriesOf(t, reg, "replywatch_figures_age_seconds") != 1 {
+		t.Fatalf("with Redis down inside the lease: consulting %v, want the last figure 4, with its age", got)
+	}
+	time.Sleep(100 * time.Millisecond)
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "replywatch_figures_age_seconds" {
+			if age := mf.GetMetric()[0].GetGauge().GetValue(); age < 0.1 {
+				t.Errorf("figures age %v s, want at least the 0.1 s since they were read", age)
+			}
+		}
+	}
+	for seriesOf(t, reg, "replywatch_consulting_buyers") != 0 {
+		if time.Since(down) > 10*time.Second {
+			t.Fatal("figures still exported 10 s after Redis went down, past a 3 s lease")
+		}
+		time.Sleep(100 * time.Millisecond)
+		r.tick(ctx)
+	}
+	if since := time.Since(down); since < 2*time.Second {
+		t.Errorf("figures withdrawn %v after Redis went down, before the lease ran out", since)
+	}
+	if seriesOf(t, reg, "replywatch_figures_age_seconds") != 0 || testutil.ToFloat64(r.Process.ReporterLeader) != 0 {
+		t.Error("the replica exports a figures age, or says it leads, after its lease ran out")
+	}
+}
+
+// A scrape during a refill sees the figures of the last complete read, all
+// of them: never a set half reset and half filled.
+func TestScrapeNeverSeesHalfARefill(t *testing.T) {
+	client, err := state.Dial(testenv.Redis(t), state.ModeStandalone, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := state.NewRedis(client, "rw", 72*time.Hour)
+	r, reg := newReporter(t, store, "a", time.Date(2026, 11, 24, 12, 0, 0, 0, shanghai))
+	const shops = 1000
+	for i := range shops {
+		r.Shops = append(r.Shops, "s"+strconv.Itoa(i))
+	}
+	ctx := context.Background()
+	r.tick(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 10 {
+			r.tick(ctx)
+		}
+	}()
+	scrapes := 0
+	for running := true; running; scrapes++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		if n := seriesOf(t, reg, "replywatch_waiting_buyers"); n != shops {
+			t.Fatalf("scrape %d saw %d shops of %d", scrapes, n, shops)
+		}
+	}
+	t.Logf("%d scrapes during 10 refills of %d shops", scrapes, shops)
 }
