@@ -9,7 +9,7 @@ BENCH_FLAGS ?=
 MICRO ?= .
 COUNT ?= 6
 
-.PHONY: bench bench-smoke bench-micro test
+.PHONY: bench bench-smoke bench-micro test faults
 
 # The full suite (about 10 minutes on 2 cores): an in-process kfake broker,
 # a redis-server child and simulated traffic. Prints the markdown table and
@@ -27,6 +27,18 @@ bench-smoke:
 #   go run golang.org/x/perf/cmd/benchstat@latest old.txt new.txt
 bench-micro:
 	$(GO) test -run '^$$' -bench '$(MICRO)' -benchmem -count $(COUNT) ./event/ ./detectors/ ./pipeline/ ./state/
+
+# The fault suite (about 5 minutes): a busy simulated morning read as a
+# backlog from an in-process broker into a real redis-server, with a fault
+# striking mid-backlog (Redis stopped 10 s, restarted with and without
+# persistence, SCRIPT FLUSH, broker restarts with and without traffic after
+# it) and the built binary killed with SIGKILL and stopped with SIGTERM
+# under load. After each, figures and alerts must be the offline replay's.
+# Each case prints a FAULT line; BENCHMARKS.md records them. A short subset
+# (broker restart, Redis restarted empty, poison records) runs in every
+# `go test ./app/`.
+faults:
+	./scripts/faults.sh
 
 # The whole test suite, as CI runs it.
 test:

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ type RedisProc struct {
 	bin  string
 	dir  string
 	port int
+	args []string
 
 	mu   sync.Mutex
 	proc *redisproc.Proc
@@ -50,6 +52,14 @@ func Redis(t testing.TB) string {
 // skipped, or fails when the CI environment variable is set.
 func RedisServer(t testing.TB) *RedisProc {
 	t.Helper()
+	return RedisServerArgs(t)
+}
+
+// RedisServerArgs is RedisServer with extra redis-server arguments, kept
+// across restarts: "--appendonly", "yes" makes Restart keep the data, as a
+// server with AOF does after a crash.
+func RedisServerArgs(t testing.TB, args ...string) *RedisProc {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -57,7 +67,7 @@ func RedisServer(t testing.TB) *RedisProc {
 		}
 		t.Skip(redisMissing)
 	}
-	r := &RedisProc{t: t, bin: bin, dir: t.TempDir()}
+	r := &RedisProc{t: t, bin: bin, dir: t.TempDir(), args: args}
 	// Another process may take the free port between our probe and the
 	// server's bind: try a few ports before giving up.
 	for attempt := 0; ; attempt++ {
@@ -83,7 +93,7 @@ func (r *RedisProc) start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.runs++
-	p, err := redisproc.Start(r.bin, r.dir, r.port, redisproc.Options{LogName: fmt.Sprintf("redis-%d.log", r.runs)})
+	p, err := redisproc.Start(r.bin, r.dir, r.port, redisproc.Options{LogName: fmt.Sprintf("redis-%d.log", r.runs), Args: r.args})
 	if err != nil {
 		return err
 	}
@@ -103,8 +113,28 @@ func (r *RedisProc) Kill() {
 	r.proc = nil
 }
 
+// Pause stops the server (SIGSTOP): it holds its connections and answers
+// nothing, as a frozen host does, until Resume.
+func (r *RedisProc) Pause() { r.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (r *RedisProc) Resume() { r.signal(syscall.SIGCONT) }
+
+func (r *RedisProc) signal(s syscall.Signal) {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc == nil {
+		r.t.Fatalf("signal %v to a stopped redis-server", s)
+	}
+	if err := syscall.Kill(r.proc.PID, s); err != nil {
+		r.t.Fatalf("signal %v to redis-server: %v", s, err)
+	}
+}
+
 // Restart kills the server and starts a fresh one on the same port. Data
-// and the script cache are lost, as after a restart without persistence.
+// and the script cache are lost, as after a restart without persistence
+// (with RedisServerArgs' "--appendonly yes" the data is read back).
 func (r *RedisProc) Restart() {
 	r.t.Helper()
 	r.Kill()

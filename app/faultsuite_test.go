@@ -1,0 +1,207 @@
+//go:build faults
+
+package app
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/internal/testenv"
+	"github.com/replywatch/replywatch/sim"
+)
+
+// The fault suite (make faults): a busy simulated morning of four shops is
+// read from Kafka as a backlog, and a fault strikes a third of the way in.
+// After recovery the figures are exactly the offline replay's, every alert
+// of the replay is on cs.alerts with its outcome (every breach alerted), and
+// no alert id stands for two conditions. Each case logs a FAULT line with
+// the breaches expected and seen and the time from the fault to exact
+// figures, which BENCHMARKS.md records.
+
+// faultEnv is what a fault acts on.
+type faultEnv struct {
+	kafka *testenv.KafkaBroker
+	redis *testenv.RedisProc
+	// rest produces the records held back for after the fault, if any.
+	rest func()
+}
+
+var faultCases = []struct {
+	name      string
+	redisArgs []string
+	// hold keeps the second half of the records back until the fault has
+	// struck (rest produces them).
+	hold   bool
+	inject func(t *testing.T, f *faultEnv)
+}{
+	{name: "redis stopped (SIGSTOP) 10 s", inject: func(t *testing.T, f *faultEnv) {
+		f.redis.Pause()
+		time.Sleep(10 * time.Second) // the length of the fault, not a wait for a condition
+		f.redis.Resume()
+	}},
+	{name: "redis restarted with AOF", redisArgs: []string{"--appendonly", "yes", "--appendfsync", "everysec"}, inject: func(t *testing.T, f *faultEnv) {
+		f.redis.Restart()
+	}},
+	{name: "redis restarted without persistence", inject: func(t *testing.T, f *faultEnv) {
+		f.redis.Restart()
+	}},
+	{name: "SCRIPT FLUSH three times", inject: func(t *testing.T, f *faultEnv) {
+		opts, err := redis.ParseURL(f.redis.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := redis.NewClient(opts)
+		defer c.Close()
+		for range 3 {
+			if err := c.ScriptFlush(context.Background()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond) // spacing of the faults
+		}
+	}},
+	{name: "broker restarted, no traffic after", inject: func(t *testing.T, f *faultEnv) {
+		f.kafka.Restart()
+	}},
+	{name: "broker restarted, traffic after", hold: true, inject: func(t *testing.T, f *faultEnv) {
+		f.kafka.Restart()
+		f.rest()
+	}},
+}
+
+func TestFaults(t *testing.T) {
+	for _, c := range faultCases {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			recs := busyMorning(t)
+			k := testenv.PersistentKafka(t, testTopics)
+			f := &faultEnv{kafka: k, redis: testenv.RedisServerArgs(t, c.redisArgs...)}
+			// The backlog is read at 11:10; after the fault the clock moves
+			// on to 11:14, past the deadlines of buyers who write at 11:10.
+			at, after := sh("11:10:00"), sh("11:14:00")
+			extra := newBuyers(at)
+			cfg := testConfig(t, k.Addr, f.redis.URL, "g1")
+			cfg.Shops = nil
+			res := replayRecords(t, cfg, append(append([]sim.Record(nil), recs...), extra...), after)
+
+			held := extra
+			if !c.hold {
+				recs, held = append(recs, extra...), nil
+			}
+			f.rest = func() { produceRecords(t, k.Addr, held) }
+			produceRecords(t, k.Addr, recs)
+			clock := &fakeClock{t: at}
+			r := start(t, cfg, clock, "r1")
+			chat := 0
+			for _, rec := range recs {
+				if rec.Topic == event.Chat {
+					chat++
+				}
+			}
+			// Strike a third of the way into the backlog (or, when traffic
+			// is held back, once the backlog is read).
+			strikeAt := chat / 3
+			if c.hold {
+				strikeAt = chat
+			}
+			eventually(t, 60*time.Second, "backlog under way", func() error {
+				if v := scrape(t, r.app.Addr())["replywatch_events_total{result=applied,topic=cs.chat}"]; v < float64(strikeAt) {
+					return fmt.Errorf("%v of %d chat events applied", v, strikeAt)
+				}
+				return nil
+			})
+			struck := time.Now()
+			c.inject(t, f)
+			clock.Set(after)
+			want := gaugesOf(res.Shops)
+			eventually(t, 180*time.Second, "figures exact after the fault", func() error {
+				return expectFigures(scrape(t, r.app.Addr()), want)
+			})
+			recovery := time.Since(struck)
+			var alerts []alerting.Alert
+			eventually(t, 60*time.Second, "every alert of the replay", func() error {
+				alerts = readAlerts(t, k.Addr)
+				live, err := outcome(alerts)
+				if err != nil {
+					return err
+				}
+				replayed, err := outcome(res.Alerts)
+				if err != nil {
+					return err
+				}
+				return sameOutcome(live, replayed)
+			})
+			if err := oneConditionPerID(alerts); err != nil {
+				t.Error(err)
+			}
+			expected, seen := breaches(res.Alerts), breaches(alerts)
+			if seen != expected {
+				t.Errorf("breaches seen %d, expected %d", seen, expected)
+			}
+			m := scrape(t, r.app.Addr())
+			t.Logf("FAULT %s: %d events, breaches expected %d seen %d, alert records %d (replay %d), figures exact %.1f s after the fault, state rebuilds %v",
+				c.name, len(recs)+len(held), expected, seen, len(alerts), len(res.Alerts), recovery.Seconds(),
+				m["replywatch_state_rebuilds_total{topic=cs.chat}"])
+		})
+	}
+}
+
+// newBuyers are buyers of every simulated shop who write at at and get no
+// reply: their warnings and breaches fall due after it.
+func newBuyers(at time.Time) []sim.Record {
+	var out []sim.Record
+	for s := 1; s <= 4; s++ {
+		for b := range 3 {
+			shop, buyer := fmt.Sprintf("shop-%02d", s), fmt.Sprintf("late-%d", b)
+			out = append(out, sim.Record{Topic: event.Chat, Key: shop + "/" + buyer, Event: event.Event{
+				EventID: shop + "-" + buyer, Type: event.TypeMessage, TS: event.Time{Time: at}, ShopID: shop,
+				BuyerID: buyer, Sender: event.SenderBuyer, Text: "在吗"}})
+		}
+	}
+	return out
+}
+
+// busyMorning is two busy hours of four simulated shops, every stream.
+func busyMorning(t *testing.T) []sim.Record {
+	t.Helper()
+	var recs []sim.Record
+	err := sim.Generate(sim.Options{Seed: 29, Shops: 4, Agents: 4, Rate: 3, Start: sh("09:00:00"), End: sh("11:00:00"),
+		Location: shanghai}, func(r sim.Record) error {
+		recs = append(recs, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// breaches counts the distinct firing reply_breach ids.
+func breaches(alerts []alerting.Alert) int {
+	ids := map[string]bool{}
+	for _, a := range alerts {
+		if a.Kind == alerting.KindReplyBreach && a.Status == alerting.Firing {
+			ids[a.ID] = true
+		}
+	}
+	return len(ids)
+}
+
+// oneConditionPerID fails when two records with one alert id describe
+// different conditions.
+func oneConditionPerID(alerts []alerting.Alert) error {
+	cond := map[string]string{}
+	for _, a := range alerts {
+		c := strings.Join([]string{a.Kind, a.Threshold, a.ShopID, a.BuyerID, a.OrderID, a.Since.UTC().String()}, "|")
+		if prev, ok := cond[a.ID]; ok && prev != c {
+			return fmt.Errorf("alert id %s stands for %s and for %s", a.ID, prev, c)
+		}
+		cond[a.ID] = c
+	}
+	return nil
+}
