@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,9 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
+	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/app"
 	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/internal/scenario"
 	"github.com/replywatch/replywatch/internal/testenv"
 	"github.com/replywatch/replywatch/metrics"
 	"github.com/replywatch/replywatch/sim"
@@ -47,6 +52,26 @@ func startReplica(t *testing.T, bin, cfgPath string) *replica {
 		}
 	})
 	return r
+}
+
+// readAlerts reads every record of the alerts topic.
+func readAlerts(broker string) ([]alerting.Alert, error) {
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: "cs.alerts", Partition: 0, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	var out []alerting.Alert
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		m, err := r.ReadMessage(ctx)
+		cancel()
+		if err != nil {
+			return out, nil
+		}
+		var a alerting.Alert
+		if err := json.Unmarshal(m.Value, &a); err != nil {
+			return nil, fmt.Errorf("alert record %q: %w", m.Value, err)
+		}
+		out = append(out, a)
+	}
 }
 
 // shopGauges are the shop-level figures of reports, as scraped names.
@@ -176,8 +201,31 @@ func TestBinaryFaults(t *testing.T) {
 				}
 				return sameFigures(got, want)
 			})
-			t.Logf("FAULT replica %s under load: %d events, stopped in %.2f s, figures exact %.1f s after the signal",
-				sig, len(recs), stopped.Seconds(), time.Since(struck).Seconds())
+			exact := time.Since(struck)
+			breaches := 0
+			testenv.Eventually(t, 60*time.Second, "every alert of the replay", func() error {
+				alerts, err := readAlerts(broker)
+				if err != nil {
+					return err
+				}
+				live, err := scenario.Outcome(alerts)
+				if err != nil {
+					return err
+				}
+				replayed, err := scenario.Outcome(res.Alerts)
+				if err != nil {
+					return err
+				}
+				breaches = 0
+				for _, a := range res.Alerts {
+					if a.Kind == alerting.KindReplyBreach && a.Status == alerting.Firing {
+						breaches++
+					}
+				}
+				return scenario.SameOutcome(live, replayed)
+			})
+			t.Logf("FAULT replica %s under load: %d events, stopped in %.2f s, figures exact %.1f s after the signal, breaches expected %d, every alert on cs.alerts",
+				sig, len(recs), stopped.Seconds(), exact.Seconds(), breaches)
 		})
 	}
 }
