@@ -52,7 +52,9 @@ type worker struct {
 	// found lost (-1 when not rebuilding): alerts up to it are a replay.
 	replayUntil int64
 	// lost says the outbox sweep found the partition's state lost.
-	lost      bool
+	lost bool
+	// read says records were fetched since the partition was claimed.
+	read      bool
 	acks      []string
 	lastSweep time.Time
 
@@ -351,6 +353,7 @@ func (w *worker) step(ctx context.Context) error {
 	if n := len(w.msgs); n > 0 {
 		lastMsg := w.msgs[n-1]
 		w.lastRecord = time.Now()
+		w.read = true
 		w.behind = lastMsg.Offset+1 < lastMsg.HighWaterMark
 		lag := lastMsg.HighWaterMark - lastMsg.Offset - 1
 		w.p.metrics.ConsumerLag.WithLabelValues(w.topic, w.partLabel).Set(float64(lag))
@@ -491,9 +494,10 @@ func (w *worker) rebuild(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if w.applied < 0 && w.replayUntil < 0 {
-		// Nothing of this partition was ever applied: Redis lost only its
-		// owner key, and claiming it again is all there is to do.
+	if w.applied < 0 && w.replayUntil < 0 && !w.read {
+		// Nothing of this partition was ever read or applied: Redis lost
+		// only its owner key, and claiming it again is all there is to do.
+		// (Records read but not yet applied are read again below.)
 		w.log.Info("Redis lost the owner key of a partition with no state; claimed it again")
 		w.nextDue = claimed.NextDue
 		return nil
