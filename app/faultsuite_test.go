@@ -31,6 +31,8 @@ type faultEnv struct {
 	redis *testenv.RedisProc
 	// rest produces the records held back for after the fault, if any.
 	rest func()
+	// afterSnapshot waits until every record, held ones too, was applied.
+	afterSnapshot func()
 }
 
 var faultCases = []struct {
@@ -51,6 +53,20 @@ var faultCases = []struct {
 	}},
 	{name: "redis restarted without persistence", inject: func(t *testing.T, f *faultEnv) {
 		f.redis.Restart()
+	}},
+	{name: "redis restarted from an older snapshot", hold: true, inject: func(t *testing.T, f *faultEnv) {
+		opts, err := redis.ParseURL(f.redis.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := redis.NewClient(opts)
+		defer c.Close()
+		if err := c.Save(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		f.rest()
+		f.afterSnapshot()
+		f.redis.Restart() // loads the snapshot: the batches since are gone
 	}},
 	{name: "SCRIPT FLUSH three times", inject: func(t *testing.T, f *faultEnv) {
 		opts, err := redis.ParseURL(f.redis.URL)
@@ -115,6 +131,14 @@ func TestFaults(t *testing.T) {
 				}
 				return nil
 			})
+			f.afterSnapshot = func() {
+				eventually(t, 60*time.Second, "records applied after the snapshot", func() error {
+					if v := scrape(t, r.app.Addr())["replywatch_events_total{result=applied,topic=cs.chat}"]; v < float64(chat+len(held)) {
+						return fmt.Errorf("%v chat events applied", v)
+					}
+					return nil
+				})
+			}
 			struck := time.Now()
 			c.inject(t, f)
 			clock.Set(after)

@@ -109,7 +109,7 @@ func NewProcess(reg prometheus.Registerer) *Process {
 		}, []string{"topic"}),
 		StateRebuilds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replywatch_state_rebuilds_total",
-			Help: "Partitions whose state was lost from Redis while the group had committed offsets, rebuilt by re-reading Kafka.",
+			Help: "Partitions whose state Redis lost (its owner key gone while the group had committed offsets) or took back to an older snapshot, rebuilt or caught up by reading Kafka again.",
 		}, []string{"topic"}),
 	}
 	reg.MustRegister(m.Events, m.DeadLetters, m.ConsumerLag, m.WatermarkLag, m.TimerFireDelay,

@@ -155,8 +155,12 @@ func (w *worker) run(ctx context.Context, assigned int64, done func()) {
 	for fetchCtx.Err() == nil {
 		w.fetch(fetchCtx)
 		err := w.step(ctx)
-		if errors.Is(err, state.ErrLost) || w.lost {
+		var behind *state.BehindError
+		switch {
+		case errors.Is(err, state.ErrLost) || w.lost:
 			err = w.rebuild(fetchCtx)
+		case errors.As(err, &behind):
+			err = w.readGap(behind.Stored)
 		}
 		if err != nil {
 			if errors.Is(err, state.ErrFenced) {
@@ -393,7 +397,7 @@ func (w *worker) step(ctx context.Context) error {
 	}
 	err := retry(ctx, w.log, "applying batch", func() error {
 		err := w.apply(ctx, now, wall, last, due, ahead)
-		if err == nil || errors.Is(err, state.ErrFenced) || errors.Is(err, state.ErrLost) {
+		if err == nil || errors.Is(err, state.ErrFenced) || errors.Is(err, state.ErrLost) || errors.Is(err, state.ErrBehind) {
 			return backoff.Permanent(err)
 		}
 		// The cached entities may hold this attempt's changes: forget them
@@ -516,6 +520,30 @@ func (w *worker) rebuild(ctx context.Context) error {
 	w.msgs, w.items, w.dead = w.msgs[:0], w.items[:0], w.dead[:0]
 	w.acks = w.acks[:0]
 	return w.seekRebuild(ctx, upTo)
+}
+
+// readGap goes back to the records after offset stored, the last one Redis
+// holds, after Redis went back to an older state of the partition (it
+// restarted from an older snapshot): the records since are read again and
+// their alerts are a replay, with the same ids.
+func (w *worker) readGap(stored int64) error {
+	upTo := w.applied
+	if next := w.reader.Offset(); next > 0 {
+		upTo = max(upTo, next-1)
+	}
+	w.log.Error("Redis holds an older state of this partition than was applied (restarted from an older snapshot); reading the records since again",
+		zap.Int64("stored", stored), zap.Int64("applied", w.applied))
+	w.p.metrics.StateRebuilds.WithLabelValues(w.topic).Inc()
+	w.cache.Purge()
+	w.applied = stored
+	w.clock = Clock{Grace: w.p.cfg.Grace, Allowance: w.p.cfg.Allowance}
+	w.behind = true
+	w.lastRecord, w.lastAsked = time.Now(), time.Now()
+	w.following = records{msgs: w.following.msgs[:0], items: w.following.items[:0], dead: w.following.dead[:0]}
+	w.ahead, w.decoded = nil, false
+	w.msgs, w.items, w.dead = w.msgs[:0], w.items[:0], w.dead[:0]
+	w.replayUntil = upTo
+	return w.reader.SetOffset(stored + 1)
 }
 
 // seekRebuild counts and logs a rebuild of the partition and positions the
@@ -649,7 +677,8 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 	p := w.p
 	fx := &w.fx
 	fx.Reset()
-	b := &state.Batch{Token: w.token, Offset: last, Now: wall.UnixMilli(), Lease: p.cfg.OutboxLease, Acks: w.acks}
+	b := &state.Batch{Token: w.token, Offset: last, Now: wall.UnixMilli(), Lease: p.cfg.OutboxLease, Acks: w.acks,
+		Expect: w.applied + 1}
 	var dirty map[string]Entity
 	// Counted once per batch, after the store accepted it: a labelled
 	// counter lookup per event is measurable at this rate, and a retried

@@ -48,7 +48,7 @@ func (e *batchEnc) release() {
 func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64, need func(what string) bool) *batchEnc {
 	e := encPool.Get().(*batchEnc)
 	a := e.args[:0]
-	a = append(a, b.Token, b.Offset, base, stateTTL, dayTTL, leaseEnd(b.Now, b.Lease))
+	a = append(a, b.Token, b.Offset, base, stateTTL, dayTTL, leaseEnd(b.Now, b.Lease), b.Expect)
 
 	nSet := 0
 	for _, v := range b.States {

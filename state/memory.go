@@ -167,6 +167,9 @@ func (s *memScope) apply(scope string, b *Batch) (int64, error) {
 	if b.Offset >= 0 && b.Offset <= s.offset {
 		return 0, fmt.Errorf("state: apply %s offset %d (applied %d): %w", scope, b.Offset, s.offset, ErrStale)
 	}
+	if b.Expect > 0 && s.offset+1 < b.Expect {
+		return 0, fmt.Errorf("state: apply %s: %w", scope, &BehindError{Stored: s.offset})
+	}
 	s.owner, s.hasOwner = b.Token, true
 
 	for k, v := range b.States {

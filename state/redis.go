@@ -70,6 +70,7 @@ const (
 	replyOK     = 1
 	replyStale  = 2
 	replyLost   = 3
+	replyBehind = 4
 )
 
 // Dial connects to Redis as configured: standalone from url; sentinel
@@ -332,6 +333,8 @@ func (r *Redis) ApplyLoad(ctx context.Context, scope string, b *Batch, next *Loa
 		return Applied{}, fmt.Errorf("state: apply %s with token %d (owner %d): %w", scope, b.Token, arg, ErrFenced)
 	case code == replyStale:
 		return Applied{}, fmt.Errorf("state: apply %s offset %d (applied %d): %w", scope, b.Offset, arg, ErrStale)
+	case code == replyBehind:
+		return Applied{}, fmt.Errorf("state: apply %s: %w", scope, &BehindError{Stored: arg})
 	case code == replyLost:
 		return Applied{}, fmt.Errorf("state: apply %s offset %d: %w", scope, b.Offset, ErrLost)
 	case code != replyOK || next == nil && len(v) != 3 || next != nil && len(v) != 6:

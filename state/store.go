@@ -8,6 +8,7 @@ package state
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -23,6 +24,18 @@ var ErrFenced = errors.New("state: partition is owned by a newer consumer")
 // persistence, or failed over to an empty replica). Nothing was written;
 // the owner must claim the partition again and rebuild it from Kafka.
 var ErrLost = errors.New("state: the partition's state was lost (its owner key is gone)")
+
+// ErrBehind means the partition's stored offset is below the one the
+// writer last applied: Redis went back to an older state (restarted from an
+// older snapshot). Nothing was written; the writer must read the records
+// after the stored offset again. The error is a *BehindError.
+var ErrBehind = errors.New("state: the stored offset is behind the writer's")
+
+// BehindError carries the stored offset of an ErrBehind.
+type BehindError struct{ Stored int64 }
+
+func (e *BehindError) Error() string { return fmt.Sprintf("%v (stored %d)", ErrBehind, e.Stored) }
+func (e *BehindError) Unwrap() error { return ErrBehind }
 
 // ErrStale means the batch's offset is not beyond the partition's last
 // applied offset: it was applied already and nothing was written.
@@ -70,6 +83,10 @@ type Batch struct {
 	// records stay leased to this writer before they are handed out again.
 	Now   int64
 	Lease time.Duration
+	// Expect is the writer's last applied offset + 1 (0 when it has applied
+	// none). A store whose offset is below it went back to an older state
+	// and refuses the batch with ErrBehind.
+	Expect int64
 }
 
 // Loaded is what Load read.

@@ -109,6 +109,24 @@ var storeCases = []struct {
 		}
 		apply(t, s, "chat.0", fullBatch(1, 5))
 	}},
+	{"a store behind the writer's offset writes nothing", func(t *testing.T, s Store) {
+		// As after Redis restarted from an older snapshot: it holds offset
+		// 5, the writer applied 9.
+		claim(t, s, "chat.0", 1)
+		apply(t, s, "chat.0", fullBatch(1, 5))
+		b := fullBatch(1, 12)
+		b.Expect = 10
+		_, err := s.Apply(context.Background(), "chat.0", b)
+		var be *BehindError
+		if !errors.As(err, &be) || !errors.Is(err, ErrBehind) || be.Stored != 5 {
+			t.Fatalf("Apply expecting offset 9 applied over a store at 5: err = %v, want ErrBehind at 5", err)
+		}
+		if c := claim(t, s, "chat.0", 1); c.Offset != 5 {
+			t.Fatalf("offset after the refused batch = %d, want 5", c.Offset)
+		}
+		b.Expect = 6
+		apply(t, s, "chat.0", b)
+	}},
 	{"stale offset writes nothing", func(t *testing.T, s Store) {
 		claim(t, s, "chat.0", 1)
 		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 10, States: map[string][]byte{"a": []byte("v10")}})

@@ -16,7 +16,10 @@
 -- ARGV[5] dayTTL    seconds a day's figures live (counted from when the
 --                   writer last gave the hash its TTL, see counter hashes)
 -- ARGV[6] leaseEnd  lease end of the new outbox records (Unix ms)
--- ARGV[7..] sections, each a count n and then its n items:
+-- ARGV[7] expect    the offset the writer has applied + 1; 0: unknown. A
+--                   stored offset below it means Redis went back to an
+--                   older state (restarted from an older snapshot)
+-- ARGV[8..] sections, each a count n and then its n items:
 --   states set      n, n x (entity key, state)           key <base>c:<entity key>
 --   states deleted  n, n x entity key
 --   timers set      n, n x (bucket, first due, m, m x (due, entity key))
@@ -52,7 +55,9 @@
 -- and with a next load {1, nextDue, 0, {due entity keys, earliest first},
 -- {their due times}, {states}}, states as load.lua returns them;
 -- {0, owner} when a newer token owns the partition, {2, offset} when the
--- batch's offset was applied already, {3, 0} when the owner key is missing:
+-- batch's offset was applied already, {4, offset} when the stored offset is
+-- below the writer's (Redis went back to an older state: the writer reads
+-- the records after it again), {3, 0} when the owner key is missing:
 -- Redis lost the partition's state (a restart without persistence, a
 -- failover to an empty replica), which the writer must rebuild from Kafka
 -- after claiming it again. Nothing is written unless 1.
@@ -69,6 +74,10 @@ local offset = tonumber(ARGV[2])
 local applied = tonumber(stored[2]) or -1
 if offset >= 0 and offset <= applied then
   return {2, applied}
+end
+local expect = tonumber(ARGV[7])
+if expect > 0 and applied + 1 < expect then
+  return {4, applied}
 end
 
 local base = ARGV[3]
@@ -135,7 +144,7 @@ local function splitWaiting(shop, level)
   return biggest
 end
 
-local i = 7
+local i = 8
 local n
 
 n = tonumber(ARGV[i]); i = i + 1
