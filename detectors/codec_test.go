@@ -86,7 +86,7 @@ var garbageCases = []struct {
 	want string
 }{
 	{"empty", nil, "truncated version"},
-	{"unknown version", []byte{2, 0}, "version 2"},
+	{"unknown version", []byte{3, 0}, "version 3"},
 	{"unknown flags", []byte{1, 0x80, 0}, "unknown flags"},
 	{"string longer than the input", []byte{1, 0, 5, 0xff, 40, 'p'}, "truncated platform"},
 	{"unknown platform code", []byte{1, 0, 5, 9, 0}, "unknown platform code"},
@@ -108,7 +108,7 @@ func TestDecodingGarbage(t *testing.T) {
 	// conversation as it was.
 	b, _ := typicalWaiting(t, true).c.MarshalBinary()
 	for n := 0; n < len(b); n++ {
-		conv := Conversation{Shop: "s1", agent: "before"}
+		conv := Conversation{Shop: "s1", convState: convState{agent: "before"}}
 		if err := conv.UnmarshalBinary(b[:n]); err == nil {
 			t.Errorf("truncated to %d of %d bytes: no error", n, len(b))
 		}

@@ -285,10 +285,10 @@ var replyCases = []struct {
 		waits:   []string{"add 10:00:00", "remove"},
 	},
 	{
-		name:    "a human reply stamped before the wait start ends nothing",
+		name:    "a human reply stamped before the wait start ends nothing, but its agent was assigned first",
 		ops:     []op{buyer("10:00:00"), human("09:59:00", "a7"), advance("10:03:00.001")},
-		alerts:  alerts("reply_warning:3m firing - @10:02:00", "reply_breach:3m firing - @10:03:00"),
-		figures: figs(d24+"consulting", 1, d24+"msgs", 1, d24+"breached:3m", 1),
+		alerts:  alerts("reply_warning:3m firing a7 @10:02:00", "reply_breach:3m firing a7 @10:03:00"),
+		figures: figs(d24+"consulting", 1, d24+"msgs", 1, d24+"breached:3m", 1, "now a:a7:waiting", 1),
 	},
 	{
 		name: "blocked buyer leaves the day: figures net to zero, alerts resolved as excluded, the rest of the day ignored",
@@ -376,9 +376,10 @@ var replyCases = []struct {
 			"reply_warning:5m firing - @10:04:00", "reply_breach:5m firing - @10:05:00",
 			"reply_warning:3m resolved/retracted - @10:02:00", "reply_breach:3m resolved/retracted - @10:02:00",
 			"reply_warning:5m resolved/retracted - @10:02:00", "reply_breach:5m resolved/retracted - @10:02:00",
-			"reply_warning:3m firing - @10:06:00", "reply_breach:3m firing - @10:07:00",
-			"reply_warning:5m firing - @10:08:00", "reply_breach:5m firing - @10:09:00"),
-		figures: figs(d24+"consulting", 1, d24+"msgs", 2, d24+"breached:3m", 1, d24+"breached:5m", 1, d24+"resp_ms", 120000, d24+"resp_n", 1),
+			"reply_warning:3m firing a7 @10:06:00", "reply_breach:3m firing a7 @10:07:00",
+			"reply_warning:5m firing a7 @10:08:00", "reply_breach:5m firing a7 @10:09:00"),
+		figures: figs(d24+"consulting", 1, d24+"msgs", 2, d24+"breached:3m", 1, d24+"breached:5m", 1, d24+"resp_ms", 120000, d24+"resp_n", 1,
+			"now a:a7:waiting", 1),
 		waits:   []string{"add 10:00:00", "remove", "add 10:04:00"},
 	},
 	{

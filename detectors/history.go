@@ -1,0 +1,369 @@
+package detectors
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/event"
+)
+
+// Bounds of a conversation's recent events (DESIGN.md §5: event time
+// decides, for events up to clock.allowed_lateness late).
+const (
+	// DefaultLateness is how long after the latest event time a
+	// conversation keeps its events, when Engine.Lateness is not set.
+	DefaultLateness = time.Hour
+	// maxLog caps the events kept whatever their age: a conversation busier
+	// than 64 events an hour keeps its last 64, and an event older than all
+	// of them is applied as far as makes sense instead of in its place.
+	// Each kept event takes 4 to 8 bytes of encoded state.
+	maxLog = 64
+)
+
+// Kinds of a logged event. Their order is the order of events with the same
+// ts: a buyer message comes before a human reply of the same millisecond,
+// which answers it (DESIGN.md §5, R4, R10).
+const (
+	kindBuyer uint8 = iota
+	kindAgent
+	kindBot
+	kindSystem
+	kindTransfer
+	kindExclude // buyer_blocked or buyer_reported
+	numKinds
+)
+
+// logEvent is what the rules use of a chat event.
+type logEvent struct {
+	ts       int64
+	kind     uint8
+	tie      uint16 // orders events of one ts and kind: bits of the id's fingerprint
+	agent    string
+	platform string
+}
+
+func logEventOf(ev *event.Event) logEvent {
+	le := logEvent{ts: ev.Ms(), agent: ev.AgentID, platform: ev.Platform, tie: uint16(fingerprint(ev.EventID) >> 32)}
+	switch ev.Type {
+	case event.TypeMessage:
+		switch ev.Sender {
+		case event.SenderBuyer:
+			le.kind = kindBuyer
+		case event.SenderAgent:
+			le.kind = kindAgent
+		case event.SenderBot:
+			le.kind = kindBot
+		default:
+			le.kind = kindSystem
+		}
+	case event.TypeTransfer:
+		le.kind = kindTransfer
+	default:
+		le.kind = kindExclude
+	}
+	return le
+}
+
+// before orders events: by ts, then kind, then tie, so that every arrival
+// order gives one order.
+func (a *logEvent) before(b *logEvent) bool {
+	if a.ts != b.ts {
+		return a.ts < b.ts
+	}
+	if a.kind != b.kind {
+		return a.kind < b.kind
+	}
+	return a.tie < b.tie
+}
+
+// lateness is the engine's allowed lateness in ms.
+func (e *Engine) lateness() int64 {
+	if e.Lateness > 0 {
+		return e.Lateness.Milliseconds()
+	}
+	return DefaultLateness.Milliseconds()
+}
+
+// inOrder reports whether le comes after every event applied so far.
+func (c *Conversation) inOrder(le logEvent) bool {
+	if n := len(c.log); n > 0 {
+		return c.log[n-1].before(&le)
+	}
+	return le.ts >= c.base.lastTS
+}
+
+// scratch holds Effects that derivations write and then drop or compare.
+var scratch = sync.Pool{New: func() any { return new(Effects) }}
+
+func getScratch() *Effects { fx := scratch.Get().(*Effects); fx.Reset(); return fx }
+func putScratch(fx *Effects) { scratch.Put(fx) }
+
+// derive computes the current state of a decoded conversation.
+func (e *Engine) derive(c *Conversation) {
+	if !c.stale {
+		return
+	}
+	fx := getScratch()
+	c.convState = e.fold(c, fx)
+	c.stale = false
+	putScratch(fx)
+}
+
+// fold derives the state that base, then the log's events, then the
+// timers up to the clock give, writing their effects to fx.
+func (e *Engine) fold(c *Conversation, fx *Effects) convState {
+	t := Conversation{Shop: c.Shop, Buyer: c.Buyer, convState: c.base.clone()}
+	s := e.step(&t, fx)
+	for _, le := range c.log {
+		s.apply(le)
+	}
+	s.fire(c.clock)
+	return t.convState
+}
+
+// late applies an event that belongs before events already applied: the
+// conversation is derived again with it in its place, and what changed is
+// emitted to fx.
+func (e *Engine) late(c *Conversation, le logEvent, fx *Effects) {
+	old := e.getWaiting(c)
+	fa, fb := getScratch(), getScratch()
+	defer putScratch(fa)
+	defer putScratch(fb)
+	e.fold(c, fa)
+	if le.ts < c.base.lastTS {
+		// Older than every kept event: applied to the state before them.
+		t := Conversation{Shop: c.Shop, Buyer: c.Buyer, convState: c.base}
+		s := e.step(&t, fb)
+		s.apply(le)
+		c.base = t.convState
+	} else {
+		i, _ := slices.BinarySearchFunc(c.log, le, func(x, y logEvent) int {
+			if x.before(&y) {
+				return -1
+			}
+			return 1
+		})
+		c.log = slices.Insert(c.log, i, le)
+	}
+	c.convState = e.fold(c, fb)
+	s := e.step(c, fx)
+	s.correct(fa, fb, old, e.getWaiting(c), le)
+}
+
+// waitingAs is a conversation's place in the shop's waiting set.
+type waitingAs struct {
+	in    bool
+	start int64
+}
+
+func (e *Engine) getWaiting(c *Conversation) waitingAs {
+	if w := &c.wait; w.open && w.added {
+		return waitingAs{in: true, start: w.start}
+	}
+	return waitingAs{}
+}
+
+// trim moves events out of the log into base once they are older than the
+// allowed lateness before the latest event, or beyond maxLog.
+func (e *Engine) trim(c *Conversation) {
+	horizon := c.lastTS - e.lateness()
+	n := 0
+	for n < len(c.log) && (len(c.log)-n > maxLog || c.log[n].ts < horizon) {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	fx := getScratch()
+	t := Conversation{Shop: c.Shop, Buyer: c.Buyer, convState: c.base}
+	s := e.step(&t, fx)
+	for _, le := range c.log[:n] {
+		s.apply(le)
+	}
+	c.base = t.convState
+	c.log = append(c.log[:0], c.log[n:]...)
+	putScratch(fx)
+}
+
+// figureKey identifies a counter.
+type figureKey struct{ shop, day, field string }
+
+// alertTrack is what one derivation said of one alert id.
+type alertTrack struct {
+	firing *alerting.Alert // its latest firing record, nil if none
+	last   alerting.Alert  // its latest record
+	recs   []alerting.Alert
+}
+
+// standing is an alert's status after its latest record: "firing", "" for
+// retracted (it never held), or the resolved reason.
+func (t *alertTrack) standing() string {
+	if t.last.Status == alerting.Firing {
+		return alerting.Firing
+	}
+	if t.last.Reason == alerting.ReasonRetracted {
+		return ""
+	}
+	return t.last.Reason
+}
+
+func tracks(fx *Effects) (map[string]*alertTrack, []string) {
+	m := map[string]*alertTrack{}
+	var order []string
+	for i := range fx.Alerts {
+		a := fx.Alerts[i]
+		t := m[a.ID]
+		if t == nil {
+			t = &alertTrack{}
+			m[a.ID] = t
+			order = append(order, a.ID)
+		}
+		t.last = a
+		t.recs = append(t.recs, a)
+		if a.Status == alerting.Firing {
+			t.firing = &t.recs[len(t.recs)-1]
+		}
+	}
+	return m, order
+}
+
+// correct emits the difference between two derivations of the
+// conversation: fa before the late event le, fb with it. Figures move by
+// the difference; the waiting set follows the wait; an alert now due fires
+// (and is resolved when the derivation resolved it); one that no longer
+// holds is resolved with reason retracted. A resolved alert is not made to
+// fire again.
+func (s *step) correct(fa, fb *Effects, old, now waitingAs, le logEvent) {
+	sums := map[figureKey]int64{}
+	var keys []figureKey
+	for _, f := range fb.Figures {
+		k := figureKey{f.Shop, f.Day, f.Field}
+		if _, ok := sums[k]; !ok {
+			keys = append(keys, k)
+		}
+		sums[k] += f.Delta
+	}
+	for _, f := range fa.Figures {
+		k := figureKey{f.Shop, f.Day, f.Field}
+		if _, ok := sums[k]; !ok {
+			keys = append(keys, k)
+		}
+		sums[k] -= f.Delta
+	}
+	for _, k := range keys {
+		if d := sums[k]; d != 0 {
+			s.fx.Figures = append(s.fx.Figures, FigureDelta{Shop: k.shop, Day: k.day, Field: k.field, Delta: d})
+		}
+	}
+	if old != now {
+		if old.in {
+			s.fx.Waits = append(s.fx.Waits, WaitOp{Shop: s.c.Shop, Buyer: s.c.Buyer, Start: old.start})
+		}
+		if now.in {
+			s.fx.Waits = append(s.fx.Waits, WaitOp{Shop: s.c.Shop, Buyer: s.c.Buyer, Start: now.start, Add: true})
+		}
+	}
+	if le.kind == kindAgent {
+		s.fx.Activity = append(s.fx.Activity, Activity{Shop: s.c.Shop, Agent: le.agent, At: le.ts})
+	}
+
+	// Retractions first, then what is now due: a reader sees what no
+	// longer holds go before what replaces it.
+	ta, orderA := tracks(fa)
+	tb, orderB := tracks(fb)
+	var rest []alerting.Alert
+	retract := func(t *alertTrack) {
+		a := t.last
+		a.Status, a.Reason, a.At = alerting.Resolved, alerting.ReasonRetracted, time.UnixMilli(le.ts)
+		s.fx.Alerts = append(s.fx.Alerts, a)
+	}
+	for _, id := range orderA {
+		// The late event took away the condition this alert fired on.
+		if a := ta[id]; tb[id] == nil && a.firing != nil && a.standing() != "" {
+			retract(a)
+		}
+	}
+	for _, id := range orderB {
+		b := tb[id]
+		a, ok := ta[id]
+		if !ok {
+			// Only this derivation touched it.
+			rest = append(rest, b.recs...)
+			continue
+		}
+		sa, sb := a.standing(), b.standing()
+		switch {
+		case sa == sb:
+		case sb == "":
+			retract(a)
+		case sb == alerting.Firing:
+			if sa == "" {
+				rest = append(rest, *b.firing)
+			}
+		case sa == "":
+			if b.firing != nil {
+				rest = append(rest, *b.firing)
+			}
+			rest = append(rest, b.last)
+		case sa == alerting.Firing:
+			rest = append(rest, b.last)
+		}
+	}
+	s.fx.Alerts = append(s.fx.Alerts, rest...)
+}
+
+// clone copies a state so that changing one does not change the other.
+func (st convState) clone() convState {
+	st.pending = slices.Clone(st.pending)
+	if st.days != nil {
+		days := make([]tally, len(st.days))
+		for i, t := range st.days {
+			t.agents = slices.Clone(t.agents)
+			t.entries = slices.Clone(t.entries)
+			days[i] = t
+		}
+		st.days = days
+	}
+	return st
+}
+
+// Duplicates: a conversation remembers a fingerprint of every event id it
+// applied, for its whole life in Redis (redis.state_ttl). The fingerprint is
+// 48 bits of the id's xxhash: with n ids remembered, a new id is taken for a
+// duplicate with odds n/2^48 (3.6e-12 at 1,000 ids; a billion events with
+// conversations of 100 events would lose one in about 2,800 days). 6 bytes
+// per id keeps a typical day's conversation (10 to 40 events) at 60 to
+// 240 bytes of ids. A conversation beyond maxSeen ids forgets its oldest.
+const (
+	idBytes = 6
+	maxSeen = 1024
+)
+
+// fingerprint is an event id's 48-bit hash.
+func fingerprint(id string) uint64 { return xxhash.Sum64String(id) & (1<<(8*idBytes) - 1) }
+
+// idSet is the fingerprints, idBytes each, little-endian, oldest first.
+type idSet []byte
+
+// seen reports whether the fingerprint h is in the set, adding it if not.
+func (r *idSet) seen(h uint64) bool {
+	var w [idBytes]byte
+	for i := range w {
+		w[i] = byte(h >> (8 * i))
+	}
+	b := *r
+	for i := 0; i+idBytes <= len(b); i += idBytes {
+		if b[i] == w[0] && string(b[i:i+idBytes]) == string(w[:]) {
+			return true
+		}
+	}
+	if len(b) >= maxSeen*idBytes {
+		b = append(b[:0], b[idBytes:]...)
+	}
+	*r = append(b, w[:]...)
+	return false
+}
