@@ -313,7 +313,18 @@ func (s *step) correct(fa, fb *Effects, old, now waitingAs, le logEvent) {
 			rest = append(rest, b.last)
 		}
 	}
+	// Firing records before resolved ones, each in the derivation's order.
+	slices.SortStableFunc(rest, func(a, b alerting.Alert) int {
+		return b2c(a.Status != alerting.Firing) - b2c(b.Status != alerting.Firing)
+	})
 	s.fx.Alerts = append(s.fx.Alerts, rest...)
+}
+
+func b2c(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // clone copies a state so that changing one does not change the other.

@@ -380,7 +380,7 @@ var replyCases = []struct {
 			"reply_warning:5m firing a7 @10:08:00", "reply_breach:5m firing a7 @10:09:00"),
 		figures: figs(d24+"consulting", 1, d24+"msgs", 2, d24+"breached:3m", 1, d24+"breached:5m", 1, d24+"resp_ms", 120000, d24+"resp_n", 1,
 			"now a:a7:waiting", 1),
-		waits:   []string{"add 10:00:00", "remove", "add 10:04:00"},
+		waits: []string{"add 10:00:00", "remove", "add 10:04:00"},
 	},
 	{
 		name:    "a late buyer message a reply already followed starts nothing",
