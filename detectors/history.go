@@ -99,7 +99,7 @@ func (c *Conversation) inOrder(le logEvent) bool {
 // scratch holds Effects that derivations write and then drop or compare.
 var scratch = sync.Pool{New: func() any { return new(Effects) }}
 
-func getScratch() *Effects { fx := scratch.Get().(*Effects); fx.Reset(); return fx }
+func getScratch() *Effects   { fx := scratch.Get().(*Effects); fx.Reset(); return fx }
 func putScratch(fx *Effects) { scratch.Put(fx) }
 
 // derive computes the current state of a decoded conversation.
