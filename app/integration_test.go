@@ -50,7 +50,7 @@ func waitForAlerts(t *testing.T, broker string, within time.Duration) {
 		if err != nil {
 			return err
 		}
-		return sameOutcome(got, wantFiring())
+		return sameOutcome(scenario.Standing(got), wantFiring())
 	})
 }
 

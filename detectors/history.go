@@ -235,8 +235,9 @@ func tracks(fx *Effects) (map[string]*alertTrack, []string) {
 // conversation: fa before the late event le, fb with it. Figures move by
 // the difference; the waiting set follows the wait; an alert now due fires
 // (and is resolved when the derivation resolved it); one that no longer
-// holds is resolved with reason retracted. A resolved alert is not made to
-// fire again.
+// holds is resolved with reason retracted; one now resolved for another
+// reason is resolved again with it. A resolved alert is not made to fire
+// again.
 func (s *step) correct(fa, fb *Effects, old, now waitingAs, le logEvent) {
 	sums := map[figureKey]int64{}
 	var keys []figureKey
@@ -310,6 +311,9 @@ func (s *step) correct(fa, fb *Effects, old, now waitingAs, le logEvent) {
 			}
 			rest = append(rest, b.last)
 		case sa == alerting.Firing:
+			rest = append(rest, b.last)
+		case sb != alerting.Firing:
+			// Resolved for another reason (a late reply before a block).
 			rest = append(rest, b.last)
 		}
 	}
