@@ -673,7 +673,7 @@ func genScript(r *rand.Rand) script {
 // outcome is what a run leaves behind that must not depend on the clock.
 type outcome struct {
 	figures map[string]int64
-	alerts  []string // ids of alerts that stand (fired and not retracted), sorted
+	alerts  []string // alerts that stand (fired and not retracted) as "id=how it ended", sorted
 	waiting string   // the buyer's final place in the waiting set: "out" or "in since <start>"
 }
 
@@ -722,7 +722,7 @@ func play(t testing.TB, s script, advance func(last time.Time) time.Time, encode
 	}
 	for id, reason := range lastReason {
 		if reason != alerting.ReasonRetracted {
-			o.alerts = append(o.alerts, id)
+			o.alerts = append(o.alerts, id+"="+reason)
 		}
 	}
 	slices.Sort(o.alerts)
