@@ -25,7 +25,7 @@ import (
 //	                   agents(uvarint n, n×str) entries(uvarint n) n×{head(field|agent<<3) [thr ms(uvarint)] n(varint)}}
 //	clock: uvarint, 0 when not past the latest event time, else 1 + how far past
 //	log: agents(uvarint n, n×str) events(uvarint n) n×{head(kind|agent<<3|platform<<4)
-//	     ts-previous ts(varint, the first from state's lastTS) tie(2 LE) [agent index(1)] [platform]}
+//	     ts-previous ts(varint, the first from state's lastTS) [agent index(1)] [platform]}
 //	ids: uvarint n, n×6 bytes
 //
 // str is a uvarint length and the bytes. Version 1, which states written
@@ -99,7 +99,6 @@ func (c *Conversation) MarshalBinary() ([]byte, error) {
 		b = append(b, head)
 		b = binary.AppendVarint(b, le.ts-prev)
 		prev = le.ts
-		b = append(b, byte(le.tie), byte(le.tie>>8))
 		if le.agent != "" {
 			b = append(b, byte(slices.Index(agents, le.agent)))
 		}
@@ -336,8 +335,8 @@ func (c *Conversation) UnmarshalBinary(b []byte) error {
 				agents[i] = d.str("log agent")
 			}
 		}
-		// An event takes at least 4 bytes: a count beyond that is garbage.
-		nl := d.count("log events", min(maxLog, (len(b)-d.off)/4))
+		// An event takes at least 2 bytes: a count beyond that is garbage.
+		nl := d.count("log events", min(maxLog, (len(b)-d.off)/2))
 		if nl > 0 {
 			n.log = make([]logEvent, nl)
 		}
@@ -351,7 +350,6 @@ func (c *Conversation) UnmarshalBinary(b []byte) error {
 			}
 			prev += d.varint("log event time")
 			le.ts = prev
-			le.tie = uint16(d.byte("log event tie")) | uint16(d.byte("log event tie"))<<8
 			if head&logAgent != 0 {
 				ai := int(d.byte("log event agent"))
 				if ai >= len(agents) {

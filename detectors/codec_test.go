@@ -254,3 +254,38 @@ func TestDecodingVersion1(t *testing.T) {
 		})
 	}
 }
+
+// What a conversation's state takes as it grows: every event id is kept (6
+// bytes), and the events of the last hour (at most 64) with the state
+// before them. A question and its answer every minute: 2 events a minute.
+var sizeByEvents = []struct{ events, max int }{
+	{2, 48},
+	{10, 140},
+	{40, 480},
+	{120, 1150},
+	{400, 2850},
+}
+
+func TestEncodedSizeByEvents(t *testing.T) {
+	for _, c := range sizeByEvents {
+		h := newHarness(t, pddRules(), true)
+		var ops []op
+		for i := 0; i < c.events; i++ {
+			at := clockAt(shanghai, "10:00:00").Add(time.Duration(i) * 30 * time.Second).Format("15:04:05")
+			if i%2 == 0 {
+				ops = append(ops, buyerOf(at, "a7001"))
+			} else {
+				ops = append(ops, human(at, "a7001"))
+			}
+		}
+		h.run(ops)
+		b, err := h.c.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d events: %d bytes (%d kept events, %d ids)", c.events, len(b), len(h.c.log), len(h.c.seen)/idBytes)
+		if len(b) > c.max {
+			t.Errorf("%d events: %d bytes, want at most %d", c.events, len(b), c.max)
+		}
+	}
+}

@@ -41,13 +41,12 @@ const (
 type logEvent struct {
 	ts       int64
 	kind     uint8
-	tie      uint16 // orders events of one ts and kind: bits of the id's fingerprint
 	agent    string
 	platform string
 }
 
 func logEventOf(ev *event.Event) logEvent {
-	le := logEvent{ts: ev.Ms(), agent: ev.AgentID, platform: ev.Platform, tie: uint16(fingerprint(ev.EventID) >> 32)}
+	le := logEvent{ts: ev.Ms(), agent: ev.AgentID, platform: ev.Platform}
 	switch ev.Type {
 	case event.TypeMessage:
 		switch ev.Sender {
@@ -68,8 +67,9 @@ func logEventOf(ev *event.Event) logEvent {
 	return le
 }
 
-// before orders events: by ts, then kind, then tie, so that every arrival
-// order gives one order.
+// before orders events: by ts, then kind, agent and platform, so that
+// every arrival order gives one order. Events equal in all of these have
+// the same effect in either order.
 func (a *logEvent) before(b *logEvent) bool {
 	if a.ts != b.ts {
 		return a.ts < b.ts
@@ -77,7 +77,10 @@ func (a *logEvent) before(b *logEvent) bool {
 	if a.kind != b.kind {
 		return a.kind < b.kind
 	}
-	return a.tie < b.tie
+	if a.agent != b.agent {
+		return a.agent < b.agent
+	}
+	return a.platform < b.platform
 }
 
 // lateness is the engine's allowed lateness in ms.
