@@ -132,7 +132,7 @@ func (e *Engine) fold(c *Conversation, fx *Effects) convState {
 // conversation is derived again with it in its place, and what changed is
 // emitted to fx.
 func (e *Engine) late(c *Conversation, le logEvent, fx *Effects) {
-	old := e.getWaiting(c)
+	old := waitingOf(c)
 	fa, fb := getScratch(), getScratch()
 	defer putScratch(fa)
 	defer putScratch(fb)
@@ -154,7 +154,7 @@ func (e *Engine) late(c *Conversation, le logEvent, fx *Effects) {
 	}
 	c.convState = e.fold(c, fb)
 	s := e.step(c, fx)
-	s.correct(fa, fb, old, e.getWaiting(c), le)
+	s.correct(fa, fb, old, waitingOf(c), le)
 }
 
 // waitingAs is a conversation's place in the shop's waiting set.
@@ -163,7 +163,7 @@ type waitingAs struct {
 	start int64
 }
 
-func (e *Engine) getWaiting(c *Conversation) waitingAs {
+func waitingOf(c *Conversation) waitingAs {
 	if w := &c.wait; w.open && w.added {
 		return waitingAs{in: true, start: w.start}
 	}

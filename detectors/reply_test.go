@@ -800,3 +800,34 @@ func BenchmarkChatMessage(b *testing.B) {
 		fx.Reset()
 	}
 }
+
+// BenchmarkChatLate is a conversation of 40 events in which every fourth
+// one arrives a minute late, so that the conversation is derived again.
+func BenchmarkChatLate(b *testing.B) {
+	r := pddRules()
+	e := &Engine{Rules: func(string) *Rules { return r }, PerAgent: true}
+	start := clockAt(shanghai, "10:00:00")
+	evs := make([]*event.Event, 40)
+	for i := range evs {
+		ev := &event.Event{EventID: "evt-" + strconv.Itoa(i), Type: event.TypeMessage, Sender: event.SenderBuyer, ShopID: "s1", BuyerID: "b1",
+			TS: event.Time{Time: start.Add(time.Duration(i) * 20 * time.Second)}}
+		if i%2 == 1 {
+			ev.Sender, ev.AgentID = event.SenderAgent, "a7"
+		}
+		evs[i] = ev
+	}
+	for i := 3; i < len(evs); i += 4 {
+		evs[i-1], evs[i] = evs[i], evs[i-1]
+		evs[i-2], evs[i-1] = evs[i-1], evs[i-2]
+	}
+	var fx Effects
+	b.ReportAllocs()
+	for b.Loop() {
+		c := Conversation{Shop: "s1", Buyer: "b1"}
+		for _, ev := range evs {
+			e.Chat(&c, ev, &fx)
+		}
+		fx.Reset()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/event")
+}
