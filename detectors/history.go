@@ -20,7 +20,7 @@ const (
 	// maxLog caps the events kept whatever their age: a conversation busier
 	// than 64 events an hour keeps its last 64, and an event older than all
 	// of them is applied as far as makes sense instead of in its place.
-	// Each kept event takes 4 to 8 bytes of encoded state.
+	// Each kept event takes 2 to 6 bytes of encoded state.
 	maxLog = 64
 )
 
