@@ -289,3 +289,22 @@ func TestEncodedSizeByEvents(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecodeAndRun is what a cache miss costs: decoding a stored
+// state and making it ready for the rules (the engine derives a decoded
+// conversation from its kept events).
+func BenchmarkDecodeAndRun(b *testing.B) {
+	enc, _ := typicalWaiting(b, true).c.MarshalBinary()
+	r := pddRules()
+	e := &Engine{Rules: func(string) *Rules { return r }, PerAgent: true}
+	b.ReportAllocs()
+	for b.Loop() {
+		c := Conversation{Shop: "s1", Buyer: "b1"}
+		if err := c.UnmarshalBinary(enc); err != nil {
+			b.Fatal(err)
+		}
+		if _, ok := e.NextDue(&c); !ok {
+			b.Fatal("not waiting")
+		}
+	}
+}

@@ -784,7 +784,7 @@ func BenchmarkChatMessage(b *testing.B) {
 		{Type: event.TypeMessage, Sender: event.SenderBuyer, AgentID: "a7", ShopID: "s1", BuyerID: "b1"},
 		{Type: event.TypeMessage, Sender: event.SenderAgent, AgentID: "a7", ShopID: "s1", BuyerID: "b1"},
 	}
-	ids := make([]string, 1024)
+	ids := make([]string, 1<<16) // more than a conversation remembers: never a duplicate
 	for i := range ids {
 		ids[i] = "evt-" + strconv.Itoa(i)
 	}
