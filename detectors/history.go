@@ -99,7 +99,7 @@ func (c *Conversation) inOrder(le logEvent) bool {
 	return le.ts >= c.base.lastTS
 }
 
-// scratch holds Effects that derivations write and then drop or compare.
+// scratch holds Effects that derivations write and then compare.
 var scratch = sync.Pool{New: func() any { return new(Effects) }}
 
 func getScratch() *Effects   { fx := scratch.Get().(*Effects); fx.Reset(); return fx }
@@ -110,39 +110,36 @@ func (e *Engine) derive(c *Conversation) {
 	if !c.stale {
 		return
 	}
-	fx := getScratch()
-	c.convState = e.fold(c, fx)
+	c.convState = e.run(c, c.base.clone(), c.log, c.clock, nil)
 	c.stale = false
-	putScratch(fx)
 }
 
-// fold derives the state that base, then the log's events, then the
-// timers up to the clock give, writing their effects to fx.
-func (e *Engine) fold(c *Conversation, fx *Effects) convState {
-	t := Conversation{Shop: c.Shop, Buyer: c.Buyer, convState: c.base.clone()}
+// run applies evs to st (which it changes), then fires the timers due
+// before clock, writing the effects to fx (nil: discarding them).
+func (e *Engine) run(c *Conversation, st convState, evs []logEvent, clock int64, fx *Effects) convState {
+	t := Conversation{Shop: c.Shop, Buyer: c.Buyer, convState: st}
 	s := e.step(&t, fx)
-	for _, le := range c.log {
+	for _, le := range evs {
 		s.apply(le)
 	}
-	s.fire(c.clock)
+	s.fire(clock)
 	return t.convState
 }
 
 // late applies an event that belongs before events already applied: the
 // conversation is derived again with it in its place, and what changed is
-// emitted to fx.
+// emitted to fx. The two derivations, without and with the event, share
+// the state before its place; only what follows is compared.
 func (e *Engine) late(c *Conversation, le logEvent, fx *Effects) {
 	old := waitingOf(c)
 	fa, fb := getScratch(), getScratch()
 	defer putScratch(fa)
 	defer putScratch(fb)
-	e.fold(c, fa)
 	if le.ts < c.base.lastTS {
 		// Older than every kept event: applied to the state before them.
-		t := Conversation{Shop: c.Shop, Buyer: c.Buyer, convState: c.base}
-		s := e.step(&t, fb)
-		s.apply(le)
-		c.base = t.convState
+		e.run(c, c.base.clone(), c.log, c.clock, fa)
+		c.base = e.run(c, c.base, []logEvent{le}, 0, fb)
+		c.convState = e.run(c, c.base.clone(), c.log, c.clock, fb)
 	} else {
 		i, _ := slices.BinarySearchFunc(c.log, le, func(x, y logEvent) int {
 			if x.before(&y) {
@@ -150,9 +147,11 @@ func (e *Engine) late(c *Conversation, le logEvent, fx *Effects) {
 			}
 			return 1
 		})
+		shared := e.run(c, c.base.clone(), c.log[:i], 0, nil)
+		e.run(c, shared.clone(), c.log[i:], c.clock, fa)
 		c.log = slices.Insert(c.log, i, le)
+		c.convState = e.run(c, shared, c.log[i:], c.clock, fb)
 	}
-	c.convState = e.fold(c, fb)
 	s := e.step(c, fx)
 	s.correct(fa, fb, old, waitingOf(c), le)
 }
@@ -181,15 +180,8 @@ func (e *Engine) trim(c *Conversation) {
 	if n == 0 {
 		return
 	}
-	fx := getScratch()
-	t := Conversation{Shop: c.Shop, Buyer: c.Buyer, convState: c.base}
-	s := e.step(&t, fx)
-	for _, le := range c.log[:n] {
-		s.apply(le)
-	}
-	c.base = t.convState
+	c.base = e.run(c, c.base, c.log[:n], 0, nil)
 	c.log = append(c.log[:0], c.log[n:]...)
-	putScratch(fx)
 }
 
 // figureKey identifies a counter.

@@ -131,10 +131,13 @@ type step struct {
 	c  *Conversation
 	r  *Rules
 	h  *hours.Schedule
-	fx *Effects
+	fx *Effects // nil discards the effects (a derivation of what was emitted already)
 	// thr is the rules' thresholds in ms, at most maxThresholds.
 	thr  [maxThresholds]int64
 	nThr int
+	// The shop-local midnight after midStart, once asked for.
+	midStart, midDue int64
+	midOK            bool
 }
 
 // alwaysOpen serves rules without hours: open all day, days in UTC.
@@ -287,7 +290,9 @@ func (s *step) fire(now int64) {
 		switch {
 		case cb >= 0 && cd < now && (bit < 0 || cd < due):
 			c.carry.fired |= 1 << cb
-			s.fx.Alerts = append(s.fx.Alerts, s.alert(cb, &c.carry.waitCore))
+			if s.fx != nil {
+				s.fx.Alerts = append(s.fx.Alerts, s.alert(cb, &c.carry.waitCore))
+			}
 		case bit >= 0 && due < now:
 			w.fired |= 1 << bit
 			s.fireAlert(bit)
@@ -314,7 +319,11 @@ func (s *step) dueOf(bit int, start int64) (int64, bool) {
 		}
 		return start + s.thr[bit-bitBreach], true
 	case bit == bitMidnight:
-		return s.h.NextMidnight(time.UnixMilli(start)).UnixMilli(), true
+		// Asked for again and again while timers are sought: remembered.
+		if !s.midOK || s.midStart != start {
+			s.midStart, s.midDue, s.midOK = start, s.h.NextMidnight(time.UnixMilli(start)).UnixMilli(), true
+		}
+		return s.midDue, true
 	default:
 		return start + day24h, true
 	}
@@ -384,7 +393,9 @@ func (s *step) alert(bit int, w *waitCore) alerting.Alert {
 // wait-start day (R5, R7).
 func (s *step) fireAlert(bit int) {
 	w := &s.c.wait
-	s.fx.Alerts = append(s.fx.Alerts, s.alert(bit, &w.waitCore))
+	if s.fx != nil {
+		s.fx.Alerts = append(s.fx.Alerts, s.alert(bit, &w.waitCore))
+	}
 	if bit < bitBreach || bit >= bitMidnight {
 		return
 	}
@@ -426,20 +437,22 @@ func (s *step) closeAlerts(w *waitCore, x int64, reason string) {
 		n++
 	}
 	for _, o := range order[:n] {
-		a := s.alert(o.bit, w)
-		a.Status, a.At = alerting.Resolved, time.UnixMilli(x)
+		r := reason
 		switch {
 		case o.due >= x:
-			a.Reason = alerting.ReasonRetracted
+			r = alerting.ReasonRetracted
 			w.fired &^= 1 << o.bit
 			if o.bit >= bitBreach && o.bit < bitMidnight {
 				s.uncountBreach(o.bit-bitBreach, w)
 			}
 		case reason == "":
 			continue
-		default:
-			a.Reason = reason
 		}
+		if s.fx == nil {
+			continue
+		}
+		a := s.alert(o.bit, w)
+		a.Status, a.At, a.Reason = alerting.Resolved, time.UnixMilli(x), r
 		s.fx.Alerts = append(s.fx.Alerts, a)
 	}
 }
@@ -564,7 +577,9 @@ func (s *step) startWait(start, anchor, now int64) {
 func (s *step) addWaiting() {
 	c := s.c
 	c.wait.added = true
-	s.fx.Waits = append(s.fx.Waits, WaitOp{Shop: c.Shop, Buyer: c.Buyer, Start: c.wait.start, Add: true})
+	if s.fx != nil {
+		s.fx.Waits = append(s.fx.Waits, WaitOp{Shop: c.Shop, Buyer: c.Buyer, Start: c.wait.start, Add: true})
+	}
 	s.waiting(c.agent, 1)
 }
 
@@ -573,14 +588,16 @@ func (s *step) removeWaiting() {
 	if !c.wait.added {
 		return
 	}
-	s.fx.Waits = append(s.fx.Waits, WaitOp{Shop: c.Shop, Buyer: c.Buyer, Start: c.wait.start})
+	if s.fx != nil {
+		s.fx.Waits = append(s.fx.Waits, WaitOp{Shop: c.Shop, Buyer: c.Buyer, Start: c.wait.start})
+	}
 	s.waiting(c.agent, -1)
 }
 
 // waiting changes an agent's count of buyers waiting now. It is kept
 // whether or not per-agent figures are on: idle-seat detection needs it.
 func (s *step) waiting(agent string, delta int64) {
-	if agent != "" {
+	if agent != "" && s.fx != nil {
 		s.fx.Figures = append(s.fx.Figures, FigureDelta{Shop: s.c.Shop, Field: AgentField(agent, FieldWaiting), Delta: delta})
 	}
 }
@@ -621,7 +638,9 @@ func (s *step) setAgent(agent string, ts int64) {
 // humanReply applies a human reply at l by agent (R4, R10, R11, R13).
 func (s *step) humanReply(l int64, agent string) {
 	c := s.c
-	s.fx.Activity = append(s.fx.Activity, Activity{Shop: c.Shop, Agent: agent, At: l})
+	if s.fx != nil {
+		s.fx.Activity = append(s.fx.Activity, Activity{Shop: c.Shop, Agent: agent, At: l})
+	}
 	if l > c.lastHuman {
 		c.lastHuman = l
 	}
