@@ -26,7 +26,7 @@ import (
 //	clock: uvarint, 0 when not past the latest event time, else 1 + how far past
 //	log: agents(uvarint n, n×str) events(uvarint n) n×{head(kind|agent<<3|platform<<4)
 //	     ts-previous ts(varint, the first from state's lastTS) [agent index(1)] [platform]}
-//	ids: uvarint n, n×6 bytes
+//	ids: uvarint n, n×6 bytes big-endian, ascending
 //
 // str is a uvarint length and the bytes. Version 1, which states written
 // before remain in, is the state alone with the ids after lastHuman
@@ -376,6 +376,9 @@ func (c *Conversation) UnmarshalBinary(b []byte) error {
 		if d.err == nil {
 			n.seen = append(idSet(nil), b[d.off:d.off+ni*idBytes]...)
 			d.off += ni * idBytes
+			if !n.seen.sorted() {
+				d.fail("event ids out of order")
+			}
 		}
 		n.stale = true
 	}
@@ -431,9 +434,14 @@ func (d *decoder) state(st *convState, seen *idSet) {
 		if d.err == nil && len(b)-d.off < nSeen*idBytes {
 			d.fail("truncated seen ids")
 		}
-		if d.err == nil {
-			*seen = append(idSet(nil), b[d.off:d.off+nSeen*idBytes]...)
-			d.off += nSeen * idBytes
+		// Version 1 kept them little-endian, oldest first.
+		for i := 0; d.err == nil && i < nSeen; i++ {
+			var h uint64
+			for k := idBytes - 1; k >= 0; k-- {
+				h = h<<8 | uint64(b[d.off+k])
+			}
+			seen.seen(h)
+			d.off += idBytes
 		}
 	}
 	if flags&flagWait != 0 {

@@ -2,6 +2,7 @@ package detectors
 
 import (
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -356,24 +357,49 @@ const (
 // fingerprint is an event id's 48-bit hash.
 func fingerprint(id string) uint64 { return xxhash.Sum64String(id) & (1<<(8*idBytes) - 1) }
 
-// idSet is the fingerprints, idBytes each, little-endian, oldest first.
+// idSet is the fingerprints, idBytes each, big-endian, in ascending
+// order: a lookup is a binary search.
 type idSet []byte
 
-// seen reports whether the fingerprint h is in the set, adding it if not.
-func (r *idSet) seen(h uint64) bool {
-	var w [idBytes]byte
-	for i := range w {
-		w[i] = byte(h >> (8 * i))
+func (r idSet) len() int { return len(r) / idBytes }
+
+func (r idSet) at(i int) uint64 {
+	var h uint64
+	for _, x := range r[i*idBytes : (i+1)*idBytes] {
+		h = h<<8 | uint64(x)
 	}
+	return h
+}
+
+// seen reports whether the fingerprint h is in the set, adding it if not.
+// Beyond maxSeen the smallest fingerprint is forgotten: as fingerprints are
+// hashes, that is an id taken at random.
+func (r *idSet) seen(h uint64) bool {
 	b := *r
-	for i := 0; i+idBytes <= len(b); i += idBytes {
-		if b[i] == w[0] && string(b[i:i+idBytes]) == string(w[:]) {
-			return true
+	n := b.len()
+	i := sort.Search(n, func(j int) bool { return b.at(j) >= h })
+	if i < n && b.at(i) == h {
+		return true
+	}
+	if n >= maxSeen {
+		copy(b, b[idBytes:])
+		b = b[:len(b)-idBytes]
+		i = max(i-1, 0)
+	}
+	var w [idBytes]byte
+	for k := range w {
+		w[k] = byte(h >> (8 * (idBytes - 1 - k)))
+	}
+	*r = slices.Insert(b, i*idBytes, w[:]...)
+	return false
+}
+
+// sorted reports whether the set is in ascending order without repeats.
+func (r idSet) sorted() bool {
+	for i := 1; i < r.len(); i++ {
+		if r.at(i-1) >= r.at(i) {
+			return false
 		}
 	}
-	if len(b) >= maxSeen*idBytes {
-		b = append(b[:0], b[idBytes:]...)
-	}
-	*r = append(b, w[:]...)
-	return false
+	return true
 }
