@@ -597,9 +597,10 @@ func (s *step) removeWaiting() {
 // waiting changes an agent's count of buyers waiting now. It is kept
 // whether or not per-agent figures are on: idle-seat detection needs it.
 func (s *step) waiting(agent string, delta int64) {
-	if agent != "" && s.fx != nil {
-		s.fx.Figures = append(s.fx.Figures, FigureDelta{Shop: s.c.Shop, Field: AgentField(agent, FieldWaiting), Delta: delta})
+	if agent == "" || s.fx == nil {
+		return
 	}
+	s.fx.Figures = append(s.fx.Figures, FigureDelta{Shop: s.c.Shop, Field: AgentField(agent, FieldWaiting), Delta: delta})
 }
 
 // setAgent makes agent the assigned one from event time ts on (R9). An
