@@ -312,3 +312,31 @@ func TestArrivalOrderDoesNotChangeOutcome(t *testing.T) {
 		}
 	}
 }
+
+// An event older than every kept one (here with a lateness of a minute) is
+// applied to the state before them, as far as makes sense: a reply inside
+// a wait a later reply ended still corrects it.
+func TestEventBeyondLateness(t *testing.T) {
+	h := newHarness(t, pddRules(), true)
+	h.e.Lateness = time.Minute
+	h.run([]op{buyer("10:00:00"), human("10:06:00", "a7"), buyer("10:20:00")})
+	if len(h.c.log) != 1 || h.c.base.lastTS != clockAt(shanghai, "10:06:00").UnixMilli() {
+		t.Fatalf("kept %d events, state before them at %d: want the last one kept", len(h.c.log), h.c.base.lastTS)
+	}
+	h.fx.Reset()
+	h.run([]op{human("10:02:30", "a8"), human("10:20:10", "a8")})
+	want := alerts("reply_breach:3m resolved/retracted a7 @10:02:30", "reply_warning:5m resolved/retracted a7 @10:02:30",
+		"reply_breach:5m resolved/retracted a7 @10:02:30")
+	if got := h.rendered(); !slices.Equal(got, want) {
+		t.Errorf("alerts:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
+	}
+	// The first wait is no longer breached and took 150 s (a8), not 360 s
+	// (a7); the 10:20 wait, still a7's, is answered by a8 in 10 s.
+	wantFigs := figs(d24+"breached:3m", -1, d24+"breached:5m", -1,
+		d24+"resp_ms", -360000+150000+10000, d24+"resp_n", 1, d24+"ans30", 1,
+		d24+"a:a7:resp_ms", -360000, d24+"a:a7:resp_n", -1,
+		d24+"a:a8:resp_ms", 160000, d24+"a:a8:resp_n", 2, d24+"a:a8:ans30", 1, "now a:a7:waiting", -1)
+	if got := h.figures(); !maps.Equal(got, wantFigs) {
+		t.Errorf("figures:\n got %v\nwant %v", sorted(got), sorted(wantFigs))
+	}
+}
