@@ -139,6 +139,11 @@ type Clock struct {
 	// MaxEventAge is how far before its record's time an event's ts may be:
 	// older events are dead-lettered as stale_ts.
 	MaxEventAge time.Duration `yaml:"max_event_age"`
+	// AllowedLateness is how late, after the latest event time of its
+	// conversation, an event is still applied in its ts place: the
+	// conversation keeps its events that long and derives itself again from
+	// them when a late one arrives (DESIGN.md §5).
+	AllowedLateness time.Duration `yaml:"allowed_lateness"`
 }
 
 // Alerts configures alert records.
@@ -256,7 +261,8 @@ func Default() *Config {
 			OutsideHours: OutsideIgnore,
 			Target:       0.9,
 		},
-		Clock:   Clock{Grace: 2 * time.Second, Allowance: 2 * time.Second, Tick: 100 * time.Millisecond, MaxEventAge: 7 * 24 * time.Hour},
+		Clock: Clock{Grace: 2 * time.Second, Allowance: 2 * time.Second, Tick: 100 * time.Millisecond, AllowedLateness: time.Hour,
+			MaxEventAge: 7 * 24 * time.Hour},
 		Alerts:  Alerts{Language: "zh", Lease: 30 * time.Second},
 		Metrics: Metrics{MaxAgents: 500, ReportInterval: 5 * time.Second, ReporterLease: 15 * time.Second},
 		Seats:   Seats{AwayAfter: 10 * time.Minute, IdleAfter: 3 * time.Minute},
