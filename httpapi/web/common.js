@@ -32,7 +32,16 @@ const RW = (() => {
   };
   // Alert times are written with the shop's own offset (CONTRACT §3): the
   // clock part of the text is the shop-local time.
-  const localTime = (s) => (typeof s === "string" && s.length >= 19) ? s.slice(11, 19) : "";
+  // With the shop's IANA zone, the time is shown in it; without, the clock
+  // part of the text is (records carry the shop's own offset).
+  const localTime = (s, zone) => {
+    if (typeof s !== "string" || s.length < 19) return "";
+    if (zone) {
+      const d = new Date(s);
+      if (!isNaN(d)) return new Intl.DateTimeFormat("en-GB", { timeZone: zone, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false }).format(d);
+    }
+    return s.slice(11, 19);
+  };
   const el = (tag, attrs, ...kids) => {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {

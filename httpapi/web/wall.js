@@ -8,6 +8,7 @@
   document.getElementById("rank-title").textContent = t("rank");
   const conn = document.getElementById("conn");
   let shops = [], trends = {}, zone = "Asia/Shanghai";
+  const zoneOf = {};
 
   const secs = (th) => {
     let s = 0;
@@ -94,6 +95,7 @@
       const body = await res.json();
       shops = body.shops || [];
       if (shops[0] && shops[0].timezone) zone = shops[0].timezone;
+      for (const r of shops) zoneOf[r.shop] = r.timezone;
       render();
     } catch (e) { /* the next tick retries */ }
   }
@@ -113,7 +115,7 @@
     if (list.length === 0) { ol.replaceChildren(el("li", { class: "empty", text: t("none") })); return; }
     ol.replaceChildren(...list.map((a) => el("li", { class: a.severity, "data-alert": a.alert_id, "data-kind": a.kind, "data-shop": a.shop_id },
       el("div", { text: `${kind(a.kind)}${a.threshold ? " " + a.threshold : ""} · ${a.shop_id}` }),
-      el("div", { class: "meta", text: [localTime(a.at), a.buyer_id && `${t("buyer")} ${a.buyer_id}`, a.agent_id].filter(Boolean).join(" · ") }),
+      el("div", { class: "meta", text: [localTime(a.at, zoneOf[a.shop_id]), a.buyer_id && `${t("buyer")} ${a.buyer_id}`, a.agent_id].filter(Boolean).join(" · ") }),
       a.summary ? el("div", { class: "meta", text: a.summary }) : null)));
   }
 
@@ -131,6 +133,6 @@
   };
   load(); loadTrend(); clock();
   setInterval(load, 2000);
-  setInterval(loadTrend, 60000);
+  setInterval(loadTrend, 10000);
   setInterval(clock, 1000);
 })();
