@@ -137,7 +137,7 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	api := &httpapi.API{
 		Auth: httpapi.NewAuth(cfg.API.Tokens), Alerts: store, Figures: store, Trends: store,
 		Shops: apiShops(cfg), Info: shopInfo(cfg), PerAgent: cfg.Metrics.PerAgent, MaxAgents: cfg.Metrics.MaxAgents,
-		Stream: hub, Now: o.Now, Log: o.Log.With(zap.String("component", "api")),
+		Stream: hub, MaxAge: cfg.Redis.StateTTL, Now: o.Now, Log: o.Log.With(zap.String("component", "api")),
 	}
 	if o.TrendEvery <= 0 {
 		o.TrendEvery = time.Minute

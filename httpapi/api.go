@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/metrics"
 	"github.com/replywatch/replywatch/state"
 )
@@ -40,6 +41,9 @@ type API struct {
 	PerAgent  bool
 	MaxAgents int
 	Stream    *Hub
+	// MaxAge drops firing alerts older than it (redis.state_ttl): their
+	// conversation's state, which would have resolved them, is gone.
+	MaxAge time.Duration
 	// Trends, when set, serves /api/v1/shops/trend (see RecordTrend).
 	Trends TrendStore
 	Now    func() time.Time
@@ -84,12 +88,12 @@ func parseFilter(r *http.Request, s *Scope) (filter, int, string) {
 	q := r.URL.Query()
 	f := filter{shops: list(q.Get("shop")), agents: list(q.Get("agent")), kinds: list(q.Get("kind"))}
 	for _, shop := range f.shops {
-		if s.Role == "agent" || !s.Shop(shop) {
+		if s.Role == config.RoleAgent || !s.Shop(shop) {
 			return f, http.StatusForbidden, "shop " + shop + " is outside this token's scope"
 		}
 	}
 	for _, a := range f.agents {
-		if s.Role == "agent" && a != s.Agent {
+		if s.Role == config.RoleAgent && a != s.Agent {
 			return f, http.StatusForbidden, "agent " + a + " is outside this token's scope"
 		}
 	}
@@ -167,12 +171,19 @@ func (a *API) firing(ctx context.Context, s *Scope, f *filter) ([]json.RawMessag
 			a.Log.Warn("an alert firing now is not a record", zap.Error(err))
 			continue
 		}
+		if a.MaxAge > 0 && !rec.At.IsZero() && a.Now().Sub(rec.At) > a.MaxAge {
+			continue
+		}
 		if f.match(s, &rec) {
 			items = append(items, item{rec, b})
 		}
 	}
 	sort.Slice(items, func(i, j int) bool {
 		x, y := &items[i].rec, &items[j].rec
+		// Alerts without a deadline come after those with one.
+		if x.Due.IsZero() != y.Due.IsZero() {
+			return y.Due.IsZero()
+		}
 		if !x.Due.Equal(y.Due) {
 			return x.Due.Before(y.Due)
 		}
@@ -248,7 +259,7 @@ func (a *API) shops(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		return
 	}
-	if s.Role == "agent" {
+	if s.Role == config.RoleAgent {
 		http.Error(w, "shop figures are outside an agent token's scope", http.StatusForbidden)
 		return
 	}

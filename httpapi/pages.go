@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"net/http"
 	"time"
+
+	"github.com/replywatch/replywatch/config"
 )
 
 // web holds the pages and their scripts: plain files served as they are,
@@ -47,7 +49,7 @@ func (a *API) page(file string, supervisor bool) http.HandlerFunc {
 		if s == nil {
 			return
 		}
-		if supervisor && s.Role == "agent" {
+		if supervisor && s.Role == config.RoleAgent {
 			http.Error(w, "the wall is for supervisor tokens; agents have /agent", http.StatusForbidden)
 			return
 		}

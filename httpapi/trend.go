@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/metrics"
 )
 
@@ -113,7 +114,7 @@ func (a *API) trend(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		return
 	}
-	if s.Role == "agent" {
+	if s.Role == config.RoleAgent {
 		http.Error(w, "shop figures are outside an agent token's scope", http.StatusForbidden)
 		return
 	}
