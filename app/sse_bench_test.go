@@ -211,42 +211,56 @@ func TestSSELoad(t *testing.T) {
 		var pos string
 		first.collect(t, 30*time.Second, &none, &pos, func([]apiAlert) bool { return pos != "" })
 		first.close()
+		var reconnects atomic.Int64
 		for i := range clients {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				req, _ := http.NewRequestWithContext(sctx, "GET", "http://"+addr+"/api/v1/alerts/stream", nil)
-				req.Header.Set("Last-Event-ID", pos)
-				res, err := hc.Do(req)
-				if err != nil {
-					if sctx.Err() == nil {
-						t.Errorf("client %d: %v", i, err)
-					}
-					return
-				}
-				defer res.Body.Close()
-				sc := bufio.NewScanner(res.Body)
-				sc.Buffer(make([]byte, 64<<10), 1<<20)
-				for sc.Scan() {
-					line := sc.Bytes()
-					if len(line) < 6 || string(line[:6]) != "data: " {
+				last := pos
+				// As a browser's EventSource does: a dropped stream is opened
+				// again from the last id read.
+				for sctx.Err() == nil {
+					req, _ := http.NewRequestWithContext(sctx, "GET", "http://"+addr+"/api/v1/alerts/stream", nil)
+					req.Header.Set("Last-Event-ID", last)
+					res, err := hc.Do(req)
+					if err != nil {
+						if sctx.Err() == nil {
+							time.Sleep(100 * time.Millisecond)
+							reconnects.Add(1)
+						}
 						continue
 					}
-					counts[i].Add(1)
-					// Every tenth client times each record: from when the
-					// processor wrote it to when the client read it.
-					if i%10 == 0 {
-						var rec struct {
-							Emitted string `json:"emitted_at"`
+					sc := bufio.NewScanner(res.Body)
+					sc.Buffer(make([]byte, 64<<10), 1<<20)
+					for sc.Scan() {
+						line := sc.Bytes()
+						if len(line) > 4 && string(line[:4]) == "id: " {
+							last = string(line[4:])
+							continue
 						}
-						if json.Unmarshal(line[6:], &rec) == nil {
-							if at, err := time.Parse(time.RFC3339Nano, rec.Emitted); err == nil {
-								d := time.Since(at)
-								mu.Lock()
-								lat = append(lat, d)
-								mu.Unlock()
+						if len(line) < 6 || string(line[:6]) != "data: " {
+							continue
+						}
+						counts[i].Add(1)
+						// Every tenth client times each record: from when the
+						// processor wrote it to when the client read it.
+						if i%10 == 0 {
+							var rec struct {
+								Emitted string `json:"emitted_at"`
+							}
+							if json.Unmarshal(line[6:], &rec) == nil {
+								if at, err := time.Parse(time.RFC3339Nano, rec.Emitted); err == nil {
+									d := time.Since(at)
+									mu.Lock()
+									lat = append(lat, d)
+									mu.Unlock()
+								}
 							}
 						}
+					}
+					res.Body.Close()
+					if sctx.Err() == nil {
+						reconnects.Add(1)
 					}
 				}
 			}()
@@ -260,6 +274,7 @@ func TestSSELoad(t *testing.T) {
 		return func() (int64, int64, []time.Duration) {
 			stopClients()
 			wg.Wait()
+			t.Logf("%d reconnections after a dropped stream", reconnects.Load())
 			var total, least int64 = 0, -1
 			for i := range counts {
 				c := counts[i].Load()

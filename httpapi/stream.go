@@ -375,6 +375,10 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	// The client learns at once that the stream is open.
+	if err := rc.Flush(); err != nil {
+		return
+	}
 
 	cur := Position{}
 	for k, v := range pos {
