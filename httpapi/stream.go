@@ -295,7 +295,9 @@ func (h *Hub) subscribe(ctx context.Context) (*subscriber, Position, []hubEvent,
 	for k, v := range h.low {
 		low[k] = v
 	}
-	return s, pos, append([]hubEvent(nil), h.ring...), low, nil
+	// The held records are shared, not copied: publish only appends past
+	// this length or moves the ring to a new array.
+	return s, pos, h.ring[:len(h.ring):len(h.ring)], low, nil
 }
 
 func (h *Hub) unsubscribe(s *subscriber) {
