@@ -32,13 +32,16 @@ import (
 //	REPLYWATCH_BENCH_SSE=1 go test ./app -run TestSSELoad -v -timeout 10m
 //
 // REPLYWATCH_BENCH_SSE_RATE (events/s, default 30000),
-// REPLYWATCH_BENCH_SSE_CLIENTS (default 500) and
+// REPLYWATCH_BENCH_SSE_CLIENTS (default 500),
+// REPLYWATCH_BENCH_SSE_UNANSWERED (one buyer in this many is left
+// unanswered for 25 s: 4 alerts and their resolutions; default 1000) and
 // REPLYWATCH_BENCH_SSE_PHASE (default 60s) tune it.
 func TestSSELoad(t *testing.T) {
 	if os.Getenv("REPLYWATCH_BENCH_SSE") == "" {
 		t.Skip("a 2-minute benchmark: set REPLYWATCH_BENCH_SSE=1 (make bench-sse)")
 	}
 	rate := envInt("REPLYWATCH_BENCH_SSE_RATE", 30000)
+	unanswered := envInt("REPLYWATCH_BENCH_SSE_UNANSWERED", 1000)
 	clients := envInt("REPLYWATCH_BENCH_SSE_CLIENTS", 500)
 	phase := 60 * time.Second
 	if v := os.Getenv("REPLYWATCH_BENCH_SSE_PHASE"); v != "" {
@@ -126,7 +129,7 @@ func TestSSELoad(t *testing.T) {
 					BuyerID: buyer, Sender: "buyer", AgentID: agent, Text: "在吗"})
 				reply := event.Event{EventID: "r" + strconv.Itoa(n), Type: event.TypeMessage,
 					TS: event.Time{Time: now.Add(2 * time.Second)}, ShopID: shop, BuyerID: buyer, Sender: "agent", AgentID: agent, Text: "您好"}
-				if n%1000 == 0 {
+				if n%unanswered == 0 {
 					reply.TS = event.Time{Time: now.Add(25 * time.Second)}
 					late = append(late, reply)
 				} else {
@@ -291,7 +294,8 @@ func TestSSELoad(t *testing.T) {
 		}
 	})
 
-	t.Logf("GOMAXPROCS %d, offered %d chat events/s, phases of %v (produced %d in all)", runtime.GOMAXPROCS(0), rate, phase, produced.Load())
+	t.Logf("GOMAXPROCS %d, offered %d chat events/s (one buyer in %d unanswered), phases of %v (produced %d in all)",
+		runtime.GOMAXPROCS(0), rate, unanswered, phase, produced.Load())
 	t.Logf("| phase | chat events applied/s | alerts/s | max consumer lag | SSE records delivered | fewest to one client | delivery p50 / p99 / max | clients dropped |")
 	t.Logf("|---|---:|---:|---:|---:|---:|---|---:|")
 	for _, r := range []result{without, with} {
