@@ -386,13 +386,20 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	for k, v := range pos {
 		cur[k] = v
 	}
+	// batching holds the flush while a run of records is written: one
+	// flush (and system call) for the run rather than one per record.
+	batching := false
 	write := func(chunk string) error {
 		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if _, err := fmt.Fprint(w, chunk); err != nil {
 			return err
 		}
+		if batching {
+			return nil
+		}
 		return rc.Flush()
 	}
+
 	sentID := ""
 	// send passes one record on if the scope and filter let it through, and
 	// moves the client's position past it either way.
@@ -408,6 +415,26 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		sentID = id
 		h.sent.Inc()
 		return write("id: " + id + "\ndata: " + string(ev.data) + "\n\n")
+	}
+	// run sends ev and whatever else is queued already (at most 256), then
+	// flushes.
+	run := func(ev hubEvent) error {
+		batching = true
+		err := send(ev)
+		for k := 0; k < 256 && err == nil; k++ {
+			select {
+			case next := <-sub.ch:
+				err = send(next)
+				continue
+			default:
+			}
+			break
+		}
+		batching = false
+		if err != nil {
+			return err
+		}
+		return rc.Flush()
 	}
 
 	if resume == nil {
@@ -471,7 +498,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			// Too far behind: the client reconnects with its last id.
 			return
 		case ev := <-sub.ch:
-			if err := send(ev); err != nil {
+			if err := run(ev); err != nil {
 				return
 			}
 		case <-beat.C:
