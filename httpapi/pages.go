@@ -35,7 +35,7 @@ func (a *API) mountPages(mux *http.ServeMux) {
 // not stay in the address bar, the history or access logs.
 func (a *API) page(file string, supervisor bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if text := r.URL.Query().Get("token"); text != "" {
+		if text := r.URL.Query().Get("token"); text != "" && !a.Auth.Open() {
 			if a.Auth.lookup(text) == nil {
 				http.Error(w, "unknown token", http.StatusUnauthorized)
 				return
