@@ -9,7 +9,7 @@ BENCH_FLAGS ?=
 MICRO ?= .
 COUNT ?= 6
 
-.PHONY: bench bench-smoke bench-micro test faults
+.PHONY: bench bench-smoke bench-micro bench-sse test faults
 
 # The full suite (about 10 minutes on 2 cores): an in-process kfake broker,
 # a redis-server child and simulated traffic. Prints the markdown table and
@@ -28,12 +28,18 @@ bench-smoke:
 bench-micro:
 	$(GO) test -run '^$$' -bench '$(MICRO)' -benchmem -count $(COUNT) ./event/ ./detectors/ ./pipeline/ ./state/
 
-# The fault suite (about 5 minutes): a busy simulated morning read as a
+# The processor's events/s with and without 500 alert streams (SSE) open,
+# in one run of about 3 minutes; SSE_FLAGS e.g. "REPLYWATCH_BENCH_SSE_RATE=20000".
+SSE_FLAGS ?=
+bench-sse:
+	REPLYWATCH_BENCH_SSE=1 $(SSE_FLAGS) $(GO) test ./app -run '^TestSSELoad$$' -v -count 1 -timeout 15m
+
+# The fault suite (a few minutes): a busy simulated morning read as a
 # backlog from an in-process broker into a real redis-server, with a fault
 # striking mid-backlog (Redis stopped 10 s, restarted with and without
-# persistence, SCRIPT FLUSH, broker restarts with and without traffic after
-# it) and the built binary killed with SIGKILL and stopped with SIGTERM
-# under load. After each, figures and alerts must be the offline replay's.
+# persistence or from an older snapshot, SCRIPT FLUSH, broker restarts
+# with and without traffic after it) and the built binary killed with
+# SIGKILL and stopped with SIGTERM under load. After each, figures and alerts must be the offline replay's.
 # Each case prints a FAULT line; BENCHMARKS.md records them. A short subset
 # (broker restart, Redis restarted empty, poison records) runs in every
 # `go test ./app/`.
