@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
@@ -79,6 +80,16 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 			}
 		} else {
 			fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		}
+		return exitUsage
+	}
+	if err := cfg.CheckSecrets(os.Getenv); err != nil {
+		var ve *config.ValidationError
+		if errors.As(err, &ve) {
+			fmt.Fprintf(stderr, "%s: %d error(s):\n", *path, len(ve.Errors))
+			for _, e := range ve.Errors {
+				fmt.Fprintf(stderr, "  %s\n", e)
+			}
 		}
 		return exitUsage
 	}
