@@ -107,7 +107,7 @@ var wordings = map[string]wording{
 		digestTitle: "[alert digest] {n} alerts",
 		groupTitle:  "[{title}] shop {shop}: {n} alerts",
 		staleTitle:  "[backlog] shop {shop}: {n} alerts from {from}–{to} while replywatch caught up, not sent one by one",
-		shop:        "shop ", buyer: "buyer ", agent: "agent ", start: "waiting since ", due: "due ",
+		shop:        " shop ", buyer: "buyer ", agent: "agent ", start: "waiting since ", due: "due ",
 		left: "due in ", over: "overdue by ", more: "... and %d more", resolved: "resolved", dot: " · ",
 		duration: enDur,
 	},
@@ -187,7 +187,7 @@ func (r Renderer) Render(m *Message, now time.Time) Text {
 		}
 	case len(items) == 1:
 		a := &items[0].Alert
-		t.Title = r.title(a) + " " + w.shop + a.ShopID
+		t.Title = r.title(a) + w.shop + a.ShopID
 		t.Lines = r.detail(a, now)
 		t.Count = 1
 	default:
@@ -213,17 +213,14 @@ func fill(s string, kv ...string) string { return strings.NewReplacer(kv...).Rep
 
 // title is the alert kind's name in brackets, e.g. 【回复超时】.
 func (r Renderer) title(a *alerting.Alert) string {
-	s := a.Summary
-	if i := strings.Index(s, "】"); strings.HasPrefix(s, "【") && i > 0 {
-		return s[:i+len("】")]
-	}
-	if i := strings.Index(s, "]"); strings.HasPrefix(s, "[") && i > 0 {
-		return s[:i+1]
+	t := alerting.Title(r.Language, a.Kind)
+	if a.Status == alerting.Resolved {
+		t = r.words().resolved + "·" + t
 	}
 	if r.Language == "en" {
-		return "[" + a.Kind + "]"
+		return "[" + t + "]"
 	}
-	return "【" + a.Kind + "】"
+	return "【" + t + "】"
 }
 
 // detail is a single alert's message body: who, the wait and its clock.
