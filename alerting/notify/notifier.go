@@ -410,4 +410,3 @@ func (n *Notifier) route(a alerting.Alert, rec *record) []*Item {
 	}
 	return items
 }
-

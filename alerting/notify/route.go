@@ -67,7 +67,6 @@ func compile(c config.Route, parent *Route, id string) *Route {
 	return r
 }
 
-
 // For returns the routes an alert goes to, as Alertmanager does: the
 // deepest matching nodes, the first matching child only unless it says
 // continue; a node none of whose children match takes the alert itself.
