@@ -41,14 +41,13 @@ type group struct {
 type lane struct {
 	name   string
 	maxAge time.Duration
-	budget *Budget
 	groups map[string]*group
 	stale  map[string]*group
 	ready  []*Message
 }
 
-func newLane(name string, maxAge time.Duration, b *Budget) *lane {
-	return &lane{name: name, maxAge: maxAge, budget: b, groups: map[string]*group{}, stale: map[string]*group{}}
+func newLane(name string, maxAge time.Duration) *lane {
+	return &lane{name: name, maxAge: maxAge, groups: map[string]*group{}, stale: map[string]*group{}}
 }
 
 // isStale is the stale filter: an alert whose condition became true
@@ -180,11 +179,11 @@ func live(items []*Item) []*Item {
 	return kept
 }
 
-// take is the rate limit and digest stage: the next message to send, or
-// how long to wait for the budget. When more messages are ready than the
-// budget allows now, they all merge into one digest: never more than the
-// budget, never a dropped alert.
-func (l *lane) take(now time.Time) (*Message, time.Duration) {
+// take is the rate limit and digest stage: the next message to send when
+// the budget allows avail more now. When more messages are ready than
+// that, they all merge into one digest: never more than the budget, never
+// a dropped alert.
+func (l *lane) take(avail int) *Message {
 	ready := l.ready[:0]
 	for _, m := range l.ready {
 		if m.Items = live(m.Items); len(m.Items) > 0 {
@@ -192,27 +191,27 @@ func (l *lane) take(now time.Time) (*Message, time.Duration) {
 		}
 	}
 	l.ready = ready
-	if len(l.ready) == 0 {
-		return nil, 0
+	if len(l.ready) == 0 || avail <= 0 {
+		return nil
 	}
-	avail := l.budget.Available(now)
-	if avail == 0 {
-		return nil, l.budget.Wait(now)
-	}
-	var m *Message
 	if len(l.ready) > avail {
-		m = &Message{Receiver: l.name, Stale: true}
+		m := &Message{Receiver: l.name, Stale: true}
 		for _, r := range l.ready {
 			m.Items = append(m.Items, r.Items...)
 			m.Stale = m.Stale && r.Stale
 		}
 		l.ready = nil
-	} else {
-		m = l.ready[0]
-		l.ready = l.ready[1:]
+		return m
 	}
-	l.budget.Take(now)
-	return m, 0
+	m := l.ready[0]
+	l.ready = l.ready[1:]
+	return m
+}
+
+// putBack returns a taken message to the front of the queue (another
+// replica took the budget first).
+func (l *lane) putBack(m *Message) {
+	l.ready = append([]*Message{m}, l.ready...)
 }
 
 // pending counts the items queued in the lane.

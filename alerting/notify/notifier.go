@@ -87,12 +87,13 @@ func (o *Options) defaults() {
 
 // Notifier is one member of the notify consumer group.
 type Notifier struct {
-	o      Options
-	mu     sync.Mutex // guards lanes
-	lanes  map[string]*lane
-	wake   map[string]chan struct{}
-	joined atomic.Bool
-	badLog *rate.Limiter
+	o       Options
+	mu      sync.Mutex // guards lanes
+	lanes   map[string]*lane
+	budgets map[string]*Budget
+	wake    map[string]chan struct{}
+	joined  atomic.Bool
+	badLog  *rate.Limiter
 
 	healthMu sync.Mutex
 	health   map[string]error // receivers the vendor says are misconfigured
@@ -101,10 +102,11 @@ type Notifier struct {
 // New builds a notifier.
 func New(o Options) *Notifier {
 	o.defaults()
-	n := &Notifier{o: o, lanes: map[string]*lane{}, wake: map[string]chan struct{}{}, health: map[string]error{},
+	n := &Notifier{o: o, lanes: map[string]*lane{}, budgets: map[string]*Budget{}, wake: map[string]chan struct{}{}, health: map[string]error{},
 		badLog: rate.NewLimiter(rate.Every(time.Second), 5)}
 	for name, r := range o.Receivers {
-		n.lanes[name] = newLane(name, o.MaxAge, NewBudget(r.Limits()))
+		n.lanes[name] = newLane(name, o.MaxAge)
+		n.budgets[name] = NewBudget(o.Marks.Client, o.Marks.Prefix, name, r.Limits())
 		n.wake[name] = make(chan struct{}, 1)
 		o.Metrics.init(name)
 	}
@@ -221,41 +223,75 @@ func (n *Notifier) settleUnsent(out []settled) {
 // sender is one receiver's send loop: take the next message within the
 // budget, send it until accepted, mark it.
 func (n *Notifier) sender(ctx context.Context, name string, r Receiver) {
-	l := n.lanes[name]
+	l, b := n.lanes[name], n.budgets[name]
 	log := n.o.Log.With(zap.String("receiver", name))
-	for {
+	idle := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-n.wake[name]:
+		case <-t.C:
+		}
+		return true
+	}
+	for ctx.Err() == nil {
 		n.mu.Lock()
-		m, wait := l.take(n.o.Now())
+		m := l.take(unlimited) // is anything ready?
 		if m != nil {
-			for _, it := range m.Items {
-				it.rec.inflight(1)
-			}
+			l.putBack(m)
 		}
 		n.mu.Unlock()
 		if m == nil {
-			d := n.o.Tick
-			if wait > 0 {
-				d = wait
-			}
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if !idle(n.o.Tick) {
 				return
-			case <-n.wake[name]:
-			case <-t.C:
 			}
-			t.Stop()
 			continue
 		}
-		n.deliver(ctx, name, r, l, m, log)
+		avail, wait, err := b.Available(ctx, n.o.Now())
+		if err != nil {
+			log.Warn("cannot read the send budget; waiting", zap.Error(err))
+			wait = time.Second
+		}
+		if avail == 0 || err != nil {
+			if !sleep(ctx, max(wait, time.Millisecond)) {
+				return
+			}
+			continue
+		}
+		n.mu.Lock()
+		m = l.take(avail)
+		n.mu.Unlock()
+		if m == nil {
+			continue
+		}
+		id, wait, err := b.Take(ctx, n.o.Now())
+		if id == "" {
+			// Another replica used the budget first, or Redis is away.
+			n.mu.Lock()
+			l.putBack(m)
+			n.mu.Unlock()
+			if err != nil {
+				log.Warn("cannot take from the send budget; waiting", zap.Error(err))
+				wait = time.Second
+			}
+			if !sleep(ctx, wait) {
+				return
+			}
+			continue
+		}
+		for _, it := range m.Items {
+			it.rec.inflight(1)
+		}
+		n.deliver(ctx, name, r, b, id, m, log)
 	}
 }
 
 // deliver sends m until the receiver accepts it, then marks and settles
 // its items. A send already under way finishes even when ctx ends (so an
 // accepted message is always marked); waiting between tries does not.
-func (n *Notifier) deliver(ctx context.Context, name string, r Receiver, l *lane, m *Message, log *zap.Logger) {
+func (n *Notifier) deliver(ctx context.Context, name string, r Receiver, b *Budget, sendID string, m *Message, log *zap.Logger) {
 	release := func(items []*Item) {
 		for _, it := range items {
 			it.rec.inflight(-1)
@@ -268,16 +304,15 @@ func (n *Notifier) deliver(ctx context.Context, name string, r Receiver, l *lane
 			n.o.Metrics.Deliveries.WithLabelValues(name, resultRetried).Inc()
 			// Every attempt reaches the vendor and counts against its limit.
 			for {
-				n.mu.Lock()
-				w := l.budget.Wait(n.o.Now())
-				if w == 0 {
-					l.budget.Take(n.o.Now())
-				}
-				n.mu.Unlock()
-				if w == 0 {
+				id, wait, err := b.Take(ctx, n.o.Now())
+				if id != "" {
+					sendID = id
 					break
 				}
-				if !sleep(ctx, w) {
+				if err != nil {
+					wait = time.Second
+				}
+				if !sleep(ctx, wait) {
 					release(m.Items)
 					return
 				}
@@ -285,10 +320,8 @@ func (n *Notifier) deliver(ctx context.Context, name string, r Receiver, l *lane
 		}
 		sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		err := r.Send(sendCtx, m, n.o.Now())
+		b.Touch(sendCtx, sendID, n.o.Now())
 		cancel()
-		n.mu.Lock()
-		l.budget.Touch(n.o.Now())
-		n.mu.Unlock()
 		if err == nil {
 			break
 		}
@@ -328,18 +361,16 @@ func (n *Notifier) deliver(ctx context.Context, name string, r Receiver, l *lane
 		}
 		// Items whose partition moved on while we waited are the new
 		// owner's to send.
-		kept := live(m.Items)
-		if len(kept) < len(m.Items) {
-			var gone []*Item
-			for _, it := range m.Items {
-				if it.revoked() {
-					gone = append(gone, it)
-				}
+		var kept, gone []*Item
+		for _, it := range m.Items {
+			if it.revoked() {
+				gone = append(gone, it)
+			} else {
+				kept = append(kept, it)
 			}
-			release(gone)
-			m.Items = kept
 		}
-		if len(m.Items) == 0 {
+		release(gone)
+		if m.Items = kept; len(m.Items) == 0 {
 			return
 		}
 	}

@@ -1,14 +1,18 @@
 package notify
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/config"
+	"github.com/replywatch/replywatch/internal/testenv"
 )
 
 var shanghai = time.FixedZone("CST", 8*3600)
@@ -188,39 +192,72 @@ func TestFitNamesWhatFitsAndCountsTheRest(t *testing.T) {
 }
 
 func TestBudgetSlidingWindow(t *testing.T) {
-	b := NewBudget([]config.Limit{{Messages: 5, Per: time.Second}, {Messages: 20, Per: time.Minute}})
+	if testing.Short() {
+		t.Skip("starts redis-server")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisServer(t).Addr})
+	defer rdb.Close()
+	ctx := context.Background()
+	limits := []config.Limit{{Messages: 5, Per: time.Second}, {Messages: 20, Per: time.Minute}}
+	// Two replicas share one robot's budget.
+	a, b := NewBudget(rdb, "rw", "cs-ding", limits), NewBudget(rdb, "rw", "cs-ding", limits)
 	now := t0
-	sent := 0
-	for step := 0; step < 3000; step++ { // 30 s in 10ms steps
-		for b.Available(now) > 0 {
-			b.Take(now)
-			sent++
+	var sent []time.Time
+	for step := 0; step < 300; step++ { // 30 s in 100ms steps
+		for _, bud := range []*Budget{a, b} {
+			if id, _, err := bud.Take(ctx, now); err != nil {
+				t.Fatal(err)
+			} else if id != "" {
+				sent = append(sent, now)
+			}
 		}
-		now = now.Add(10 * time.Millisecond)
+		now = now.Add(100 * time.Millisecond)
 	}
-	if sent != 20 {
-		t.Errorf("sent %d in a minute, want 20", sent)
+	if len(sent) != 20 {
+		t.Errorf("sent %d in 30 s, want 20", len(sent))
 	}
-	// Within any second, no more than 5.
-	for i := range b.sent {
+	for i := range sent {
 		n := 0
-		for _, s := range b.sent[i:] {
-			if s.Sub(b.sent[i]) < time.Second {
+		for _, s := range sent[i:] {
+			if s.Sub(sent[i]) < time.Second {
 				n++
 			}
 		}
 		if n > 5 {
-			t.Fatalf("%d sends within a second from %v", n, b.sent[i])
+			t.Fatalf("%d sends within a second from %v", n, sent[i])
 		}
 	}
 	// The first send of the minute leaves the window at t0+60s.
-	if w := b.Wait(now); w != 30*time.Second {
-		t.Errorf("wait %v once the minute's budget is spent, want 30s", w)
+	if avail, wait, err := a.Available(ctx, now); avail != 0 || wait != 30*time.Second || err != nil {
+		t.Errorf("available %d, wait %v (%v) once the minute's budget is spent, want 0, 30s", avail, wait, err)
+	}
+	// A minute on, the sends at t0 itself have left the window.
+	atT0 := 0
+	for _, s := range sent {
+		if s.Equal(t0) {
+			atT0++
+		}
+	}
+	if avail, _, _ := a.Available(ctx, t0.Add(time.Minute)); avail != atT0 || atT0 == 0 {
+		t.Errorf("a minute on, %d available, want %d", avail, atT0)
 	}
 }
 
-func newTestLane(limits ...config.Limit) *lane {
-	return newLane("cs-ding", 10*time.Minute, NewBudget(limits))
+// window is a sliding-window budget for the lane tests.
+type window struct {
+	n    int
+	per  time.Duration
+	sent []time.Time
+}
+
+func (w *window) avail(now time.Time) int {
+	c := 0
+	for _, s := range w.sent {
+		if now.Sub(s) < w.per {
+			c++
+		}
+	}
+	return w.n - c
 }
 
 func TestGroupWaitThenInterval(t *testing.T) {
@@ -238,7 +275,7 @@ func TestGroupWaitThenInterval(t *testing.T) {
 	if len(l.ready) != 1 || len(l.ready[0].Items) != 2 {
 		t.Fatalf("after group_wait: %d ready", len(l.ready))
 	}
-	l.take(now.Add(5 * time.Second))
+	l.take(unlimited)
 	l.add(item(breach(2, "b3"), r), now.Add(6*time.Second))
 	l.flush(now.Add(64 * time.Second))
 	if len(l.ready) != 0 {
@@ -283,7 +320,7 @@ func TestInhibit(t *testing.T) {
 func TestStaleBacklogIsOneDigestPerShop(t *testing.T) {
 	root := NewRoute(testRoute)
 	r := root.For(&alerting.Alert{Kind: "seat_away"})[0]
-	l := newTestLane(config.Limit{Messages: 20, Per: time.Minute})
+	l := newTestLane()
 	now := t0.Add(6 * time.Hour)
 	for i := range 300 {
 		a := breach(i*60, fmt.Sprintf("b%d", i))
@@ -311,7 +348,8 @@ func TestStaleBacklogIsOneDigestPerShop(t *testing.T) {
 
 func TestOverBudgetMergesIntoOneDigest(t *testing.T) {
 	root := NewRoute(config.Route{Receiver: "cs-ding", GroupBy: []string{"buyer_id"}, GroupWait: ptrD(0)})
-	l := newTestLane(config.Limit{Messages: 20, Per: time.Minute})
+	l := newTestLane()
+	budget := &window{n: 20, per: time.Minute}
 	now := t0.Add(4 * time.Minute)
 	var sent []*Message
 	var times []time.Time
@@ -320,10 +358,11 @@ func TestOverBudgetMergesIntoOneDigest(t *testing.T) {
 		l.add(item(breach(i, fmt.Sprintf("b%03d", i)), root), at)
 		l.flush(at)
 		for {
-			m, _ := l.take(at)
+			m := l.take(budget.avail(at))
 			if m == nil {
 				break
 			}
+			budget.sent = append(budget.sent, at)
 			sent = append(sent, m)
 			times = append(times, at)
 		}
@@ -331,7 +370,8 @@ func TestOverBudgetMergesIntoOneDigest(t *testing.T) {
 	for s := 0; s < 120; s++ {
 		at := now.Add(50*time.Second + time.Duration(s)*time.Second)
 		l.flush(at)
-		if m, _ := l.take(at); m != nil {
+		if m := l.take(budget.avail(at)); m != nil {
+			budget.sent = append(budget.sent, at)
 			sent = append(sent, m)
 			times = append(times, at)
 		}
@@ -365,3 +405,5 @@ func TestOverBudgetMergesIntoOneDigest(t *testing.T) {
 		t.Errorf("the 21st message should be a digest: %d messages", len(sent))
 	}
 }
+
+func newTestLane() *lane { return newLane("cs-ding", 10*time.Minute) }

@@ -220,3 +220,5 @@ func TestLogReceiver(t *testing.T) {
 		t.Errorf("%q\nwant %q", out.String(), want)
 	}
 }
+
+func httpClient() *http.Client { return &http.Client{Timeout: 5 * time.Second} }

@@ -1,0 +1,281 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/alerting/notify/notifytest"
+	"github.com/replywatch/replywatch/config"
+	"github.com/replywatch/replywatch/internal/testenv"
+)
+
+// e2e is a notifier's world: kfake, a real redis-server and a DingTalk
+// robot emulator whose minute is shortened to window (the budget the
+// notifier is given is the same, so the test runs in seconds while every
+// rule is the real one).
+type e2e struct {
+	t      *testing.T
+	broker string
+	rdb    *redis.Client
+	robot  *notifytest.Robot
+	window time.Duration
+}
+
+const alertsTopic = "cs.alerts"
+
+func newE2E(t *testing.T, window time.Duration) *e2e {
+	t.Helper()
+	broker, _ := testenv.Kafka(t, map[string]int{alertsTopic: 2})
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisServer(t).Addr})
+	t.Cleanup(func() { rdb.Close() })
+	robot := notifytest.DingTalk(t, "ding-token", "SECding")
+	robot.Limits = []notifytest.Limit{{Messages: 20, Per: window}}
+	return &e2e{t: t, broker: broker, rdb: rdb, robot: robot, window: window}
+}
+
+func (e *e2e) produce(alerts []alerting.Alert) {
+	e.t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(e.broker), Topic: alertsTopic, Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	msgs := make([]kafka.Message, len(alerts))
+	for i, a := range alerts {
+		b, err := json.Marshal(a)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		msgs[i] = kafka.Message{Key: []byte(a.ShopID), Value: b}
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// start runs a notifier until the returned stop is called.
+func (e *e2e) start(groupBy ...string) (stop func()) {
+	wait, interval := 100*time.Millisecond, 500*time.Millisecond
+	n := New(Options{
+		Brokers: []string{e.broker}, Topic: alertsTopic, GroupID: "replywatch-notify",
+		SessionTimeout: time.Second, RebalanceTimeout: time.Second,
+		Route:  NewRoute(config.Route{Receiver: "cs-ding", GroupBy: groupBy, GroupWait: &wait, GroupInterval: &interval}),
+		People: people,
+		Receivers: map[string]Receiver{"cs-ding": &DingTalk{URL: e.robot.URL(), AccessToken: "ding-token", Secret: "SECding",
+			Budget: []config.Limit{{Messages: 20, Per: e.window}}, Render: render, Client: httpClient()}},
+		Marks:   &Marks{Client: e.rdb, Prefix: "rw", TTL: time.Hour},
+		MaxAge:  10 * time.Minute,
+		Metrics: NewMetrics(prometheus.NewRegistry()),
+		Tick:    20 * time.Millisecond,
+		// The robot's minute is the test's window.
+		RateLimitWait: e.window,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	return func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				e.t.Errorf("notifier: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			e.t.Fatal("notifier did not stop within 30s")
+		}
+	}
+}
+
+var (
+	namedRE = regexp.MustCompile(`买家 (b\d+) `)
+	moreRE  = regexp.MustCompile(`另有 (\d+) 条未列出`)
+)
+
+// tally counts the alerts the robot was told of: each buyer named, and
+// the sum of the "N more" counts.
+func (e *e2e) tally() (named map[string]int, counted int) {
+	named = map[string]int{}
+	for _, r := range e.robot.Received() {
+		for _, m := range namedRE.FindAllStringSubmatch(r.Text, -1) {
+			named[m[1]]++
+		}
+		for _, m := range moreRE.FindAllStringSubmatch(r.Text, -1) {
+			n, _ := strconv.Atoi(m[1])
+			counted += n
+		}
+	}
+	return named, counted
+}
+
+// burst is n breaches of shop s1 (buyers b<first>...), emitted now.
+func burst(first, n int) []alerting.Alert {
+	now := time.Now().In(shanghai)
+	var out []alerting.Alert
+	for i := first; i < first+n; i++ {
+		a := breach(i, fmt.Sprintf("b%03d", i))
+		a.ID = fmt.Sprintf("breach-%03d", i)
+		a.Since = now.Add(-3*time.Minute - time.Duration(i)*time.Millisecond)
+		a.Due = a.Since.Add(3 * time.Minute)
+		a.At, a.EmittedAt = a.Due, now
+		out = append(out, a)
+	}
+	return out
+}
+
+func (e *e2e) checkBudget() {
+	e.t.Helper()
+	for _, c := range e.robot.Codes() {
+		e.t.Errorf("the robot answered errcode %d: the budget was exceeded or a message refused", c)
+	}
+	rs := e.robot.Received()
+	for i := range rs {
+		n := 0
+		for _, r := range rs[i:] {
+			if r.At.Sub(rs[i].At) < e.window {
+				n++
+			}
+		}
+		if n > 20 {
+			e.t.Fatalf("%d messages within one window from message %d", n, i)
+		}
+	}
+}
+
+func TestBurstOfBreachesStaysWithinTheRobotsBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-server and kfake")
+	}
+	e := newE2E(t, 2*time.Second)
+	stop := e.start("shop_id", "buyer_id")
+	defer stop()
+	e.produce(burst(0, 500))
+	testenv.Eventually(t, 60*time.Second, "every breach named or counted", func() error {
+		named, counted := e.tally()
+		if len(named)+counted < 500 {
+			return fmt.Errorf("%d named, %d counted of 500 in %d messages", len(named), counted, len(e.robot.Received()))
+		}
+		return nil
+	})
+	named, counted := e.tally()
+	for b, n := range named {
+		if n > 1 {
+			t.Errorf("buyer %s named %d times", b, n)
+		}
+	}
+	if len(named)+counted != 500 {
+		t.Errorf("%d named + %d counted, want exactly 500", len(named), counted)
+	}
+	e.checkBudget()
+	if n := len(e.robot.Received()); n > 40 {
+		t.Errorf("%d messages for one burst", n)
+	}
+	t.Logf("%d messages, %d alerts named", len(e.robot.Received()), len(named))
+	// Every breach has its mark.
+	keys, err := e.rdb.Keys(context.Background(), "rw:{notify.cs-ding}:sent:firing:*").Result()
+	if err != nil || len(keys) != 500 {
+		t.Errorf("%d marks (%v), want 500", len(keys), err)
+	}
+}
+
+func TestNotifierKilledMidBurstSendsNothingTwiceAndLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-server and kfake")
+	}
+	e := newE2E(t, 2*time.Second)
+	stop := e.start("shop_id", "buyer_id")
+	// The burst trickles in over about two seconds, so the notifier is
+	// killed while sending it.
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for i := 0; i < 500; i += 10 {
+			e.produce(burst(i, 10))
+			time.Sleep(40 * time.Millisecond)
+		}
+	}()
+	testenv.Eventually(t, 30*time.Second, "the first messages", func() error {
+		if n := len(e.robot.Received()); n < 5 {
+			return fmt.Errorf("%d messages", n)
+		}
+		return nil
+	})
+	stop() // abrupt: queued alerts are dropped uncommitted, sends under way finish and are marked
+	before := len(e.robot.Received())
+	stop = e.start("shop_id", "buyer_id")
+	defer stop()
+	<-produced
+	testenv.Eventually(t, 60*time.Second, "every breach named or counted", func() error {
+		named, counted := e.tally()
+		if len(named)+counted < 500 {
+			return fmt.Errorf("%d named, %d counted of 500", len(named), counted)
+		}
+		return nil
+	})
+	// Let a duplicate, if any, arrive.
+	time.Sleep(time.Second)
+	named, counted := e.tally()
+	for b, n := range named {
+		if n > 1 {
+			t.Errorf("buyer %s named %d times", b, n)
+		}
+	}
+	if len(named)+counted != 500 {
+		t.Errorf("%d named + %d counted, want exactly 500", len(named), counted)
+	}
+	e.checkBudget()
+	t.Logf("%d messages before the kill, %d in all", before, len(e.robot.Received()))
+}
+
+func TestBacklogGivesOneStaleDigestPerShop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-server and kfake")
+	}
+	e := newE2E(t, 2*time.Second)
+	day := time.Now().In(shanghai).Add(-24 * time.Hour)
+	var backlog []alerting.Alert
+	for i := range 600 {
+		a := breach(i, fmt.Sprintf("b%03d", i))
+		a.ID = fmt.Sprintf("old-%03d", i)
+		a.ShopID = fmt.Sprintf("shop-%d", i%3)
+		a.Since = day.Add(time.Duration(i) * 10 * time.Second)
+		a.Due = a.Since.Add(3 * time.Minute)
+		a.At, a.EmittedAt = a.Due, a.Due
+		backlog = append(backlog, a)
+	}
+	e.produce(backlog)
+	stop := e.start("shop_id", "kind")
+	defer stop()
+	testenv.Eventually(t, 60*time.Second, "three digests", func() error {
+		if n := len(e.robot.Received()); n < 3 {
+			return fmt.Errorf("%d messages", n)
+		}
+		return nil
+	})
+	time.Sleep(time.Second) // nothing more may come
+	rs := e.robot.Received()
+	if len(rs) != 3 {
+		t.Fatalf("%d messages, want one per shop", len(rs))
+	}
+	shops := map[string]bool{}
+	for _, r := range rs {
+		if !strings.Contains(r.Title, "【积压告警】") || !strings.Contains(r.Title, "共 200 条告警") {
+			t.Errorf("title %q", r.Title)
+		}
+		shops[r.Title[strings.Index(r.Title, "店铺 "):strings.Index(r.Title, "：")]] = true
+	}
+	if len(shops) != 3 {
+		t.Errorf("digests for %v", shops)
+	}
+	named, counted := e.tally()
+	if len(named)+counted != 600 {
+		t.Errorf("%d named + %d counted, want 600", len(named), counted)
+	}
+}
