@@ -135,6 +135,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	if len(o.Brokers) > 0 || o.RedisURL != "" {
 		// Stay clear of a production replywatch on the same servers.
 		cfg.Kafka.GroupID = "replywatch-demo"
+		cfg.Notify.GroupID = "replywatch-demo-notify"
 		cfg.Redis.Prefix = "rwdemo"
 	}
 	if err := cfg.Validate(); err != nil {
@@ -181,7 +182,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	metricsURL := "http://" + ln.Addr().String() + "/metrics"
 	v.footer = fmt.Sprintf("kafka %s   redis %s   metrics %s", strings.Join(brokers, ","), config.MaskURL(rd.URL), metricsURL)
 
-	a, err := app.New(cfg, app.Options{Log: logger(v, o), Listener: ln, OnAlert: v.alert})
+	a, err := app.New(cfg, app.Options{Log: logger(v, o), Listener: ln, OnAlert: v.alert, NotifyOut: notifyLines{v}})
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("assembling the processor: %w", err)
@@ -383,6 +384,8 @@ func intro(w io.Writer, d introData) {
 	if d.moved {
 		fmt.Fprintf(w, "           %s was taken, so HTTP is on the next free port\n", d.listen)
 	}
+	fmt.Fprintf(w, "  notify   no receivers configured: each message a DingTalk, WeCom or Feishu robot would get\n")
+	fmt.Fprintf(w, "           is shown as \"→ log: ...\" (add receivers under notify: in a config file)\n")
 	fmt.Fprintf(w, "  time     %s\n", d.zone.Note)
 	var shops []string
 	for _, s := range d.shops {

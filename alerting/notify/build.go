@@ -20,6 +20,9 @@ const LogReceiverName = "log"
 type Deps struct {
 	Redis    redis.UniversalClient
 	Registry prometheus.Registerer
+	// Deliveries is the process's replywatch_alert_deliveries_total when
+	// it is already registered.
+	Deliveries *prometheus.CounterVec
 	Log      *zap.Logger
 	// Getenv resolves "${VAR}" secrets.
 	Getenv func(string) string
@@ -38,7 +41,7 @@ func FromConfig(cfg *config.Config, d Deps) (*Notifier, error) {
 		d.Log = zap.NewNop()
 	}
 	n := cfg.Notify
-	render := Renderer{Language: cfg.Alerts.Language, People: Directory(cfg.Agents)}
+	render := Renderer{Language: cfg.Alerts.Language, People: Directory(cfg.Agents), Location: cfg.Location}
 	receivers := map[string]Receiver{}
 	route := NewRoute(n.Route)
 	if len(n.Receivers) == 0 {
@@ -65,7 +68,7 @@ func FromConfig(cfg *config.Config, d Deps) (*Notifier, error) {
 		Receivers:        receivers,
 		Marks:            &Marks{Client: d.Redis, Prefix: cfg.Redis.Prefix, TTL: n.MarkTTL},
 		MaxAge:           n.MaxAge,
-		Metrics:          NewMetrics(d.Registry),
+		Metrics:          NewMetrics(d.Registry, d.Deliveries),
 		Log:              d.Log.With(zap.String("component", "notify")),
 	}), nil
 }

@@ -73,7 +73,7 @@ func (e *e2e) start(groupBy ...string) (stop func()) {
 			Budget: []config.Limit{{Messages: 20, Per: e.window}}, Render: render, Client: httpClient()}},
 		Marks:   &Marks{Client: e.rdb, Prefix: "rw", TTL: time.Hour},
 		MaxAge:  10 * time.Minute,
-		Metrics: NewMetrics(prometheus.NewRegistry()),
+		Metrics: NewMetrics(prometheus.NewRegistry(), nil),
 		Tick:    20 * time.Millisecond,
 		// The robot's minute is the test's window.
 		RateLimitWait: e.window,

@@ -248,15 +248,20 @@ func (l *Log) Limits() []config.Limit { return nil }
 
 func (l *Log) Send(_ context.Context, m *Message, now time.Time) error {
 	t := l.Render.Render(m, now)
-	m.Shown = shownOf(t, len(t.Lines))
 	var names []string
 	for _, p := range t.Mentions {
 		names = append(names, "@"+p.Name)
 	}
-	text := t.Title + " | " + strings.Join(t.Lines, " | ")
-	if len(names) > 0 {
-		text += " | " + strings.Join(names, " ")
-	}
+	// As long as a WeCom markdown message may be.
+	body, k := Fit(t, WeComMarkdownMax, func(title string, lines []string) []byte {
+		text := title + " | " + strings.Join(lines, " | ")
+		if len(names) > 0 {
+			text += " | " + strings.Join(names, " ")
+		}
+		return []byte(text)
+	})
+	m.Shown = shownOf(t, k)
+	text := string(body)
 	if l.Out != nil {
 		l.mu.Lock()
 		fmt.Fprintf(l.Out, "→ %s: %s\n", l.Name, text)

@@ -147,6 +147,16 @@ func enDur(d time.Duration) string {
 type Renderer struct {
 	Language string
 	People   Directory
+	// Location is a shop's time zone (the times' own offset when nil).
+	Location func(shop string) *time.Location
+}
+
+// local is t in the shop's time zone.
+func (r Renderer) local(shop string, t time.Time) time.Time {
+	if r.Location == nil {
+		return t
+	}
+	return t.In(r.Location(shop))
 }
 
 func (r Renderer) words() wording {
@@ -179,8 +189,9 @@ func (r Renderer) Render(m *Message, now time.Time) Text {
 				to = s
 			}
 		}
-		t.Title = fill(w.staleTitle, "{shop}", items[0].Alert.ShopID, "{n}", fmt.Sprint(len(items)),
-			"{from}", from.Format("01-02 15:04"), "{to}", to.Format("01-02 15:04"))
+		shop := items[0].Alert.ShopID
+		t.Title = fill(w.staleTitle, "{shop}", shop, "{n}", fmt.Sprint(len(items)),
+			"{from}", r.local(shop, from).Format("01-02 15:04"), "{to}", r.local(shop, to).Format("01-02 15:04"))
 		t.Mentions = nil // a backlog is for the record, not a call to act now
 		for _, it := range items {
 			t.Lines = append(t.Lines, r.line(&it.Alert, now, true))
@@ -240,20 +251,17 @@ func (r Renderer) detail(a *alerting.Alert, now time.Time) []string {
 	return []string{who, r.clock(a, now)}
 }
 
-// line is one alert in a group or digest.
+// line is one alert in a group or digest. Alerts without a wait are
+// their summary, which names its kind and shop already.
 func (r Renderer) line(a *alerting.Alert, now time.Time, withTitle bool) string {
 	w := r.words()
+	if a.Status == alerting.Resolved || a.BuyerID == "" || a.Due.IsZero() {
+		return a.Summary
+	}
 	var b strings.Builder
 	if withTitle {
 		b.WriteString(r.title(a))
-		b.WriteString(w.shop + a.ShopID + w.dot)
-	}
-	if a.Status == alerting.Resolved || a.BuyerID == "" || a.Due.IsZero() {
-		if a.Status == alerting.Resolved && !withTitle {
-			b.WriteString(w.resolved + w.dot)
-		}
-		b.WriteString(a.Summary)
-		return b.String()
+		b.WriteString(strings.TrimSpace(w.shop) + " " + a.ShopID + w.dot)
 	}
 	b.WriteString(w.buyer + a.BuyerID)
 	if a.AgentID != "" {
@@ -268,9 +276,9 @@ func (r Renderer) clock(a *alerting.Alert, now time.Time) string {
 	w := r.words()
 	var parts []string
 	if !a.Since.IsZero() {
-		parts = append(parts, w.start+a.Since.Format("15:04:05"))
+		parts = append(parts, w.start+r.local(a.ShopID, a.Since).Format("15:04:05"))
 	}
-	parts = append(parts, w.due+a.Due.Format("15:04:05"))
+	parts = append(parts, w.due+r.local(a.ShopID, a.Due).Format("15:04:05"))
 	if d := a.Due.Sub(now); d > 0 {
 		parts = append(parts, w.left+w.duration(d))
 	} else {

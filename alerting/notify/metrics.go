@@ -1,8 +1,6 @@
 package notify
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -19,9 +17,10 @@ type Metrics struct {
 	ConfigErrors *prometheus.CounterVec
 }
 
-// NewMetrics creates the metrics and registers them on reg; a collector
-// already registered (the processor's deliveries counter) is reused.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// NewMetrics creates the metrics and registers them on reg. deliveries,
+// when not nil, is the process's replywatch_alert_deliveries_total (the
+// processor counts its Kafka sink there); otherwise it is created here.
+func NewMetrics(reg prometheus.Registerer, deliveries *prometheus.CounterVec) *Metrics {
 	m := &Metrics{
 		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replywatch_alert_deliveries_total",
@@ -45,12 +44,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Receiver answers that say its configuration is wrong (signature, keyword, token).",
 		}, []string{"sink"}),
 	}
-	if err := reg.Register(m.Deliveries); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			panic(err)
-		}
-		m.Deliveries = are.ExistingCollector.(*prometheus.CounterVec)
+	if deliveries != nil {
+		m.Deliveries = deliveries
+	} else {
+		reg.MustRegister(m.Deliveries)
 	}
 	reg.MustRegister(m.Delay, m.Pending, m.Records, m.ConfigErrors)
 	return m
