@@ -30,6 +30,11 @@ type e2e struct {
 	rdb    *redis.Client
 	robot  *notifytest.Robot
 	window time.Duration
+	// secret is what the notifier signs with (the robot's unless a test
+	// changes it).
+	secret string
+	last   *Notifier
+	reg    *prometheus.Registry
 }
 
 const alertsTopic = "cs.alerts"
@@ -41,7 +46,7 @@ func newE2E(t *testing.T, window time.Duration) *e2e {
 	t.Cleanup(func() { rdb.Close() })
 	robot := notifytest.DingTalk(t, "ding-token", "SECding")
 	robot.Limits = []notifytest.Limit{{Messages: 20, Per: window}}
-	return &e2e{t: t, broker: broker, rdb: rdb, robot: robot, window: window}
+	return &e2e{t: t, broker: broker, rdb: rdb, robot: robot, window: window, secret: "SECding"}
 }
 
 func (e *e2e) produce(alerts []alerting.Alert) {
@@ -64,20 +69,22 @@ func (e *e2e) produce(alerts []alerting.Alert) {
 // start runs a notifier until the returned stop is called.
 func (e *e2e) start(groupBy ...string) (stop func()) {
 	wait, interval := 100*time.Millisecond, 500*time.Millisecond
+	e.reg = prometheus.NewRegistry()
 	n := New(Options{
 		Brokers: []string{e.broker}, Topic: alertsTopic, GroupID: "replywatch-notify",
 		SessionTimeout: time.Second, RebalanceTimeout: time.Second,
 		Route:  NewRoute(config.Route{Receiver: "cs-ding", GroupBy: groupBy, GroupWait: &wait, GroupInterval: &interval}),
 		People: people,
-		Receivers: map[string]Receiver{"cs-ding": &DingTalk{URL: e.robot.URL(), AccessToken: "ding-token", Secret: "SECding",
+		Receivers: map[string]Receiver{"cs-ding": &DingTalk{URL: e.robot.URL(), AccessToken: "ding-token", Secret: e.secret,
 			Budget: []config.Limit{{Messages: 20, Per: e.window}}, Render: render, Client: httpClient()}},
 		Marks:   &Marks{Client: e.rdb, Prefix: "rw", TTL: time.Hour},
 		MaxAge:  10 * time.Minute,
-		Metrics: NewMetrics(prometheus.NewRegistry(), nil),
+		Metrics: NewMetrics(e.reg, nil),
 		Tick:    20 * time.Millisecond,
 		// The robot's minute is the test's window.
 		RateLimitWait: e.window,
 	})
+	e.last = n
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
@@ -278,4 +285,45 @@ func TestBacklogGivesOneStaleDigestPerShop(t *testing.T) {
 	if len(named)+counted != 600 {
 		t.Errorf("%d named + %d counted, want 600", len(named), counted)
 	}
+}
+
+func TestWrongSecretIsReportedOnceAndNotRetriedInALoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-server and kfake")
+	}
+	e := newE2E(t, 2*time.Second)
+	e.secret = "SECwrong"
+	stop := e.start("shop_id", "kind")
+	defer stop()
+	e.produce(burst(0, 30))
+	testenv.Eventually(t, 30*time.Second, "the refusal on /readyz", func() error {
+		return e.errOrNil(e.last.Check(context.Background()))
+	})
+	err := e.last.Check(context.Background())
+	if want := "receiver cs-ding: configuration error (errcode 310000: sign not match)"; err.Error() != want {
+		t.Errorf("check says %q, want %q", err, want)
+	}
+	time.Sleep(2 * time.Second)
+	if codes := e.robot.Codes(); len(codes) != 1 {
+		t.Errorf("the robot was asked %d times (%v); a configuration error waits, it is not retried in a loop", len(codes), codes)
+	}
+	mfs, _ := e.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "replywatch_notify_config_errors_total" {
+			if v := mf.GetMetric()[0].GetCounter().GetValue(); v != 1 {
+				t.Errorf("config errors counted %v, want 1", v)
+			}
+		}
+	}
+	if n := len(e.robot.Received()); n != 0 {
+		t.Errorf("%d messages accepted with a wrong secret", n)
+	}
+}
+
+// errOrNil turns "a check failed" into nil (the condition waited for).
+func (e *e2e) errOrNil(err error) error {
+	if err == nil {
+		return fmt.Errorf("no receiver reported")
+	}
+	return nil
 }
