@@ -23,7 +23,7 @@ type Deps struct {
 	// Deliveries is the process's replywatch_alert_deliveries_total when
 	// it is already registered.
 	Deliveries *prometheus.CounterVec
-	Log      *zap.Logger
+	Log        *zap.Logger
 	// Getenv resolves "${VAR}" secrets.
 	Getenv func(string) string
 	// Out receives what the log receiver writes (the demo's terminal);
