@@ -36,18 +36,25 @@ type group struct {
 }
 
 // lane is one receiver's part of the pipeline: its groups, its stale
-// buckets (one per shop), the messages ready to go and its budget. The
-// stages are methods taking the time, so each is tested on its own.
+// buckets (one per shop) and the messages ready to go. The stages are
+// methods taking the time, so each is tested on its own. Indexes of the
+// queued firing alerts make inhibition O(1) per alert: a cancelled item
+// stays where it is, flagged, and is dropped when its group flushes.
 type lane struct {
 	name   string
 	maxAge time.Duration
 	groups map[string]*group
 	stale  map[string]*group
 	ready  []*Message
+	// queued firing items by alert id, and queued firing warnings by wait
+	queued map[string]*Item
+	warns  map[string]*Item
+	count  int // items queued and not cancelled
 }
 
 func newLane(name string, maxAge time.Duration) *lane {
-	return &lane{name: name, maxAge: maxAge, groups: map[string]*group{}, stale: map[string]*group{}}
+	return &lane{name: name, maxAge: maxAge, groups: map[string]*group{}, stale: map[string]*group{},
+		queued: map[string]*Item{}, warns: map[string]*Item{}}
 }
 
 // isStale is the stale filter: an alert whose condition became true
@@ -58,6 +65,11 @@ func isStale(a *alerting.Alert, now time.Time, maxAge time.Duration) bool {
 		at = a.EmittedAt
 	}
 	return !at.IsZero() && now.Sub(at) > maxAge
+}
+
+// waitKey names the wait a reply alert is about.
+func waitKey(a *alerting.Alert) string {
+	return a.ShopID + "\x1f" + a.BuyerID + "\x1f" + a.Since.UTC().Format(time.RFC3339Nano)
 }
 
 // add takes an item through the stale filter, inhibition and grouping.
@@ -71,6 +83,7 @@ func (l *lane) add(it *Item, now time.Time) []settled {
 		}
 		g.items = append(g.items, it)
 		g.last = now
+		l.count++
 		return nil
 	}
 	var out []settled
@@ -79,20 +92,21 @@ func (l *lane) add(it *Item, now time.Time) []settled {
 	case a.Status == alerting.Resolved:
 		// A resolved record cancels its firing one while that is queued:
 		// nobody needs to hear of either.
-		if q := l.remove(func(q *Item) bool { return q.Alert.ID == a.ID && q.Alert.Status == alerting.Firing }); len(q) > 0 {
-			for _, x := range q {
-				out = append(out, settled{x, resultInhibited})
-			}
-			return append(out, settled{it, resultInhibited})
+		if q := l.queued[a.ID]; q != nil {
+			l.cancel(q)
+			return []settled{{q, resultInhibited}, {it, resultInhibited}}
 		}
 	case a.Kind == alerting.KindReplyBreach:
 		// A breach supersedes the queued warning of the same wait.
-		for _, x := range l.remove(func(q *Item) bool {
-			w := &q.Alert
-			return w.Kind == alerting.KindReplyWarning && w.Status == alerting.Firing &&
-				w.ShopID == a.ShopID && w.BuyerID == a.BuyerID && w.Since.Equal(a.Since)
-		}) {
-			out = append(out, settled{x, resultInhibited})
+		if w := l.warns[waitKey(a)]; w != nil {
+			l.cancel(w)
+			out = append(out, settled{w, resultInhibited})
+		}
+	}
+	if a.Status == alerting.Firing {
+		l.queued[a.ID] = it
+		if a.Kind == alerting.KindReplyWarning {
+			l.warns[waitKey(a)] = it
 		}
 	}
 	key := it.Route.GroupKey(a)
@@ -102,109 +116,124 @@ func (l *lane) add(it *Item, now time.Time) []settled {
 		l.groups[key] = g
 	}
 	g.items = append(g.items, it)
+	l.count++
 	return out
 }
 
-// remove takes the queued items (in groups and ready messages) matching
-// f out of the lane.
-func (l *lane) remove(f func(*Item) bool) []*Item {
-	var out []*Item
-	keep := func(items []*Item) []*Item {
-		kept := items[:0]
-		for _, it := range items {
-			if f(it) {
-				out = append(out, it)
-			} else {
-				kept = append(kept, it)
-			}
-		}
-		return kept
-	}
-	for _, g := range l.groups {
-		g.items = keep(g.items)
-	}
-	ready := l.ready[:0]
-	for _, m := range l.ready {
-		if m.Items = keep(m.Items); len(m.Items) > 0 {
-			ready = append(ready, m)
-		}
-	}
-	l.ready = ready
-	return out
+// cancel flags a queued item; it is dropped where it waits.
+func (l *lane) cancel(it *Item) {
+	it.cancelled = true
+	l.count--
+	l.unindex(it)
 }
 
-// flush moves the groups whose time has come into ready messages, and
-// forgets groups that stayed empty for an interval.
-func (l *lane) flush(now time.Time) {
-	for key, g := range l.groups {
-		g.items = live(g.items)
-		switch {
-		case len(g.items) == 0:
-			if !g.flushed || now.Sub(g.last) >= g.route.GroupInterval {
-				if g.flushed || now.Sub(g.created) >= g.route.GroupWait {
-					delete(l.groups, key)
-				}
-			}
-		case !g.flushed && now.Sub(g.created) >= g.route.GroupWait,
-			g.flushed && now.Sub(g.last) >= g.route.GroupInterval:
-			l.ready = append(l.ready, &Message{Receiver: l.name, Items: g.items})
-			g.items, g.last, g.flushed = nil, now, true
-		}
+func (l *lane) unindex(it *Item) {
+	a := &it.Alert
+	if l.queued[a.ID] == it {
+		delete(l.queued, a.ID)
 	}
-	for shop, g := range l.stale {
-		g.items = live(g.items)
-		// A backlog is read fast: its digest goes once no more of the
-		// shop's old alerts came for a group_wait, or after ten
-		// intervals at most.
-		if len(g.items) == 0 {
-			delete(l.stale, shop)
-			continue
-		}
-		if now.Sub(g.last) >= g.route.GroupWait || now.Sub(g.created) >= 10*g.route.GroupInterval {
-			l.ready = append(l.ready, &Message{Receiver: l.name, Items: g.items, Stale: true})
-			delete(l.stale, shop)
-		}
+	if a.Kind == alerting.KindReplyWarning && l.warns[waitKey(a)] == it {
+		delete(l.warns, waitKey(a))
 	}
 }
 
-// live drops items whose partition this notifier no longer owns: the new
-// owner reads them again.
-func live(items []*Item) []*Item {
+// live drops cancelled items, and items whose partition this notifier no
+// longer owns (the new owner reads them again).
+func (l *lane) live(items []*Item) []*Item {
 	kept := items[:0]
 	for _, it := range items {
-		if !it.revoked() {
+		switch {
+		case it.cancelled:
+		case it.revoked():
+			l.count--
+			l.unindex(it)
+		default:
 			kept = append(kept, it)
 		}
 	}
 	return kept
 }
 
-// take is the rate limit and digest stage: the next message to send when
-// the budget allows avail more now. When more messages are ready than
-// that, they all merge into one digest: never more than the budget, never
-// a dropped alert.
-func (l *lane) take(avail int) *Message {
+// flush moves the groups whose time has come into ready messages, and
+// forgets groups that stayed empty for an interval.
+func (l *lane) flush(now time.Time) {
+	for key, g := range l.groups {
+		due := (!g.flushed && now.Sub(g.created) >= g.route.GroupWait) ||
+			(g.flushed && now.Sub(g.last) >= g.route.GroupInterval)
+		if !due {
+			continue
+		}
+		if g.items = l.live(g.items); len(g.items) == 0 {
+			delete(l.groups, key)
+			continue
+		}
+		l.ready = append(l.ready, &Message{Receiver: l.name, Items: g.items})
+		g.items, g.last, g.flushed = nil, now, true
+	}
+	for shop, g := range l.stale {
+		// A backlog is read fast: its digest goes once no more of the
+		// shop's old alerts came for a group_wait, or after ten
+		// intervals at most.
+		if now.Sub(g.last) < g.route.GroupWait && now.Sub(g.created) < 10*g.route.GroupInterval {
+			continue
+		}
+		if g.items = l.live(g.items); len(g.items) > 0 {
+			l.ready = append(l.ready, &Message{Receiver: l.name, Items: g.items, Stale: true})
+		}
+		delete(l.stale, shop)
+	}
+}
+
+// maxBatch bounds the alerts merged into one message for a receiver with
+// no budget (a webhook, Alertmanager): a backlog goes out in batches.
+const maxBatch = 1000
+
+// hasReady reports whether a message is ready.
+func (l *lane) hasReady() bool {
 	ready := l.ready[:0]
 	for _, m := range l.ready {
-		if m.Items = live(m.Items); len(m.Items) > 0 {
+		if m.Items = l.live(m.Items); len(m.Items) > 0 {
 			ready = append(ready, m)
 		}
 	}
 	l.ready = ready
-	if len(l.ready) == 0 || avail <= 0 {
+	return len(l.ready) > 0
+}
+
+// take is the rate limit and digest stage: the next message to send when
+// the budget allows avail more now. When more messages are ready than
+// that, they all merge into one digest: never more than the budget, never
+// a dropped alert. A receiver without a budget gets what is ready in
+// batches.
+func (l *lane) take(avail int) *Message {
+	if !l.hasReady() || avail <= 0 {
 		return nil
 	}
-	if len(l.ready) > avail {
-		m := &Message{Receiver: l.name, Stale: true}
+	var m *Message
+	switch {
+	case avail >= unlimited && len(l.ready) > 1:
+		m = &Message{Receiver: l.name, Stale: true}
+		i := 0
+		for ; i < len(l.ready) && len(m.Items) < maxBatch; i++ {
+			m.Items = append(m.Items, l.ready[i].Items...)
+			m.Stale = m.Stale && l.ready[i].Stale
+		}
+		l.ready = l.ready[i:]
+	case len(l.ready) > avail:
+		m = &Message{Receiver: l.name, Stale: true}
 		for _, r := range l.ready {
 			m.Items = append(m.Items, r.Items...)
 			m.Stale = m.Stale && r.Stale
 		}
 		l.ready = nil
-		return m
+	default:
+		m = l.ready[0]
+		l.ready = l.ready[1:]
 	}
-	m := l.ready[0]
-	l.ready = l.ready[1:]
+	for _, it := range m.Items {
+		l.count--
+		l.unindex(it)
+	}
 	return m
 }
 
@@ -212,19 +241,16 @@ func (l *lane) take(avail int) *Message {
 // replica took the budget first).
 func (l *lane) putBack(m *Message) {
 	l.ready = append([]*Message{m}, l.ready...)
+	for _, it := range m.Items {
+		l.count++
+		if it.Alert.Status == alerting.Firing {
+			l.queued[it.Alert.ID] = it
+			if it.Alert.Kind == alerting.KindReplyWarning {
+				l.warns[waitKey(&it.Alert)] = it
+			}
+		}
+	}
 }
 
 // pending counts the items queued in the lane.
-func (l *lane) pending() int {
-	n := 0
-	for _, g := range l.groups {
-		n += len(g.items)
-	}
-	for _, g := range l.stale {
-		n += len(g.items)
-	}
-	for _, m := range l.ready {
-		n += len(m.Items)
-	}
-	return n
-}
+func (l *lane) pending() int { return l.count }

@@ -17,6 +17,8 @@ type Item struct {
 	Mentions []Person
 	// rec is the Kafka record the item came from (nil in unit tests).
 	rec *record
+	// cancelled is set when inhibition took the item out of its queue.
+	cancelled bool
 }
 
 func (it *Item) revoked() bool { return it.rec != nil && it.rec.part.revoked.Load() }

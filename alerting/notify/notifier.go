@@ -238,12 +238,9 @@ func (n *Notifier) sender(ctx context.Context, name string, r Receiver) {
 	}
 	for ctx.Err() == nil {
 		n.mu.Lock()
-		m := l.take(unlimited) // is anything ready?
-		if m != nil {
-			l.putBack(m)
-		}
+		ready := l.hasReady()
 		n.mu.Unlock()
-		if m == nil {
+		if !ready {
 			if !idle(n.o.Tick) {
 				return
 			}
@@ -261,7 +258,7 @@ func (n *Notifier) sender(ctx context.Context, name string, r Receiver) {
 			continue
 		}
 		n.mu.Lock()
-		m = l.take(avail)
+		m := l.take(avail)
 		n.mu.Unlock()
 		if m == nil {
 			continue

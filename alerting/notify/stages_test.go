@@ -407,3 +407,17 @@ func TestOverBudgetMergesIntoOneDigest(t *testing.T) {
 }
 
 func newTestLane() *lane { return newLane("cs-ding", 10*time.Minute) }
+
+func TestReceiverWithoutBudgetGetsBatches(t *testing.T) {
+	root := NewRoute(config.Route{Receiver: "wb", GroupBy: []string{"buyer_id"}, GroupWait: ptrD(0)})
+	l := newTestLane()
+	now := t0.Add(4 * time.Minute)
+	for i := range 1500 {
+		l.add(item(breach(i, fmt.Sprintf("b%04d", i)), root), now)
+	}
+	l.flush(now)
+	first, second := l.take(unlimited), l.take(unlimited)
+	if len(first.Items) != maxBatch || len(second.Items) != 500 || l.take(unlimited) != nil || l.pending() != 0 {
+		t.Errorf("batches of %d and %d, %d pending", len(first.Items), len(second.Items), l.pending())
+	}
+}
