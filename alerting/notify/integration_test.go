@@ -68,10 +68,15 @@ func (e *e2e) produce(alerts []alerting.Alert) {
 
 // start runs a notifier until the returned stop is called.
 func (e *e2e) start(groupBy ...string) (stop func()) {
+	return e.startGroup("replywatch-notify", groupBy...)
+}
+
+// startGroup runs a notifier in the given consumer group.
+func (e *e2e) startGroup(groupID string, groupBy ...string) (stop func()) {
 	wait, interval := 100*time.Millisecond, 500*time.Millisecond
 	e.reg = prometheus.NewRegistry()
 	n := New(Options{
-		Brokers: []string{e.broker}, Topic: alertsTopic, GroupID: "replywatch-notify",
+		Brokers: []string{e.broker}, Topic: alertsTopic, GroupID: groupID,
 		SessionTimeout: time.Second, RebalanceTimeout: time.Second,
 		Route:  NewRoute(config.Route{Receiver: "cs-ding", GroupBy: groupBy, GroupWait: &wait, GroupInterval: &interval}),
 		People: people,
@@ -189,6 +194,30 @@ func TestBurstOfBreachesStaysWithinTheRobotsBudget(t *testing.T) {
 	keys, err := e.rdb.Keys(context.Background(), "rw:{notify.cs-ding}:sent:firing:*").Result()
 	if err != nil || len(keys) != 500 {
 		t.Errorf("%d marks (%v), want 500", len(keys), err)
+	}
+	// Another group reading the whole topic again (a second notifier
+	// deployment, or a group reset to earliest) finds the marks.
+	before := len(e.robot.Received())
+	again := e.startGroup("another-notify-group", "shop_id", "buyer_id")
+	testenv.Eventually(t, 30*time.Second, "the redelivered records counted as duplicates", func() error {
+		mfs, _ := e.reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() != "replywatch_alert_deliveries_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "result" && l.GetValue() == "duplicate" && m.GetCounter().GetValue() == 500 {
+						return nil
+					}
+				}
+			}
+		}
+		return fmt.Errorf("not yet 500 duplicates")
+	})
+	again()
+	if n := len(e.robot.Received()); n != before {
+		t.Errorf("redelivery sent %d more messages", n-before)
 	}
 }
 
@@ -326,4 +355,45 @@ func (e *e2e) errOrNil(err error) error {
 		return fmt.Errorf("no receiver reported")
 	}
 	return nil
+}
+
+func TestResolvedFollowsItsFiringOnTheSameReceiver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-server and kfake")
+	}
+	e := newE2E(t, 2*time.Second)
+	stop := e.start("shop_id", "kind")
+	defer stop()
+	fire := burst(0, 1)
+	e.produce(fire)
+	testenv.Eventually(t, 30*time.Second, "the breach", func() error {
+		if n := len(e.robot.Received()); n != 1 {
+			return fmt.Errorf("%d messages", n)
+		}
+		return nil
+	})
+	res := fire[0]
+	res.Status, res.Reason, res.At, res.EmittedAt = alerting.Resolved, alerting.ReasonReplied, time.Now(), time.Now()
+	res.Summary = "【已解除·回复超时】店铺 s1 买家 b000：已获人工回复"
+	// A resolved record whose firing one is still queued cancels it: the
+	// second breach and its resolution come in one batch, neither is sent.
+	fire2 := burst(1, 1)[0]
+	res2 := fire2
+	res2.Status, res2.Reason = alerting.Resolved, alerting.ReasonReplied
+	e.produce([]alerting.Alert{res, fire2, res2})
+	testenv.Eventually(t, 30*time.Second, "the resolution", func() error {
+		if n := len(e.robot.Received()); n != 2 {
+			return fmt.Errorf("%d messages", n)
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	got := e.robot.Received()
+	if len(got) != 2 || !strings.Contains(got[0].Text, "买家 b000") || got[1].Title != "【已解除·回复超时】店铺 s1" ||
+		!strings.Contains(got[1].Text, "已获人工回复") || strings.Contains(got[1].Text+got[0].Text, "b001") {
+		for _, r := range got {
+			t.Logf("%q", r.Text)
+		}
+		t.Fatalf("%d messages", len(got))
+	}
 }
