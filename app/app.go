@@ -70,10 +70,10 @@ type App struct {
 	// Notifier delivers alerts to people; nil when notify.enabled is false.
 	Notifier *notify.Notifier
 	log      *zap.Logger
-	sinks     *pipeline.KafkaSinks
-	http      *http.Server
-	listener  net.Listener
-	checks    []httpapi.Check
+	sinks    *pipeline.KafkaSinks
+	http     *http.Server
+	listener net.Listener
+	checks   []httpapi.Check
 }
 
 // New builds a replica from cfg. Nothing runs until Run.
