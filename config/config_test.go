@@ -404,12 +404,13 @@ func TestExample(t *testing.T) {
 	}
 
 	// The commented-out examples must work when uncommented.
-	text := strings.NewReplacer("service_exceptions: []\n", "service_exceptions:\n", "shops: {}\n", "shops:\n").Replace(string(data))
+	text := strings.NewReplacer("service_exceptions: []\n", "service_exceptions:\n", "shops: {}\n", "shops:\n",
+		"  receivers: []\n", "  receivers:\n", "agents: {}\n", "agents:\n").Replace(string(data))
 	var lines []string
 	inExample := false
 	for _, l := range strings.Split(text, "\n") {
 		switch {
-		case l == "service_exceptions:" || l == "shops:":
+		case l == "service_exceptions:" || l == "shops:" || l == "  receivers:" || l == "agents:" || l == "    group_interval: 1m":
 			inExample = true
 		case inExample && strings.HasPrefix(l, "#  "):
 			l = strings.TrimPrefix(l, "#")
@@ -424,6 +425,10 @@ func TestExample(t *testing.T) {
 	}
 	if len(got.Shops) != 3 || len(got.ServiceExceptions) != 2 {
 		t.Errorf("uncommented examples give %d shops and %d exceptions, want 3 and 2", len(got.Shops), len(got.ServiceExceptions))
+	}
+	if len(got.Notify.Receivers) != 5 || len(got.Notify.Route.Routes) != 2 || len(got.Agents) != 2 {
+		t.Errorf("uncommented examples give %d receivers, %d routes, %d agents, want 5, 2, 2",
+			len(got.Notify.Receivers), len(got.Notify.Route.Routes), len(got.Agents))
 	}
 }
 
