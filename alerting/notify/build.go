@@ -43,12 +43,13 @@ func FromConfig(cfg *config.Config, d Deps) (*Notifier, error) {
 	n := cfg.Notify
 	render := Renderer{Language: cfg.Alerts.Language, People: Directory(cfg.Agents), Location: cfg.Location}
 	receivers := map[string]Receiver{}
-	route := NewRoute(n.Route)
+	rc := n.Route
 	if len(n.Receivers) == 0 {
 		receivers[LogReceiverName] = &Log{Name: LogReceiverName, Out: d.Out, Render: render, Log: d.Log.With(zap.String("component", "notify"))}
-		route.Receiver = LogReceiverName
+		rc.Receiver = LogReceiverName
 		d.Log.Info("no notify receivers configured: alert messages are written to the log")
 	}
+	route := NewRoute(rc)
 	for i, rc := range n.Receivers {
 		r, err := buildReceiver(rc, render, d)
 		if err != nil {
