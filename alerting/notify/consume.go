@@ -180,7 +180,7 @@ func (n *Notifier) read(ctx context.Context, gen *kafka.Generation, p *partition
 		// dropped (it was not committed, the new owner reads it), and
 		// sends under way finish and mark before this returns.
 		p.revoked.Store(true)
-		deadline := time.Now().Add(15 * time.Second)
+		deadline := time.Now().Add(8 * time.Second) // within the 10 s a SIGTERM allows
 		for p.busy.Load() > 0 && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
