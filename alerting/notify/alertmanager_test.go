@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/replywatch/replywatch/alerting"
@@ -99,10 +100,13 @@ func TestAlertmanagerReceivesAndResolves(t *testing.T) {
 		t.Skip("starts alertmanager")
 	}
 	url := startAlertmanager(t)
-	am := NewAlertmanager(url, time.Second, httpClient(), zap.NewNop())
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisServer(t).Addr})
+	defer rdb.Close()
+	am := NewAlertmanager(url, time.Second, httpClient(), zap.NewNop(), rdb, "rw", "am")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go am.Run(ctx, time.Now)
+	first, stopFirst := context.WithCancel(ctx)
+	go am.Run(first, time.Now)
 
 	m := msg(2)
 	now := time.Now()
@@ -121,7 +125,12 @@ func TestAlertmanagerReceivesAndResolves(t *testing.T) {
 		return nil
 	})
 	// endsAt is four resends ahead; without the resends Alertmanager would
-	// resolve them after it. Six seconds on they are still active.
+	// resolve them after it. The notifier restarts (a new receiver on the
+	// same Redis takes over the resends); six seconds on they are still
+	// active.
+	stopFirst()
+	am = NewAlertmanager(url, time.Second, httpClient(), zap.NewNop(), rdb, "rw", "am")
+	go am.Run(ctx, time.Now)
 	time.Sleep(6 * time.Second)
 	if got := amAlerts(t, url); got[id0].Status.State != "active" || !got[id0].EndsAt.After(time.Now()) {
 		t.Fatalf("a firing alert lapsed although it was re-sent: %+v", got[id0])

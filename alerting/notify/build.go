@@ -51,7 +51,7 @@ func FromConfig(cfg *config.Config, d Deps) (*Notifier, error) {
 	}
 	route := NewRoute(rc)
 	for i, rc := range n.Receivers {
-		r, err := buildReceiver(rc, render, d)
+		r, err := buildReceiver(rc, render, d, cfg.Redis.Prefix)
 		if err != nil {
 			return nil, fmt.Errorf("notify.receivers[%d] (%s): %w", i, rc.Name, err)
 		}
@@ -74,7 +74,7 @@ func FromConfig(cfg *config.Config, d Deps) (*Notifier, error) {
 	}), nil
 }
 
-func buildReceiver(rc config.Receiver, render Renderer, d Deps) (Receiver, error) {
+func buildReceiver(rc config.Receiver, render Renderer, d Deps, prefix string) (Receiver, error) {
 	client := func(timeout time.Duration) *http.Client {
 		if d.HTTP != nil {
 			return d.HTTP(rc)
@@ -125,7 +125,7 @@ func buildReceiver(rc config.Receiver, render Renderer, d Deps) (Receiver, error
 		return NewWebhook(w.URL, sec, w.Limits, client(w.Timeout))
 	case rc.Alertmanager != nil:
 		a := rc.Alertmanager
-		return NewAlertmanager(a.URL, a.Resend, client(a.Timeout), d.Log.With(zap.String("receiver", rc.Name))), nil
+		return NewAlertmanager(a.URL, a.Resend, client(a.Timeout), d.Log.With(zap.String("receiver", rc.Name)), d.Redis, prefix, rc.Name), nil
 	case rc.Log != nil:
 		return &Log{Name: rc.Name, Out: d.Out, Render: render, Log: d.Log.With(zap.String("component", "notify"))}, nil
 	}

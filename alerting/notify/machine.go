@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"go.uber.org/zap"
 
@@ -116,19 +117,27 @@ func doStatus(c *http.Client, req *http.Request) error {
 // does, sends firing alerts again every Resend with endsAt four Resends
 // ahead, until their resolved record comes: an Alertmanager that stops
 // hearing of an alert resolves it by itself.
+//
+// The firing set lives in a Redis hash (alert_id → record) when Redis is
+// given, so that a restarted notifier, or another replica, keeps re-sending
+// what fired before it; Alertmanager deduplicates the copies by labels.
 type Alertmanager struct {
 	URL    string
 	Resend time.Duration
 	Client *http.Client
 	Log    *zap.Logger
+	Redis  redis.UniversalClient
+	Key    string // the firing hash, <prefix>:{notify.<receiver>}:firing
 
 	mu     sync.Mutex
 	firing map[string]alerting.Alert
 }
 
-// NewAlertmanager builds an Alertmanager receiver.
-func NewAlertmanager(u string, resend time.Duration, c *http.Client, log *zap.Logger) *Alertmanager {
-	return &Alertmanager{URL: strings.TrimSuffix(u, "/"), Resend: resend, Client: c, Log: log, firing: map[string]alerting.Alert{}}
+// NewAlertmanager builds an Alertmanager receiver; rdb may be nil (the
+// firing set is then kept in memory).
+func NewAlertmanager(u string, resend time.Duration, c *http.Client, log *zap.Logger, rdb redis.UniversalClient, prefix, name string) *Alertmanager {
+	return &Alertmanager{URL: strings.TrimSuffix(u, "/"), Resend: resend, Client: c, Log: log, firing: map[string]alerting.Alert{},
+		Redis: rdb, Key: prefix + ":{notify." + name + "}:firing"}
 }
 
 func (a *Alertmanager) Limits() []config.Limit { return nil }
@@ -182,6 +191,22 @@ func (a *Alertmanager) Send(ctx context.Context, m *Message, now time.Time) erro
 		return err
 	}
 	m.Shown = len(m.Items)
+	if a.Redis != nil {
+		pipe := a.Redis.Pipeline()
+		for _, it := range m.Items {
+			if it.Alert.Status == alerting.Firing {
+				v, _ := json.Marshal(it.Alert)
+				pipe.HSet(ctx, a.Key, it.Alert.ID, v)
+			} else {
+				pipe.HDel(ctx, a.Key, it.Alert.ID)
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			// Accepted by Alertmanager: only the resends are at risk.
+			a.Log.Warn("cannot record firing alerts for resending", zap.Error(err))
+		}
+		return nil
+	}
 	a.mu.Lock()
 	for _, it := range m.Items {
 		if it.Alert.Status == alerting.Firing {
@@ -192,6 +217,31 @@ func (a *Alertmanager) Send(ctx context.Context, m *Message, now time.Time) erro
 	}
 	a.mu.Unlock()
 	return nil
+}
+
+// firingNow is the set of alerts to re-send.
+func (a *Alertmanager) firingNow(ctx context.Context) ([]alerting.Alert, error) {
+	if a.Redis == nil {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		out := make([]alerting.Alert, 0, len(a.firing))
+		for _, al := range a.firing {
+			out = append(out, al)
+		}
+		return out, nil
+	}
+	var out []alerting.Alert
+	iter := a.Redis.HScan(ctx, a.Key, 0, "", 1000).Iterator()
+	for i := 0; iter.Next(ctx); i++ {
+		if i%2 == 0 {
+			continue // the field, the alert id
+		}
+		var al alerting.Alert
+		if err := json.Unmarshal([]byte(iter.Val()), &al); err == nil {
+			out = append(out, al)
+		}
+	}
+	return out, iter.Err()
 }
 
 func (a *Alertmanager) post(ctx context.Context, batch []amAlert) error {
@@ -217,12 +267,14 @@ func (a *Alertmanager) Run(ctx context.Context, now func() time.Time) {
 			return
 		case <-t.C:
 		}
-		a.mu.Lock()
-		batch := make([]amAlert, 0, len(a.firing))
-		for _, al := range a.firing {
+		firing, err := a.firingNow(ctx)
+		if err != nil && ctx.Err() == nil {
+			a.Log.Warn("cannot read the firing alerts to re-send", zap.Error(err))
+		}
+		batch := make([]amAlert, 0, len(firing))
+		for _, al := range firing {
 			batch = append(batch, a.toAM(al, now()))
 		}
-		a.mu.Unlock()
 		if len(batch) == 0 {
 			continue
 		}
