@@ -55,6 +55,10 @@ agents:
 		t.Fatalf("validate without the secrets: exit %d\n%s", code, out)
 	}
 
+	if out, err := exec.Command(bin, "validate", "--skip-secrets", "--config", cfgPath).CombinedOutput(); err != nil {
+		t.Fatalf("validate --skip-secrets: %v\n%s", err, out)
+	}
+
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "notify", "--config", cfgPath)
 	cmd.Env = append(os.Environ(), "RW_DING_TOKEN=tok", "RW_DING_SECRET=SECsecret")
