@@ -50,11 +50,25 @@ type lane struct {
 	queued map[string]*Item
 	warns  map[string]*Item
 	count  int // items queued and not cancelled
+	// seen holds the (alert_id, status) this process queued lately: the
+	// processor writes an alert at least once, so the same record may come
+	// twice before the first one's mark is written.
+	seen  map[string]time.Time
+	seenQ []seenAt
 }
+
+type seenAt struct {
+	key string
+	at  time.Time
+}
+
+// seenFor is how long a queued (alert_id, status) is remembered in memory;
+// the Redis mark covers everything after.
+const seenFor = 15 * time.Minute
 
 func newLane(name string, maxAge time.Duration) *lane {
 	return &lane{name: name, maxAge: maxAge, groups: map[string]*group{}, stale: map[string]*group{},
-		queued: map[string]*Item{}, warns: map[string]*Item{}}
+		queued: map[string]*Item{}, warns: map[string]*Item{}, seen: map[string]time.Time{}}
 }
 
 // isStale is the stale filter: an alert whose condition became true
@@ -75,6 +89,12 @@ func waitKey(a *alerting.Alert) string {
 // add takes an item through the stale filter, inhibition and grouping.
 // It returns the items that leave the pipeline unsent.
 func (l *lane) add(it *Item, now time.Time) []settled {
+	key := it.Alert.ID + "\x1f" + it.Alert.Status
+	if _, dup := l.seen[key]; dup {
+		return []settled{{it, resultDuplicate}}
+	}
+	l.seen[key] = now
+	l.seenQ = append(l.seenQ, seenAt{key, now})
 	if isStale(&it.Alert, now, l.maxAge) {
 		g := l.stale[it.Alert.ShopID]
 		if g == nil {
@@ -109,11 +129,11 @@ func (l *lane) add(it *Item, now time.Time) []settled {
 			l.warns[waitKey(a)] = it
 		}
 	}
-	key := it.Route.GroupKey(a)
-	g := l.groups[key]
+	gk := it.Route.GroupKey(a)
+	g := l.groups[gk]
 	if g == nil {
 		g = &group{route: it.Route, created: now}
-		l.groups[key] = g
+		l.groups[gk] = g
 	}
 	g.items = append(g.items, it)
 	l.count++
@@ -147,6 +167,7 @@ func (l *lane) live(items []*Item) []*Item {
 		case it.revoked():
 			l.count--
 			l.unindex(it)
+			delete(l.seen, it.Alert.ID+"\x1f"+it.Alert.Status)
 		default:
 			kept = append(kept, it)
 		}
@@ -157,6 +178,14 @@ func (l *lane) live(items []*Item) []*Item {
 // flush moves the groups whose time has come into ready messages, and
 // forgets groups that stayed empty for an interval.
 func (l *lane) flush(now time.Time) {
+	i := 0
+	for i < len(l.seenQ) && now.Sub(l.seenQ[i].at) > seenFor {
+		if l.seen[l.seenQ[i].key].Equal(l.seenQ[i].at) {
+			delete(l.seen, l.seenQ[i].key)
+		}
+		i++
+	}
+	l.seenQ = l.seenQ[i:]
 	for key, g := range l.groups {
 		due := (!g.flushed && now.Sub(g.created) >= g.route.GroupWait) ||
 			(g.flushed && now.Sub(g.last) >= g.route.GroupInterval)
@@ -187,6 +216,14 @@ func (l *lane) flush(now time.Time) {
 // maxBatch bounds the alerts merged into one message for a receiver with
 // no budget (a webhook, Alertmanager): a backlog goes out in batches.
 const maxBatch = 1000
+
+// forget drops items from the memory of what was queued: they were not
+// delivered, and whoever reads their records again must send them.
+func (l *lane) forget(items []*Item) {
+	for _, it := range items {
+		delete(l.seen, it.Alert.ID+"\x1f"+it.Alert.Status)
+	}
+}
 
 // hasReady reports whether a message is ready.
 func (l *lane) hasReady() bool {

@@ -203,16 +203,23 @@ func (n *Notifier) add(items []*Item) {
 }
 
 // settleUnsent marks items that leave without a message (inhibited) so a
-// redelivery does not send them, and releases their records.
+// redelivery does not send them, counts duplicates, and releases their
+// records.
 func (n *Notifier) settleUnsent(out []settled) {
 	var items []*Item
 	for _, s := range out {
 		items = append(items, s.item)
 		n.o.Metrics.Deliveries.WithLabelValues(s.item.Receiver, s.how).Inc()
 	}
+	var inhibited []*Item
+	for _, s := range out {
+		if s.how == resultInhibited {
+			inhibited = append(inhibited, s.item)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := n.o.Marks.Mark(ctx, items, resultInhibited); err != nil {
+	if err := n.o.Marks.Mark(ctx, inhibited, resultInhibited); err != nil {
 		n.o.Log.Warn("cannot mark inhibited alerts; a redelivery may queue them again", zap.Error(err))
 	}
 	for _, it := range items {
@@ -289,7 +296,11 @@ func (n *Notifier) sender(ctx context.Context, name string, r Receiver) {
 // its items. A send already under way finishes even when ctx ends (so an
 // accepted message is always marked); waiting between tries does not.
 func (n *Notifier) deliver(ctx context.Context, name string, r Receiver, b *Budget, sendID string, m *Message, log *zap.Logger) {
+	l := n.lanes[name]
 	release := func(items []*Item) {
+		n.mu.Lock()
+		l.forget(items)
+		n.mu.Unlock()
 		for _, it := range items {
 			it.rec.inflight(-1)
 		}

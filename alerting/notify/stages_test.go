@@ -421,3 +421,31 @@ func TestReceiverWithoutBudgetGetsBatches(t *testing.T) {
 		t.Errorf("batches of %d and %d, %d pending", len(first.Items), len(second.Items), l.pending())
 	}
 }
+
+func TestSameRecordTwiceIsQueuedOnce(t *testing.T) {
+	r := NewRoute(config.Route{Receiver: "cs-ding"})
+	l := newTestLane()
+	now := t0.Add(4 * time.Minute)
+	a := breach(0, "b1")
+	if out := l.add(item(a, r), now); len(out) != 0 {
+		t.Fatal(out)
+	}
+	// The processor wrote the alert twice (at least once after a crash).
+	out := l.add(item(a, r), now.Add(time.Second))
+	if len(out) != 1 || out[0].how != resultDuplicate || l.pending() != 1 {
+		t.Fatalf("second copy: %+v, pending %d", out, l.pending())
+	}
+	// Its resolution is another delivery.
+	res := a
+	res.Status = alerting.Resolved
+	l.flush(now.Add(time.Minute))
+	m := l.take(unlimited)
+	if out := l.add(item(res, r), now.Add(time.Minute)); len(out) != 0 || l.pending() != 1 {
+		t.Fatalf("resolved after the firing was taken: %+v", out)
+	}
+	// A message that was not delivered is forgotten: a re-read sends it.
+	l.forget(m.Items)
+	if out := l.add(item(a, r), now.Add(2*time.Minute)); len(out) != 0 {
+		t.Fatalf("re-read after an undelivered message: %+v", out)
+	}
+}
