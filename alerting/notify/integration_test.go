@@ -142,6 +142,22 @@ func burst(first, n int) []alerting.Alert {
 	return out
 }
 
+// checkOnce checks that every one of total alerts was named once or
+// counted once, and returns the names.
+func (e *e2e) checkOnce(total int) map[string]int {
+	e.t.Helper()
+	named, counted := e.tally()
+	for b, n := range named {
+		if n > 1 {
+			e.t.Errorf("buyer %s named %d times", b, n)
+		}
+	}
+	if len(named)+counted != total {
+		e.t.Errorf("%d named + %d counted, want exactly %d", len(named), counted, total)
+	}
+	return named
+}
+
 func (e *e2e) checkBudget() {
 	e.t.Helper()
 	for _, c := range e.robot.Codes() {
@@ -176,15 +192,7 @@ func TestBurstOfBreachesStaysWithinTheRobotsBudget(t *testing.T) {
 		}
 		return nil
 	})
-	named, counted := e.tally()
-	for b, n := range named {
-		if n > 1 {
-			t.Errorf("buyer %s named %d times", b, n)
-		}
-	}
-	if len(named)+counted != 500 {
-		t.Errorf("%d named + %d counted, want exactly 500", len(named), counted)
-	}
+	named := e.checkOnce(500)
 	e.checkBudget()
 	if n := len(e.robot.Received()); n > 40 {
 		t.Errorf("%d messages for one burst", n)
@@ -257,15 +265,7 @@ func TestNotifierKilledMidBurstSendsNothingTwiceAndLosesNothing(t *testing.T) {
 	})
 	// Let a duplicate, if any, arrive.
 	time.Sleep(time.Second)
-	named, counted := e.tally()
-	for b, n := range named {
-		if n > 1 {
-			t.Errorf("buyer %s named %d times", b, n)
-		}
-	}
-	if len(named)+counted != 500 {
-		t.Errorf("%d named + %d counted, want exactly 500", len(named), counted)
-	}
+	e.checkOnce(500)
 	e.checkBudget()
 	t.Logf("%d messages before the kill, %d in all", before, len(e.robot.Received()))
 }
