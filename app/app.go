@@ -56,6 +56,9 @@ type Options struct {
 	// NotifyOut receives what the built-in log receiver writes (the
 	// demo's terminal); nil writes only to the log.
 	NotifyOut io.Writer
+	// TrendEvery is how often the day's trend of each shop is sampled for
+	// the wall (a minute when 0).
+	TrendEvery time.Duration
 }
 
 // App is one replywatch replica.
@@ -69,11 +72,19 @@ type App struct {
 	Redis     redis.UniversalClient
 	// Notifier delivers alerts to people; nil when notify.enabled is false.
 	Notifier *notify.Notifier
-	log      *zap.Logger
-	sinks    *pipeline.KafkaSinks
-	http     *http.Server
-	listener net.Listener
-	checks   []httpapi.Check
+	// API serves /api/v1 and the pages; Stream follows the alerts topic
+	// for its Server-Sent Events.
+	API        *httpapi.API
+	Stream     *httpapi.Hub
+	holder     string
+	trendEvery time.Duration
+	// stopStreams ends the requests in flight, long-lived streams included.
+	stopStreams context.CancelFunc
+	log         *zap.Logger
+	sinks       *pipeline.KafkaSinks
+	http        *http.Server
+	listener    net.Listener
+	checks      []httpapi.Check
 }
 
 // New builds a replica from cfg. Nothing runs until Run.
@@ -161,8 +172,18 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	}
 	rep.Register(reg)
 
+	hub := httpapi.NewHub(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts, reg, o.Log.With(zap.String("component", "stream")))
+	api := &httpapi.API{
+		Auth: httpapi.NewAuth(cfg.API.Tokens), Alerts: store, Figures: store, Trends: store,
+		Shops: apiShops(cfg), Info: shopInfo(cfg), PerAgent: cfg.Metrics.PerAgent, MaxAgents: cfg.Metrics.MaxAgents,
+		Stream: hub, MaxAge: cfg.Redis.StateTTL, Now: o.Now, Log: o.Log.With(zap.String("component", "api")),
+	}
+	if o.TrendEvery <= 0 {
+		o.TrendEvery = time.Minute
+	}
 	a := &App{Config: cfg, Registry: reg, Metrics: pm, Processor: proc, Reporter: rep, Store: store,
-		Redis: client, Notifier: notifier, log: o.Log, sinks: sinks, listener: o.Listener}
+		Redis: client, Notifier: notifier, API: api, Stream: hub, holder: o.Holder, trendEvery: o.TrendEvery,
+		log: o.Log, sinks: sinks, listener: o.Listener}
 	checks := []httpapi.Check{
 		{Name: "kafka", Fn: proc.Ping},
 		{Name: "redis", Fn: store.Ping},
@@ -178,9 +199,12 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		checks = append(checks, httpapi.Check{Name: "notify", Fn: notifier.Check})
 	}
 	a.checks = checks
+	base, stop := context.WithCancel(context.Background())
+	a.stopStreams = stop
 	a.http = &http.Server{
+		BaseContext:       func(net.Listener) context.Context { return base },
 		Addr:              cfg.HTTP.Addr,
-		Handler:           httpapi.Handler(reg, checks, func(ok bool) { pm.Ready.Set(b2f(ok)) }),
+		Handler:           httpapi.NewHandler(reg, checks, func(ok bool) { pm.Ready.Set(b2f(ok)) }, api),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	return a, nil
@@ -235,6 +259,28 @@ func shopInfo(cfg *config.Config) func(string) metrics.ShopInfo {
 		r := rules(shop)
 		return metrics.ShopInfo{Rules: r, Target: r.Target, IdleAfter: cfg.Seats.IdleAfter}
 	}
+}
+
+// apiShops are the shops the API lists even before they have data: the
+// configured ones and those the tokens name.
+func apiShops(cfg *config.Config) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for s := range cfg.Shops {
+		add(s)
+	}
+	for _, t := range cfg.API.Tokens {
+		for _, s := range t.Shops {
+			add(s)
+		}
+	}
+	return out
 }
 
 // Addr is where HTTP is served once Run started listening.
@@ -301,6 +347,18 @@ func (a *App) Run(ctx context.Context) error {
 			return a.Reporter.Run(ctx)
 		}, func(error) { cancel() })
 	}
+	if a.Stream != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			return a.Stream.Run(ctx)
+		}, func(error) { cancel() })
+	}
+	if a.API != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			return a.API.RecordTrend(ctx, a.holder, a.trendEvery)
+		}, func(error) { cancel() })
+	}
 	{
 		// replywatch_ready stays current even when nothing polls /readyz.
 		ctx, cancel := context.WithCancel(context.Background())
@@ -324,9 +382,15 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		return nil
 	}, func(error) {
+		// Open alert streams end now; their clients resume elsewhere.
+		if a.stopStreams != nil {
+			a.stopStreams()
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = a.http.Shutdown(sctx)
+		if a.http.Shutdown(sctx) != nil {
+			_ = a.http.Close()
+		}
 	})
 	return g.Run()
 }

@@ -45,6 +45,7 @@ type Config struct {
 	// Agents is the directory of people alerts mention, by agent id or
 	// "shop_id/agent_id".
 	Agents map[string]Agent `yaml:"agents"`
+	API    API              `yaml:"api"`
 	// Shops holds per-shop overrides, by shop_id.
 	Shops map[string]ShopOverride `yaml:"shops"`
 }
@@ -269,6 +270,7 @@ func Default() *Config {
 		Log:     Log{Level: "info", Format: LogAuto},
 		Notify:  defaultNotify(),
 		Agents:  map[string]Agent{},
+		API:     API{Tokens: []Token{}},
 		Shops:   map[string]ShopOverride{},
 	}
 }
