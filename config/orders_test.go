@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,5 +41,34 @@ func TestOrderRules(t *testing.T) {
 				t.Errorf("rules %+v", r)
 			}
 		})
+	}
+}
+
+// The orders example in the README is a valid configuration and means what
+// the README says.
+func TestReadmeOrdersExample(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "## The order rules")
+	if !ok {
+		t.Fatal("README has no order rules section")
+	}
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("README's order rules section has no yaml block")
+	}
+	cfg, err := Parse([]byte(block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := cfg.OrderRules()
+	if got := rules("shop-07").ShipWithin; got != 24*time.Hour {
+		t.Errorf("shop-07 ships within %s, want 24h (pdd_flash)", got)
+	}
+	if got := rules("other").ShipWithin; got != 48*time.Hour {
+		t.Errorf("other shops ship within %s, want 48h", got)
 	}
 }
