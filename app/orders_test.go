@@ -146,11 +146,17 @@ func orderConfig(t *testing.T, broker, redisURL, group string) *config.Config {
 
 // Over Kafka and Redis, the hand-counted order events of two shops give
 // exactly the expected shipping, dispute and review alerts and the order
-// gauges; the same events delivered again give no new alert record and
-// change no figure (invariant 1).
+// gauges; bad order events before them are dead-lettered without stopping
+// their partition (invariant 5); the same events delivered again give no
+// new alert record and change no figure (invariant 1).
 func TestOrderDay(t *testing.T) {
 	e := newEnv(t)
 	evs := orderDay()
+	bad := [][]byte{
+		[]byte(`{"event_id":"x1","type":"order_paid","ts":"2026-11-24T10:00:00+08:00","shop_id":"s1","buyer_id":"b1"}`),
+		[]byte(`{"event_id":"x2","type":"review_posted","ts":"2026-11-24T10:00:00+08:00","shop_id":"s1","buyer_id":"b1","order_id":"o1","rating":9}`),
+	}
+	produceRaw(t, e.broker, "cs.orders", "s1/b1", bad...)
 	produce(t, e.broker, "cs.orders", evs...)
 	r := start(t, orderConfig(t, e.broker, e.redis, "g1"), &fakeClock{t: orderDayEnd}, "r1")
 	waitForOrders := func(wantFigures map[string]float64) {
@@ -190,6 +196,15 @@ func TestOrderDay(t *testing.T) {
 		})
 	}
 	waitForOrders(wantOrderFigures)
+	m := scrape(t, r.app.Addr())
+	for _, reason := range []string{"missing_field", "bad_field"} {
+		if got := m["replywatch_dead_letters_total{reason="+reason+",topic=cs.orders}"]; got != 1 {
+			t.Errorf("dead_letters_total{reason=%s,topic=cs.orders} = %v, want 1", reason, got)
+		}
+	}
+	if dl := readTopic(t, e.broker, "cs.orders.DLT", 500*time.Millisecond); len(dl) != len(bad) {
+		t.Errorf("%d order dead letters, want %d", len(dl), len(bad))
+	}
 	before := len(readAlerts(t, e.broker))
 
 	produce(t, e.broker, "cs.orders", evs...) // the same event ids again
