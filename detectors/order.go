@@ -114,9 +114,12 @@ type order struct {
 	// deadline is the shipping deadline in force, 0 until paid or grouped.
 	deadline  int64
 	shipped   int64 // earliest order_shipped
-	refundReq int64 // first refund_requested
+	refundReq int64 // first refund_requested: refund times count from it
 	refunded  int64 // earliest refund_completed
-	rejected  int64 // latest refund_rejected
+	// rejected is the latest refund_rejected. With refundReq and refunded
+	// it tells whether a refund is open, which a priority buyer needs
+	// (DESIGN.md §3); no rule reads it yet.
+	rejected int64
 	// caseClosed is the latest dispute_closed: it closes the cases opened
 	// at or before it, including those whose opening arrives later.
 	caseClosed int64
