@@ -375,3 +375,37 @@ func TestOrderBookDecodingGarbage(t *testing.T) {
 		}
 	}
 }
+
+// TestOrderHistoryResentChangesNothing: a buyer's whole order history sent
+// again with the same ids, more than the book remembers ids of, emits no
+// figure and no alert: every order event is idempotent by what it says.
+func TestOrderHistoryResentChangesNothing(t *testing.T) {
+	var history []ostep
+	for _, o := range []string{"o1", "o2", "o3", "o4", "o5", "o6"} {
+		history = append(history,
+			oev("order_created", o, d1+"09:00:00"), oev("order_paid", o, d1+"09:01:00"), oev("order_grouped", o, d1+"09:30:00"),
+			oev("refund_requested", o, d2+"08:00:00"), oev("refund_rejected", o, d2+"09:00:00"),
+			oev("dispute_opened", o, d2+"10:00:00").with(respondBy("2026-11-25T12:00:00+08:00")),
+			oev("order_shipped", o, d3+"11:00:00"), oev("dispute_closed", o, d3+"12:00:00"),
+			oev("review_posted", o, d3+"13:00:00").with(rating(1)))
+	}
+	for i := range history {
+		history[i].id = "h" + strconv.Itoa(i)
+	}
+	if len(history) <= orderSeenIDs {
+		t.Fatalf("a history of %d events is within the %d remembered ids", len(history), orderSeenIDs)
+	}
+	once, fx := runOrders(t, "s1", history)
+	nFigures, nAlerts := len(fx.Figures), len(fx.Alerts)
+	if nAlerts == 0 {
+		t.Fatal("the history raised no alert")
+	}
+	e := &OrderEngine{Rules: orderRules}
+	for i, st := range history {
+		e.Order(once, orderEvent(st, "s1", i), fx)
+	}
+	if len(fx.Figures) != nFigures || len(fx.Alerts) != nAlerts {
+		t.Errorf("sent again: %d more figures %v, %d more alerts %v", len(fx.Figures)-nFigures, fx.Figures[nFigures:],
+			len(fx.Alerts)-nAlerts, fx.Alerts[nAlerts:])
+	}
+}
