@@ -178,19 +178,16 @@ func (e *OrderEngine) Order(b *OrderBook, ev *event.Event, fx *Effects) Result {
 	switch ev.Type {
 	case event.TypeOrderCreated:
 		s.setShipBy(o, ev)
-	case event.TypeOrderPaid:
-		if o.paid != 0 {
+	case event.TypeOrderPaid, event.TypeOrderGrouped:
+		at := &o.paid
+		if ev.Type == event.TypeOrderGrouped {
+			at = &o.grouped
+		}
+		if *at != 0 {
 			res = Duplicate
 			break
 		}
-		o.paid = ts
-		s.setShipBy(o, ev)
-	case event.TypeOrderGrouped:
-		if o.grouped != 0 {
-			res = Duplicate
-			break
-		}
-		o.grouped = ts
+		*at = ts
 		s.setShipBy(o, ev)
 	case event.TypeOrderShipped:
 		o.shipped = minSet(o.shipped, ts)
