@@ -42,6 +42,7 @@ type Config struct {
 	Seats             Seats       `yaml:"seats"`
 	Orders            Orders      `yaml:"orders"`
 	Log               Log         `yaml:"log"`
+	API               API         `yaml:"api"`
 	// Shops holds per-shop overrides, by shop_id.
 	Shops map[string]ShopOverride `yaml:"shops"`
 }
@@ -268,6 +269,7 @@ func Default() *Config {
 		Orders: Orders{ShipWithin: 48 * time.Hour, WarnBefore: 4 * time.Hour, RespondWarnBefore: 2 * time.Hour,
 			ConversionWindow: 24 * time.Hour, BadReviewAt: 2},
 		Log:   Log{Level: "info", Format: LogAuto},
+		API:   API{Tokens: []Token{}},
 		Shops: map[string]ShopOverride{},
 	}
 }
