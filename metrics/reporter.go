@@ -56,6 +56,7 @@ type Reporter struct {
 	shopInfo, target, inHours, seats, idle                                 *prometheus.GaugeVec
 	agWaiting, agConsulting, agBreached, agAvg, agRate30, agMessages       *prometheus.GaugeVec
 	dropped                                                                prometheus.Counter
+	orders                                                                 orderGauges
 
 	// mu guards the gauges and what follows, between a refill and a scrape.
 	mu      sync.RWMutex
@@ -125,6 +126,7 @@ func (r *Reporter) Register(reg prometheus.Registerer) {
 	r.agMessages = r.gauge("replywatch_agent_buyer_messages", "Buyer messages today while assigned to the agent.", "shop", "agent")
 	r.dropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "replywatch_agent_series_dropped_total",
 		Help: "Per-agent series left out because a shop has more agents than metrics.max_agents."})
+	r.orders.register(r.gauge)
 	reg.MustRegister(r.dropped, figureCollector{r})
 }
 
@@ -207,6 +209,7 @@ func (r *Reporter) reset() {
 		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages} {
 		g.Reset()
 	}
+	r.orders.reset()
 }
 
 // Collect reads the figures of every partition and sets the gauges.
@@ -285,6 +288,7 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 	if v, ok := rep.Seats["idle"]; ok {
 		r.idle.WithLabelValues(shop).Set(float64(v))
 	}
+	r.orders.export(shop, rep.Orders)
 	r.dropped.Add(float64(dropped))
 	for _, a := range rep.Agents {
 		r.agWaiting.WithLabelValues(shop, a.Agent).Set(float64(a.Waiting))
