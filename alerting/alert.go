@@ -47,6 +47,9 @@ const (
 	ReasonExcluded  = "excluded"
 	ReasonShipped   = "shipped"
 	ReasonReturned  = "returned" // an away agent came back
+	// ReasonPerfunctory marks a firing abusive_reply that is a
+	// perfunctory (敷衍) reply rather than abuse.
+	ReasonPerfunctory = "perfunctory"
 )
 
 // Alert is one alert record as written to the alerts topic and every sink.
@@ -69,6 +72,12 @@ type Alert struct {
 	EmittedAt time.Time `json:"-"`
 	Reason    string    `json:"reason,omitempty"`
 	Summary   string    `json:"summary,omitempty"`
+	// Category, Term and Excerpt say what a text rule found in a message:
+	// the lexicon category, the term matched, and at most 60 characters of
+	// that message around it (never the whole conversation).
+	Category string `json:"category,omitempty"`
+	Term     string `json:"term,omitempty"`
+	Excerpt  string `json:"excerpt,omitempty"`
 }
 
 // ID derives a stable alert id from the parts that identify the condition

@@ -1,0 +1,288 @@
+package detectors
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/text"
+)
+
+// TextRules are the text rules in force for one shop (DESIGN.md §4).
+type TextRules struct {
+	// Matcher holds the shop's lexicons: the defaults and its own.
+	Matcher *text.Matcher
+	// PerfunctoryAlertAfter is how many perfunctory replies an agent may
+	// send a buyer in a day before they alert (0: every one alerts).
+	PerfunctoryAlertAfter int
+}
+
+// TextRulesFunc resolves a shop's text rules; nil turns them off.
+type TextRulesFunc func(shopID string) *TextRules
+
+// Text rule bounds.
+const (
+	// repeatTimes replies with the same normalised text to one buyer
+	// within repeatWindow are perfunctory.
+	repeatTimes  = 3
+	repeatWindow = 10 * 60 * 1000
+	// repeatKeep is how many recent agent replies a conversation keeps to
+	// recognise repeats.
+	repeatKeep = 8
+)
+
+// FlagField is the daily figure of messages flagged in a text category
+// (its per-agent form is AgentField(agent, FlagField(c))).
+func FlagField(c text.Category) string { return "flag:" + string(c) }
+
+// Categories a message of each sender is judged for. Buyers' messages are
+// never judged for abuse: a buyer quoting an agent's abuse is the agent's
+// problem, not the buyer's.
+var (
+	agentCategories = []text.Category{text.Threat, text.Abuse, text.Sarcasm, text.OffPlatform, text.Perfunctory}
+	buyerCategories = []text.Category{text.ComplaintIntent}
+)
+
+// TextEngine applies the text rules to chat messages: abuse, threats,
+// sarcasm, perfunctory replies and leading off the platform in agents'
+// messages, complaint intent in buyers'. Like Engine, it keeps no state of
+// its own and does no I/O; what it remembers of a conversation is in
+// TextState.
+type TextEngine struct {
+	Text TextRulesFunc
+	// Rules give the shop's platform and its local day.
+	Rules RulesFunc
+	// PerAgent also emits per-agent figure fields.
+	PerAgent bool
+}
+
+// TextState is what the text rules remember of one conversation: the
+// agents' recent replies, to recognise the same reply sent again and
+// again, and the perfunctory replies of the current agent-day. All times
+// are Unix ms.
+type TextState struct {
+	recent []sentReply // oldest first, at most repeatKeep
+	// perfDay, perfAgent and perfN count perfunctory replies of one agent
+	// on one shop-local day in this conversation.
+	perfDay   string
+	perfAgent string
+	perfN     int
+}
+
+type sentReply struct {
+	hash uint32 // of the normalised text
+	at   int64
+}
+
+// Message applies the text rules to one chat event already applied to the
+// conversation (not a duplicate). Only messages with text are judged.
+func (e *TextEngine) Message(st *TextState, shop, buyer string, ev *event.Event, fx *Effects) {
+	if ev.Type != event.TypeMessage || ev.Text == "" || e.Text == nil {
+		return
+	}
+	tr := e.Text(shop)
+	if tr == nil || tr.Matcher == nil {
+		return
+	}
+	var cats []text.Category
+	switch ev.Sender {
+	case event.SenderAgent:
+		cats = agentCategories
+	case event.SenderBuyer:
+		cats = buyerCategories
+	default:
+		return // bots and the system speak for the platform, not a person
+	}
+	r := e.Rules(shop)
+	day := ev.TS.UTC().Format(time.DateOnly)
+	if r.Hours != nil {
+		day = r.Hours.Day(ev.TS.Time)
+	}
+	platform := ev.Platform
+	if platform == "" {
+		platform = r.Platform
+	}
+	n := text.Normalize(ev.Text)
+	found := tr.Matcher.ScanNormalized(&n, cats...)
+	at := ev.TS.Time
+	base := alerting.Alert{
+		Status: alerting.Firing, Platform: platform, ShopID: shop, BuyerID: buyer, AgentID: ev.AgentID, At: at,
+	}
+	count := func(c text.Category) {
+		fx.Figures = append(fx.Figures, FigureDelta{Shop: shop, Day: day, Field: FlagField(c), Delta: 1})
+		if e.PerAgent && ev.AgentID != "" {
+			fx.Figures = append(fx.Figures, FigureDelta{Shop: shop, Day: day, Field: AgentField(ev.AgentID, FlagField(c)), Delta: 1})
+		}
+	}
+	alert := func(kind, severity, reason string, m text.Match) {
+		a := base
+		a.Kind, a.Severity, a.Reason = kind, severity, reason
+		a.Category, a.Term, a.Excerpt = string(m.Category), m.Term, m.Excerpt
+		// One alert per message and kind (per reason for abusive_reply):
+		// the event id makes it stable across replays and replicas.
+		a.ID = alerting.ID(kind, shop, buyer, ev.EventID, reason)
+		fx.Alerts = append(fx.Alerts, a)
+	}
+
+	if ev.Sender == event.SenderBuyer {
+		for _, m := range found {
+			count(m.Category)
+			alert(alerting.KindComplaintRisk, alerting.Critical, "", m)
+		}
+		return
+	}
+
+	var abusive, perfunctory *text.Match
+	for i := range found {
+		m := &found[i]
+		switch m.Category {
+		case text.Perfunctory:
+			continue // counted below, with repeats
+		case text.OffPlatform:
+			alert(alerting.KindOffPlatformTrade, alerting.Critical, "", *m)
+		default: // threat, abuse, sarcasm, most serious first
+			if abusive == nil {
+				abusive = m
+			}
+		}
+		count(m.Category)
+	}
+	if abusive != nil {
+		alert(alerting.KindAbusiveReply, alerting.Critical, "", *abusive)
+	}
+	for i := range found {
+		if found[i].Category == text.Perfunctory {
+			perfunctory = &found[i]
+		}
+	}
+	if repeated := st.sent(n.Text, ev.Ms()); perfunctory == nil && repeated {
+		perfunctory = &text.Match{Category: text.Perfunctory, Term: fmt.Sprintf("(same reply %d times in 10 min)", repeatTimes),
+			Excerpt: text.Excerpt(ev.Text, 0, len(ev.Text), text.ExcerptRunes)}
+	}
+	if perfunctory == nil {
+		return
+	}
+	count(text.Perfunctory)
+	if st.perfDay != day || st.perfAgent != ev.AgentID {
+		st.perfDay, st.perfAgent, st.perfN = day, ev.AgentID, 0
+	}
+	st.perfN++
+	// An abusive reply already alerted for this message; perfunctory
+	// replies alert past the shop's allowance.
+	if abusive == nil && st.perfN > tr.PerfunctoryAlertAfter {
+		alert(alerting.KindAbusiveReply, alerting.Warning, alerting.ReasonPerfunctory, *perfunctory)
+	}
+}
+
+// sent records an agent reply with normalised text t at time at, and
+// reports whether it is the repeatTimes-th with that text within
+// repeatWindow. Replies with no letters or digits are filler already and
+// not remembered.
+func (st *TextState) sent(t string, at int64) bool {
+	if t == "" {
+		return false
+	}
+	h := uint32(xxhash.Sum64String(t))
+	same := 1
+	for _, r := range st.recent {
+		if r.hash == h && r.at <= at && at-r.at <= repeatWindow {
+			same++
+		}
+	}
+	// Keep the newest replies, in time order.
+	i := len(st.recent)
+	for i > 0 && st.recent[i-1].at > at {
+		i--
+	}
+	st.recent = append(st.recent, sentReply{})
+	copy(st.recent[i+1:], st.recent[i:])
+	st.recent[i] = sentReply{hash: h, at: at}
+	if len(st.recent) > repeatKeep {
+		st.recent = append(st.recent[:0], st.recent[len(st.recent)-repeatKeep:]...)
+	}
+	return same >= repeatTimes
+}
+
+// Empty reports whether the state remembers nothing.
+func (st *TextState) Empty() bool { return len(st.recent) == 0 && st.perfN == 0 }
+
+// Encoding of a TextState, version 1:
+//
+//	version(1) n(1) n×{hash(4 LE) at(varint, the first absolute, then delta)}
+//	perfDay(str) perfAgent(str) perfN(uvarint)
+const textCodecVersion = 1
+
+// AppendBinary appends the state's encoding to b.
+func (st *TextState) AppendBinary(b []byte) []byte {
+	b = append(b, textCodecVersion, byte(len(st.recent)))
+	prev := int64(0)
+	for _, r := range st.recent {
+		b = binary.LittleEndian.AppendUint32(b, r.hash)
+		b = binary.AppendVarint(b, r.at-prev)
+		prev = r.at
+	}
+	b = appendTextStr(b, st.perfDay)
+	b = appendTextStr(b, st.perfAgent)
+	return binary.AppendUvarint(b, uint64(st.perfN))
+}
+
+// DecodeTextState reads a TextState from the front of b and returns the
+// rest of b.
+func DecodeTextState(st *TextState, b []byte) ([]byte, error) {
+	bad := func(what string) error { return fmt.Errorf("%w: text state: %s", ErrCorrupt, what) }
+	if len(b) < 2 || b[0] != textCodecVersion {
+		return nil, bad("unknown version")
+	}
+	n := int(b[1])
+	b = b[2:]
+	if n > repeatKeep {
+		return nil, bad("too many replies")
+	}
+	st.recent = st.recent[:0]
+	prev := int64(0)
+	for range n {
+		if len(b) < 4 {
+			return nil, bad("short reply")
+		}
+		h := binary.LittleEndian.Uint32(b)
+		d, k := binary.Varint(b[4:])
+		if k <= 0 {
+			return nil, bad("bad time")
+		}
+		b = b[4+k:]
+		prev += d
+		st.recent = append(st.recent, sentReply{hash: h, at: prev})
+	}
+	var err error
+	if st.perfDay, b, err = readTextStr(b); err != nil {
+		return nil, bad("day")
+	}
+	if st.perfAgent, b, err = readTextStr(b); err != nil {
+		return nil, bad("agent")
+	}
+	v, k := binary.Uvarint(b)
+	if k <= 0 {
+		return nil, bad("count")
+	}
+	st.perfN = int(v)
+	return b[k:], nil
+}
+
+// appendTextStr and readTextStr write and read a string as a uvarint
+// length and the bytes.
+func appendTextStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func readTextStr(b []byte) (string, []byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > maxStr || uint64(len(b)-k) < n {
+		return "", nil, ErrCorrupt
+	}
+	return string(b[k : k+int(n)]), b[k+int(n):], nil
+}
