@@ -40,7 +40,9 @@ type Config struct {
 	Alerts            Alerts      `yaml:"alerts"`
 	Metrics           Metrics     `yaml:"metrics"`
 	Seats             Seats       `yaml:"seats"`
-	Log               Log         `yaml:"log"`
+	// Text configures the text rules (config/text.go).
+	Text Text `yaml:"text"`
+	Log  Log  `yaml:"log"`
 	// Shops holds per-shop overrides, by shop_id.
 	Shops map[string]ShopOverride `yaml:"shops"`
 }
@@ -186,6 +188,8 @@ type ShopOverride struct {
 	ServiceExceptions []Exception `yaml:"service_exceptions,omitempty"`
 	// ReplySLA replaces only the keys it sets.
 	ReplySLA ShopReplySLA `yaml:"reply_sla,omitempty"`
+	// Text adds lexicons and allow-listed phrases to the top-level ones.
+	Text ShopText `yaml:"text,omitempty"`
 }
 
 // ShopReplySLA is a shop's partial reply_sla.
@@ -259,6 +263,7 @@ func Default() *Config {
 		Seats:   Seats{AwayAfter: 10 * time.Minute, IdleAfter: 3 * time.Minute},
 		Log:     Log{Level: "info", Format: LogAuto},
 		Shops:   map[string]ShopOverride{},
+		Text:    defaultText(),
 	}
 }
 

@@ -20,6 +20,15 @@ var badCases = []struct {
 	file string
 	errs []string
 }{
+	{"text.bad.yml", []string{
+		`text.lexicons[0]: lexicon testdata/lexicons/bad_category.yml: line 2: unknown category "rude" (want one of abuse, threat, sarcasm, perfunctory, off_platform, complaint_intent, allow)`,
+		`text.lexicons[0]: lexicon testdata/lexicons/bad_category.yml: line 3: term "。。" has no letters or digits, it would match nothing`,
+		`text.lexicons[1]: reading lexicon: open testdata/lexicons/missing.yml: no such file or directory`,
+		`text.allow[0]: "。。" has no letters or digits, it would match nothing`,
+		`text.perfunctory_alert_after: must not be negative`,
+		`shops.s1.text.lexicons[0]: lexicon testdata/lexicons/not_a_list.yml: line 1: abuse must be a list of terms`,
+		`shops.s1.text.perfunctory_alert_after: must not be negative`,
+	}},
 	{"seats.bad.yml", []string{
 		`seats.away_after: 0s is too short, the least is 1s`,
 	}},
@@ -213,6 +222,7 @@ var fullConfig = &Config{
 	Alerts:  Alerts{Language: "en", Lease: time.Minute},
 	Metrics: Metrics{PerAgent: true, MaxAgents: 50, ReportInterval: 10 * time.Second, ReporterLease: 30 * time.Second},
 	Seats:   Seats{AwayAfter: 15 * time.Minute, IdleAfter: 2 * time.Minute},
+	Text:    Text{Lexicons: []string{"testdata/lexicons/shop.yml"}, Allow: []string{"微信公众号"}, PerfunctoryAlertAfter: 3},
 	Log:     Log{Level: "debug", Format: LogJSON},
 	Shops: map[string]ShopOverride{
 		"s1": {
@@ -229,6 +239,7 @@ var fullConfig = &Config{
 				OutsideHours: OutsideIgnore,
 				Target:       ptr(0.97),
 			},
+			Text: ShopText{Lexicons: []string{"testdata/lexicons/shop.yml"}, Allow: []string{"加微信群"}, PerfunctoryAlertAfter: ptr(1)},
 		},
 	},
 }

@@ -67,6 +67,7 @@ func (c *Config) Validate() error {
 	oneOf(&p, "platform", c.Platform, Platforms...)
 	c.validateRuntime(&p)
 	c.compile(&p)
+	c.validateText(&p)
 	if len(p) == 0 {
 		return nil
 	}
