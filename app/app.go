@@ -90,11 +90,15 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	store := state.NewRedis(client, cfg.Redis.Prefix, cfg.Redis.StateTTL)
 	store.OnError = func(op string) { pm.RedisErrors.WithLabelValues(op).Inc() }
 
+	hs, err := handlers(cfg)
+	if err != nil {
+		return nil, err
+	}
 	sinks := pipeline.NewKafkaSinks(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
 	proc := pipeline.New(pipeline.Options{
 		Config:   pipelineConfig(cfg),
 		Store:    store,
-		Handlers: handlers(cfg),
+		Handlers: hs,
 		Alerts:   sinks,
 		DLT:      sinks,
 		Metrics:  pm,
@@ -177,12 +181,19 @@ func pipelineConfig(cfg *config.Config) pipeline.Config {
 
 // handlers are the detectors plugged into each input stream. Streams
 // without one are validated, dead-lettered and counted.
-func handlers(cfg *config.Config) map[event.Stream]pipeline.Handler {
+func handlers(cfg *config.Config) (map[event.Stream]pipeline.Handler, error) {
 	rules := cfg.Rules()
-	return map[event.Stream]pipeline.Handler{
-		event.Chat:     pipeline.ChatHandler{Engine: &detectors.Engine{Rules: rules, PerAgent: cfg.Metrics.PerAgent}},
-		event.Presence: pipeline.SeatHandler{Engine: &detectors.SeatEngine{Rules: rules, AwayAfter: cfg.Seats.AwayAfter}},
+	text, err := cfg.TextRules()
+	if err != nil {
+		return nil, fmt.Errorf("building the text rules: %w", err)
 	}
+	return map[event.Stream]pipeline.Handler{
+		event.Chat: pipeline.ChatHandler{
+			Engine: &detectors.Engine{Rules: rules, PerAgent: cfg.Metrics.PerAgent},
+			Text:   &detectors.TextEngine{Text: text, Rules: rules, PerAgent: cfg.Metrics.PerAgent},
+		},
+		event.Presence: pipeline.SeatHandler{Engine: &detectors.SeatEngine{Rules: rules, AwayAfter: cfg.Seats.AwayAfter}},
+	}, nil
 }
 
 // shopInfo is what the figures need to know of a shop.

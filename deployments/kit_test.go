@@ -119,6 +119,8 @@ var knownMetrics = map[string]bool{
 	"replywatch_agent_buyer_messages":            true,
 	"replywatch_agent_series_dropped_total":      true,
 	"replywatch_agent_response_30s_rate":         true,
+	"replywatch_flagged_messages":                true,
+	"replywatch_agent_flagged_messages":          true,
 	"replywatch_shop_info":                       true,
 	"replywatch_reply_rate_target":               true,
 	"replywatch_in_service_hours":                true,

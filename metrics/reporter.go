@@ -50,6 +50,7 @@ type Reporter struct {
 	waiting, oldest, consulting, breached, rate, messages, rate30, avgResp *prometheus.GaugeVec
 	shopInfo, target, inHours, seats, idle                                 *prometheus.GaugeVec
 	agWaiting, agConsulting, agBreached, agAvg, agRate30, agMessages       *prometheus.GaugeVec
+	flagged, agFlagged                                                     *prometheus.GaugeVec
 	dropped                                                                prometheus.Counter
 	leader                                                                 bool
 }
@@ -84,6 +85,8 @@ func (r *Reporter) Register(reg prometheus.Registerer) {
 	r.agAvg = gauge(reg, "replywatch_agent_avg_response_seconds", "Mean response time of the agent's replies that ended waits today.", "shop", "agent")
 	r.agRate30 = gauge(reg, "replywatch_agent_response_30s_rate", "Share of buyer messages the agent answered within 30 s today.", "shop", "agent")
 	r.agMessages = gauge(reg, "replywatch_agent_buyer_messages", "Buyer messages today while assigned to the agent.", "shop", "agent")
+	r.flagged = gauge(reg, "replywatch_flagged_messages", "Messages today matched by a text rule, per category.", "shop", "category")
+	r.agFlagged = gauge(reg, "replywatch_agent_flagged_messages", "The agent's messages (or their buyers' for complaint_intent) matched by a text rule today.", "shop", "agent", "category")
 	r.dropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "replywatch_agent_series_dropped_total",
 		Help: "Per-agent series left out because a shop has more agents than metrics.max_agents."})
 	reg.MustRegister(r.dropped)
@@ -153,7 +156,7 @@ func (r *Reporter) tick(ctx context.Context) {
 func (r *Reporter) reset() {
 	for _, g := range []*prometheus.GaugeVec{r.waiting, r.oldest, r.consulting, r.breached, r.rate, r.messages,
 		r.rate30, r.avgResp, r.seats, r.idle, r.shopInfo, r.target, r.inHours,
-		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages} {
+		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages, r.flagged, r.agFlagged} {
 		g.Reset()
 	}
 }
@@ -216,6 +219,9 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 	if v, ok := rep.Seats["idle"]; ok {
 		r.idle.WithLabelValues(shop).Set(float64(v))
 	}
+	for c, v := range rep.Flagged {
+		r.flagged.WithLabelValues(shop, c).Set(float64(v))
+	}
 	r.dropped.Add(float64(dropped))
 	for _, a := range rep.Agents {
 		r.agWaiting.WithLabelValues(shop, a.Agent).Set(float64(a.Waiting))
@@ -225,6 +231,9 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 		r.agAvg.WithLabelValues(shop, a.Agent).Set(a.AvgResponseSeconds)
 		for th, v := range a.Breached {
 			r.agBreached.WithLabelValues(shop, a.Agent, th).Set(float64(v))
+		}
+		for c, v := range a.Flagged {
+			r.agFlagged.WithLabelValues(shop, a.Agent, c).Set(float64(v))
 		}
 	}
 }
