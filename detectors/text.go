@@ -3,6 +3,7 @@ package detectors
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -31,8 +32,8 @@ const (
 	repeatTimes  = 3
 	repeatWindow = 10 * 60 * 1000
 	// repeatKeep is how many recent agent replies a conversation keeps to
-	// recognise repeats.
-	repeatKeep = 8
+	// recognise repeats (those within repeatWindow of the newest).
+	repeatKeep = 4
 )
 
 // FlagField is the daily figure of messages flagged in a text category
@@ -78,6 +79,9 @@ type sentReply struct {
 	at   int64
 }
 
+// normPool keeps normalisation buffers between messages.
+var normPool = sync.Pool{New: func() any { return new(text.Normalized) }}
+
 // Message applies the text rules to one chat event already applied to the
 // conversation (not a duplicate). Only messages with text are judged.
 func (e *TextEngine) Message(st *TextState, shop, buyer string, ev *event.Event, fx *Effects) {
@@ -98,24 +102,32 @@ func (e *TextEngine) Message(st *TextState, shop, buyer string, ev *event.Event,
 		return // bots and the system speak for the platform, not a person
 	}
 	r := e.Rules(shop)
-	day := ev.TS.UTC().Format(time.DateOnly)
-	if r.Hours != nil {
-		day = r.Hours.Day(ev.TS.Time)
+	day := ""
+	dayOf := func() string {
+		if day == "" {
+			day = ev.TS.UTC().Format(time.DateOnly)
+			if r.Hours != nil {
+				day = r.Hours.Day(ev.TS.Time)
+			}
+		}
+		return day
 	}
 	platform := ev.Platform
 	if platform == "" {
 		platform = r.Platform
 	}
-	n := text.Normalize(ev.Text)
-	found := tr.Matcher.ScanNormalized(&n, cats...)
+	n := normPool.Get().(*text.Normalized)
+	defer normPool.Put(n)
+	n.Reset(ev.Text)
+	found := tr.Matcher.ScanNormalized(n, cats...)
 	at := ev.TS.Time
 	base := alerting.Alert{
 		Status: alerting.Firing, Platform: platform, ShopID: shop, BuyerID: buyer, AgentID: ev.AgentID, At: at,
 	}
 	count := func(c text.Category) {
-		fx.Figures = append(fx.Figures, FigureDelta{Shop: shop, Day: day, Field: FlagField(c), Delta: 1})
+		fx.Figures = append(fx.Figures, FigureDelta{Shop: shop, Day: dayOf(), Field: FlagField(c), Delta: 1})
 		if e.PerAgent && ev.AgentID != "" {
-			fx.Figures = append(fx.Figures, FigureDelta{Shop: shop, Day: day, Field: AgentField(ev.AgentID, FlagField(c)), Delta: 1})
+			fx.Figures = append(fx.Figures, FigureDelta{Shop: shop, Day: dayOf(), Field: AgentField(ev.AgentID, FlagField(c)), Delta: 1})
 		}
 	}
 	alert := func(kind, severity, reason string, m text.Match) {
@@ -167,8 +179,8 @@ func (e *TextEngine) Message(st *TextState, shop, buyer string, ev *event.Event,
 		return
 	}
 	count(text.Perfunctory)
-	if st.perfDay != day || st.perfAgent != ev.AgentID {
-		st.perfDay, st.perfAgent, st.perfN = day, ev.AgentID, 0
+	if st.perfDay != dayOf() || st.perfAgent != ev.AgentID {
+		st.perfDay, st.perfAgent, st.perfN = dayOf(), ev.AgentID, 0
 	}
 	st.perfN++
 	// An abusive reply already alerted for this message; perfunctory
@@ -201,8 +213,14 @@ func (st *TextState) sent(t string, at int64) bool {
 	st.recent = append(st.recent, sentReply{})
 	copy(st.recent[i+1:], st.recent[i:])
 	st.recent[i] = sentReply{hash: h, at: at}
-	if len(st.recent) > repeatKeep {
-		st.recent = append(st.recent[:0], st.recent[len(st.recent)-repeatKeep:]...)
+	// Forget what can no longer be part of a repeat.
+	newest := st.recent[len(st.recent)-1].at
+	drop := max(0, len(st.recent)-repeatKeep)
+	for drop < len(st.recent) && newest-st.recent[drop].at > repeatWindow {
+		drop++
+	}
+	if drop > 0 {
+		st.recent = append(st.recent[:0], st.recent[drop:]...)
 	}
 	return same >= repeatTimes
 }

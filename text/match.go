@@ -1,7 +1,6 @@
 package text
 
 import (
-	"fmt"
 	"unicode/utf8"
 
 	ac "github.com/petar-dambovaliev/aho-corasick"
@@ -123,6 +122,10 @@ func runsInto(c, n byte) bool {
 type Matcher struct {
 	cats  map[Category]*automaton
 	allow *automaton
+	// any holds every category's terms: one pass over a message that
+	// matches none of them (nearly all messages) settles it without
+	// running each category's automaton.
+	any *automaton
 }
 
 // Compile builds the automata of the union of lexicons.
@@ -134,9 +137,12 @@ func Compile(lexicons ...*Lexicon) (*Matcher, error) {
 		}
 	}
 	m := &Matcher{cats: map[Category]*automaton{}, allow: build(all.Allow)}
+	var every []string
 	for c, ts := range all.Terms {
 		m.cats[c] = build(ts)
+		every = append(every, ts...)
 	}
+	m.any = build(every)
 	return m, nil
 }
 
@@ -161,6 +167,11 @@ func (m *Matcher) Scan(s string, cats ...Category) []Match {
 
 // ScanNormalized is Scan over an already normalised message.
 func (m *Matcher) ScanNormalized(n *Normalized, cats ...Category) []Match {
+	if !m.any.matches(n) {
+		// No term anywhere: only an empty (punctuation-only) reply or a
+		// phone number can still be found.
+		return m.scanTermless(n, cats)
+	}
 	var out []Match
 	var allowed []span
 	allowDone := false
@@ -202,6 +213,42 @@ func (m *Matcher) ScanNormalized(n *Normalized, cats ...Category) []Match {
 		}
 	}
 	return out
+}
+
+// matches reports whether any term of a occurs in n.
+func (a *automaton) matches(n *Normalized) bool {
+	found := false
+	a.find(n, func(span) bool { found = true; return false })
+	return found
+}
+
+// scanTermless is ScanNormalized for a message that holds no term.
+func (m *Matcher) scanTermless(n *Normalized, cats []Category) []Match {
+	var out []Match
+	for _, c := range cats {
+		switch c {
+		case Perfunctory:
+			if n.Text == "" && hasVisible(n.orig) {
+				out = append(out, Match{Category: c, Term: fillerTerm(n), Excerpt: Excerpt(n.orig, 0, len(n.orig), ExcerptRunes)})
+			}
+		case OffPlatform:
+			if sp, ok := findPhone(n.Text); ok && !m.allowCovers(n, sp) {
+				os, oe := n.OrigSpan(sp.start, sp.end)
+				out = append(out, Match{Category: c, Term: sp.term, Excerpt: Excerpt(n.orig, os, oe, ExcerptRunes)})
+			}
+		}
+	}
+	return out
+}
+
+// allowCovers reports whether an allow-listed phrase covers sp.
+func (m *Matcher) allowCovers(n *Normalized, sp span) bool {
+	covered := false
+	m.allow.find(n, func(a span) bool {
+		covered = a.start <= sp.start && sp.end <= a.end
+		return !covered
+	})
+	return covered
 }
 
 // filler reports whether a message is only filler: it has text, and once
@@ -284,7 +331,7 @@ func findPhone(t string) (span, bool) {
 			continue
 		}
 		if n == 11 && digits[0] == '1' && digits[1] >= '3' && !afterOrderWord(t[:start]) {
-			return span{start, i, maskPhone(digits[:])}, true
+			return span{start, i, maskPhone(digits)}, true
 		}
 	}
 	return span{}, false
@@ -299,4 +346,4 @@ func afterOrderWord(before string) bool {
 	return false
 }
 
-func maskPhone(d []byte) string { return fmt.Sprintf("%s****%s", d[:3], d[7:]) }
+func maskPhone(d [11]byte) string { return string(d[:3]) + "****" + string(d[7:]) }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/longbridgeapp/opencc"
 	"golang.org/x/text/unicode/norm"
@@ -48,11 +49,15 @@ func (n *Normalized) OrigSpan(start, end int) (int, int) {
 }
 
 // t2s is the traditional→simplified table of single characters, derived
-// once from OpenCC's dictionaries (see simplify).
+// once from OpenCC's dictionaries (see loadT2S): t2s[r-t2sBase] is r's
+// simplified form, 0 when r is its own. A dense table, because every
+// Chinese character of every message is looked up.
 var (
 	t2sOnce sync.Once
-	t2s     map[rune]rune
+	t2s     []rune
 )
+
+const t2sBase, t2sEnd = 0x3400, 0xFAFF
 
 // cjkRanges are the blocks whose characters may have a simplified form:
 // CJK Unified Ideographs and Extension A, and the compatibility ideographs
@@ -102,16 +107,19 @@ func loadT2S() {
 			}
 		}
 	}
-	t2s = m
+	t2s = make([]rune, t2sEnd-t2sBase+1)
+	for r, o := range m {
+		t2s[r-t2sBase] = o
+	}
 }
 
 // simplify is r in simplified Chinese.
 func simplify(r rune) rune {
-	if r < 0x3400 {
+	if r < t2sBase || r > t2sEnd {
 		return r
 	}
 	t2sOnce.Do(loadT2S)
-	if s, ok := t2s[r]; ok {
+	if s := t2s[r-t2sBase]; s != 0 {
 		return s
 	}
 	return r
@@ -140,10 +148,28 @@ func keep(r rune) bool {
 // digits to ASCII), NFKC, lower case, traditional to simplified Chinese,
 // "+" to 加, and removal of everything but letters and digits.
 func Normalize(s string) Normalized {
-	out := make([]byte, 0, len(s))
-	offs := make([]int32, 0, len(s)+1)
+	var n Normalized
+	n.Reset(s)
+	return n
+}
+
+// Reset normalises s into n, reusing n's buffers: n's previous Text must
+// no longer be in use.
+func (n *Normalized) Reset(s string) {
+	out := n.b[:0]
+	offs := n.offs[:0]
+	t2sOnce.Do(loadT2S)
 	var tmp [4]byte
 	for i, r := range s {
+		if 0x4E00 <= r && r <= 0x9FFF {
+			// CJK Unified Ideographs, most of any message: letters, no
+			// case, no width or NFKC form of their own.
+			if o := t2s[r-t2sBase]; o != 0 {
+				r = o
+			}
+			out, offs = appendRune(out, offs, r, i)
+			continue
+		}
 		if r < utf8.RuneSelf {
 			switch {
 			case 'A' <= r && r <= 'Z':
@@ -162,7 +188,7 @@ func Normalize(s string) Normalized {
 			out, offs = appendRune(out, offs, sub, i)
 			continue
 		}
-		if f := width.LookupRune(r).Folded(); f != 0 {
+		if f := widthFold(r); f != 0 {
 			r = f
 			if r < utf8.RuneSelf {
 				if r == '+' {
@@ -197,7 +223,19 @@ func Normalize(s string) Normalized {
 		}
 	}
 	offs = append(offs, int32(len(s)))
-	return Normalized{Text: string(out), orig: s, offs: offs, b: out}
+	// out is not written again until the next Reset: the text shares its
+	// bytes.
+	n.Text, n.orig, n.offs, n.b = unsafe.String(unsafe.SliceData(out), len(out)), s, offs, out
+}
+
+// widthFold is r's width-folded form (full-width ASCII to ASCII, half-width
+// katakana to full width), 0 when it has none. Only the ideographic space
+// and the Halfwidth and Fullwidth Forms block have one that matters here.
+func widthFold(r rune) rune {
+	if r != 0x3000 && (r < 0xFF00 || r > 0xFFEF) {
+		return 0
+	}
+	return width.LookupRune(r).Folded()
 }
 
 func appendRune(out []byte, offs []int32, r rune, at int) ([]byte, []int32) {
