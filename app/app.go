@@ -191,6 +191,9 @@ func handlers(cfg *config.Config) (map[event.Stream]pipeline.Handler, error) {
 		event.Chat: pipeline.ChatHandler{
 			Engine: &detectors.Engine{Rules: rules, PerAgent: cfg.Metrics.PerAgent},
 			Text:   &detectors.TextEngine{Text: text, Rules: rules, PerAgent: cfg.Metrics.PerAgent},
+			Effective: &detectors.Effective{Rules: rules, Within: func(shop string) time.Duration {
+				return cfg.EffectiveReplyOf(shop).Within
+			}},
 		},
 		event.Presence: pipeline.SeatHandler{Engine: &detectors.SeatEngine{Rules: rules, AwayAfter: cfg.Seats.AwayAfter}},
 	}, nil

@@ -42,7 +42,9 @@ type Config struct {
 	Seats             Seats       `yaml:"seats"`
 	// Text configures the text rules (config/text.go).
 	Text Text `yaml:"text"`
-	Log  Log  `yaml:"log"`
+	// EffectiveReply configures the effective reply rate (config/effective.go).
+	EffectiveReply EffectiveReply `yaml:"effective_reply"`
+	Log            Log            `yaml:"log"`
 	// Shops holds per-shop overrides, by shop_id.
 	Shops map[string]ShopOverride `yaml:"shops"`
 }
@@ -190,6 +192,8 @@ type ShopOverride struct {
 	ReplySLA ShopReplySLA `yaml:"reply_sla,omitempty"`
 	// Text adds lexicons and allow-listed phrases to the top-level ones.
 	Text ShopText `yaml:"text,omitempty"`
+	// EffectiveReply replaces only the keys it sets.
+	EffectiveReply ShopEffectiveReply `yaml:"effective_reply,omitempty"`
 }
 
 // ShopReplySLA is a shop's partial reply_sla.
@@ -264,6 +268,8 @@ func Default() *Config {
 		Log:     Log{Level: "info", Format: LogAuto},
 		Shops:   map[string]ShopOverride{},
 		Text:    defaultText(),
+
+		EffectiveReply: defaultEffectiveReply(),
 	}
 }
 

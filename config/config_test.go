@@ -29,6 +29,11 @@ var badCases = []struct {
 		`shops.s1.text.lexicons[0]: lexicon testdata/lexicons/not_a_list.yml: line 1: abuse must be a list of terms`,
 		`shops.s1.text.perfunctory_alert_after: must not be negative`,
 	}},
+	{"effective_reply.bad.yml", []string{
+		`effective_reply.within: 0s is too short, the least is 1s`,
+		`effective_reply.alert_below: 1.2 is not between 0 and 1`,
+		`shops.s1.effective_reply.alert_below: -0.5 is not between 0 and 1`,
+	}},
 	{"seats.bad.yml", []string{
 		`seats.away_after: 0s is too short, the least is 1s`,
 	}},
@@ -223,7 +228,9 @@ var fullConfig = &Config{
 	Metrics: Metrics{PerAgent: true, MaxAgents: 50, ReportInterval: 10 * time.Second, ReporterLease: 30 * time.Second},
 	Seats:   Seats{AwayAfter: 15 * time.Minute, IdleAfter: 2 * time.Minute},
 	Text:    Text{Lexicons: []string{"testdata/lexicons/shop.yml"}, Allow: []string{"微信公众号"}, PerfunctoryAlertAfter: 3},
-	Log:     Log{Level: "debug", Format: LogJSON},
+
+	EffectiveReply: EffectiveReply{Within: 30 * time.Minute, AlertBelow: 0.7},
+	Log:            Log{Level: "debug", Format: LogJSON},
 	Shops: map[string]ShopOverride{
 		"s1": {
 			Platform:     "jd",
@@ -239,7 +246,8 @@ var fullConfig = &Config{
 				OutsideHours: OutsideIgnore,
 				Target:       ptr(0.97),
 			},
-			Text: ShopText{Lexicons: []string{"testdata/lexicons/shop.yml"}, Allow: []string{"加微信群"}, PerfunctoryAlertAfter: ptr(1)},
+			Text:           ShopText{Lexicons: []string{"testdata/lexicons/shop.yml"}, Allow: []string{"加微信群"}, PerfunctoryAlertAfter: ptr(1)},
+			EffectiveReply: ShopEffectiveReply{Within: ptr(45 * time.Minute), AlertBelow: ptr(0.5)},
 		},
 	},
 }

@@ -68,6 +68,7 @@ func (c *Config) Validate() error {
 	c.validateRuntime(&p)
 	c.compile(&p)
 	c.validateText(&p)
+	c.validateEffectiveReply(&p)
 	if len(p) == 0 {
 		return nil
 	}

@@ -77,6 +77,10 @@ var textCases = []struct {
 		{"agent", "a1", "10:02:00", "？", []string{"abusive_reply/perfunctory:perfunctory:(punctuation only)"}, []string{"flag:perfunctory+1", "a:a1:flag:perfunctory+1"}},
 		{"agent", "a1", "2026-11-25 10:00:00", "嗯", nil, []string{"flag:perfunctory+1", "a:a1:flag:perfunctory+1"}}, // a new day
 	}},
+	{"fillers one after another keep their own terms", 0, []textMsg{
+		{"agent", "a1", "10:00:00", "嗯嗯", []string{"abusive_reply/perfunctory:perfunctory:嗯嗯"}, []string{"flag:perfunctory+1", "a:a1:flag:perfunctory+1"}},
+		{"agent", "a1", "10:00:01", "哦", []string{"abusive_reply/perfunctory:perfunctory:哦"}, []string{"flag:perfunctory+1", "a:a1:flag:perfunctory+1"}},
+	}},
 	{"bots and images are not judged", 0, []textMsg{
 		{"bot", "", "10:00:00", "嗯", nil, nil},
 		{"agent", "a1", "10:00:01", "", nil, nil},
@@ -88,6 +92,8 @@ func TestTextRules(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			e := textEngine(t, c.perfAfter)
 			var st TextState
+			var kept []alerting.Alert // every alert of the script, checked again at its end
+			var keptWant []string
 			for i, m := range c.msgs {
 				ts := clockAt(shanghai, m.at)
 				ev := &event.Event{EventID: fmt.Sprintf("e%d", i), Type: event.TypeMessage, TS: event.Time{Time: ts},
@@ -117,12 +123,21 @@ func TestTextRules(t *testing.T) {
 				if !slices.Equal(alerts, m.alerts) {
 					t.Errorf("message %d %q: alerts %v, want %v", i, m.text, alerts, m.alerts)
 				}
+				kept, keptWant = append(kept, fx.Alerts...), append(keptWant, m.alerts...)
 				slices.Sort(figs)
 				want := slices.Clone(m.figures)
 				slices.Sort(want)
 				if !slices.Equal(figs, want) {
 					t.Errorf("message %d %q: figures %v, want %v", i, m.text, figs, want)
 				}
+			}
+			// Later messages leave earlier alerts as they were (no shared buffers).
+			var again []string
+			for _, a := range kept {
+				again = append(again, a.Kind+"/"+a.Reason+":"+a.Category+":"+a.Term)
+			}
+			if !slices.Equal(again, keptWant) {
+				t.Errorf("alerts after the script: %v, want %v", again, keptWant)
 			}
 		})
 	}

@@ -31,7 +31,14 @@ type ShopReport struct {
 	Seats              map[string]int64   `json:"seats,omitempty"`
 	// Flagged are today's messages matched by a text rule, per category.
 	Flagged map[string]int64 `json:"flagged_messages"`
-	Agents  []AgentReport    `json:"agents,omitempty"`
+	// EffectiveReplyRate is PDD's 有效回复率 so far today (absent while no
+	// one consulted); the projection to the end of the day holds the rate
+	// and scales the consulting buyers by the usual daily curve (absent
+	// too early in the day).
+	EffectiveReplyRate          *float64      `json:"effective_reply_rate,omitempty"`
+	EffectiveReplyRateProjected *float64      `json:"effective_reply_rate_projected,omitempty"`
+	ConsultingProjected         *float64      `json:"consulting_buyers_projected,omitempty"`
+	Agents                      []AgentReport `json:"agents,omitempty"`
 	// Thresholds in ascending order, as the keys of Breached and ReplyRate.
 	Thresholds []string `json:"-"`
 }
@@ -87,6 +94,12 @@ func Report(f *state.ShopFigures, info ShopInfo, now time.Time, perAgent bool, m
 	r.Response30sRate = ratio(f.Day[detectors.FieldAnswered30], r.Messages)
 	r.AvgResponseSeconds = avgSeconds(f.Day[detectors.FieldRespMs], f.Day[detectors.FieldRespN])
 	r.Flagged = flagged(f.Day)
+	if rate, proj, ok, projected := effectiveReply(rules.Hours, now, r.Consulting, f.Day[detectors.FieldEffective]); ok {
+		r.EffectiveReplyRate = &rate
+		if projected {
+			r.EffectiveReplyRateProjected, r.ConsultingProjected = &rate, &proj
+		}
+	}
 	for _, s := range SeatStates {
 		if v, ok := f.Now[detectors.SeatField(s)]; ok {
 			if r.Seats == nil {

@@ -50,7 +50,7 @@ type Reporter struct {
 	waiting, oldest, consulting, breached, rate, messages, rate30, avgResp *prometheus.GaugeVec
 	shopInfo, target, inHours, seats, idle                                 *prometheus.GaugeVec
 	agWaiting, agConsulting, agBreached, agAvg, agRate30, agMessages       *prometheus.GaugeVec
-	flagged, agFlagged                                                     *prometheus.GaugeVec
+	flagged, agFlagged, effRate, effProjected, consultingProjected         *prometheus.GaugeVec
 	dropped                                                                prometheus.Counter
 	leader                                                                 bool
 }
@@ -87,6 +87,9 @@ func (r *Reporter) Register(reg prometheus.Registerer) {
 	r.agMessages = gauge(reg, "replywatch_agent_buyer_messages", "Buyer messages today while assigned to the agent.", "shop", "agent")
 	r.flagged = gauge(reg, "replywatch_flagged_messages", "Messages today matched by a text rule, per category.", "shop", "category")
 	r.agFlagged = gauge(reg, "replywatch_agent_flagged_messages", "The agent's messages (or their buyers' for complaint_intent) matched by a text rule today.", "shop", "agent", "category")
+	r.effRate = gauge(reg, "replywatch_effective_reply_rate", "PDD effective reply rate so far today: consulting buyers a human replied within effective_reply.within of their first message / consulting buyers.", "shop")
+	r.effProjected = gauge(reg, "replywatch_effective_reply_rate_projected", "The effective reply rate projected to the end of the day.", "shop")
+	r.consultingProjected = gauge(reg, "replywatch_consulting_buyers_projected", "Consulting buyers projected to the end of the day by the usual daily curve.", "shop")
 	r.dropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "replywatch_agent_series_dropped_total",
 		Help: "Per-agent series left out because a shop has more agents than metrics.max_agents."})
 	reg.MustRegister(r.dropped)
@@ -156,7 +159,7 @@ func (r *Reporter) tick(ctx context.Context) {
 func (r *Reporter) reset() {
 	for _, g := range []*prometheus.GaugeVec{r.waiting, r.oldest, r.consulting, r.breached, r.rate, r.messages,
 		r.rate30, r.avgResp, r.seats, r.idle, r.shopInfo, r.target, r.inHours,
-		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages, r.flagged, r.agFlagged} {
+		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages, r.flagged, r.agFlagged, r.effRate, r.effProjected, r.consultingProjected} {
 		g.Reset()
 	}
 }
@@ -221,6 +224,13 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 	}
 	for c, v := range rep.Flagged {
 		r.flagged.WithLabelValues(shop, c).Set(float64(v))
+	}
+	if v := rep.EffectiveReplyRate; v != nil {
+		r.effRate.WithLabelValues(shop).Set(*v)
+	}
+	if v := rep.EffectiveReplyRateProjected; v != nil {
+		r.effProjected.WithLabelValues(shop).Set(*v)
+		r.consultingProjected.WithLabelValues(shop).Set(*rep.ConsultingProjected)
 	}
 	r.dropped.Add(float64(dropped))
 	for _, a := range rep.Agents {

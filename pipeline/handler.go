@@ -31,6 +31,8 @@ type Handler interface {
 type ChatHandler struct {
 	Engine *detectors.Engine
 	Text   *detectors.TextEngine
+	// Effective counts effectively replied buyers when set.
+	Effective *detectors.Effective
 }
 
 func splitKey(key string) (string, string) {
@@ -51,6 +53,9 @@ func (h ChatHandler) Event(e Entity, ev *event.Event, fx *detectors.Effects) det
 	res := h.Engine.Chat(&cs.Conv, ev, fx)
 	if res == detectors.Applied && h.Text != nil {
 		h.Text.Message(&cs.Text, cs.Conv.Shop, cs.Conv.Buyer, ev, fx)
+	}
+	if res == detectors.Applied && h.Effective != nil {
+		h.Effective.Event(&cs.Eff, cs.Conv.Shop, ev, fx)
 	}
 	return res
 }

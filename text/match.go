@@ -1,6 +1,7 @@
 package text
 
 import (
+	"strings"
 	"unicode/utf8"
 
 	ac "github.com/petar-dambovaliev/aho-corasick"
@@ -122,9 +123,10 @@ func runsInto(c, n byte) bool {
 type Matcher struct {
 	cats  map[Category]*automaton
 	allow *automaton
-	// any holds every category's terms: one pass over a message that
-	// matches none of them (nearly all messages) settles it without
-	// running each category's automaton.
+	// any holds every category's terms but filler: one pass over a
+	// message that matches none of them (nearly all messages) settles it
+	// without running each category's automaton. Filler terms (哦, 啊) are
+	// in most messages and only matter in short ones (see filler).
 	any *automaton
 }
 
@@ -140,7 +142,9 @@ func Compile(lexicons ...*Lexicon) (*Matcher, error) {
 	var every []string
 	for c, ts := range all.Terms {
 		m.cats[c] = build(ts)
-		every = append(every, ts...)
+		if c != Perfunctory {
+			every = append(every, ts...)
+		}
 	}
 	m.any = build(every)
 	return m, nil
@@ -228,7 +232,7 @@ func (m *Matcher) scanTermless(n *Normalized, cats []Category) []Match {
 	for _, c := range cats {
 		switch c {
 		case Perfunctory:
-			if n.Text == "" && hasVisible(n.orig) {
+			if m.filler(n) {
 				out = append(out, Match{Category: c, Term: fillerTerm(n), Excerpt: Excerpt(n.orig, 0, len(n.orig), ExcerptRunes)})
 			}
 		case OffPlatform:
@@ -261,6 +265,9 @@ func (m *Matcher) filler(n *Normalized) bool {
 	if n.Text == "" {
 		return true
 	}
+	if len(n.Text) > maxFiller {
+		return false
+	}
 	// Covered end to end by filler terms, which may repeat.
 	pos := 0
 	m.cats[Perfunctory].find(n, func(sp span) bool {
@@ -276,7 +283,8 @@ func fillerTerm(n *Normalized) string {
 	if n.Text == "" {
 		return "(punctuation only)"
 	}
-	return n.Text
+	// A copy: Text shares a buffer that the next Reset reuses.
+	return strings.Clone(n.Text)
 }
 
 // hasVisible reports whether s has anything but white space.
@@ -291,11 +299,36 @@ func hasVisible(s string) bool {
 	return false
 }
 
-// Chinese numerals stand for digits when a number is spelled out to dodge
-// filters ("幺三八…").
-var numerals = map[rune]byte{
-	'〇': '0', '零': '0', '一': '1', '幺': '1', '二': '2', '三': '3', '四': '4', '五': '5', '六': '6', '七': '7', '八': '8', '九': '9',
-	'壹': '1', '贰': '2', '叁': '3', '肆': '4', '伍': '5', '陆': '6', '柒': '7', '捌': '8', '玖': '9',
+// maxFiller bounds the normalised length of a filler-only reply
+// ("嗯嗯嗯嗯" is 12 bytes): longer replies say something.
+const maxFiller = 36
+
+// numeral is the digit a Chinese numeral stands for when a number is
+// spelled out to dodge filters ("幺三八…").
+func numeral(r rune) (byte, bool) {
+	switch r {
+	case '〇', '零':
+		return '0', true
+	case '一', '幺', '壹':
+		return '1', true
+	case '二', '贰':
+		return '2', true
+	case '三', '叁':
+		return '3', true
+	case '四', '肆':
+		return '4', true
+	case '五', '伍':
+		return '5', true
+	case '六', '陆':
+		return '6', true
+	case '七', '柒':
+		return '7', true
+	case '八', '捌':
+		return '8', true
+	case '九', '玖':
+		return '9', true
+	}
+	return 0, false
 }
 
 // orderWords before a number say it is an order, parcel or tracking
@@ -316,7 +349,7 @@ func findPhone(t string) (span, bool) {
 			d, ok := byte(0), false
 			if r < utf8.RuneSelf && digit(byte(r)) {
 				d, ok = byte(r), true
-			} else if d, ok = numerals[r]; !ok {
+			} else if d, ok = numeral(r); !ok {
 				break
 			}
 			if n < len(digits) {
