@@ -128,6 +128,8 @@ type Matcher struct {
 	// without running each category's automaton. Filler terms (哦, 啊) are
 	// in most messages and only matter in short ones (see filler).
 	any *automaton
+	// fillerRunes are the characters of the filler terms.
+	fillerRunes map[rune]bool
 }
 
 // Compile builds the automata of the union of lexicons.
@@ -147,6 +149,12 @@ func Compile(lexicons ...*Lexicon) (*Matcher, error) {
 		}
 	}
 	m.any = build(every)
+	m.fillerRunes = map[rune]bool{}
+	for _, t := range all.Terms[Perfunctory] {
+		for _, r := range Normalize(t).Text {
+			m.fillerRunes[r] = true
+		}
+	}
 	return m, nil
 }
 
@@ -268,6 +276,12 @@ func (m *Matcher) filler(n *Normalized) bool {
 	if len(n.Text) > maxFiller {
 		return false
 	}
+	// A character no filler term has settles it without the automaton.
+	for _, r := range n.Text {
+		if !m.fillerRunes[r] {
+			return false
+		}
+	}
 	// Covered end to end by filler terms, which may repeat.
 	pos := 0
 	m.cats[Perfunctory].find(n, func(sp span) bool {
@@ -340,32 +354,41 @@ var orderWords = []string{"订单号", "单号", "订单", "运单", "快递", "
 // are gone by now ("138 0013-8000" is one run), longer runs are order
 // numbers, and a run right after an order word is one too.
 func findPhone(t string) (span, bool) {
-	for i := 0; i < len(t); {
-		start := i
-		var digits [11]byte
-		n := 0
-		for i < len(t) {
-			r, size := utf8.DecodeRuneInString(t[i:])
-			d, ok := byte(0), false
-			if r < utf8.RuneSelf && digit(byte(r)) {
-				d, ok = byte(r), true
-			} else if d, ok = numeral(r); !ok {
-				break
-			}
-			if n < len(digits) {
-				digits[n] = d
-			}
-			n++
-			i += size
+	var digits [11]byte
+	n, start := 0, 0
+	// end closes the run of digits ending at byte e.
+	end := func(e int) (span, bool) {
+		if n == 11 && digits[0] == '1' && digits[1] >= '3' && !afterOrderWord(t[:start]) {
+			return span{start, e, maskPhone(digits)}, true
 		}
-		if n == 0 {
-			_, size := utf8.DecodeRuneInString(t[i:])
-			i += size
+		return span{}, false
+	}
+	for i, r := range t {
+		d, ok := byte(0), false
+		if r < utf8.RuneSelf {
+			d, ok = byte(r), digit(byte(r))
+		} else if r >= '〇' {
+			d, ok = numeral(r)
+		}
+		if !ok {
+			if n > 0 {
+				if sp, found := end(i); found {
+					return sp, true
+				}
+				n = 0
+			}
 			continue
 		}
-		if n == 11 && digits[0] == '1' && digits[1] >= '3' && !afterOrderWord(t[:start]) {
-			return span{start, i, maskPhone(digits)}, true
+		if n == 0 {
+			start = i
 		}
+		if n < len(digits) {
+			digits[n] = d
+		}
+		n++
+	}
+	if n > 0 {
+		return end(len(t))
 	}
 	return span{}, false
 }

@@ -3,7 +3,11 @@ package text
 import (
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/sim"
 )
 
 var normalizeCases = []struct{ in, want string }{
@@ -197,4 +201,51 @@ func BenchmarkScan(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkScanTraffic measures matching speed on one core over simulated
+// chat traffic (sim: mostly ordinary questions and answers, a few percent
+// flagged), as the pipeline runs it: one reused normalisation buffer,
+// agents' messages judged for their five categories, buyers' for one.
+func BenchmarkScanTraffic(b *testing.B) {
+	type msg struct {
+		agent bool
+		text  string
+	}
+	var msgs []msg
+	loc := sim.Shanghai()
+	err := sim.Generate(sim.Options{Seed: 3, Shops: 10, Start: time.Date(2026, 11, 11, 9, 0, 0, 0, loc), End: time.Date(2026, 11, 11, 21, 0, 0, 0, loc)},
+		func(r sim.Record) error {
+			ev := r.Event
+			if ev.Type == event.TypeMessage && ev.Text != "" && (ev.Sender == event.SenderAgent || ev.Sender == event.SenderBuyer) {
+				msgs = append(msgs, msg{ev.Sender == event.SenderAgent, ev.Text})
+			}
+			return nil
+		})
+	if err != nil || len(msgs) == 0 {
+		b.Fatalf("simulated traffic: %d messages, %v", len(msgs), err)
+	}
+	lex, err := Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := Compile(lex)
+	if err != nil {
+		b.Fatal(err)
+	}
+	Warm()
+	var n Normalized
+	flagged := 0
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		x := msgs[i%len(msgs)]
+		n.Reset(x.text)
+		cats := buyerCategories
+		if x.agent {
+			cats = agentCategories
+		}
+		flagged += len(m.ScanNormalized(&n, cats...))
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(flagged)/float64(b.N), "flags/msg")
 }
