@@ -50,6 +50,9 @@ const (
 	// ReasonPerfunctory marks a firing abusive_reply that is a
 	// perfunctory (敷衍) reply rather than abuse.
 	ReasonPerfunctory = "perfunctory"
+	// ReasonRecovered ends an effective_reply_risk whose projection is
+	// back above the line.
+	ReasonRecovered = "recovered"
 )
 
 // Alert is one alert record as written to the alerts topic and every sink.

@@ -43,6 +43,7 @@ var summaryTexts = map[string]*summaryText{
 		reasons: map[string]string{
 			ReasonReplied: "已获人工回复", ReasonRetracted: "回复在时限内，撤回告警",
 			ReasonExcluded: "买家已被拉黑或举报，不再计入", ReasonShipped: "订单已发货",
+			ReasonRecovered: "预计有效回复率已回升",
 		},
 		bodies: map[string]string{
 			KindReplyWarning:    "{who} 尚未获人工回复，将于 {due} 超过 {t}时限{ctx}",
@@ -76,6 +77,7 @@ var summaryTexts = map[string]*summaryText{
 		reasons: map[string]string{
 			ReasonReplied: "a human replied", ReasonRetracted: "the reply was in time, alert retracted",
 			ReasonExcluded: "buyer blocked or reported, no longer counted", ReasonShipped: "the order shipped",
+			ReasonRecovered: "the projected effective reply rate recovered",
 		},
 		bodies: map[string]string{
 			KindReplyWarning:    "{who} has no human reply yet and passes the {t} limit at {due}{ctx}",

@@ -125,6 +125,12 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		Process:   pm,
 	}
 	rep.Register(reg)
+	risk := &riskWatcher{
+		sink: sinks, language: cfg.Alerts.Language, location: cfg.Location, metrics: pm,
+		log: o.Log.With(zap.String("component", "effective-reply-risk")), wall: o.Now,
+		alertBelow: func(shop string) float64 { return cfg.EffectiveReplyOf(shop).AlertBelow },
+	}
+	rep.OnReport = risk.observe
 
 	a := &App{Config: cfg, Registry: reg, Metrics: pm, Processor: proc, Reporter: rep, Store: store,
 		Redis: client, log: o.Log, sinks: sinks, listener: o.Listener}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/event"
 )
 
@@ -48,5 +49,56 @@ func TestEffectiveReplyOverKafkaAndRedis(t *testing.T) {
 			return errors.New("an effective reply rate for s2, where no one consulted")
 		}
 		return nil
+	})
+}
+
+// effective_reply_risk over Kafka and Redis: 120 buyers consult at 10:00
+// and no one answers, so at 12:00 the day projects to well over 100
+// consulting buyers at a rate of 0: the shop's risk alert fires, once.
+// Replies stamped 10:30 then reach 100 of them (a late producer), the rate
+// goes to 0.83 and the alert is resolved (recovered), with the same id.
+func TestEffectiveReplyRiskOverKafkaAndRedis(t *testing.T) {
+	e := newEnv(t)
+	var buyers, replies []event.Event
+	for i := range 120 {
+		b := fmt.Sprintf("rb%d", i)
+		buyers = append(buyers, event.Event{EventID: "q" + b, Type: event.TypeMessage, TS: event.Time{Time: sh("10:00:00")},
+			ShopID: "s1", BuyerID: b, Sender: event.SenderBuyer, Text: "在吗"})
+		if i < 100 {
+			replies = append(replies, event.Event{EventID: "r" + b, Type: event.TypeMessage, TS: event.Time{Time: sh("10:30:00")},
+				ShopID: "s1", BuyerID: b, Sender: event.SenderAgent, AgentID: "a1", Text: "亲，在的"})
+		}
+	}
+	produce(t, e.broker, "cs.chat", buyers...)
+	r := start(t, testConfig(t, e.broker, e.redis, "risk"), &fakeClock{t: sh("12:00:00")}, "r1")
+	id := alerting.ID(alerting.KindEffectiveReplyRisk, "s1", "2026-11-24")
+	risk := func() []alerting.Alert {
+		var out []alerting.Alert
+		for _, a := range readAlerts(t, e.broker) {
+			if a.Kind == alerting.KindEffectiveReplyRisk {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	eventually(t, 30*time.Second, "effective_reply_risk firing", func() error {
+		got := risk()
+		if len(got) != 1 || got[0].ID != id || got[0].Status != alerting.Firing || got[0].AgentID != "" {
+			return fmt.Errorf("risk alerts %+v", got)
+		}
+		return nil
+	})
+	// Reports go on every 100 ms: the alert is not raised again.
+	time.Sleep(500 * time.Millisecond)
+	if got := risk(); len(got) != 1 {
+		t.Fatalf("risk alerts after more reports: %+v", got)
+	}
+	produce(t, e.broker, "cs.chat", replies...)
+	eventually(t, 30*time.Second, "effective_reply_risk resolved", func() error {
+		got := risk()
+		if len(got) != 2 || got[1].ID != id || got[1].Status != alerting.Resolved || got[1].Reason != alerting.ReasonRecovered {
+			return fmt.Errorf("risk alerts %+v", got)
+		}
+		return expectFigures(scrape(t, r.app.Addr()), map[string]float64{"replywatch_effective_reply_rate{shop=s1}": 100.0 / 120})
 	})
 }

@@ -84,3 +84,19 @@ func TestEffectiveReply(t *testing.T) {
 		})
 	}
 }
+
+func TestEffectiveRisk(t *testing.T) {
+	for _, c := range []struct {
+		consulting, rate, below float64
+		want                    bool
+	}{
+		{100, 0.59, 0.6, true},
+		{99.9, 0.1, 0.6, false}, // under 100 buyers the platform does not fine
+		{150, 0.6, 0.6, false},  // at the line is not under it
+		{1000, 0.45, 0.5, true},
+	} {
+		if got := EffectiveRisk(c.consulting, c.rate, c.below); got != c.want {
+			t.Errorf("EffectiveRisk(%v, %v, %v) = %v", c.consulting, c.rate, c.below, got)
+		}
+	}
+}

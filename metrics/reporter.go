@@ -46,6 +46,9 @@ type Reporter struct {
 	Now       func() time.Time
 	Log       *zap.Logger
 	Process   *Process
+	// OnReport, when set, sees the shops' reports of each collection while
+	// this replica holds the lease (shop-level rules evaluated on them).
+	OnReport func(ctx context.Context, now time.Time, reps []ShopReport)
 
 	waiting, oldest, consulting, breached, rate, messages, rate30, avgResp *prometheus.GaugeVec
 	shopInfo, target, inHours, seats, idle                                 *prometheus.GaugeVec
@@ -183,8 +186,14 @@ func (r *Reporter) Collect(ctx context.Context) error {
 		}
 	}
 	r.reset()
+	reps := make([]ShopReport, 0, len(figs))
 	for _, f := range figs {
-		r.export(Report(f, r.Info(f.Shop), now, r.PerAgent, r.MaxAgents))
+		rep, dropped := Report(f, r.Info(f.Shop), now, r.PerAgent, r.MaxAgents)
+		r.export(rep, dropped)
+		reps = append(reps, rep)
+	}
+	if r.OnReport != nil {
+		r.OnReport(ctx, now, reps)
 	}
 	return nil
 }
