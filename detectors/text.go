@@ -3,6 +3,7 @@ package detectors
 import (
 	"encoding/binary"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -75,8 +76,9 @@ type TextState struct {
 }
 
 type sentReply struct {
-	hash uint32 // of the normalised text
-	at   int64
+	hash   uint32 // of the normalised text
+	at     int64
+	repeat bool // counted as a perfunctory repeat already
 }
 
 // normPool keeps normalisation buffers between messages.
@@ -171,41 +173,61 @@ func (e *TextEngine) Message(st *TextState, shop, buyer string, ev *event.Event,
 			perfunctory = &found[i]
 		}
 	}
-	if repeated := st.sent(n.Text, ev.Ms()); perfunctory == nil && repeated {
-		perfunctory = &text.Match{Category: text.Perfunctory, Term: fmt.Sprintf("(same reply %d times in 10 min)", repeatTimes),
-			Excerpt: text.Excerpt(ev.Text, 0, len(ev.Text), text.ExcerptRunes)}
+	// perfunct counts (and past the allowance alerts) one perfunctory
+	// message: this one, or for a repeat the message sent at ms.
+	perfunct := func(m text.Match, id string, ms int64) {
+		d, at := dayOf(), ev.TS.Time
+		if ms != ev.Ms() {
+			at = time.UnixMilli(ms).In(ev.TS.Location())
+			d = at.UTC().Format(time.DateOnly)
+			if r.Hours != nil {
+				d = r.Hours.Day(at)
+			}
+		}
+		fx.Figures = append(fx.Figures, FigureDelta{Shop: shop, Day: d, Field: FlagField(text.Perfunctory), Delta: 1})
+		if e.PerAgent && ev.AgentID != "" {
+			fx.Figures = append(fx.Figures, FigureDelta{Shop: shop, Day: d, Field: AgentField(ev.AgentID, FlagField(text.Perfunctory)), Delta: 1})
+		}
+		if st.perfDay != d || st.perfAgent != ev.AgentID {
+			st.perfDay, st.perfAgent, st.perfN = d, ev.AgentID, 0
+		}
+		st.perfN++
+		// An abusive reply alerted already; perfunctory ones alert past
+		// the shop's allowance.
+		if abusive != nil || st.perfN <= tr.PerfunctoryAlertAfter {
+			return
+		}
+		a := base
+		a.Kind, a.Severity, a.Reason, a.At = alerting.KindAbusiveReply, alerting.Warning, alerting.ReasonPerfunctory, at
+		a.Category, a.Term, a.Excerpt = string(m.Category), m.Term, m.Excerpt
+		a.ID = id
+		fx.Alerts = append(fx.Alerts, a)
 	}
-	if perfunctory == nil {
+	if perfunctory != nil {
+		perfunct(*perfunctory, alerting.ID(alerting.KindAbusiveReply, shop, buyer, ev.EventID, alerting.ReasonPerfunctory), ev.Ms())
 		return
 	}
-	count(text.Perfunctory)
-	if st.perfDay != dayOf() || st.perfAgent != ev.AgentID {
-		st.perfDay, st.perfAgent, st.perfN = dayOf(), ev.AgentID, 0
+	// Repeats are judged by event time, whatever the arrival order: the
+	// message with two same replies in the 10 minutes before it is the
+	// perfunctory one, and a late reply may make an earlier-arrived one so.
+	// Its id comes from the text and the time, which any order shares.
+	if n.Text == "" {
+		return // white space only: nothing to repeat
 	}
-	st.perfN++
-	// An abusive reply already alerted for this message; perfunctory
-	// replies alert past the shop's allowance.
-	if abusive == nil && st.perfN > tr.PerfunctoryAlertAfter {
-		alert(alerting.KindAbusiveReply, alerting.Warning, alerting.ReasonPerfunctory, *perfunctory)
+	h := uint32(xxhash.Sum64String(n.Text))
+	for _, ms := range st.sent(h, ev.Ms()) {
+		m := text.Match{Category: text.Perfunctory, Term: fmt.Sprintf("(same reply %d times in 10 min)", repeatTimes),
+			Excerpt: text.Excerpt(ev.Text, 0, len(ev.Text), text.ExcerptRunes)}
+		perfunct(m, alerting.ID(alerting.KindAbusiveReply, shop, buyer, "repeat", strconv.FormatUint(uint64(h), 16),
+			strconv.FormatInt(ms, 10), alerting.ReasonPerfunctory), ms)
 	}
 }
 
-// sent records an agent reply with normalised text t at time at, and
-// reports whether it is the repeatTimes-th with that text within
-// repeatWindow. Replies with no letters or digits are filler already and
-// not remembered.
-func (st *TextState) sent(t string, at int64) bool {
-	if t == "" {
-		return false
-	}
-	h := uint32(xxhash.Sum64String(t))
-	same := 1
-	for _, r := range st.recent {
-		if r.hash == h && r.at <= at && at-r.at <= repeatWindow {
-			same++
-		}
-	}
-	// Keep the newest replies, in time order.
+// sent records an agent reply whose normalised text hashes to h, sent at
+// at, and returns the times of the replies that became perfunctory
+// repeats with it: those with repeatTimes-1 same replies in the
+// repeatWindow before them, each returned once.
+func (st *TextState) sent(h uint32, at int64) []int64 {
 	i := len(st.recent)
 	for i > 0 && st.recent[i-1].at > at {
 		i--
@@ -213,6 +235,23 @@ func (st *TextState) sent(t string, at int64) bool {
 	st.recent = append(st.recent, sentReply{})
 	copy(st.recent[i+1:], st.recent[i:])
 	st.recent[i] = sentReply{hash: h, at: at}
+	var out []int64
+	for k := range st.recent {
+		r := &st.recent[k]
+		if r.hash != h || r.repeat {
+			continue
+		}
+		before := 0
+		for _, o := range st.recent[:k] {
+			if o.hash == h && r.at-o.at <= repeatWindow {
+				before++
+			}
+		}
+		if before >= repeatTimes-1 {
+			r.repeat = true
+			out = append(out, r.at)
+		}
+	}
 	// Forget what can no longer be part of a repeat.
 	newest := st.recent[len(st.recent)-1].at
 	drop := max(0, len(st.recent)-repeatKeep)
@@ -222,7 +261,7 @@ func (st *TextState) sent(t string, at int64) bool {
 	if drop > 0 {
 		st.recent = append(st.recent[:0], st.recent[drop:]...)
 	}
-	return same >= repeatTimes
+	return out
 }
 
 // Empty reports whether the state remembers nothing.
@@ -230,7 +269,7 @@ func (st *TextState) Empty() bool { return len(st.recent) == 0 && st.perfN == 0 
 
 // Encoding of a TextState, version 1:
 //
-//	version(1) n(1) n×{hash(4 LE) at(varint, the first absolute, then delta)}
+//	version(1) n(1) n×{hash(4 LE) at(varint, the first absolute, then delta) repeat(1)}
 //	perfDay(str) perfAgent(str) perfN(uvarint)
 const textCodecVersion = 1
 
@@ -242,6 +281,11 @@ func (st *TextState) AppendBinary(b []byte) []byte {
 		b = binary.LittleEndian.AppendUint32(b, r.hash)
 		b = binary.AppendVarint(b, r.at-prev)
 		prev = r.at
+		var f byte
+		if r.repeat {
+			f = 1
+		}
+		b = append(b, f)
 	}
 	b = appendTextStr(b, st.perfDay)
 	b = appendTextStr(b, st.perfAgent)
@@ -272,8 +316,12 @@ func DecodeTextState(st *TextState, b []byte) ([]byte, error) {
 			return nil, bad("bad time")
 		}
 		b = b[4+k:]
+		if len(b) < 1 || b[0] > 1 {
+			return nil, bad("bad repeat flag")
+		}
 		prev += d
-		st.recent = append(st.recent, sentReply{hash: h, at: prev})
+		st.recent = append(st.recent, sentReply{hash: h, at: prev, repeat: b[0] == 1})
+		b = b[1:]
 	}
 	var err error
 	if st.perfDay, b, err = readTextStr(b); err != nil {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/event"
@@ -66,6 +67,12 @@ var textCases = []struct {
 		{"agent", "a1", "10:09:59", "亲 请耐心等待", []string{"abusive_reply/perfunctory:perfunctory:(same reply 3 times in 10 min)"},
 			[]string{"flag:perfunctory+1", "a:a1:flag:perfunctory+1"}},
 	}},
+	{"repeats are judged by event time: a late reply makes an earlier-arrived one the third", 0, []textMsg{
+		{"agent", "a1", "10:09:59", "亲，请耐心等待", nil, nil},
+		{"agent", "a1", "10:00:00", "亲，请耐心等待", nil, nil},
+		{"agent", "a1", "10:04:00", "亲，请耐心等待！", []string{"abusive_reply/perfunctory:perfunctory:(same reply 3 times in 10 min)"},
+			[]string{"flag:perfunctory+1", "a:a1:flag:perfunctory+1"}},
+	}},
 	{"the same reply spread over more than 10 min is not", 0, []textMsg{
 		{"agent", "a1", "10:00:00", "亲，请耐心等待", nil, nil},
 		{"agent", "a1", "10:06:00", "亲，请耐心等待", nil, nil},
@@ -103,7 +110,12 @@ func TestTextRules(t *testing.T) {
 				var alerts, figs []string
 				for _, a := range fx.Alerts {
 					alerts = append(alerts, a.Kind+"/"+a.Reason+":"+a.Category+":"+a.Term)
-					if a.ID != alerting.ID(a.Kind, "s1", "b1", ev.EventID, a.Reason) || a.AgentID != m.agent || !a.At.Equal(ts) {
+					if strings.HasPrefix(a.Term, "(same reply") {
+						// A repeat's id and time are those of the message that repeats.
+						if a.At.IsZero() || a.ID == alerting.ID(a.Kind, "s1", "b1", ev.EventID, a.Reason) {
+							t.Errorf("message %d: repeat alert %+v", i, a)
+						}
+					} else if a.ID != alerting.ID(a.Kind, "s1", "b1", ev.EventID, a.Reason) || a.AgentID != m.agent || !a.At.Equal(ts) {
 						t.Errorf("message %d: alert %+v", i, a)
 					}
 					if want := map[string]string{alerting.KindAbusiveReply: alerting.Critical, alerting.KindOffPlatformTrade: alerting.Critical,
@@ -115,7 +127,7 @@ func TestTextRules(t *testing.T) {
 					}
 				}
 				for _, f := range fx.Figures {
-					if f.Day != ts.In(shanghai).Format("2006-01-02") || f.Shop != "s1" {
+					if f.Shop != "s1" {
 						t.Errorf("message %d: figure %+v", i, f)
 					}
 					figs = append(figs, fmt.Sprintf("%s%+d", f.Field, f.Delta))
@@ -191,6 +203,33 @@ func TestChatStateCodec(t *testing.T) {
 	for _, n := range []int{1, 2, 5, len(b) - len(old) - 1} {
 		if err := new(ChatState).UnmarshalBinary(b[:n]); err == nil || !strings.Contains(err.Error(), "corrupt") {
 			t.Errorf("truncated to %d bytes: %v", n, err)
+		}
+	}
+}
+
+// TestRepeatOrderFree: the same three replies in any arrival order give
+// one repeat alert with the same id, time and figures.
+func TestRepeatOrderFree(t *testing.T) {
+	e := textEngine(t, 0)
+	times := []string{"10:00:00", "10:04:00", "10:09:59"}
+	var first string
+	for _, order := range [][]int{{0, 1, 2}, {2, 0, 1}, {1, 2, 0}, {2, 1, 0}} {
+		var st TextState
+		var got []string
+		for _, k := range order {
+			ev := &event.Event{EventID: fmt.Sprintf("e%d", k), Type: event.TypeMessage, TS: event.Time{Time: clockAt(shanghai, times[k])},
+				Sender: "agent", AgentID: "a1", Text: "亲，请耐心等待"}
+			var fx Effects
+			e.Message(&st, "s1", "b1", ev, &fx)
+			for _, a := range fx.Alerts {
+				got = append(got, a.ID+"@"+a.At.Format(time.TimeOnly))
+			}
+		}
+		if len(got) != 1 || !strings.HasSuffix(got[0], "@10:09:59") || (first != "" && got[0] != first) {
+			t.Errorf("order %v: %v (first order gave %s)", order, got, first)
+		}
+		if first == "" && len(got) == 1 {
+			first = got[0]
 		}
 	}
 }
