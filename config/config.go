@@ -45,7 +45,11 @@ type Config struct {
 	// EffectiveReply configures the effective reply rate (config/effective.go).
 	EffectiveReply EffectiveReply `yaml:"effective_reply"`
 	Log            Log            `yaml:"log"`
-	API            API            `yaml:"api"`
+	Notify         Notify         `yaml:"notify"`
+	// Agents is the directory of people alerts mention, by agent id or
+	// "shop_id/agent_id".
+	Agents map[string]Agent `yaml:"agents"`
+	API    API              `yaml:"api"`
 	// Shops holds per-shop overrides, by shop_id.
 	Shops map[string]ShopOverride `yaml:"shops"`
 }
@@ -272,6 +276,8 @@ func Default() *Config {
 		Metrics: Metrics{MaxAgents: 500, ReportInterval: 5 * time.Second, ReporterLease: 15 * time.Second},
 		Seats:   Seats{AwayAfter: 10 * time.Minute, IdleAfter: 3 * time.Minute},
 		Log:     Log{Level: "info", Format: LogAuto},
+		Notify:  defaultNotify(),
+		Agents:  map[string]Agent{},
 		API:     API{Tokens: []Token{}},
 		Shops:   map[string]ShopOverride{},
 		Text:    defaultText(),
@@ -356,6 +362,7 @@ func decode(data []byte, getenv func(string) string) (*Config, error) {
 	default:
 		return nil, &ValidationError{Errors: []string{err.Error()}}
 	}
+	c.fillNotify()
 	c.ApplyEnv(getenv)
 	if len(shape) == 0 {
 		return c, nil
@@ -403,6 +410,7 @@ func splitList(v string) []string {
 func (c *Config) YAML() ([]byte, error) {
 	masked := *c
 	masked.Redis.URL = MaskURL(c.Redis.URL)
+	masked.Notify = maskedNotify(c.Notify)
 	n, err := toNode(&masked)
 	if err != nil {
 		return nil, fmt.Errorf("writing config as YAML: %w", err)
