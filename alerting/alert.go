@@ -21,6 +21,7 @@ const (
 	KindShippingWarning    = "shipping_warning"
 	KindShippingBreach     = "shipping_breach"
 	KindDisputeDeadline    = "dispute_deadline"
+	KindBadReview          = "bad_review"
 	KindAbusiveReply       = "abusive_reply"
 	KindComplaintRisk      = "complaint_risk"
 	KindOffPlatformTrade   = "off_platform_trade"
@@ -53,6 +54,8 @@ const (
 	// ReasonRecovered ends an effective_reply_risk whose projection is
 	// back above the line.
 	ReasonRecovered = "recovered"
+	ReasonRefunded  = "refunded" // an order awaiting shipment was refunded
+	ReasonClosed    = "closed"   // a dispute or complaint was closed
 )
 
 // Alert is one alert record as written to the alerts topic and every sink.

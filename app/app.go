@@ -269,6 +269,7 @@ func handlers(cfg *config.Config) (map[event.Stream]pipeline.Handler, error) {
 			}},
 		},
 		event.Presence: pipeline.SeatHandler{Engine: &detectors.SeatEngine{Rules: rules, AwayAfter: cfg.Seats.AwayAfter}},
+		event.Orders:   pipeline.OrderHandler{Engine: &detectors.OrderEngine{Rules: cfg.OrderRules()}},
 	}, nil
 }
 

@@ -44,6 +44,7 @@ type Config struct {
 	Text Text `yaml:"text"`
 	// EffectiveReply configures the effective reply rate (config/effective.go).
 	EffectiveReply EffectiveReply `yaml:"effective_reply"`
+	Orders         Orders         `yaml:"orders"`
 	Log            Log            `yaml:"log"`
 	Notify         Notify         `yaml:"notify"`
 	// Agents is the directory of people alerts mention, by agent id or
@@ -204,6 +205,8 @@ type ShopOverride struct {
 	Text ShopText `yaml:"text,omitempty"`
 	// EffectiveReply replaces only the keys it sets.
 	EffectiveReply ShopEffectiveReply `yaml:"effective_reply,omitempty"`
+	// Orders replaces only the keys it sets.
+	Orders ShopOrders `yaml:"orders,omitempty"`
 }
 
 // ShopReplySLA is a shop's partial reply_sla.
@@ -275,12 +278,14 @@ func Default() *Config {
 		Alerts:  Alerts{Language: "zh", Lease: 30 * time.Second},
 		Metrics: Metrics{MaxAgents: 500, ReportInterval: 5 * time.Second, ReporterLease: 15 * time.Second},
 		Seats:   Seats{AwayAfter: 10 * time.Minute, IdleAfter: 3 * time.Minute},
-		Log:     Log{Level: "info", Format: LogAuto},
-		Notify:  defaultNotify(),
-		Agents:  map[string]Agent{},
-		API:     API{Tokens: []Token{}},
-		Shops:   map[string]ShopOverride{},
-		Text:    defaultText(),
+		Orders: Orders{ShipWithin: 48 * time.Hour, WarnBefore: 4 * time.Hour, RespondWarnBefore: 2 * time.Hour,
+			ConversionWindow: 24 * time.Hour, BadReviewAt: 2},
+		Log:    Log{Level: "info", Format: LogAuto},
+		Notify: defaultNotify(),
+		Agents: map[string]Agent{},
+		API:    API{Tokens: []Token{}},
+		Shops:  map[string]ShopOverride{},
+		Text:   defaultText(),
 
 		EffectiveReply: defaultEffectiveReply(),
 	}

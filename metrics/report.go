@@ -39,6 +39,7 @@ type ShopReport struct {
 	EffectiveReplyRateProjected *float64      `json:"effective_reply_rate_projected,omitempty"`
 	ConsultingProjected         *float64      `json:"consulting_buyers_projected,omitempty"`
 	Agents                      []AgentReport `json:"agents,omitempty"`
+	Orders                      OrderFigures  `json:"orders"`
 	// Thresholds in ascending order, as the keys of Breached and ReplyRate.
 	Thresholds []string `json:"-"`
 }
@@ -114,6 +115,7 @@ func Report(f *state.ShopFigures, info ShopInfo, now time.Time, perAgent bool, m
 		}
 		r.Seats["idle"] = idle
 	}
+	r.Orders = orderFigures(f)
 	if perAgent {
 		r.Agents, dropped = agentReports(rules, f, maxAgents)
 	}

@@ -55,6 +55,7 @@ type Reporter struct {
 	agWaiting, agConsulting, agBreached, agAvg, agRate30, agMessages       *prometheus.GaugeVec
 	flagged, agFlagged, effRate, effProjected, consultingProjected         *prometheus.GaugeVec
 	dropped                                                                prometheus.Counter
+	orders                                                                 orderGauges
 	leader                                                                 bool
 }
 
@@ -96,6 +97,7 @@ func (r *Reporter) Register(reg prometheus.Registerer) {
 	r.dropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "replywatch_agent_series_dropped_total",
 		Help: "Per-agent series left out because a shop has more agents than metrics.max_agents."})
 	reg.MustRegister(r.dropped)
+	r.orders.register(reg)
 }
 
 // Run keeps the lease and the gauges fresh until ctx ends, then gives the
@@ -165,6 +167,7 @@ func (r *Reporter) reset() {
 		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages, r.flagged, r.agFlagged, r.effRate, r.effProjected, r.consultingProjected} {
 		g.Reset()
 	}
+	r.orders.reset()
 }
 
 // Collect reads the figures of every partition and sets the gauges.
@@ -241,6 +244,7 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 		r.effProjected.WithLabelValues(shop).Set(*v)
 		r.consultingProjected.WithLabelValues(shop).Set(*rep.ConsultingProjected)
 	}
+	r.orders.export(shop, rep.Orders)
 	r.dropped.Add(float64(dropped))
 	for _, a := range rep.Agents {
 		r.agWaiting.WithLabelValues(shop, a.Agent).Set(float64(a.Waiting))
