@@ -51,10 +51,14 @@ type Reporter struct {
 	Now       func() time.Time
 	Log       *zap.Logger
 	Process   *Process
+	// OnReport, when set, sees the shops' reports of each collection while
+	// this replica holds the lease (shop-level rules evaluated on them).
+	OnReport func(ctx context.Context, now time.Time, reps []ShopReport)
 
 	waiting, oldest, consulting, breached, rate, messages, rate30, avgResp *prometheus.GaugeVec
 	shopInfo, target, inHours, seats, idle                                 *prometheus.GaugeVec
 	agWaiting, agConsulting, agBreached, agAvg, agRate30, agMessages       *prometheus.GaugeVec
+	flagged, agFlagged, effRate, effProjected, consultingProjected         *prometheus.GaugeVec
 	dropped                                                                prometheus.Counter
 	orders                                                                 orderGauges
 
@@ -124,6 +128,11 @@ func (r *Reporter) Register(reg prometheus.Registerer) {
 	r.agAvg = r.gauge("replywatch_agent_avg_response_seconds", "Mean response time of the agent's replies that ended waits today.", "shop", "agent")
 	r.agRate30 = r.gauge("replywatch_agent_response_30s_rate", "Share of buyer messages the agent answered within 30 s today.", "shop", "agent")
 	r.agMessages = r.gauge("replywatch_agent_buyer_messages", "Buyer messages today while assigned to the agent.", "shop", "agent")
+	r.flagged = r.gauge("replywatch_flagged_messages", "Messages today matched by a text rule, per category.", "shop", "category")
+	r.agFlagged = r.gauge("replywatch_agent_flagged_messages", "The agent's messages (or their buyers' for complaint_intent) matched by a text rule today.", "shop", "agent", "category")
+	r.effRate = r.gauge("replywatch_effective_reply_rate", "PDD effective reply rate so far today: consulting buyers a human replied within effective_reply.within of their first message / consulting buyers.", "shop")
+	r.effProjected = r.gauge("replywatch_effective_reply_rate_projected", "The effective reply rate projected to the end of the day.", "shop")
+	r.consultingProjected = r.gauge("replywatch_consulting_buyers_projected", "Consulting buyers projected to the end of the day by the usual daily curve.", "shop")
 	r.dropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "replywatch_agent_series_dropped_total",
 		Help: "Per-agent series left out because a shop has more agents than metrics.max_agents."})
 	r.orders.register(r.gauge)
@@ -206,7 +215,7 @@ func (r *Reporter) tick(ctx context.Context) {
 func (r *Reporter) reset() {
 	for _, g := range []*prometheus.GaugeVec{r.waiting, r.oldest, r.consulting, r.breached, r.rate, r.messages,
 		r.rate30, r.avgResp, r.seats, r.idle, r.shopInfo, r.target, r.inHours,
-		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages} {
+		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages, r.flagged, r.agFlagged, r.effRate, r.effProjected, r.consultingProjected} {
 		g.Reset()
 	}
 	r.orders.reset()
@@ -236,6 +245,9 @@ func (r *Reporter) Collect(ctx context.Context) error {
 		rep, d := Report(f, r.Info(f.Shop), now, r.PerAgent, r.MaxAgents)
 		reports = append(reports, rep)
 		dropped += d
+	}
+	if r.OnReport != nil {
+		r.OnReport(ctx, now, reports)
 	}
 	// The refill is whole before a scrape sees it.
 	r.mu.Lock()
@@ -288,6 +300,16 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 	if v, ok := rep.Seats["idle"]; ok {
 		r.idle.WithLabelValues(shop).Set(float64(v))
 	}
+	for c, v := range rep.Flagged {
+		r.flagged.WithLabelValues(shop, c).Set(float64(v))
+	}
+	if v := rep.EffectiveReplyRate; v != nil {
+		r.effRate.WithLabelValues(shop).Set(*v)
+	}
+	if v := rep.EffectiveReplyRateProjected; v != nil {
+		r.effProjected.WithLabelValues(shop).Set(*v)
+		r.consultingProjected.WithLabelValues(shop).Set(*rep.ConsultingProjected)
+	}
 	r.orders.export(shop, rep.Orders)
 	r.dropped.Add(float64(dropped))
 	for _, a := range rep.Agents {
@@ -298,6 +320,9 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 		r.agAvg.WithLabelValues(shop, a.Agent).Set(a.AvgResponseSeconds)
 		for th, v := range a.Breached {
 			r.agBreached.WithLabelValues(shop, a.Agent, th).Set(float64(v))
+		}
+		for c, v := range a.Flagged {
+			r.agFlagged.WithLabelValues(shop, a.Agent, c).Set(float64(v))
 		}
 	}
 }
