@@ -17,12 +17,14 @@ type ShopFigures struct {
 	// Oldest is the longest current wait, in seconds.
 	Oldest     float64
 	Consulting float64
-	// Rate and Breached are keyed by threshold ("3m").
+	// Rate and Breached are keyed by threshold ("3m"); a rate is missing
+	// while no one consulted.
 	Rate     map[string]float64
 	Breached map[string]float64
-	Rate30   float64
-	// AvgResp is the mean response time, in seconds.
-	AvgResp float64
+	// Rate30 and AvgResp (the mean response time, in seconds) are nil while
+	// their series is absent: no data is not a perfect score.
+	Rate30  *float64
+	AvgResp *float64
 	// Seats counts agents per seat state; nil without presence figures.
 	Seats map[string]float64
 }
@@ -93,9 +95,9 @@ func ReadFigures(g prometheus.Gatherer) (*Snapshot, error) {
 			case "replywatch_reply_breached_buyers":
 				shop(m).Breached[label(m, "threshold")] = v
 			case "replywatch_response_30s_rate":
-				shop(m).Rate30 = v
+				shop(m).Rate30 = &v
 			case "replywatch_avg_response_seconds":
-				shop(m).AvgResp = v
+				shop(m).AvgResp = &v
 			case "replywatch_seats":
 				f := shop(m)
 				if f.Seats == nil {

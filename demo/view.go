@@ -216,7 +216,7 @@ func (v *view) table() []string {
 		r := []string{f.Shop, f.Platform, count(f.Waiting), seconds(f.Oldest), count(f.Consulting)}
 		var br []string
 		for _, t := range v.thresholds {
-			r = append(r, percent(f.Rate[t]))
+			r = append(r, rate(f.Rate, t))
 			br = append(br, count(f.Breached[t]))
 		}
 		seats := "-"
@@ -224,7 +224,7 @@ func (v *view) table() []string {
 			seats = fmt.Sprintf("%s/%s/%s/%s", count(f.Seats["online"]), count(f.Seats["busy"]),
 				count(f.Seats["away"]), count(f.Seats["offline"]))
 		}
-		r = append(r, strings.Join(br, " / "), percent(f.Rate30), seconds(f.AvgResp), seats)
+		r = append(r, strings.Join(br, " / "), percentOf(f.Rate30), secondsOf(f.AvgResp), seats)
 		rows = append(rows, r)
 	}
 	return align(rows)
@@ -269,9 +269,9 @@ func (v *view) figureLines(now time.Time) []string {
 		fmt.Fprintf(&b, "%s figures shop=%s platform=%s waiting=%s oldest_wait=%s consulting=%s",
 			v.clock(now), f.Shop, f.Platform, count(f.Waiting), seconds(f.Oldest), count(f.Consulting))
 		for _, t := range v.thresholds {
-			fmt.Fprintf(&b, " reply_rate_%s=%s breached_%s=%s", t, percent(f.Rate[t]), t, count(f.Breached[t]))
+			fmt.Fprintf(&b, " reply_rate_%s=%s breached_%s=%s", t, rate(f.Rate, t), t, count(f.Breached[t]))
 		}
-		fmt.Fprintf(&b, " rate_30s=%s avg_response=%s", percent(f.Rate30), seconds(f.AvgResp))
+		fmt.Fprintf(&b, " rate_30s=%s avg_response=%s", percentOf(f.Rate30), secondsOf(f.AvgResp))
 		if f.Seats != nil {
 			fmt.Fprintf(&b, " seats=online:%s,busy:%s,away:%s,offline:%s", count(f.Seats["online"]),
 				count(f.Seats["busy"]), count(f.Seats["away"]), count(f.Seats["offline"]))
@@ -372,6 +372,31 @@ func count(f float64) string {
 }
 
 func percent(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" }
+
+// noData stands for a ratio or mean whose denominator is 0.
+const noData = "—"
+
+// rate is the reply rate at threshold t, or noData.
+func rate(rates map[string]float64, t string) string {
+	if v, ok := rates[t]; ok {
+		return percent(v)
+	}
+	return noData
+}
+
+func percentOf(f *float64) string {
+	if f == nil {
+		return noData
+	}
+	return percent(*f)
+}
+
+func secondsOf(f *float64) string {
+	if f == nil {
+		return noData
+	}
+	return seconds(*f)
+}
 
 // seconds writes a span as 41s, 2m41s or 1h02m.
 func seconds(f float64) string {

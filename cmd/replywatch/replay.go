@@ -146,8 +146,30 @@ func writeAlerts(path string, res *app.ReplayResult) error {
 	return f.Close()
 }
 
-func pct(v float64) string  { return strconv.FormatFloat(v*100, 'f', 1, 64) + "%" }
-func secs(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) + "s" }
+// noData stands for a ratio or mean whose denominator is 0.
+const noData = "—"
+
+func pct(v *float64) string {
+	if v == nil {
+		return noData
+	}
+	return strconv.FormatFloat(*v*100, 'f', 1, 64) + "%"
+}
+
+func secs(v *float64) string {
+	if v == nil {
+		return noData
+	}
+	return strconv.FormatFloat(*v, 'f', 1, 64) + "s"
+}
+
+// rateOf is a shop's reply rate at threshold t, nil while no one consulted.
+func rateOf(s metrics.ShopReport, t string) *float64 {
+	if v, ok := s.ReplyRate[t]; ok {
+		return &v
+	}
+	return nil
+}
 
 func writeTable(w io.Writer, res *app.ReplayResult) {
 	fmt.Fprintf(w, "replayed %d events (%d unusable), %d alert records; figures at %s\n\n",
@@ -162,7 +184,7 @@ func writeTable(w io.Writer, res *app.ReplayResult) {
 	for _, s := range res.Shops {
 		row := fmt.Sprintf("%s\t%s\t%s\t%d\t", s.Shop, s.Platform, s.Day, s.Consulting)
 		for _, t := range ths {
-			row += fmt.Sprintf("%d\t%s\t", s.Breached[t], pct(s.ReplyRate[t]))
+			row += fmt.Sprintf("%d\t%s\t", s.Breached[t], pct(rateOf(s, t)))
 		}
 		fmt.Fprintln(tw, row+fmt.Sprintf("%d\t%s\t%s\t%d\t", s.Messages, pct(s.Response30sRate), secs(s.AvgResponseSeconds), s.Waiting))
 	}
@@ -211,12 +233,18 @@ func writeCSV(w io.Writer, shops []metrics.ShopReport) error {
 	if err := cw.Write(head); err != nil {
 		return err
 	}
-	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	// A ratio or mean without data is an empty field.
+	f := func(v *float64) string {
+		if v == nil {
+			return ""
+		}
+		return strconv.FormatFloat(*v, 'f', -1, 64)
+	}
 	i := func(v int64) string { return strconv.FormatInt(v, 10) }
 	for _, s := range shops {
 		row := []string{s.Shop, "", s.Day, i(s.Consulting), i(s.Messages)}
 		for _, t := range ths {
-			row = append(row, i(s.Breached[t]), f(s.ReplyRate[t]))
+			row = append(row, i(s.Breached[t]), f(rateOf(s, t)))
 		}
 		row = append(row, f(s.Response30sRate), f(s.AvgResponseSeconds), i(s.Waiting))
 		if err := cw.Write(row); err != nil {
