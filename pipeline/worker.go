@@ -584,7 +584,9 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 	for i := range alerts {
 		a := &alerts[i]
 		a.EmittedAt = wall
-		a.Summary = alerting.Summary(a, p.cfg.Language, p.location(a.ShopID))
+		loc := p.location(a.ShopID)
+		a.InZone(loc)
+		a.Summary = alerting.Summary(a, p.cfg.Language, loc)
 		payload, err := json.Marshal(a)
 		if err != nil {
 			return err
