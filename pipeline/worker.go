@@ -17,6 +17,7 @@ import (
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/detectors"
 	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/metrics"
 	"github.com/replywatch/replywatch/state"
 )
 
@@ -42,6 +43,10 @@ type worker struct {
 	lastCommit time.Time
 	clock      Clock
 	behind     bool
+	// liveFrom is the partition time at which the clock first followed the
+	// wall clock after the claim (zero until then): timers due before it
+	// fire in catch-up, the rest live.
+	liveFrom time.Time
 	nextDue    int64
 	acks       []string
 	lastSweep  time.Time
@@ -320,6 +325,9 @@ func (w *worker) step(ctx context.Context) error {
 		w.p.metrics.ConsumerLag.WithLabelValues(w.topic, w.partLabel).Set(0)
 	}
 	now := w.clock.Advance(w.behind, wall)
+	if !w.behind && w.liveFrom.IsZero() {
+		w.liveFrom = now
+	}
 	w.p.metrics.WatermarkLag.WithLabelValues(w.topic, w.partLabel).Set(wall.Sub(now).Seconds())
 
 	if len(w.dead) > 0 {
@@ -659,7 +667,11 @@ func (w *worker) deliver(ctx context.Context, ds []state.Delivery, alerts []aler
 		// A firing alert's At is when its timer was due (a warning's Due
 		// is the deadline it warns of).
 		if a.Status == alerting.Firing && !a.At.IsZero() {
-			p.metrics.TimerFireDelay.Observe(emitted.Sub(a.At).Seconds())
+			mode := metrics.FireCatchup
+			if !w.liveFrom.IsZero() && !a.At.Before(w.liveFrom) {
+				mode = metrics.FireLive
+			}
+			p.metrics.TimerFireDelay.WithLabelValues(mode).Observe(emitted.Sub(a.At).Seconds())
 		}
 		if p.onAlert != nil {
 			p.onAlert(*a)
