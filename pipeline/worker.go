@@ -46,10 +46,10 @@ type worker struct {
 	// liveFrom is the partition time at which the clock first followed the
 	// wall clock after the claim (zero until then): timers due before it
 	// fire in catch-up, the rest live.
-	liveFrom time.Time
-	nextDue    int64
-	acks       []string
-	lastSweep  time.Time
+	liveFrom  time.Time
+	nextDue   int64
+	acks      []string
+	lastSweep time.Time
 
 	fx    detectors.Effects
 	items []item
