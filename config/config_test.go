@@ -21,67 +21,67 @@ var badCases = []struct {
 	errs []string
 }{
 	{"seats.bad.yml", []string{
-		`seats.away_after: 0s is too short, the least is 1s`,
+		`seats.away_after: 0s is too short, the least is 1s (line 2)`,
 	}},
 	{"target.bad.yml", []string{
-		`reply_sla.target: 1.5 is not between 0 and 1`,
-		`shops.s1.reply_sla.target: -0.1 is not between 0 and 1`,
+		`reply_sla.target: 1.5 is not between 0 and 1 (line 2)`,
+		`shops.s1.reply_sla.target: -0.1 is not between 0 and 1 (line 5)`,
 	}},
 	{"unknown_key.bad.yml", []string{
-		`kafka.group: unknown key (line 3)`,
+		`kafka.group: unknown key, did you mean group_id? (line 3)`,
 	}},
 	{"bad_duration.bad.yml", []string{
-		`reply_sla.thresholds[1]: "5x" is not a duration`,
+		`reply_sla.thresholds[1]: "5x" is not a duration (line 2)`,
 	}},
 	{"unknown_timezone.bad.yml", []string{
-		`timezone: unknown time zone "Mars/Base"`,
+		`timezone: unknown time zone "Mars/Base" (line 1)`,
 	}},
 	{"descending_thresholds.bad.yml", []string{
-		`reply_sla.thresholds: must be ascending (3m follows 5m)`,
+		`reply_sla.thresholds: must be ascending (3m follows 5m) (line 2)`,
 	}},
 	{"warn_before_too_long.bad.yml", []string{
-		`reply_sla.warn_before: 4m is not shorter than the first threshold 3m`,
+		`reply_sla.warn_before: 4m is not shorter than the first threshold 3m (line 3)`,
 	}},
 	{"bad_range.bad.yml", []string{
-		`service_hours[0].end: "25:00" is not a time of day between 00:00 and 24:00`,
+		`service_hours[0].end: "25:00" is not a time of day between 00:00 and 24:00 (line 2)`,
 	}},
 	{"overlapping_ranges.bad.yml", []string{
-		`service_hours: ranges 08:00-13:30 and 13:00-23:00 overlap`,
+		`service_hours: ranges 08:00-13:30 and 13:00-23:00 overlap (line 1)`,
 	}},
 	{"start_at_2400.bad.yml", []string{
-		`service_hours[0].start: "24:00": 24:00 is only valid as an end`,
+		`service_hours[0].start: "24:00": 24:00 is only valid as an end (line 2)`,
 	}},
 	{"bad_start_offset.bad.yml", []string{
-		`kafka.start_offset: "newest" is not one of earliest, latest`,
+		`kafka.start_offset: "newest" is not one of earliest, latest (line 2)`,
 	}},
 	{"bad_language.bad.yml", []string{
-		`alerts.language: "fr" is not one of zh, en`,
+		`alerts.language: "fr" is not one of zh, en (line 2)`,
 	}},
 	{"bad_platform.bad.yml", []string{
-		`platform: "amazon" is not one of pdd, taobao, tmall, jd, douyin, other`,
+		`platform: "amazon" is not one of pdd, taobao, tmall, jd, douyin, other (line 1)`,
 	}},
 	{"bad_shop_override.bad.yml", []string{
 		`shops.s3.colour: unknown key (line 13)`,
-		`shops.s1.platform: "jingdong" is not one of pdd, taobao, tmall, jd, douyin, other`,
-		`shops.s1.timezone: unknown time zone "Mars/Base"`,
-		`shops.s1.service_hours[0]: end 08:00 is not after start 09:00`,
-		`shops.s1.reply_sla.outside_hours: "later" is not one of ignore, start_at_open`,
+		`shops.s1.platform: "jingdong" is not one of pdd, taobao, tmall, jd, douyin, other (line 3)`,
+		`shops.s1.timezone: unknown time zone "Mars/Base" (line 4)`,
+		`shops.s1.service_hours[0]: end 08:00 is not after start 09:00 (line 5)`,
+		`shops.s1.reply_sla.outside_hours: "later" is not one of ignore, start_at_open (line 8)`,
 		// The shop's 30s threshold no longer fits the inherited warn_before.
-		`shops.s1.reply_sla.warn_before: 1m is not shorter than the first threshold 30s`,
-		`shops.s2.service_exceptions[0].date: "tomorrow" is not a date YYYY-MM-DD`,
-		`shops.s2.reply_sla.warn_before: 5m is not shorter than the first threshold 3m`,
+		`shops.s1.reply_sla.warn_before: 1m is not shorter than the first threshold 30s (line 6)`,
+		`shops.s2.service_exceptions[0].date: "tomorrow" is not a date YYYY-MM-DD (line 10)`,
+		`shops.s2.reply_sla.warn_before: 5m is not shorter than the first threshold 3m (line 11)`,
 	}},
 	{"several.bad.yml", []string{
 		// Key and value-shape errors come first, then the rest of the file.
-		`reply_sla.thresholds[1]: "5x" is not a duration`,
+		`reply_sla.thresholds[1]: "5x" is not a duration (line 8)`,
 		`log.colour: unknown key (line 12)`,
-		`kafka.brokers: at least one broker is required`,
-		`kafka.batch_size: 0 is not between 1 and 10000`,
-		`redis.addrs: at least one address is required in sentinel mode`,
-		`redis.master_name: is required in sentinel mode`,
-		`log.level: "verbose" is not one of debug, info, warn, error`,
-		`timezone: unknown time zone "Mars/Base"`,
-		`reply_sla.warn_before: 4m is not shorter than the first threshold 3m`,
+		`kafka.brokers: at least one broker is required (line 2)`,
+		`kafka.batch_size: 0 is not between 1 and 10000 (line 3)`,
+		`redis.addrs: at least one address is required in sentinel mode (line 4)`,
+		`redis.master_name: is required in sentinel mode (line 4)`,
+		`log.level: "verbose" is not one of debug, info, warn, error (line 11)`,
+		`timezone: unknown time zone "Mars/Base" (line 6)`,
+		`reply_sla.warn_before: 4m is not shorter than the first threshold 3m (line 9)`,
 	}},
 	{"syntax.bad.yml", []string{
 		`yaml: line 1: did not find expected ',' or ']'`,
@@ -96,39 +96,51 @@ var badCases = []struct {
 		`timezone: set twice (lines 1 and 4)`,
 	}},
 	{"bad_numbers.bad.yml", []string{
-		`kafka.batch_size: "lots" is not a whole number`,
-		`kafka.batch_wait: "20" is not a duration (give a unit: 20s, 20m)`,
-		`metrics.per_agent: "maybe" is not true or false`,
-		`metrics.max_agents: must not be negative`,
+		`kafka.batch_size: "lots" is not a whole number (line 2)`,
+		`kafka.batch_wait: "20" is not a duration (give a unit: 20s, 20m) (line 3)`,
+		`metrics.per_agent: "maybe" is not true or false (line 5)`,
+		`metrics.max_agents: must not be negative (line 6)`,
 	}},
 	{"redis_modes.bad.yml", []string{
 		// The password is masked even in errors.
-		`redis.url: "http://admin:xxxxx@redis:6379" is not a redis://, rediss:// or unix:// URL`,
-		`redis.master_name: is required in sentinel mode`,
-		`redis.addrs[0]: "sentinel-1" is not host:port`,
-		`redis.prefix: "rw{x}" must be non-empty, without braces or spaces`,
-		`redis.state_ttl: 1h is too short: a wait open for a day must outlive it, the least is 25h`,
+		`redis.url: "http://admin:xxxxx@redis:6379" is not a redis://, rediss:// or unix:// URL (line 2)`,
+		`redis.master_name: is required in sentinel mode (line 1)`,
+		`redis.addrs[0]: "sentinel-1" is not host:port (line 4)`,
+		`redis.prefix: "rw{x}" must be non-empty, without braces or spaces (line 5)`,
+		`redis.state_ttl: 1h is too short: a wait open for a day must outlive it, the least is 25h (line 6)`,
 	}},
 	{"bad_exceptions.bad.yml", []string{
-		`service_exceptions[0].date: "2026-13-01" is not a date YYYY-MM-DD`,
-		`service_exceptions[2].date: 2026-10-01 is already listed at service_exceptions[1]`,
-		`service_exceptions[3].hours: ranges 10:00-16:00 and 15:00-18:00 overlap`,
+		`service_exceptions[0].date: "2026-13-01" is not a date YYYY-MM-DD (line 2)`,
+		`service_exceptions[2].date: 2026-10-01 is already listed at service_exceptions[1] (line 4)`,
+		`service_exceptions[3].hours: ranges 10:00-16:00 and 15:00-18:00 overlap (line 5)`,
 	}},
 	{"empty_lists.bad.yml", []string{
-		`service_hours: at least one range is required (close single days with service_exceptions)`,
-		`reply_sla.thresholds: at least one threshold is required`,
-		`shops.s1.service_hours: at least one range is required (close single days with service_exceptions)`,
+		`service_hours: at least one range is required (close single days with service_exceptions) (line 1)`,
+		`reply_sla.thresholds: at least one threshold is required (line 3)`,
+		`shops.s1.service_hours: at least one range is required (close single days with service_exceptions) (line 5)`,
 	}},
 	{"topics.bad.yml", []string{
-		`kafka.topics.orders: "cs.chat" is already the chat topic`,
-		`kafka.topics.presence: "cs presence" is not a Kafka topic name (letters, digits, '.', '_', '-')`,
-		`kafka.topics.alerts: "cs.chat.DLT" ends in .DLT, which is reserved for dead letters`,
+		`kafka.topics.orders: "cs.chat" is already the chat topic (line 2)`,
+		`kafka.topics.presence: "cs presence" is not a Kafka topic name (letters, digits, '.', '_', '-') (line 2)`,
+		`kafka.topics.alerts: "cs.chat.DLT" ends in .DLT, which is reserved for dead letters (line 2)`,
 	}},
 	{"timings.bad.yml", []string{
-		`kafka.session_timeout: 100ms is too short, the least is 1s`,
-		`clock.grace: must not be negative`,
-		`clock.tick: 0s is too short, the least is 1ms`,
-		`metrics.reporter_lease: 10s must be longer than report_interval 10s`,
+		`kafka.session_timeout: 100ms is too short, the least is 1s (line 2)`,
+		`clock.grace: must not be negative (line 4)`,
+		`clock.tick: 0s is too short, the least is 1ms (line 5)`,
+		`metrics.reporter_lease: 10s must be longer than report_interval 10s (line 8)`,
+	}},
+	{"overnight.bad.yml", []string{
+		`service_hours[0]: end 08:00 is not after start 23:00; a window past midnight is two ranges: {start: "23:00", end: "24:00"}, {start: "00:00", end: "08:00"} (line 2)`,
+		`shops.night-shop.service_hours[0]: end 02:00 is not after start 18:30; a window past midnight is two ranges: {start: "18:30", end: "24:00"}, {start: "00:00", end: "02:00"} (line 5)`,
+	}},
+	{"near_miss.bad.yml", []string{
+		// A near miss names the key meant; a shop id may hold dots.
+		`kafka.topic: unknown key, did you mean topics? (line 3)`,
+		`reply_sla.warn_befor: unknown key, did you mean warn_before? (line 6)`,
+		`shops.jd.store-1.platfrom: unknown key, did you mean platform? (line 9)`,
+		`shops.jd.store-1.reply_sla.warn_before: "90" is not a duration (give a unit: 90s, 90m) (line 10)`,
+		`metric: unknown key, did you mean metrics? (line 12)`,
 	}},
 	{"two_documents.bad.yml", []string{
 		`line 2: a config file holds one YAML document, found another`,
@@ -399,11 +411,12 @@ func TestLoadAppliesEnvAfterFile(t *testing.T) {
 		t.Errorf("http addr %q, want the file's (the variable is empty)", got.HTTP.Addr)
 	}
 
-	// The environment is validated like the file.
+	// The environment is validated like the file, and its errors name the
+	// variable rather than the file's line.
 	t.Setenv(EnvHTTPAddr, "nonsense")
 	_, err = Load("testdata/full.good.yml")
 	var verr *ValidationError
-	if !errors.As(err, &verr) || !slices.Equal(verr.Errors, []string{`http.addr: "nonsense" is not host:port or :port`}) {
+	if !errors.As(err, &verr) || !slices.Equal(verr.Errors, []string{`http.addr: "nonsense" is not host:port or :port (from REPLYWATCH_HTTP_ADDR)`}) {
 		t.Errorf("Load with a bad REPLYWATCH_HTTP_ADDR: %v", err)
 	}
 }
