@@ -134,7 +134,7 @@ fi
 
 # --- dashboards, Compose, queries: the Go tests ---------------------------------
 
-step "go test ./deployments/... (dashboards, Compose, Queries, routing)"
+step "go test ./deployments/... (dashboards, Compose, queries, routing, inhibition; promtool check metrics on a live /metrics)"
 go vet ./deployments/...
 go test -count=1 ./deployments/...
 

@@ -82,7 +82,7 @@ func ReadFigures(g prometheus.Gatherer) (*Snapshot, error) {
 				snap.LagKnown = true
 			case "replywatch_shop_info":
 				shop(m).Platform = label(m, "platform")
-			case "replywatch_in_service_hours":
+			case "replywatch_service_window_open":
 				shop(m).InHours = v == 1
 			case "replywatch_waiting_buyers":
 				shop(m).Waiting = v

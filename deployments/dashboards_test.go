@@ -354,3 +354,25 @@ func TestNoDataShowsDash(t *testing.T) {
 		}
 	}
 }
+
+// TestSREDashboardShowsResources: the SRE dashboard shows each replica's
+// memory, CPU and garbage collection, and Redis's memory against its limit.
+func TestSREDashboardShowsResources(t *testing.T) {
+	d, err := ParseDashboard(readFile(t, "grafana/dashboards/sre.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exprs []string
+	for _, p := range d.AllPanels() {
+		for _, tg := range p.Targets {
+			exprs = append(exprs, tg.Expr)
+		}
+	}
+	all := strings.Join(exprs, "\n")
+	for _, m := range []string{"process_resident_memory_bytes{", "process_cpu_seconds_total{", "go_gc_duration_seconds_count{",
+		"go_gc_duration_seconds_sum{", "replywatch_redis_used_memory_bytes{", "replywatch_redis_maxmemory_bytes{"} {
+		if !strings.Contains(all, m) {
+			t.Errorf("no SRE panel reads %s}", m)
+		}
+	}
+}

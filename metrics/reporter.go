@@ -77,7 +77,7 @@ func (r *Reporter) Register(reg prometheus.Registerer) {
 	r.idle = gauge(reg, "replywatch_idle_seats", "Seats idle now: online, buyers waiting, no human message for idle_after.", "shop")
 	r.shopInfo = gauge(reg, "replywatch_shop_info", "Always 1; labels carry the shop's platform and time zone.", "shop", "platform", "timezone")
 	r.target = gauge(reg, "replywatch_reply_rate_target", "The shop's target reply rate from the configuration.", "shop", "threshold")
-	r.inHours = gauge(reg, "replywatch_in_service_hours", "1 while the shop's service window is open.", "shop")
+	r.inHours = gauge(reg, "replywatch_service_window_open", "1 while the shop's service window is open.", "shop")
 	r.agWaiting = gauge(reg, "replywatch_agent_waiting_buyers", "Buyers now waiting whose assigned agent this is.", "shop", "agent")
 	r.agConsulting = gauge(reg, "replywatch_agent_consulting_buyers", "Distinct buyers assigned to the agent who consulted today.", "shop", "agent")
 	r.agBreached = gauge(reg, "replywatch_agent_reply_breached_buyers", "Distinct buyers breached today while assigned to the agent.", "shop", "agent", "threshold")
