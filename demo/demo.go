@@ -132,10 +132,17 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	for _, s := range shops {
 		cfg.Shops[s.ID] = config.ShopOverride{Platform: s.Platform}
 	}
+	// On servers it does not own, the demo works under names of its own
+	// (topics, group, keys), never a real deployment's, and removes them
+	// when it stops.
+	runID := ""
 	if len(o.Brokers) > 0 || o.RedisURL != "" {
-		// Stay clear of a production replywatch on the same servers.
-		cfg.Kafka.GroupID = "replywatch-demo"
-		cfg.Redis.Prefix = "rwdemo"
+		runID = newRunID()
+		cfg.Kafka.GroupID = runID
+		cfg.Redis.Prefix = runID
+	}
+	if len(o.Brokers) > 0 {
+		cfg.Kafka.Topics = runTopics(runID)
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("configuring the demo: %w", err)
@@ -150,6 +157,25 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 		return err
 	}
 
+	rd := &Redis{URL: o.RedisURL, Desc: "external Redis"}
+	if o.RedisURL == "" {
+		if rd, err = StartRedis(dir, o.EmbeddedRedis); err != nil {
+			return err
+		}
+		defer rd.Close()
+	} else {
+		// Runs last, once the processor has stopped writing.
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			n, err := removeKeys(cctx, o.RedisURL, cfg.Redis.Prefix)
+			if err != nil {
+				fmt.Fprintf(stdout, "could not remove the demo's Redis keys %s:*: %v\n", cfg.Redis.Prefix, err)
+				return
+			}
+			fmt.Fprintf(stdout, "removed the demo's %d Redis keys %s:*\n", n, cfg.Redis.Prefix)
+		}()
+	}
 	brokers, kafkaDesc := o.Brokers, "external Kafka"
 	if len(brokers) == 0 {
 		b, err := StartBroker(o.KafkaPort, DefaultTopics)
@@ -158,13 +184,20 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 		}
 		defer b.Close()
 		brokers, kafkaDesc = []string{b.Addr}, "embedded broker (kfake, in this process)"
-	}
-	rd := &Redis{URL: o.RedisURL, Desc: "external Redis"}
-	if o.RedisURL == "" {
-		if rd, err = StartRedis(dir, o.EmbeddedRedis); err != nil {
+	} else {
+		if err := createTopics(ctx, brokers, cfg.Kafka.Topics); err != nil {
 			return err
 		}
-		defer rd.Close()
+		// Runs once the processor has left its group.
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			if err := removeKafka(cctx, brokers, cfg.Kafka.Topics, cfg.Kafka.GroupID); err != nil {
+				fmt.Fprintf(stdout, "could not remove everything the demo created in Kafka: %v\n", err)
+				return
+			}
+			fmt.Fprintf(stdout, "removed the demo's topics %s.* and consumer group %s\n", runID, cfg.Kafka.GroupID)
+		}()
 	}
 	ln, moved, err := listen(o.Listen)
 	if err != nil {
@@ -174,12 +207,16 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	cfg.Redis.URL = rd.URL
 	cfg.HTTP.Addr = ln.Addr().String()
 
-	v := &view{out: stdout, terminal: o.Terminal, size: o.Size, loc: zone.Loc, zone: zone.Name, started: started}
+	v := &view{out: stdout, terminal: o.Terminal, size: o.Size, loc: zone.Loc, zone: zone.Name, started: started,
+		alertsTopic: cfg.Kafka.Topics.Alerts}
 	for _, t := range cfg.ReplySLA.Thresholds {
 		v.thresholds = append(v.thresholds, alerting.FormatThreshold(t))
 	}
 	metricsURL := "http://" + ln.Addr().String() + "/metrics"
 	v.footer = fmt.Sprintf("kafka %s   redis %s   metrics %s", strings.Join(brokers, ","), config.MaskURL(rd.URL), metricsURL)
+	if runID != "" {
+		v.footer += fmt.Sprintf("   (own topics, group and keys %s*, deleted on exit)", runID)
+	}
 
 	a, err := app.New(cfg, app.Options{Log: logger(v, o), Listener: ln, OnAlert: v.alert})
 	if err != nil {
@@ -294,8 +331,8 @@ func (v *view) summary(now time.Time) {
 	if v.snap != nil {
 		events, alerts = v.snap.Events, v.snap.Alerts
 	}
-	fmt.Fprintf(v.out, "stopped after %s: %s events processed, %s alerts written to cs.alerts (%s as they happened, %s from the day's history)\n",
-		now.Sub(v.started).Truncate(time.Second), count(events), count(alerts), count(float64(v.live)), count(float64(v.past)))
+	fmt.Fprintf(v.out, "stopped after %s: %s events processed, %s alerts written to %s (%s as they happened, %s from the day's history)\n",
+		now.Sub(v.started).Truncate(time.Second), count(events), count(alerts), v.alertsTopic, count(float64(v.live)), count(float64(v.past)))
 	for _, l := range v.table() {
 		fmt.Fprintln(v.out, "  "+l)
 	}
@@ -371,14 +408,19 @@ func intro(w io.Writer, d introData) {
 	t := d.cfg.Kafka.Topics
 	fmt.Fprintf(w, "replywatch demo: Kafka, Redis, the processor and a simulator of %d shops, on this machine\n\n", len(d.shops))
 	fmt.Fprintf(w, "  kafka    %s at %s\n", d.kafka, strings.Join(d.brokers, ","))
-	if !d.external {
-		fmt.Fprintf(w, "           topics %s, %s, %s (%d partitions each), %s, and their .DLT dead-letter topics\n",
-			t.Chat, t.Orders, t.Presence, inputPartitions, t.Alerts)
+	fmt.Fprintf(w, "           topics %s, %s, %s (%d partitions each), %s, and their .DLT dead-letter topics\n",
+		t.Chat, t.Orders, t.Presence, inputPartitions, t.Alerts)
+	if d.external {
+		fmt.Fprintf(w, "           the demo's own topics and consumer group %s, not a deployment's: it deletes them when it stops\n",
+			d.cfg.Kafka.GroupID)
 	}
 	fmt.Fprintf(w, "           kcat -b %s -L\n", b)
 	fmt.Fprintf(w, "           kcat -b %s -C -t %s -o beginning\n", b, t.Alerts)
 	fmt.Fprintf(w, "  redis    %s: %s\n", config.MaskURL(d.redis.URL), d.redis.Desc)
 	fmt.Fprintf(w, "           redis-cli -u %s --scan --pattern '%s:*' | head\n", config.MaskURL(d.redis.URL), d.cfg.Redis.Prefix)
+	if d.redis.PID == 0 && d.redis.close == nil {
+		fmt.Fprintf(w, "           the demo's own keys %s:*, not a deployment's: it deletes them when it stops\n", d.cfg.Redis.Prefix)
+	}
 	fmt.Fprintf(w, "  metrics  http://%s/metrics   (also /healthz, /readyz)\n", d.addr)
 	if d.moved {
 		fmt.Fprintf(w, "           %s was taken, so HTTP is on the next free port\n", d.listen)

@@ -45,6 +45,8 @@ type view struct {
 	thresholds []string
 	started    time.Time
 	footer     string
+	// alertsTopic is where the processor writes alerts.
+	alertsTopic string
 
 	mu       sync.Mutex
 	recent   []shownAlert
@@ -167,8 +169,8 @@ func (v *view) frame(now time.Time, height int) []string {
 		if s.LagKnown {
 			lag = "lag " + count(s.Lag)
 		}
-		top = append(top, fmt.Sprintf("processor: %s events read (%s), %s alerts written to cs.alerts",
-			count(s.Events), lag, count(s.Alerts)))
+		top = append(top, fmt.Sprintf("processor: %s events read (%s), %s alerts written to %s",
+			count(s.Events), lag, count(s.Alerts), v.alertsTopic))
 	}
 	top = append(top, v.status...)
 	top = append(top, "")
