@@ -207,8 +207,11 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	cfg.Redis.URL = rd.URL
 	cfg.HTTP.Addr = ln.Addr().String()
 
-	v := &view{out: stdout, terminal: o.Terminal, size: o.Size, loc: zone.Loc, zone: zone.Name, started: started,
+	v := &view{out: stdout, terminal: o.Terminal, size: o.Size, loc: zone.Loc, zone: zone.Label, started: started,
 		alertsTopic: cfg.Kafka.Topics.Alerts}
+	if zone.Shifted {
+		v.zoneNote = zone.Note
+	}
 	for _, t := range cfg.ReplySLA.Thresholds {
 		v.thresholds = append(v.thresholds, alerting.FormatThreshold(t))
 	}
@@ -406,7 +409,7 @@ type introData struct {
 func intro(w io.Writer, d introData) {
 	b := d.brokers[0]
 	t := d.cfg.Kafka.Topics
-	fmt.Fprintf(w, "replywatch demo: Kafka, Redis, the processor and a simulator of %d shops, on this machine\n\n", len(d.shops))
+	fmt.Fprintf(w, "replywatch demo: Kafka, Redis, the processor and a simulator of %s, on this machine\n\n", plural(len(d.shops), "shop"))
 	fmt.Fprintf(w, "  kafka    %s at %s\n", d.kafka, strings.Join(d.brokers, ","))
 	fmt.Fprintf(w, "           topics %s, %s, %s (%d partitions each), %s, and their .DLT dead-letter topics\n",
 		t.Chat, t.Orders, t.Presence, inputPartitions, t.Alerts)
@@ -428,7 +431,7 @@ func intro(w io.Writer, d introData) {
 	fmt.Fprintf(w, "  time     %s\n", d.zone.Note)
 	var shops []string
 	for _, s := range d.shops {
-		shops = append(shops, fmt.Sprintf("%s (%s, %d agents)", s.ID, s.Platform, len(s.Agents)))
+		shops = append(shops, fmt.Sprintf("%s (%s, %s)", s.ID, s.Platform, plural(len(s.Agents), "agent")))
 	}
 	fmt.Fprintf(w, "  shops    %s\n", strings.Join(shops, ", "))
 	fmt.Fprintf(w, "           simulated at %g× a normal day's traffic, seed %d; alert summaries in %s\n",
@@ -444,4 +447,12 @@ func intro(w io.Writer, d introData) {
 	} else {
 		fmt.Fprintf(w, "Ctrl-C stops everything.\n\n")
 	}
+}
+
+// plural writes a count with its noun: "1 shop", "3 shops".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

@@ -25,6 +25,8 @@ type ShopFigures struct {
 	// their series is absent: no data is not a perfect score.
 	Rate30  *float64
 	AvgResp *float64
+	// Target is the shop's target reply rate (0: none exported).
+	Target float64
 	// Seats counts agents per seat state; nil without presence figures.
 	Seats map[string]float64
 }
@@ -92,6 +94,8 @@ func ReadFigures(g prometheus.Gatherer) (*Snapshot, error) {
 				shop(m).Consulting = v
 			case "replywatch_reply_rate":
 				shop(m).Rate[label(m, "threshold")] = v
+			case "replywatch_reply_rate_target":
+				shop(m).Target = v
 			case "replywatch_reply_breached_buyers":
 				shop(m).Breached[label(m, "threshold")] = v
 			case "replywatch_response_30s_rate":

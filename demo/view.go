@@ -47,6 +47,8 @@ type view struct {
 	footer     string
 	// alertsTopic is where the processor writes alerts.
 	alertsTopic string
+	// zoneNote explains a shifted zone on the screen ("" when not shifted).
+	zoneNote string
 
 	mu       sync.Mutex
 	recent   []shownAlert
@@ -164,6 +166,9 @@ func (v *view) frame(now time.Time, height int) []string {
 	top := []string{
 		fmt.Sprintf("replywatch demo   %s %s   up %s   Ctrl-C stops", now.In(v.loc).Format("15:04:05"), v.zone, up),
 	}
+	if v.zoneNote != "" {
+		top = append(top, "time: "+v.zoneNote)
+	}
 	if s := v.snap; s != nil {
 		lag := "catching up"
 		if s.LagKnown {
@@ -212,15 +217,20 @@ func (v *view) table() []string {
 	for _, t := range v.thresholds {
 		head = append(head, "REPLY "+t)
 	}
-	head = append(head, "BREACHED "+strings.Join(v.thresholds, "/"), "30s RATE", "AVG RESP", "SEATS on/busy/away/off")
+	head = append(head, "TARGET", "BREACHED "+strings.Join(v.thresholds, "/"), "30s RATE", "AVG RESP", "SEATS on/busy/away/off")
 	rows := [][]string{head}
 	for _, f := range v.snap.Shops {
 		r := []string{f.Shop, f.Platform, count(f.Waiting), seconds(f.Oldest), count(f.Consulting)}
 		var br []string
 		for _, t := range v.thresholds {
-			r = append(r, rate(f.Rate, t))
+			r = append(r, v.against(rate(f.Rate, t), f.Rate, t, f.Target))
 			br = append(br, count(f.Breached[t]))
 		}
+		target := noData
+		if f.Target > 0 {
+			target = percent(f.Target)
+		}
+		r = append(r, target)
 		seats := "-"
 		if f.Seats != nil {
 			seats = fmt.Sprintf("%s/%s/%s/%s", count(f.Seats["online"]), count(f.Seats["busy"]),
@@ -230,6 +240,27 @@ func (v *view) table() []string {
 		rows = append(rows, r)
 	}
 	return align(rows)
+}
+
+// ANSI colours of the terminal view.
+const (
+	green = "\x1b[32m"
+	red   = "\x1b[31m"
+	reset = "\x1b[0m"
+)
+
+// against colours a reply-rate cell in the terminal: green at or above the
+// shop's target, red below it; plain without a target, a rate or a
+// terminal.
+func (v *view) against(cell string, rates map[string]float64, t string, target float64) string {
+	r, ok := rates[t]
+	if !v.terminal || !ok || target <= 0 {
+		return cell
+	}
+	if r >= target {
+		return green + cell + reset
+	}
+	return red + cell + reset
 }
 
 // align pads columns: text columns (the first two and the last) to the left,
@@ -416,10 +447,30 @@ func seconds(f float64) string {
 // (the Chinese alert summaries) take two.
 func width(s string) int {
 	n := 0
-	for _, r := range s {
+	for i := 0; i < len(s); {
+		if l := escapeLen(s[i:]); l > 0 {
+			i += l
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
 		n += runeWidth(r)
+		i += size
 	}
 	return n
+}
+
+// escapeLen is the length of the ANSI escape sequence ("\x1b[…m") s
+// starts with, 0 if none: it takes no columns.
+func escapeLen(s string) int {
+	if !strings.HasPrefix(s, "\x1b[") {
+		return 0
+	}
+	for i := 2; i < len(s); i++ {
+		if c := s[i]; c >= 0x40 && c <= 0x7e {
+			return i + 1
+		}
+	}
+	return len(s)
 }
 
 func runeWidth(r rune) int {
@@ -441,12 +492,23 @@ func fit(s string, w int) string {
 		return s
 	}
 	n := 0
-	for i, r := range s {
+	coloured := false
+	for i := 0; i < len(s); {
+		if l := escapeLen(s[i:]); l > 0 {
+			coloured = true
+			i += l
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
 		rw := runeWidth(r)
 		if n+rw > w-1 {
+			if coloured {
+				return s[:i] + reset + "…"
+			}
 			return s[:i] + "…"
 		}
 		n += rw
+		i += size
 	}
 	return s
 }
