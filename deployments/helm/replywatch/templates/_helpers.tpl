@@ -103,7 +103,7 @@ syntax), rounded down; empty without a memory limit. Kubernetes quantities
 with a binary or decimal suffix, or plain bytes.
 */}}
 {{- define "replywatch.goMemLimit" -}}
-{{- $limit := ((.Values.resources).limits).memory -}}
+{{- $limit := dig "limits" "memory" "" (.Values.resources | default dict) -}}
 {{- if $limit -}}
 {{- $q := toString $limit -}}
 {{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" $q -}}
