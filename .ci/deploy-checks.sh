@@ -130,6 +130,7 @@ expect_fail "keda.maxReplicaCount (13) exceeds kafka.partitions (12)" --set keda
 expect_fail "replicaCount (13) exceeds kafka.partitions (12)" --set replicaCount=13
 expect_fail "terminationGracePeriodSeconds" --set terminationGracePeriodSeconds=5
 expect_fail "additional properties" --set replicaCont=3
+expect_fail "is not a memory quantity such as 512Mi" --set resources.limits.memory=lots
 
 step "rendered manifests"
 go run ./deployments/internal/manifestcheck -partitions 12 -config-out "$work/config-default" "$work/default.yaml"
