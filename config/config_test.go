@@ -45,6 +45,9 @@ var badCases = []struct {
 	{"bad_range.bad.yml", []string{
 		`service_hours[0].end: "25:00" is not a time of day between 00:00 and 24:00 (line 2)`,
 	}},
+	{"lateness.bad.yml", []string{
+		`clock.allowed_lateness: 500ms is too short, the least is 1s (line 2)`,
+	}},
 	{"overlapping_ranges.bad.yml", []string{
 		`service_hours: ranges 08:00-13:30 and 13:00-23:00 overlap (line 1)`,
 	}},
@@ -128,7 +131,8 @@ var badCases = []struct {
 		`kafka.session_timeout: 100ms is too short, the least is 1s (line 2)`,
 		`clock.grace: must not be negative (line 4)`,
 		`clock.tick: 0s is too short, the least is 1ms (line 5)`,
-		`metrics.reporter_lease: 10s must be longer than report_interval 10s (line 8)`,
+		`clock.allowed_lateness: 25h is too long, the most is 24h: a conversation keeps its events that long (line 6)`,
+		`metrics.reporter_lease: 10s must be longer than report_interval 10s (line 9)`,
 	}},
 	{"overnight.bad.yml", []string{
 		`service_hours[0]: end 08:00 is not after start 23:00; a window past midnight is two ranges: {start: "23:00", end: "24:00"}, {start: "00:00", end: "08:00"} (line 2)`,
@@ -221,7 +225,7 @@ var fullConfig = &Config{
 		OutsideHours: OutsideStartAtOpen,
 		Target:       0.85,
 	},
-	Clock:   Clock{Grace: time.Second, Allowance: 500 * time.Millisecond, Tick: 50 * time.Millisecond},
+	Clock:   Clock{Grace: time.Second, Allowance: 500 * time.Millisecond, Tick: 50 * time.Millisecond, AllowedLateness: 30 * time.Minute},
 	Alerts:  Alerts{Language: "en", Lease: time.Minute},
 	Metrics: Metrics{PerAgent: true, MaxAgents: 50, ReportInterval: 10 * time.Second, ReporterLease: 30 * time.Second},
 	Seats:   Seats{AwayAfter: 15 * time.Minute, IdleAfter: 2 * time.Minute},

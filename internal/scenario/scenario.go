@@ -123,7 +123,9 @@ func Outcome(alerts []alerting.Alert) (map[string]string, error) {
 	for _, a := range alerts {
 		switch a.Status {
 		case alerting.Firing:
-			if _, ok := out[a.ID]; !ok {
+			// Firing again after a retraction (a late event made it due
+			// again) stands again.
+			if r, ok := out[a.ID]; !ok || r == alerting.ReasonRetracted {
 				out[a.ID] = ""
 			}
 		case alerting.Resolved:
@@ -134,6 +136,18 @@ func Outcome(alerts []alerting.Alert) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// Standing leaves out the alerts of an outcome that were retracted: they
+// never held. What stands is what every arrival order must agree on.
+func Standing(o map[string]string) map[string]string {
+	out := make(map[string]string, len(o))
+	for id, r := range o {
+		if r != alerting.ReasonRetracted {
+			out[id] = r
+		}
+	}
+	return out
 }
 
 func SameOutcome(got, want map[string]string) error {
