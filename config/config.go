@@ -41,6 +41,7 @@ type Config struct {
 	Metrics           Metrics     `yaml:"metrics"`
 	Seats             Seats       `yaml:"seats"`
 	Log               Log         `yaml:"log"`
+	API               API         `yaml:"api"`
 	// Shops holds per-shop overrides, by shop_id.
 	Shops map[string]ShopOverride `yaml:"shops"`
 }
@@ -263,6 +264,7 @@ func Default() *Config {
 		Metrics: Metrics{MaxAgents: 500, ReportInterval: 5 * time.Second, ReporterLease: 15 * time.Second},
 		Seats:   Seats{AwayAfter: 10 * time.Minute, IdleAfter: 3 * time.Minute},
 		Log:     Log{Level: "info", Format: LogAuto},
+		API:     API{Tokens: []Token{}},
 		Shops:   map[string]ShopOverride{},
 	}
 }
