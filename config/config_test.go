@@ -21,17 +21,17 @@ var badCases = []struct {
 	errs []string
 }{
 	{"api_tokens.bad.yml", []string{
-		`api.tokens[0].sha256: is not 64 lowercase hex digits (the SHA-256 of the token, not the token)`,
-		`api.tokens[0].shops: a supervisor token needs at least one shop`,
-		`api.tokens[1].name: "wall" is already the name of api.tokens[0]`,
-		`api.tokens[1].sha256: is required (the lowercase hex SHA-256 of the token)`,
-		`api.tokens[1].agent: an agent token needs its agent id`,
-		`api.tokens[2].name: is required`,
-		`api.tokens[2].role: "admin" is not one of supervisor, agent`,
-		`api.tokens[4].sha256: is the same as token "b"'s`,
-		`api.tokens[4].shops: only supervisor tokens list shops`,
-		`api.tokens[5].shops[1]: "" is not a shop id (1 to 128 characters)`,
-		`api.tokens[5].agent: only agent tokens name an agent`,
+		`api.tokens[0].sha256: is not 64 lowercase hex digits (the SHA-256 of the token, not the token) (line 3)`,
+		`api.tokens[0].shops: a supervisor token needs at least one shop (line 3)`,
+		`api.tokens[1].name: "wall" is already the name of api.tokens[0] (line 4)`,
+		`api.tokens[1].sha256: is required (the lowercase hex SHA-256 of the token) (line 4)`,
+		`api.tokens[1].agent: an agent token needs its agent id (line 4)`,
+		`api.tokens[2].name: is required (line 5)`,
+		`api.tokens[2].role: "admin" is not one of supervisor, agent (line 5)`,
+		`api.tokens[4].sha256: is the same as token "b"'s (line 7)`,
+		`api.tokens[4].shops: only supervisor tokens list shops (line 7)`,
+		`api.tokens[5].shops[1]: "" is not a shop id (1 to 128 characters) (line 8)`,
+		`api.tokens[5].agent: only agent tokens name an agent (line 8)`,
 	}},
 	{"seats.bad.yml", []string{
 		`seats.away_after: 0s is too short, the least is 1s (line 2)`,
