@@ -145,6 +145,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	if len(o.Brokers) > 0 || o.RedisURL != "" {
 		runID = newRunID()
 		cfg.Kafka.GroupID = runID
+		cfg.Notify.GroupID = runID + "-notify"
 		cfg.Redis.Prefix = runID
 	}
 	if len(o.Brokers) > 0 {
@@ -198,11 +199,11 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 		defer func() {
 			cctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
-			if err := removeKafka(cctx, brokers, cfg.Kafka.Topics, cfg.Kafka.GroupID); err != nil {
+			if err := removeKafka(cctx, brokers, cfg.Kafka.Topics, cfg.Kafka.GroupID, cfg.Notify.GroupID); err != nil {
 				fmt.Fprintf(stdout, "could not remove everything the demo created in Kafka: %v\n", err)
 				return
 			}
-			fmt.Fprintf(stdout, "removed the demo's topics %s.* and consumer group %s\n", runID, cfg.Kafka.GroupID)
+			fmt.Fprintf(stdout, "removed the demo's topics %s.* and consumer groups %s, %s\n", runID, cfg.Kafka.GroupID, cfg.Notify.GroupID)
 		}()
 	}
 	ln, moved, err := listen(o.Listen)
@@ -228,7 +229,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 		v.footer += fmt.Sprintf("   (own topics, group and keys %s*, deleted on exit)", runID)
 	}
 
-	a, err := app.New(cfg, app.Options{Log: logger(v, o), Listener: ln, OnAlert: v.alert})
+	a, err := app.New(cfg, app.Options{Log: logger(v, o), Listener: ln, OnAlert: v.alert, NotifyOut: notifyLines{v}})
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("assembling the processor: %w", err)
@@ -437,6 +438,8 @@ func intro(w io.Writer, d introData) {
 	if d.moved {
 		fmt.Fprintf(w, "           %s was taken, so HTTP is on the next free port\n", d.listen)
 	}
+	fmt.Fprintf(w, "  notify   no receivers configured: each message a DingTalk, WeCom or Feishu robot would get\n")
+	fmt.Fprintf(w, "           is shown as \"→ log: ...\" (add receivers under notify: in a config file)\n")
 	fmt.Fprintf(w, "  pages    %s   (the wall: every shop)\n", d.pages.wall())
 	fmt.Fprintf(w, "           %s   (agent %s's page)\n", d.pages.agentPage(), d.pages.agent)
 	fmt.Fprintf(w, "           API: curl -H 'Authorization: Bearer %s' %s/api/v1/shops\n", d.pages.supervisor, d.pages.base)

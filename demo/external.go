@@ -59,8 +59,8 @@ func createTopics(ctx context.Context, brokers []string, t config.Topics) error 
 	return nil
 }
 
-// removeKafka deletes the run's topics and its consumer group.
-func removeKafka(ctx context.Context, brokers []string, t config.Topics, group string) error {
+// removeKafka deletes the run's topics and its consumer groups.
+func removeKafka(ctx context.Context, brokers []string, t config.Topics, groups ...string) error {
 	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 	var names []string
 	for _, tc := range topicsOf(t) {
@@ -76,10 +76,13 @@ func removeKafka(ctx context.Context, brokers []string, t config.Topics, group s
 			}
 		}
 	}
-	if resp, err := c.DeleteGroups(ctx, &kafka.DeleteGroupsRequest{GroupIDs: []string{group}}); err != nil {
-		errs = append(errs, fmt.Errorf("deleting the demo's consumer group: %w", err))
-	} else if err := resp.Errors[group]; err != nil && !errors.Is(err, kafka.GroupIdNotFound) {
-		errs = append(errs, fmt.Errorf("deleting the demo's consumer group %s: %w", group, err))
+	// One request per group: each goes to its own coordinator.
+	for _, group := range groups {
+		if resp, err := c.DeleteGroups(ctx, &kafka.DeleteGroupsRequest{GroupIDs: []string{group}}); err != nil {
+			errs = append(errs, fmt.Errorf("deleting the demo's consumer group %s: %w", group, err))
+		} else if err := resp.Errors[group]; err != nil && !errors.Is(err, kafka.GroupIdNotFound) {
+			errs = append(errs, fmt.Errorf("deleting the demo's consumer group %s: %w", group, err))
+		}
 	}
 	return errors.Join(errs...)
 }
