@@ -40,6 +40,7 @@ type Config struct {
 	Alerts            Alerts      `yaml:"alerts"`
 	Metrics           Metrics     `yaml:"metrics"`
 	Seats             Seats       `yaml:"seats"`
+	Orders            Orders      `yaml:"orders"`
 	Log               Log         `yaml:"log"`
 	Notify            Notify      `yaml:"notify"`
 	// Agents is the directory of people alerts mention, by agent id or
@@ -196,6 +197,8 @@ type ShopOverride struct {
 	ServiceExceptions []Exception `yaml:"service_exceptions,omitempty"`
 	// ReplySLA replaces only the keys it sets.
 	ReplySLA ShopReplySLA `yaml:"reply_sla,omitempty"`
+	// Orders replaces only the keys it sets.
+	Orders ShopOrders `yaml:"orders,omitempty"`
 }
 
 // ShopReplySLA is a shop's partial reply_sla.
@@ -267,11 +270,13 @@ func Default() *Config {
 		Alerts:  Alerts{Language: "zh", Lease: 30 * time.Second},
 		Metrics: Metrics{MaxAgents: 500, ReportInterval: 5 * time.Second, ReporterLease: 15 * time.Second},
 		Seats:   Seats{AwayAfter: 10 * time.Minute, IdleAfter: 3 * time.Minute},
-		Log:     Log{Level: "info", Format: LogAuto},
-		Notify:  defaultNotify(),
-		Agents:  map[string]Agent{},
-		API:     API{Tokens: []Token{}},
-		Shops:   map[string]ShopOverride{},
+		Orders: Orders{ShipWithin: 48 * time.Hour, WarnBefore: 4 * time.Hour, RespondWarnBefore: 2 * time.Hour,
+			ConversionWindow: 24 * time.Hour, BadReviewAt: 2},
+		Log:    Log{Level: "info", Format: LogAuto},
+		Notify: defaultNotify(),
+		Agents: map[string]Agent{},
+		API:    API{Tokens: []Token{}},
+		Shops:  map[string]ShopOverride{},
 	}
 }
 

@@ -36,6 +36,18 @@ var badCases = []struct {
 	{"seats.bad.yml", []string{
 		`seats.away_after: 0s is too short, the least is 1s (line 2)`,
 	}},
+	{"orders.bad.yml", []string{
+		`orders.ship_within: 30s is too short, the least is 1m`,
+		`orders.respond_warn_before: 20m is not longer than the critical lead 30m`,
+		`orders.conversion_window: 0s is too short, the least is 1m`,
+		`orders.bad_review_at: 7 is not between 0 (off) and 5`,
+		`shops.s1.orders.warn_before: 12h is not shorter than the shipping limit 12h`,
+		`shops.s2.orders.ship_within: is not used with pdd_flash: true (24h); set one of them`,
+		`shops.s3.orders.warn_before: 30h is not shorter than the shipping limit 24h`,
+		`shops.s3.orders.bad_review_at: -1 is not between 0 (off) and 5`,
+		// s4's warn_before is not checked against the inherited limit, which
+		// is wrong and reported once, at the top.
+	}},
 	{"target.bad.yml", []string{
 		`reply_sla.target: 1.5 is not between 0 and 1 (line 2)`,
 		`shops.s1.reply_sla.target: -0.1 is not between 0 and 1 (line 5)`,
@@ -268,7 +280,9 @@ var fullConfig = &Config{
 	Alerts:  Alerts{Language: "en", Lease: time.Minute},
 	Metrics: Metrics{PerAgent: true, MaxAgents: 50, ReportInterval: 10 * time.Second, ReporterLease: 30 * time.Second},
 	Seats:   Seats{AwayAfter: 15 * time.Minute, IdleAfter: 2 * time.Minute},
-	Log:     Log{Level: "debug", Format: LogJSON},
+	Orders: Orders{ShipWithin: 72 * time.Hour, PDDFlash: true, WarnBefore: 6 * time.Hour, RespondWarnBefore: 3 * time.Hour,
+		ConversionWindow: 12 * time.Hour, BadReviewAt: 3},
+	Log: Log{Level: "debug", Format: LogJSON},
 	Notify: Notify{
 		GroupID: "rw-prod-notify",
 		MaxAge:  15 * time.Minute,
@@ -322,6 +336,8 @@ var fullConfig = &Config{
 				OutsideHours: OutsideIgnore,
 				Target:       ptr(0.97),
 			},
+			Orders: ShopOrders{ShipWithin: ptr(36 * time.Hour), PDDFlash: ptr(false), WarnBefore: ptr(2 * time.Hour),
+				RespondWarnBefore: ptr(time.Hour), ConversionWindow: ptr(48 * time.Hour), BadReviewAt: ptr(1)},
 		},
 	},
 }

@@ -228,6 +228,11 @@ var supervisorPanels = []struct{ title, metric string }{
 	{"Average response", "replywatch_avg_response_seconds"},
 	{"Idle seats", "replywatch_idle_seats"},
 	{"Agents", "replywatch_agent_waiting_buyers"},
+	{"Awaiting shipment", "replywatch_orders_awaiting_shipment"},
+	{"Late shipments today", "replywatch_shipping_breached_orders"},
+	{"Open disputes", "replywatch_open_disputes"},
+	{"Review satisfaction today", "replywatch_review_satisfaction"},
+	{"Average refund", "replywatch_avg_refund_seconds"},
 }
 
 // TestSupervisorWall checks the wall's content: one row per shop with the

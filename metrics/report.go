@@ -30,6 +30,7 @@ type ShopReport struct {
 	AvgResponseSeconds *float64           `json:"avg_response_seconds,omitempty"`
 	Seats              map[string]int64   `json:"seats,omitempty"`
 	Agents             []AgentReport      `json:"agents,omitempty"`
+	Orders             OrderFigures       `json:"orders"`
 	// Thresholds in ascending order, as the keys of Breached and ReplyRate.
 	Thresholds []string `json:"-"`
 }
@@ -103,6 +104,7 @@ func Report(f *state.ShopFigures, info ShopInfo, now time.Time, perAgent bool, m
 		}
 		r.Seats["idle"] = idle
 	}
+	r.Orders = orderFigures(f)
 	if perAgent {
 		r.Agents, dropped = agentReports(rules, f, maxAgents)
 	}

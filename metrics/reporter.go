@@ -51,6 +51,7 @@ type Reporter struct {
 	shopInfo, target, inHours, seats, idle                                 *prometheus.GaugeVec
 	agWaiting, agConsulting, agBreached, agAvg, agRate30, agMessages       *prometheus.GaugeVec
 	dropped                                                                prometheus.Counter
+	orders                                                                 orderGauges
 	leader                                                                 bool
 }
 
@@ -87,6 +88,7 @@ func (r *Reporter) Register(reg prometheus.Registerer) {
 	r.dropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "replywatch_agent_series_dropped_total",
 		Help: "Per-agent series left out because a shop has more agents than metrics.max_agents."})
 	reg.MustRegister(r.dropped)
+	r.orders.register(reg)
 }
 
 // Run keeps the lease and the gauges fresh until ctx ends, then gives the
@@ -156,6 +158,7 @@ func (r *Reporter) reset() {
 		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages} {
 		g.Reset()
 	}
+	r.orders.reset()
 }
 
 // Collect reads the figures of every partition and sets the gauges.
@@ -218,6 +221,7 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 	if v, ok := rep.Seats["idle"]; ok {
 		r.idle.WithLabelValues(shop).Set(float64(v))
 	}
+	r.orders.export(shop, rep.Orders)
 	r.dropped.Add(float64(dropped))
 	for _, a := range rep.Agents {
 		r.agWaiting.WithLabelValues(shop, a.Agent).Set(float64(a.Waiting))
