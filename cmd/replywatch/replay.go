@@ -257,23 +257,17 @@ func writeTable(w io.Writer, res *app.ReplayResult, skipped int) {
 	writeOrders(w, res)
 }
 
-// writeOrders prints the order figures per shop ("-" where a ratio has
+// writeOrders prints the order figures per shop (noData where a ratio has
 // nothing to divide by) and the alert records per kind and status.
 func writeOrders(w io.Writer, res *app.ReplayResult) {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "shop\tawaiting shipment\tshipping breached\topen disputes\topen complaints\treviews\tsatisfaction\trefunds\tavg refund\t")
-	opt := func(v *float64, format func(float64) string) string {
-		if v == nil {
-			return "-"
-		}
-		return format(*v)
-	}
 	for _, s := range res.Shops {
 		o := s.Orders
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t\n", s.Shop, o.AwaitingShipment, o.ShippingBreached,
 			o.OpenDisputes[detectors.DisputeKindDispute], o.OpenDisputes[detectors.DisputeKindComplaint],
-			o.Reviews, opt(o.ReviewSatisfaction, pct), o.Refunds, opt(o.AvgRefundSeconds, secs))
+			o.Reviews, pct(o.ReviewSatisfaction), o.Refunds, secs(o.AvgRefundSeconds))
 	}
 	tw.Flush()
 	counts := map[string]int{}
