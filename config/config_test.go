@@ -37,14 +37,14 @@ var badCases = []struct {
 		`seats.away_after: 0s is too short, the least is 1s (line 2)`,
 	}},
 	{"orders.bad.yml", []string{
-		`orders.ship_within: 30s is too short, the least is 1m`,
-		`orders.respond_warn_before: 20m is not longer than the critical lead 30m`,
-		`orders.conversion_window: 0s is too short, the least is 1m`,
-		`orders.bad_review_at: 7 is not between 0 (off) and 5`,
-		`shops.s1.orders.warn_before: 12h is not shorter than the shipping limit 12h`,
-		`shops.s2.orders.ship_within: is not used with pdd_flash: true (24h); set one of them`,
-		`shops.s3.orders.warn_before: 30h is not shorter than the shipping limit 24h`,
-		`shops.s3.orders.bad_review_at: -1 is not between 0 (off) and 5`,
+		`orders.ship_within: 30s is too short, the least is 1m (line 2)`,
+		`orders.respond_warn_before: 20m is not longer than the critical lead 30m (line 4)`,
+		`orders.conversion_window: 0s is too short, the least is 1m (line 5)`,
+		`orders.bad_review_at: 7 is not between 0 (off) and 5 (line 6)`,
+		`shops.s1.orders.warn_before: 12h is not shorter than the shipping limit 12h (line 11)`,
+		`shops.s2.orders.ship_within: is not used with pdd_flash: true (24h); set one of them (line 15)`,
+		`shops.s3.orders.warn_before: 30h is not shorter than the shipping limit 24h (line 19)`,
+		`shops.s3.orders.bad_review_at: -1 is not between 0 (off) and 5 (line 20)`,
 		// s4's warn_before is not checked against the inherited limit, which
 		// is wrong and reported once, at the top.
 	}},
