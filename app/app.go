@@ -110,6 +110,9 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		return nil, fmt.Errorf("connecting to Redis: %w", err)
 	}
 	store := state.NewRedis(client, cfg.Redis.Prefix, cfg.Redis.StateTTL)
+	reg.MustRegister(metrics.NewRedisMemory(func(ctx context.Context) (string, error) {
+		return client.Info(ctx, "memory").Result()
+	}))
 	store.OnError = func(op string) { pm.RedisErrors.WithLabelValues(op).Inc() }
 
 	var notifier *notify.Notifier

@@ -293,17 +293,14 @@ func Default() *Config {
 
 // Load reads the file at path, applies the environment overrides and
 // validates the result. Problems in the file come back as a
-// *ValidationError (wrapped) listing all of them.
+// *ValidationError (wrapped) listing all of them, each with its line.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	c, err := decode(data, os.Getenv)
+	c, err := parse(data, os.Getenv)
 	if err != nil {
-		return nil, fmt.Errorf("loading config %s: %w", path, err)
-	}
-	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("loading config %s: %w", path, err)
 	}
 	return c, nil
@@ -312,51 +309,75 @@ func Load(path string) (*Config, error) {
 // Parse decodes a configuration over the defaults and validates it. It
 // reads no environment.
 func Parse(data []byte) (*Config, error) {
-	c, err := decode(data, nil)
-	if err != nil {
-		return nil, err
+	return parse(data, nil)
+}
+
+// parse decodes and validates data, pointing every problem at its line.
+func parse(data []byte, getenv func(string) string) (*Config, error) {
+	c, doc, err := decode(data, getenv)
+	if err == nil {
+		err = c.Validate()
 	}
-	if err := c.Validate(); err != nil {
-		return nil, err
+	if err == nil {
+		return c, nil
 	}
-	return c, nil
+	var verr *ValidationError
+	if errors.As(err, &verr) && doc != nil {
+		verr.Errors = withLines(verr.Errors, doc, envKeys(getenv))
+	}
+	return nil, err
+}
+
+// envKeys maps the keys the environment sets to the variables that set them.
+func envKeys(getenv func(string) string) map[string]string {
+	out := map[string]string{}
+	if getenv == nil {
+		return out
+	}
+	for key, v := range map[string]string{"kafka.brokers": EnvKafkaBrokers, "redis.url": EnvRedisURL, "http.addr": EnvHTTPAddr} {
+		if strings.TrimSpace(getenv(v)) != "" {
+			out[key] = v
+		}
+	}
+	return out
 }
 
 // decode reads data over the defaults and applies the environment when
-// getenv is not nil. Key and value-shape problems come back as a
-// *ValidationError together with whatever Validate finds in the rest of the
-// file, so one run shows every problem.
-func decode(data []byte, getenv func(string) string) (*Config, error) {
-	c := Default()
+// getenv is not nil; doc is the file's node tree (nil when it is not YAML).
+// Key and value-shape problems come back as a *ValidationError together
+// with whatever Validate finds in the rest of the file, so one run shows
+// every problem.
+func decode(data []byte, getenv func(string) string) (c *Config, doc *yaml.Node, err error) {
+	c = Default()
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	var doc yaml.Node
+	doc = &yaml.Node{}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
+	if err := dec.Decode(doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			c.ApplyEnv(getenv)
-			return c, nil // empty file or only comments
+			return c, doc, nil // empty file or only comments
 		}
-		return nil, &ValidationError{Errors: []string{err.Error()}}
+		return nil, nil, &ValidationError{Errors: []string{err.Error()}}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return nil, &ValidationError{Errors: []string{err.Error()}}
+			return nil, nil, &ValidationError{Errors: []string{err.Error()}}
 		}
-		return nil, &ValidationError{Errors: []string{fmt.Sprintf("line %d: a config file holds one YAML document, found another", extra.Line)}}
+		return nil, nil, &ValidationError{Errors: []string{fmt.Sprintf("line %d: a config file holds one YAML document, found another", extra.Line)}}
 	}
 
 	var shape problems
-	checkShape(&doc, configType, "", &shape)
+	checkShape(doc, configType, "", &shape)
 
 	// The shape check mirrors yaml.v3's rules, so its errors are yaml.v3's
 	// with paths; the strict decode still runs so that nothing it would
 	// reject can slip through.
 	strict := yaml.NewDecoder(bytes.NewReader(data))
 	strict.KnownFields(true)
-	err := strict.Decode(c)
+	err = strict.Decode(c)
 	var typeErr *yaml.TypeError
 	switch {
 	case err == nil:
@@ -365,12 +386,12 @@ func decode(data []byte, getenv func(string) string) (*Config, error) {
 			shape = append(shape, typeErr.Errors...)
 		}
 	default:
-		return nil, &ValidationError{Errors: []string{err.Error()}}
+		return nil, nil, &ValidationError{Errors: []string{err.Error()}}
 	}
 	c.fillNotify()
 	c.ApplyEnv(getenv)
 	if len(shape) == 0 {
-		return c, nil
+		return c, doc, nil
 	}
 	// Report what else is wrong, leaving out findings about the values the
 	// shape check already rejected (they hold defaults or zeros now).
@@ -382,7 +403,7 @@ func decode(data []byte, getenv func(string) string) (*Config, error) {
 			}
 		}
 	}
-	return nil, &ValidationError{Errors: all}
+	return nil, doc, &ValidationError{Errors: all}
 }
 
 // ApplyEnv applies the environment overrides; an empty variable changes

@@ -395,6 +395,8 @@ func parseRanges(p *problems, path string, trs []TimeRange, required bool) []hou
 				at, msg = at+".start", rest
 			} else if rest, found := strings.CutPrefix(msg, "end: "); found {
 				at, msg = at+".end", rest
+			} else if overnight(tr) {
+				msg += fmt.Sprintf(`; a window past midnight is two ranges: {start: "%s", end: "24:00"}, {start: "00:00", end: "%s"}`, tr.Start, tr.End)
 			}
 			p.add(at, "%s", msg)
 			continue
@@ -410,6 +412,13 @@ func parseRanges(p *problems, path string, trs []TimeRange, required bool) []hou
 		return nil
 	}
 	return out
+}
+
+// overnight reports whether a range that ends before it starts reads as a
+// night shift (from the afternoon or evening into the morning) rather than
+// a slip of the keyboard.
+func overnight(tr TimeRange) bool {
+	return tr.Start >= "12:00" && tr.End <= "12:00" && tr.End != "00:00"
 }
 
 // parseExceptions parses dated exceptions; ok is false when any is bad.

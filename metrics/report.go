@@ -12,7 +12,8 @@ import (
 )
 
 // ShopReport is one shop's figures for its current day: what the gauges
-// export and what replay prints. Rates are 1 when nothing was counted.
+// export and what replay prints. A ratio or mean whose denominator is 0 is
+// absent (nil, or no key in ReplyRate): no data is not a perfect score.
 type ShopReport struct {
 	Shop               string             `json:"shop"`
 	Platform           string             `json:"platform"`
@@ -23,11 +24,11 @@ type ShopReport struct {
 	OldestWaitSeconds  float64            `json:"oldest_wait_seconds"`
 	Consulting         int64              `json:"consulting_buyers"`
 	Breached           map[string]int64   `json:"reply_breached_buyers"`
-	ReplyRate          map[string]float64 `json:"reply_rate"`
+	ReplyRate          map[string]float64 `json:"reply_rate"` // no key while no one consulted
 	Target             float64            `json:"reply_rate_target,omitempty"`
 	Messages           int64              `json:"buyer_messages"`
-	Response30sRate    float64            `json:"response_30s_rate"`
-	AvgResponseSeconds float64            `json:"avg_response_seconds"`
+	Response30sRate    *float64           `json:"response_30s_rate,omitempty"`
+	AvgResponseSeconds *float64           `json:"avg_response_seconds,omitempty"`
 	Seats              map[string]int64   `json:"seats,omitempty"`
 	// Flagged are today's messages matched by a text rule, per category.
 	Flagged map[string]int64 `json:"flagged_messages"`
@@ -51,23 +52,27 @@ type AgentReport struct {
 	Consulting         int64            `json:"consulting_buyers"`
 	Messages           int64            `json:"buyer_messages"`
 	Breached           map[string]int64 `json:"reply_breached_buyers"`
-	Response30sRate    float64          `json:"response_30s_rate"`
-	AvgResponseSeconds float64          `json:"avg_response_seconds"`
+	Response30sRate    *float64         `json:"response_30s_rate,omitempty"`
+	AvgResponseSeconds *float64         `json:"avg_response_seconds,omitempty"`
 	Flagged            map[string]int64 `json:"flagged_messages"`
 }
 
-func ratio(num, den int64) float64 {
+// ratio is num/den, or nil while den is 0.
+func ratio(num, den int64) *float64 {
 	if den <= 0 {
-		return 1
+		return nil
 	}
-	return float64(num) / float64(den)
+	v := float64(num) / float64(den)
+	return &v
 }
 
-func avgSeconds(sumMs, n int64) float64 {
+// avgSeconds is the mean of n spans summing sumMs, or nil while n is 0.
+func avgSeconds(sumMs, n int64) *float64 {
 	if n <= 0 {
-		return 0
+		return nil
 	}
-	return float64(sumMs) / float64(n) / 1000
+	v := float64(sumMs) / float64(n) / 1000
+	return &v
 }
 
 // Report computes a shop's figures from its counters at now. Per-agent
@@ -89,7 +94,9 @@ func Report(f *state.ShopFigures, info ShopInfo, now time.Time, perAgent bool, m
 		b := f.Day[detectors.ThresholdField(detectors.FieldBreached, t)]
 		r.Thresholds = append(r.Thresholds, th)
 		r.Breached[th] = b
-		r.ReplyRate[th] = 1 - float64(b)/float64(max(r.Consulting, 1))
+		if r.Consulting > 0 {
+			r.ReplyRate[th] = 1 - float64(b)/float64(r.Consulting)
+		}
 	}
 	r.Messages = f.Day[detectors.FieldMessages]
 	r.Response30sRate = ratio(f.Day[detectors.FieldAnswered30], r.Messages)

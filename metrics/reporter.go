@@ -74,15 +74,15 @@ func (r *Reporter) Register(reg prometheus.Registerer) {
 	r.oldest = gauge(reg, "replywatch_oldest_wait_seconds", "Longest current wait for a human reply.", "shop")
 	r.consulting = gauge(reg, "replywatch_consulting_buyers", "Distinct buyers who consulted today in service hours.", "shop")
 	r.breached = gauge(reg, "replywatch_reply_breached_buyers", "Distinct buyers whose wait breached the threshold today.", "shop", "threshold")
-	r.rate = gauge(reg, "replywatch_reply_rate", "1 - breached/consulting today (1 when no one consulted).", "shop", "threshold")
+	r.rate = gauge(reg, "replywatch_reply_rate", "1 - breached/consulting today (absent while no one consulted).", "shop", "threshold")
 	r.messages = gauge(reg, "replywatch_buyer_messages", "Buyer messages today in service hours.", "shop")
-	r.rate30 = gauge(reg, "replywatch_response_30s_rate", "Share of today's buyer messages human-answered within 30 s (1 when none).", "shop")
-	r.avgResp = gauge(reg, "replywatch_avg_response_seconds", "Mean human response time of waits started today and ended.", "shop")
+	r.rate30 = gauge(reg, "replywatch_response_30s_rate", "Share of today's buyer messages human-answered within 30 s (absent while none).", "shop")
+	r.avgResp = gauge(reg, "replywatch_avg_response_seconds", "Mean human response time of waits started today and ended (absent while none has).", "shop")
 	r.seats = gauge(reg, "replywatch_seats", "Agents per seat state.", "shop", "state")
 	r.idle = gauge(reg, "replywatch_idle_seats", "Seats idle now: online, buyers waiting, no human message for idle_after.", "shop")
 	r.shopInfo = gauge(reg, "replywatch_shop_info", "Always 1; labels carry the shop's platform and time zone.", "shop", "platform", "timezone")
 	r.target = gauge(reg, "replywatch_reply_rate_target", "The shop's target reply rate from the configuration.", "shop", "threshold")
-	r.inHours = gauge(reg, "replywatch_in_service_hours", "1 while the shop's service window is open.", "shop")
+	r.inHours = gauge(reg, "replywatch_service_window_open", "1 while the shop's service window is open.", "shop")
 	r.agWaiting = gauge(reg, "replywatch_agent_waiting_buyers", "Buyers now waiting whose assigned agent this is.", "shop", "agent")
 	r.agConsulting = gauge(reg, "replywatch_agent_consulting_buyers", "Distinct buyers assigned to the agent who consulted today.", "shop", "agent")
 	r.agBreached = gauge(reg, "replywatch_agent_reply_breached_buyers", "Distinct buyers breached today while assigned to the agent.", "shop", "agent", "threshold")
@@ -220,14 +220,16 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 	r.consulting.WithLabelValues(shop).Set(float64(rep.Consulting))
 	for _, th := range rep.Thresholds {
 		r.breached.WithLabelValues(shop, th).Set(float64(rep.Breached[th]))
-		r.rate.WithLabelValues(shop, th).Set(rep.ReplyRate[th])
+		if v, ok := rep.ReplyRate[th]; ok {
+			r.rate.WithLabelValues(shop, th).Set(v)
+		}
 		if rep.Target > 0 {
 			r.target.WithLabelValues(shop, th).Set(rep.Target)
 		}
 	}
 	r.messages.WithLabelValues(shop).Set(float64(rep.Messages))
-	r.rate30.WithLabelValues(shop).Set(rep.Response30sRate)
-	r.avgResp.WithLabelValues(shop).Set(rep.AvgResponseSeconds)
+	setIf(r.rate30.WithLabelValues, rep.Response30sRate, shop)
+	setIf(r.avgResp.WithLabelValues, rep.AvgResponseSeconds, shop)
 	for s, v := range rep.Seats {
 		r.seats.WithLabelValues(shop, s).Set(float64(v))
 	}
@@ -250,13 +252,21 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 		r.agWaiting.WithLabelValues(shop, a.Agent).Set(float64(a.Waiting))
 		r.agConsulting.WithLabelValues(shop, a.Agent).Set(float64(a.Consulting))
 		r.agMessages.WithLabelValues(shop, a.Agent).Set(float64(a.Messages))
-		r.agRate30.WithLabelValues(shop, a.Agent).Set(a.Response30sRate)
-		r.agAvg.WithLabelValues(shop, a.Agent).Set(a.AvgResponseSeconds)
+		setIf(r.agRate30.WithLabelValues, a.Response30sRate, shop, a.Agent)
+		setIf(r.agAvg.WithLabelValues, a.AvgResponseSeconds, shop, a.Agent)
 		for th, v := range a.Breached {
 			r.agBreached.WithLabelValues(shop, a.Agent, th).Set(float64(v))
 		}
 		for c, v := range a.Flagged {
 			r.agFlagged.WithLabelValues(shop, a.Agent, c).Set(float64(v))
 		}
+	}
+}
+
+// setIf sets a ratio's or mean's series only when it has a value: while
+// its denominator is 0 the series is absent, not 0 or 1.
+func setIf(series func(...string) prometheus.Gauge, v *float64, labels ...string) {
+	if v != nil {
+		series(labels...).Set(*v)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/detectors"
 	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/metrics"
 	"github.com/replywatch/replywatch/state"
 )
 
@@ -42,9 +43,13 @@ type worker struct {
 	lastCommit time.Time
 	clock      Clock
 	behind     bool
-	nextDue    int64
-	acks       []string
-	lastSweep  time.Time
+	// liveFrom is the partition time at which the clock first followed the
+	// wall clock after the claim (zero until then): timers due before it
+	// fire in catch-up, the rest live.
+	liveFrom  time.Time
+	nextDue   int64
+	acks      []string
+	lastSweep time.Time
 
 	fx    detectors.Effects
 	items []item
@@ -320,6 +325,9 @@ func (w *worker) step(ctx context.Context) error {
 		w.p.metrics.ConsumerLag.WithLabelValues(w.topic, w.partLabel).Set(0)
 	}
 	now := w.clock.Advance(w.behind, wall)
+	if !w.behind && w.liveFrom.IsZero() {
+		w.liveFrom = now
+	}
 	w.p.metrics.WatermarkLag.WithLabelValues(w.topic, w.partLabel).Set(wall.Sub(now).Seconds())
 
 	if len(w.dead) > 0 {
@@ -584,7 +592,9 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 	for i := range alerts {
 		a := &alerts[i]
 		a.EmittedAt = wall
-		a.Summary = alerting.Summary(a, p.cfg.Language, p.location(a.ShopID))
+		loc := p.location(a.ShopID)
+		a.InZone(loc)
+		a.Summary = alerting.Summary(a, p.cfg.Language, loc)
 		payload, err := json.Marshal(a)
 		if err != nil {
 			return err
@@ -657,7 +667,11 @@ func (w *worker) deliver(ctx context.Context, ds []state.Delivery, alerts []aler
 		// A firing alert's At is when its timer was due (a warning's Due
 		// is the deadline it warns of).
 		if a.Status == alerting.Firing && !a.At.IsZero() {
-			p.metrics.TimerFireDelay.Observe(emitted.Sub(a.At).Seconds())
+			mode := metrics.FireCatchup
+			if !w.liveFrom.IsZero() && !a.At.Before(w.liveFrom) {
+				mode = metrics.FireLive
+			}
+			p.metrics.TimerFireDelay.WithLabelValues(mode).Observe(emitted.Sub(a.At).Seconds())
 		}
 		if p.onAlert != nil {
 			p.onAlert(*a)

@@ -469,6 +469,41 @@ func TestShippingMostlyInTime(t *testing.T) {
 	}
 }
 
+// TestFewBuyersLeftWaiting: in the afternoon, with seats online, a shop
+// leaves only the buyers real shops leave: the ones being answered now and
+// a few overlooked for a while, none for hours (blocked and reported
+// buyers, whom the rules exclude, aside).
+func TestFewBuyersLeftWaiting(t *testing.T) {
+	now := day.Add(14*time.Hour + 35*time.Minute)
+	for seed := uint64(1); seed <= 3; seed++ {
+		recs := generate(t, Options{Seed: seed, Rate: 5, Agents: 6, Start: day.Add(8 * time.Hour), End: now})
+		excluded := map[string]bool{}
+		for _, r := range recs {
+			if r.Event.Type == event.TypeBuyerBlocked || r.Event.Type == event.TypeBuyerReported {
+				excluded[r.Key] = true
+			}
+		}
+		_, open := waits(recs, pddWindow)
+		waiting := map[string]int{}
+		oldest := map[string]time.Duration{}
+		for k, st := range open {
+			if excluded[k] {
+				continue
+			}
+			shop, _, _ := strings.Cut(k, "/")
+			waiting[shop]++
+			oldest[shop] = max(oldest[shop], now.Sub(st))
+		}
+		for shop, n := range waiting {
+			if n > 25 || oldest[shop] > time.Hour {
+				t.Errorf("seed %d: %s has %d buyers waiting at 14:35, the oldest for %s; want a handful, none for an hour",
+					seed, shop, n, oldest[shop].Round(time.Minute))
+			}
+		}
+		t.Logf("seed %d: waiting %v, oldest %v", seed, waiting, oldest)
+	}
+}
+
 // Disorder holds chat records back by less than Within, sends the share
 // asked for twice, and leaves other records in place.
 func TestDisorderArrival(t *testing.T) {
