@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replywatch/replywatch/detectors"
 	"github.com/replywatch/replywatch/event"
 	"gopkg.in/yaml.v3"
 )
@@ -22,6 +23,10 @@ var badCases = []struct {
 }{
 	{"seats.bad.yml", []string{
 		`seats.away_after: 0s is too short, the least is 1s`,
+		`seats.uncovered_after: -1s is too short, the least is 1s`,
+		`seats.inferred_offline_after: 5m is not longer than idle_after 10m`,
+		`shops.s1.seats.uncovered_after_inferred: 500ms is too short, the least is 1s`,
+		`shops.s1.seats.inferred_offline_after: 10m is not longer than idle_after 10m`,
 	}},
 	{"target.bad.yml", []string{
 		`reply_sla.target: 1.5 is not between 0 and 1`,
@@ -212,7 +217,8 @@ var fullConfig = &Config{
 	Clock:   Clock{Grace: time.Second, Allowance: 500 * time.Millisecond, Tick: 50 * time.Millisecond},
 	Alerts:  Alerts{Language: "en", Lease: time.Minute},
 	Metrics: Metrics{PerAgent: true, MaxAgents: 50, ReportInterval: 10 * time.Second, ReporterLease: 30 * time.Second},
-	Seats:   Seats{AwayAfter: 15 * time.Minute, IdleAfter: 2 * time.Minute},
+	Seats: Seats{AwayAfter: 15 * time.Minute, IdleAfter: 2 * time.Minute, UncoveredAfter: 90 * time.Second,
+		UncoveredAfterInferred: 4 * time.Minute, InferredOfflineAfter: 20 * time.Minute},
 	Log:     Log{Level: "debug", Format: LogJSON},
 	Shops: map[string]ShopOverride{
 		"s1": {
@@ -229,6 +235,8 @@ var fullConfig = &Config{
 				OutsideHours: OutsideIgnore,
 				Target:       ptr(0.97),
 			},
+			Seats: ShopSeats{IdleAfter: ptr(time.Minute), AwayAfter: ptr(5 * time.Minute), UncoveredAfter: ptr(30 * time.Second),
+				UncoveredAfterInferred: ptr(3 * time.Minute), InferredOfflineAfter: ptr(15 * time.Minute)},
 		},
 	},
 }
@@ -770,5 +778,24 @@ func TestLocationOfInvalidZone(t *testing.T) {
 	}
 	if got := cfg.Location("other"); got.String() != "Asia/Shanghai" {
 		t.Errorf("Location of a shop without override = %s, want Asia/Shanghai", got)
+	}
+}
+
+// TestSeatRulesPerShop: a shop's seats keys replace the inherited ones one
+// by one; other shops keep the defaults.
+func TestSeatRulesPerShop(t *testing.T) {
+	cfg, err := Parse(readTestdata(t, "shops.good.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := cfg.Rules()
+	def := detectors.SeatRules{IdleAfter: 3 * time.Minute, AwayAfter: 10 * time.Minute, UncoveredAfter: time.Minute,
+		UncoveredAfterInferred: 5 * time.Minute, InferredOfflineAfter: 30 * time.Minute}
+	night := def
+	night.IdleAfter, night.UncoveredAfter = 5*time.Minute, 2*time.Minute
+	for shop, want := range map[string]detectors.SeatRules{"night": night, "tb": def, "nobody": def} {
+		if got := rules(shop).Seats; got != want {
+			t.Errorf("%s: seats %+v, want %+v", shop, got, want)
+		}
 	}
 }
