@@ -278,8 +278,8 @@ func Default() *Config {
 		Metrics: Metrics{MaxAgents: 500, ReportInterval: 5 * time.Second, ReporterLease: 15 * time.Second},
 		Seats: Seats{IdleAfter: 3 * time.Minute, AwayAfter: 10 * time.Minute, UncoveredAfter: 60 * time.Second,
 			UncoveredAfterInferred: 5 * time.Minute, InferredOfflineAfter: 30 * time.Minute},
-		Log:     Log{Level: "info", Format: LogAuto},
-		Shops:   map[string]ShopOverride{},
+		Log:   Log{Level: "info", Format: LogAuto},
+		Shops: map[string]ShopOverride{},
 	}
 }
 

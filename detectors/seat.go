@@ -22,8 +22,8 @@ type Seat struct {
 	since     int64  // when status began (Unix ms)
 	workSince int64  // when the agent last started or stopped working (online/busy)
 	lastTS    int64  // latest applied event time
-	fired  bool   // seat_away fired for the current away spell
-	seen   recentIDs
+	fired     bool   // seat_away fired for the current away spell
+	seen      recentIDs
 }
 
 // SeatEngine applies presence events to seats.
