@@ -108,15 +108,17 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64, need func(what s
 	e.figs = figs
 
 	waits := append(e.waits[:0], b.Waits...)
+	// An agent's waiting set is named like a shop (WaitOp.Set) and listed
+	// with the shops, so that Figures finds it.
 	slices.SortStableFunc(waits, func(x, y detectors.WaitOp) int {
-		return cmp.Or(cmp.Compare(x.Shop, y.Shop), cmp.Compare(x.Buyer, y.Buyer))
+		return cmp.Or(cmp.Compare(x.Shop, y.Shop), cmp.Compare(x.Agent, y.Agent), cmp.Compare(x.Buyer, y.Buyer))
 	})
 	sets := len(a)
 	a = append(a, 0)
 	for i := 0; i < len(waits); {
-		shop := waits[i].Shop
+		shop := waits[i].Set()
 		j := i
-		for j < len(waits) && waits[j].Shop == shop {
+		for j < len(waits) && waits[j].Shop == waits[i].Shop && waits[j].Agent == waits[i].Agent {
 			j++
 		}
 		if !slices.Contains(e.shops, shop) {

@@ -45,6 +45,28 @@ var storeCases = []struct {
 			t.Fatalf("claim = %+v, want offset 41, next due 300", c)
 		}
 	}},
+	{"agents' waiting sets give their oldest wait, apart from the shop's", func(t *testing.T, s Store) {
+		claim(t, s, "chat.0", 1)
+		claim(t, s, "chat.1", 1)
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 1, Waits: []detectors.WaitOp{
+			{Shop: "s1", Buyer: "b1", Start: 900, Add: true}, {Shop: "s1", Agent: "a1", Buyer: "b1", Start: 900, Add: true},
+			{Shop: "s1", Buyer: "b2", Start: 800, Add: true}, {Shop: "s1", Agent: "a2", Buyer: "b2", Start: 800, Add: true},
+		}})
+		// A transfer moves b2 from a2 to a1; b3 waits on a1 in another partition.
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 2, Waits: []detectors.WaitOp{
+			{Shop: "s1", Agent: "a2", Buyer: "b2", Start: 800}, {Shop: "s1", Agent: "a1", Buyer: "b2", Start: 800, Add: true},
+		}})
+		apply(t, s, "chat.1", &Batch{Token: 1, Offset: 1, Waits: []detectors.WaitOp{
+			{Shop: "s1", Buyer: "b3", Start: 700, Add: true}, {Shop: "s1", Agent: "a1", Buyer: "b3", Start: 700, Add: true},
+		}})
+		f := figures(t, s, []string{"chat.0", "chat.1"})
+		if len(f) != 1 || f["s1"].Waiting != 3 || f["s1"].OldestStart != 700 {
+			t.Fatalf("figures %+v, want only s1 with 3 waiting since 700", f)
+		}
+		if got := f["s1"].AgentOldest; !maps.Equal(got, map[string]int64{"a1": 700}) {
+			t.Fatalf("agents' oldest waits %v, want a1 700 (a2 has none left)", got)
+		}
+	}},
 	{"takeover ignores a newer token, and fences it afterwards", func(t *testing.T, s Store) {
 		claim(t, s, "chat.0", 9)
 		apply(t, s, "chat.0", &Batch{Token: 9, Offset: 20})
