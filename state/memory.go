@@ -21,7 +21,8 @@ type Memory struct {
 	scopes map[string]*memScope
 	leases map[string]memLease
 	// now is the clock of the named leases.
-	now func() time.Time
+	now       func() time.Time
+	shopRules memShopRules
 }
 
 type memLease struct {

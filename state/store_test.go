@@ -741,3 +741,44 @@ func snapshot(t *testing.T, s Store, scope string) partitionSnapshot {
 	return partitionSnapshot{Claimed: claim(t, s, scope, 1), Loaded: l,
 		Figures: figures(t, s, []string{scope}), Outbox: deliveries(ds)}
 }
+
+// shopRulesStore is what both stores offer the shop-level rules.
+type shopRulesStore interface {
+	ClaimShopRules(ctx context.Context) (int64, error)
+	ShopRules(ctx context.Context) (ShopRulesState, error)
+	WriteShopRules(ctx context.Context, token int64, w *ShopRulesWrite) error
+}
+
+// testShopRules: a new claim fences the earlier holder, whose write changes
+// nothing; spells and outbox records survive to the next holder.
+func testShopRules(t *testing.T, s shopRulesStore) {
+	ctx := context.Background()
+	a, err := s.ClaimShopRules(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &ShopRulesWrite{Spells: map[string][]byte{"s1": []byte("spells-1"), "s2": []byte("x")},
+		Outbox: []Delivery{{Key: "id1:firing", Payload: []byte("{}")}, {Key: "id2:firing", Payload: []byte("{}")}}}
+	if err := s.WriteShopRules(ctx, a, w); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.ClaimShopRules(ctx)
+	if err != nil || b <= a {
+		t.Fatalf("second claim %d, %v; want a token above %d", b, err, a)
+	}
+	if err := s.WriteShopRules(ctx, a, &ShopRulesWrite{Spells: map[string][]byte{"s1": []byte("stale")}}); !errors.Is(err, ErrFenced) {
+		t.Fatalf("write of a fenced holder: %v, want ErrFenced", err)
+	}
+	if err := s.WriteShopRules(ctx, b, &ShopRulesWrite{Spells: map[string][]byte{"s2": nil}, Acks: []string{"id1:firing"}}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.ShopRules(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Spells) != 1 || string(st.Spells["s1"]) != "spells-1" || !slices.Equal(deliveries(st.Outbox), []string{"id2:firing={}"}) {
+		t.Fatalf("state %v %v", st.Spells, deliveries(st.Outbox))
+	}
+}
+
+func TestMemoryShopRules(t *testing.T) { testShopRules(t, NewMemory()) }
