@@ -27,6 +27,7 @@ import (
 	"github.com/replywatch/replywatch/httpapi"
 	"github.com/replywatch/replywatch/metrics"
 	"github.com/replywatch/replywatch/pipeline"
+	"github.com/replywatch/replywatch/shoprules"
 	"github.com/replywatch/replywatch/state"
 )
 
@@ -120,7 +121,16 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		Log:       o.Log.With(zap.String("component", "reporter")),
 		Process:   pm,
 	}
+	rules := &shoprules.Evaluator{
+		Store: store, Sink: sinks, Rules: cfg.Rules(), Language: cfg.Alerts.Language, Lag: cfg.Clock.Grace,
+		Log: o.Log.With(zap.String("component", "shoprules")), Alerts: pm.Alerts, OnAlert: o.OnAlert,
+	}
+	rep.Rules = rules
 	rep.Register(reg)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "replywatch_shop_rules_clock_seconds",
+		Help: "The time (Unix seconds) the shop-level rules were last evaluated at on this replica: the reporter's clock minus the clock grace.",
+	}, rules.Clock))
 
 	a := &App{Config: cfg, Registry: reg, Metrics: pm, Processor: proc, Reporter: rep, Store: store,
 		Redis: client, log: o.Log, sinks: sinks, listener: o.Listener}
@@ -181,7 +191,7 @@ func handlers(cfg *config.Config) map[event.Stream]pipeline.Handler {
 	rules := cfg.Rules()
 	return map[event.Stream]pipeline.Handler{
 		event.Chat:     pipeline.ChatHandler{Engine: &detectors.Engine{Rules: rules, PerAgent: cfg.Metrics.PerAgent}},
-		event.Presence: pipeline.SeatHandler{Engine: &detectors.SeatEngine{Rules: rules, AwayAfter: cfg.Seats.AwayAfter}},
+		event.Presence: pipeline.SeatHandler{Engine: &detectors.SeatEngine{Rules: rules}},
 	}
 }
 
@@ -190,7 +200,7 @@ func shopInfo(cfg *config.Config) func(string) metrics.ShopInfo {
 	rules := cfg.Rules()
 	return func(shop string) metrics.ShopInfo {
 		r := rules(shop)
-		return metrics.ShopInfo{Rules: r, Target: r.Target, IdleAfter: cfg.Seats.IdleAfter}
+		return metrics.ShopInfo{Rules: r, Target: r.Target}
 	}
 }
 

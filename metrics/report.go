@@ -7,6 +7,7 @@ import (
 
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/detectors"
+	"github.com/replywatch/replywatch/shoprules"
 	"github.com/replywatch/replywatch/state"
 )
 
@@ -27,10 +28,28 @@ type ShopReport struct {
 	Messages           int64              `json:"buyer_messages"`
 	Response30sRate    float64            `json:"response_30s_rate"`
 	AvgResponseSeconds float64            `json:"avg_response_seconds"`
-	Seats              map[string]int64   `json:"seats,omitempty"`
-	Agents             []AgentReport      `json:"agents,omitempty"`
+	// Seats counts agents per state (detectors.SeatStates; they exclude each
+	// other); IdleSeats the seats idle now. Both are absent for a shop with
+	// no agent known.
+	Seats     map[string]int64 `json:"seats,omitempty"`
+	IdleSeats *int64           `json:"idle_seats,omitempty"`
+	// UncoveredSeconds is the day's uncovered time in service hours, known
+	// only where the shop-level rules ran (the reporter-lease holder, replay).
+	UncoveredSeconds *float64          `json:"uncovered_seconds,omitempty"`
+	AgentSeats       []AgentSeatReport `json:"agent_seats,omitempty"`
+	Agents           []AgentReport     `json:"agents,omitempty"`
 	// Thresholds in ascending order, as the keys of Breached and ReplyRate.
 	Thresholds []string `json:"-"`
+}
+
+// AgentSeatReport is one agent's seat now: their state, and whether and
+// for how long they have been idle (counted from when the idle clock
+// started, as idle_seat counts it).
+type AgentSeatReport struct {
+	Agent       string  `json:"agent"`
+	State       string  `json:"state"`
+	Idle        bool    `json:"idle,omitempty"`
+	IdleSeconds float64 `json:"idle_seconds,omitempty"`
 }
 
 // AgentReport is one agent's figures for the shop's current day.
@@ -82,64 +101,52 @@ func Report(f *state.ShopFigures, info ShopInfo, now time.Time, perAgent bool, m
 	r.Messages = f.Day[detectors.FieldMessages]
 	r.Response30sRate = ratio(f.Day[detectors.FieldAnswered30], r.Messages)
 	r.AvgResponseSeconds = avgSeconds(f.Day[detectors.FieldRespMs], f.Day[detectors.FieldRespN])
-	for _, s := range SeatStates {
-		if v, ok := f.Now[detectors.SeatField(s)]; ok {
-			if r.Seats == nil {
-				r.Seats = map[string]int64{}
-			}
-			r.Seats[s] = max(0, v)
-		}
-	}
-	if idle, ok := idleSeats(f, info.IdleAfter, now, rules.Hours.Day); ok {
-		if r.Seats == nil {
-			r.Seats = map[string]int64{}
-		}
-		r.Seats["idle"] = idle
-	}
+	r.seats(f, rules, now, perAgent, maxAgents)
 	if perAgent {
 		r.Agents, dropped = agentReports(rules, f, maxAgents)
 	}
 	return r, dropped
 }
 
-// idleSeats counts idle seats (DESIGN.md §2): agents who are online — or,
-// in a shop without presence events, who sent a human message today — have
-// buyers waiting, and have sent no human message for idleAfter. ok is false
-// when the shop has neither presence nor agent activity to judge by.
-func idleSeats(f *state.ShopFigures, idleAfter time.Duration, now time.Time, dayOf func(time.Time) string) (n int64, ok bool) {
-	if idleAfter <= 0 {
-		return 0, false
+// seats fills the seat figures from the seat rules' view of the shop at
+// now: agents per state (exclusive states, so they sum to the agents),
+// idle seats, and per agent their state and idle time. A shop with no agent
+// known has no seat figures.
+func (r *ShopReport) seats(f *state.ShopFigures, rules *detectors.Rules, now time.Time, perAgent bool, maxAgents int) {
+	sh := detectors.SeatsFromCounters(f.Shop, f.Now, f.Waiting, f.OldestStart, f.AgentOldest)
+	if len(sh.Agents) == 0 {
+		return
 	}
-	presence := false
-	for _, s := range SeatStates {
-		if _, found := f.Now[detectors.SeatField(s)]; found {
-			presence = true
-		}
+	v := rules.View(&sh, now)
+	r.Seats = make(map[string]int64, len(detectors.SeatStates))
+	for _, st := range detectors.SeatStates {
+		r.Seats[st] = 0
 	}
-	ok = presence
-	known := []string{detectors.FieldWaiting, detectors.FieldLastHuman}
-	agents := map[string]bool{}
-	for k := range f.Now {
-		if a, _, found := splitAgentField(k, known); found {
-			agents[a] = true
-		}
+	for _, a := range v.Agents {
+		r.Seats[a.State]++
 	}
-	today := dayOf(now)
-	for a := range agents {
-		last := f.Now[detectors.AgentField(a, detectors.FieldLastHuman)]
-		if last > 0 {
-			ok = true
-		}
-		working := f.Now[detectors.AgentField(a, detectors.SeatField("online"))] > 0
-		if !presence {
-			working = last > 0 && dayOf(time.UnixMilli(last)) == today
-		}
-		if working && f.Now[detectors.AgentField(a, detectors.FieldWaiting)] > 0 &&
-			(last == 0 || now.Sub(time.UnixMilli(last)) > idleAfter) {
-			n++
-		}
+	idle := v.Idle
+	r.IdleSeats = &idle
+	if !perAgent {
+		return
 	}
-	return n, ok
+	for i, a := range v.Agents {
+		if maxAgents > 0 && i >= maxAgents {
+			break
+		}
+		ar := AgentSeatReport{Agent: a.Agent, State: a.State, Idle: a.Idle}
+		if a.Idle {
+			ar.IdleSeconds = max(0, now.Sub(time.UnixMilli(a.IdleFrom)).Seconds())
+		}
+		r.AgentSeats = append(r.AgentSeats, ar)
+	}
+}
+
+// WithSeats adds what only the shop-level rules' evaluation knows: the
+// day's uncovered time.
+func (r *ShopReport) WithSeats(s shoprules.Seats) {
+	u := s.Uncovered.Seconds()
+	r.UncoveredSeconds = &u
 }
 
 // splitAgentField splits "a:<agent>:<field>" where field is one of known.
