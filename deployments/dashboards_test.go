@@ -222,6 +222,10 @@ var supervisorPanels = []struct{ title, metric string }{
 	{"Average response", "replywatch_avg_response_seconds"},
 	{"Idle seats", "replywatch_idle_seats"},
 	{"Agents", "replywatch_agent_waiting_buyers"},
+	{"Working seats", "replywatch_seats"},
+	{"Away seats", "replywatch_seats"},
+	{"Uncovered today", "replywatch_uncovered_seconds"},
+	{"Idle agents", "replywatch_agent_idle_seconds"},
 }
 
 // TestSupervisorWall checks the wall's content: one row per shop with the

@@ -86,7 +86,7 @@ func (r *Reporter) Register(reg prometheus.Registerer) {
 	r.idle = gauge(reg, "replywatch_idle_seats", "Seats idle now: working, buyers waiting on them, no human message for idle_after.", "shop")
 	r.uncovered = gauge(reg, "replywatch_uncovered_seconds", "Seconds so far today in service hours with no seat working.", "shop")
 	r.agSeat = gauge(reg, "replywatch_agent_seat", "1 for the agent's seat state (online, busy, away, offline).", "shop", "agent", "state")
-	r.agIdle = gauge(reg, "replywatch_agent_idle_seconds", "How long the agent has been idle (present only while idle).", "shop", "agent")
+	r.agIdle = gauge(reg, "replywatch_agent_idle_seconds", "How long the agent has been idle (0 while not idle).", "shop", "agent")
 	r.shopInfo = gauge(reg, "replywatch_shop_info", "Always 1; labels carry the shop's platform and time zone.", "shop", "platform", "timezone")
 	r.target = gauge(reg, "replywatch_reply_rate_target", "The shop's target reply rate from the configuration.", "shop", "threshold")
 	r.inHours = gauge(reg, "replywatch_in_service_hours", "1 while the shop's service window is open.", "shop")
@@ -247,9 +247,7 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 	}
 	for _, a := range rep.AgentSeats {
 		r.agSeat.WithLabelValues(shop, a.Agent, a.State).Set(1)
-		if a.Idle {
-			r.agIdle.WithLabelValues(shop, a.Agent).Set(a.IdleSeconds)
-		}
+		r.agIdle.WithLabelValues(shop, a.Agent).Set(a.IdleSeconds)
 	}
 	r.dropped.Add(float64(dropped))
 	for _, a := range rep.Agents {
