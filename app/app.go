@@ -124,6 +124,7 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	rules := &shoprules.Evaluator{
 		Store: store, Sink: sinks, Rules: cfg.Rules(), Language: cfg.Alerts.Language, Lag: cfg.Clock.Grace,
 		Log: o.Log.With(zap.String("component", "shoprules")), Alerts: pm.Alerts, OnAlert: o.OnAlert,
+		Ready: proc.CaughtUp,
 	}
 	rep.Rules = rules
 	rep.Register(reg)

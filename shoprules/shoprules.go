@@ -62,6 +62,13 @@ type Evaluator struct {
 	Alerts *prometheus.CounterVec
 	// OnAlert sees every alert once the sink accepted it; optional.
 	OnAlert func(alerting.Alert)
+	// Ready, when set, says whether the figures stand at the present. While
+	// the partitions catch up with a backlog their figures are in the past
+	// (replies not read yet, waits not ended): the rules wait for them
+	// rather than judge them at the wall clock. A backlog therefore raises
+	// only the spells still open once it is read, never a flood of past
+	// ones (replay reconstructs those).
+	Ready func() bool
 
 	token int64
 	// clock is the time of the last evaluation (Unix ms); read by scrapes.
@@ -80,6 +87,9 @@ func (e *Evaluator) Clock() float64 { return float64(e.clock.Load()) / 1000 }
 // and delivers new and undelivered alerts. It returns each shop's seats.
 func (e *Evaluator) Evaluate(ctx context.Context, figs map[string]*state.ShopFigures, now time.Time) (map[string]Seats, error) {
 	at := now.Add(-e.Lag)
+	if e.Ready != nil && !e.Ready() {
+		return nil, nil
+	}
 	if e.token == 0 {
 		t, err := e.Store.ClaimShopRules(ctx)
 		if err != nil {
