@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,8 +47,9 @@ type Seats struct {
 	Uncovered time.Duration
 }
 
-// Evaluator evaluates the shop-level rules. It is used by one goroutine,
-// the reporter's, and only while that replica holds the reporter lease.
+// Evaluator evaluates the shop-level rules, on the replica that holds the
+// reporter lease. It is safe for concurrent use; evaluations run one at a
+// time.
 type Evaluator struct {
 	Store    Store
 	Sink     Sink
@@ -70,6 +72,7 @@ type Evaluator struct {
 	// ones (replay reconstructs those).
 	Ready func() bool
 
+	mu    sync.Mutex
 	token int64
 	// clock is the time of the last evaluation (Unix ms); read by scrapes.
 	clock atomic.Int64
@@ -77,7 +80,11 @@ type Evaluator struct {
 
 // Drop forgets the fencing token: the lease was lost, and the next holder
 // claims a new one. Call it when the lease is given up or lost.
-func (e *Evaluator) Drop() { e.token = 0 }
+func (e *Evaluator) Drop() {
+	e.mu.Lock()
+	e.token = 0
+	e.mu.Unlock()
+}
 
 // Clock is the time of the latest evaluation, in Unix seconds (0 before
 // the first).
@@ -86,6 +93,8 @@ func (e *Evaluator) Clock() float64 { return float64(e.clock.Load()) / 1000 }
 // Evaluate judges every shop of figs at now minus Lag, writes what changed
 // and delivers new and undelivered alerts. It returns each shop's seats.
 func (e *Evaluator) Evaluate(ctx context.Context, figs map[string]*state.ShopFigures, now time.Time) (map[string]Seats, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	at := now.Add(-e.Lag)
 	if e.Ready != nil && !e.Ready() {
 		return nil, nil
