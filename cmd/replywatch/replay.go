@@ -147,6 +147,14 @@ func writeAlerts(path string, res *app.ReplayResult) error {
 }
 
 func pct(v float64) string  { return strconv.FormatFloat(v*100, 'f', 1, 64) + "%" }
+// uncovered is the shop's uncovered time today, "-" when unknown.
+func uncovered(s metrics.ShopReport) string {
+	if s.UncoveredSeconds == nil {
+		return "-"
+	}
+	return secs(*s.UncoveredSeconds)
+}
+
 func secs(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) + "s" }
 
 func writeTable(w io.Writer, res *app.ReplayResult) {
@@ -158,13 +166,13 @@ func writeTable(w io.Writer, res *app.ReplayResult) {
 	for _, t := range ths {
 		head += "breached " + t + "\trate " + t + "\t"
 	}
-	fmt.Fprintln(tw, head+"messages\t30s rate\tavg response\twaiting\t")
+	fmt.Fprintln(tw, head+"messages\t30s rate\tavg response\twaiting\tuncovered\t")
 	for _, s := range res.Shops {
 		row := fmt.Sprintf("%s\t%s\t%s\t%d\t", s.Shop, s.Platform, s.Day, s.Consulting)
 		for _, t := range ths {
 			row += fmt.Sprintf("%d\t%s\t", s.Breached[t], pct(s.ReplyRate[t]))
 		}
-		fmt.Fprintln(tw, row+fmt.Sprintf("%d\t%s\t%s\t%d\t", s.Messages, pct(s.Response30sRate), secs(s.AvgResponseSeconds), s.Waiting))
+		fmt.Fprintln(tw, row+fmt.Sprintf("%d\t%s\t%s\t%d\t%s\t", s.Messages, pct(s.Response30sRate), secs(s.AvgResponseSeconds), s.Waiting, uncovered(s)))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -207,7 +215,7 @@ func writeCSV(w io.Writer, shops []metrics.ShopReport) error {
 	for _, t := range ths {
 		head = append(head, "breached_"+t, "reply_rate_"+t)
 	}
-	head = append(head, "response_30s_rate", "avg_response_seconds", "waiting_buyers")
+	head = append(head, "response_30s_rate", "avg_response_seconds", "waiting_buyers", "uncovered_seconds")
 	if err := cw.Write(head); err != nil {
 		return err
 	}
@@ -218,7 +226,10 @@ func writeCSV(w io.Writer, shops []metrics.ShopReport) error {
 		for _, t := range ths {
 			row = append(row, i(s.Breached[t]), f(s.ReplyRate[t]))
 		}
-		row = append(row, f(s.Response30sRate), f(s.AvgResponseSeconds), i(s.Waiting))
+		row = append(row, f(s.Response30sRate), f(s.AvgResponseSeconds), i(s.Waiting), "")
+		if s.UncoveredSeconds != nil {
+			row[len(row)-1] = f(*s.UncoveredSeconds)
+		}
 		if err := cw.Write(row); err != nil {
 			return err
 		}
@@ -227,7 +238,7 @@ func writeCSV(w io.Writer, shops []metrics.ShopReport) error {
 			for _, t := range ths {
 				row = append(row, i(a.Breached[t]), "")
 			}
-			row = append(row, f(a.Response30sRate), f(a.AvgResponseSeconds), i(a.Waiting))
+			row = append(row, f(a.Response30sRate), f(a.AvgResponseSeconds), i(a.Waiting), "")
 			if err := cw.Write(row); err != nil {
 				return err
 			}
