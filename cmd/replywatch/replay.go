@@ -146,7 +146,8 @@ func writeAlerts(path string, res *app.ReplayResult) error {
 	return f.Close()
 }
 
-func pct(v float64) string  { return strconv.FormatFloat(v*100, 'f', 1, 64) + "%" }
+func pct(v float64) string { return strconv.FormatFloat(v*100, 'f', 1, 64) + "%" }
+
 // uncovered is the shop's uncovered time today, "-" when unknown.
 func uncovered(s metrics.ShopReport) string {
 	if s.UncoveredSeconds == nil {
