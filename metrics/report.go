@@ -28,9 +28,9 @@ type ShopReport struct {
 	Messages           int64              `json:"buyer_messages"`
 	Response30sRate    float64            `json:"response_30s_rate"`
 	AvgResponseSeconds float64            `json:"avg_response_seconds"`
-	// Seats counts agents per state (detectors.SeatStates; they exclude each
-	// other); IdleSeats the seats idle now. Both are absent for a shop with
-	// no agent known.
+	// Seats counts agents per presence state (detectors.SeatStates; they
+	// exclude each other), absent for a shop that sends no presence;
+	// IdleSeats the seats idle now, absent for a shop with no agent known.
 	Seats     map[string]int64 `json:"seats,omitempty"`
 	IdleSeats *int64           `json:"idle_seats,omitempty"`
 	// UncoveredSeconds is the day's uncovered time in service hours, known
@@ -108,22 +108,31 @@ func Report(f *state.ShopFigures, info ShopInfo, now time.Time, perAgent bool, m
 	return r, dropped
 }
 
-// seats fills the seat figures from the seat rules' view of the shop at
-// now: agents per state (exclusive states, so they sum to the agents),
-// idle seats, and per agent their state and idle time. A shop with no agent
-// known has no seat figures.
+// seats fills the seat figures: agents per presence state (exclusive
+// states, so they sum to the agents that report presence), and from the
+// seat rules' view of the shop at now the idle seats and, per agent, their
+// state (inferred for agents without presence) and idle time. A shop with
+// no agent known has no seat figures.
 func (r *ShopReport) seats(f *state.ShopFigures, rules *detectors.Rules, now time.Time, perAgent bool, maxAgents int) {
 	sh := detectors.SeatsFromCounters(f.Shop, f.Now, f.Waiting, f.OldestStart, f.AgentOldest)
 	if len(sh.Agents) == 0 {
 		return
 	}
 	v := rules.View(&sh, now)
-	r.Seats = make(map[string]int64, len(detectors.SeatStates))
-	for _, st := range detectors.SeatStates {
-		r.Seats[st] = 0
-	}
-	for _, a := range v.Agents {
-		r.Seats[a.State]++
+	// replywatch_seats counts presence as cs.presence reports it: agents of
+	// a shop that sends none are judged by inference for the rules, and show
+	// in the per-agent series only.
+	for _, a := range sh.Agents {
+		if a.Status == "" {
+			continue
+		}
+		if r.Seats == nil {
+			r.Seats = make(map[string]int64, len(detectors.SeatStates))
+			for _, st := range detectors.SeatStates {
+				r.Seats[st] = 0
+			}
+		}
+		r.Seats[a.Status]++
 	}
 	idle := v.Idle
 	r.IdleSeats = &idle
