@@ -138,8 +138,15 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64, need func(what s
 		}
 		rems := len(a)
 		a = append(a, 0)
+		first := i // first op of the current buyer's run
 		for k := i; k < j; k++ {
-			if last(k) && !waits[k].Add {
+			if k > i && waits[k-1].Buyer != waits[k].Buyer {
+				first = k
+			}
+			// The detector adds a buyer to an agent's set only when it is
+			// not there: a run that adds and ends removed leaves the set as
+			// it was (a reply that assigns the agent and ends the wait).
+			if last(k) && !waits[k].Add && !(waits[k].Agent != "" && waits[first].Add) {
 				a = append(a, waits[k].Buyer, fnv32(waits[k].Buyer))
 				a[rems] = a[rems].(int) + 1
 			}
