@@ -191,7 +191,7 @@ func pipelineConfig(cfg *config.Config) pipeline.Config {
 func handlers(cfg *config.Config) map[event.Stream]pipeline.Handler {
 	rules := cfg.Rules()
 	return map[event.Stream]pipeline.Handler{
-		event.Chat:     pipeline.ChatHandler{Engine: &detectors.Engine{Rules: rules, PerAgent: cfg.Metrics.PerAgent}},
+		event.Chat:     pipeline.ChatHandler{Engine: &detectors.Engine{Rules: rules, PerAgent: cfg.Metrics.PerAgent, Lateness: cfg.Clock.AllowedLateness}},
 		event.Presence: pipeline.SeatHandler{Engine: &detectors.SeatEngine{Rules: rules}},
 	}
 }

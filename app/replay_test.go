@@ -10,6 +10,7 @@ import (
 
 	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/internal/scenario"
 	"github.com/replywatch/replywatch/metrics"
 	"github.com/replywatch/replywatch/sim"
 )
@@ -154,7 +155,7 @@ func liveEqualsReplay(t *testing.T, broker string, a *App, recs []sim.Record, re
 		if len(replayed) == 0 {
 			return errors.New("no alerts replayed")
 		}
-		return sameOutcome(live, replayed)
+		return sameOutcome(scenario.Standing(live), scenario.Standing(replayed))
 	})
 	return m
 }

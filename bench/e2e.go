@@ -115,6 +115,10 @@ func (h *harness) e2e(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	usedBefore, err := UsedMemory(ctx, h.redis.Client)
+	if err != nil {
+		return err
+	}
 	cfg, err := replicaConfig(h.broker.Addr, h.redis.URL, replicaOpts{group: "e2e", session: h.s.Session})
 	if err != nil {
 		return err
@@ -177,6 +181,53 @@ func (h *harness) e2e(ctx context.Context) error {
 	h.cpu(part, c, "processor")
 	alerts := sumCounter(fams, "replywatch_alerts_total", nil)
 	r.add(part, "alerts emitted during the replay", alerts, "alerts", "warnings, breaches and long no-reply of the simulated day")
+	return h.dayStates(ctx, usedBefore)
+}
+
+// dayStates reports what the backlog's conversations left in Redis: every
+// conversation of a busy day, with the event ids and recent events it keeps.
+func (h *harness) dayStates(ctx context.Context, usedBefore int64) error {
+	c := h.redis.Client
+	used, err := UsedMemory(ctx, c)
+	if err != nil {
+		return err
+	}
+	var states, sampled, stateLen, stateMem int64
+	var iter uint64
+	for {
+		keys, next, err := c.Scan(ctx, iter, keyPrefix+":{chat.*}:c:*", 1000).Result()
+		if err != nil {
+			return fmt.Errorf("scanning states: %w", err)
+		}
+		states += int64(len(keys))
+		for _, k := range keys {
+			if sampled == 2000 {
+				break
+			}
+			n, err := c.MemoryUsage(ctx, k, 0).Result()
+			if err != nil {
+				return fmt.Errorf("MEMORY USAGE %s: %w", k, err)
+			}
+			v, err := c.StrLen(ctx, k).Result()
+			if err != nil {
+				return err
+			}
+			stateMem += n
+			stateLen += v
+			sampled++
+		}
+		if iter = next; iter == 0 {
+			break
+		}
+	}
+	if states == 0 || sampled == 0 {
+		return fmt.Errorf("the backlog left no conversation states")
+	}
+	r := h.report
+	r.add(PartE2E, "Redis bytes per conversation after the backlog", float64(used-usedBefore)/float64(states), "bytes",
+		fmt.Sprintf("INFO used_memory delta over %s conversations: states, timers, waiting sets, counters, outbox", thousands(states)))
+	r.add(PartE2E, "state key of a conversation after the backlog (MEMORY USAGE, mean of 2,000)", float64(stateMem)/float64(sampled), "bytes",
+		fmt.Sprintf("encoded state %.0f bytes of it", float64(stateLen)/float64(sampled)))
 	return nil
 }
 

@@ -136,6 +136,11 @@ type Clock struct {
 	Allowance time.Duration `yaml:"allowance"`
 	// Tick is how often idle partitions advance their clock.
 	Tick time.Duration `yaml:"tick"`
+	// AllowedLateness is how late, after the latest event time of its
+	// conversation, an event is still applied in its ts place: the
+	// conversation keeps its events that long and derives itself again from
+	// them when a late one arrives (DESIGN.md §5).
+	AllowedLateness time.Duration `yaml:"allowed_lateness"`
 }
 
 // Alerts configures alert records.
@@ -273,7 +278,7 @@ func Default() *Config {
 			OutsideHours: OutsideIgnore,
 			Target:       0.9,
 		},
-		Clock:   Clock{Grace: 2 * time.Second, Allowance: 2 * time.Second, Tick: 100 * time.Millisecond},
+		Clock:   Clock{Grace: 2 * time.Second, Allowance: 2 * time.Second, Tick: 100 * time.Millisecond, AllowedLateness: time.Hour},
 		Alerts:  Alerts{Language: "zh", Lease: 30 * time.Second},
 		Metrics: Metrics{MaxAgents: 500, ReportInterval: 5 * time.Second, ReporterLease: 15 * time.Second},
 		Seats: Seats{IdleAfter: 3 * time.Minute, AwayAfter: 10 * time.Minute, UncoveredAfter: 60 * time.Second,

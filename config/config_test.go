@@ -50,6 +50,9 @@ var badCases = []struct {
 	{"bad_range.bad.yml", []string{
 		`service_hours[0].end: "25:00" is not a time of day between 00:00 and 24:00`,
 	}},
+	{"lateness.bad.yml", []string{
+		`clock.allowed_lateness: 500ms is too short, the least is 1s`,
+	}},
 	{"overlapping_ranges.bad.yml", []string{
 		`service_hours: ranges 08:00-13:30 and 13:00-23:00 overlap`,
 	}},
@@ -133,6 +136,7 @@ var badCases = []struct {
 		`kafka.session_timeout: 100ms is too short, the least is 1s`,
 		`clock.grace: must not be negative`,
 		`clock.tick: 0s is too short, the least is 1ms`,
+		`clock.allowed_lateness: 25h is too long, the most is 24h: a conversation keeps its events that long`,
 		`metrics.reporter_lease: 10s must be longer than report_interval 10s`,
 	}},
 	{"two_documents.bad.yml", []string{
@@ -214,7 +218,7 @@ var fullConfig = &Config{
 		OutsideHours: OutsideStartAtOpen,
 		Target:       0.85,
 	},
-	Clock:   Clock{Grace: time.Second, Allowance: 500 * time.Millisecond, Tick: 50 * time.Millisecond},
+	Clock:   Clock{Grace: time.Second, Allowance: 500 * time.Millisecond, Tick: 50 * time.Millisecond, AllowedLateness: 30 * time.Minute},
 	Alerts:  Alerts{Language: "en", Lease: time.Minute},
 	Metrics: Metrics{PerAgent: true, MaxAgents: 50, ReportInterval: 10 * time.Second, ReporterLease: 30 * time.Second},
 	Seats: Seats{AwayAfter: 15 * time.Minute, IdleAfter: 2 * time.Minute, UncoveredAfter: 90 * time.Second,

@@ -83,6 +83,10 @@ func oneOf(p *problems, path, v string, allowed ...string) bool {
 }
 
 // atLeast reports a duration below min.
+// maxAllowedLateness bounds clock.allowed_lateness: within a day, as a
+// day is what a conversation's figures are about.
+const maxAllowedLateness = 24 * time.Hour
+
 func atLeast(p *problems, path string, d, min time.Duration) {
 	if d < min {
 		if min == 0 {
@@ -174,6 +178,10 @@ func (c *Config) validateRuntime(p *problems) {
 	atLeast(p, "clock.grace", c.Clock.Grace, 0)
 	atLeast(p, "clock.allowance", c.Clock.Allowance, 0)
 	atLeast(p, "clock.tick", c.Clock.Tick, time.Millisecond)
+	atLeast(p, "clock.allowed_lateness", c.Clock.AllowedLateness, time.Second)
+	if c.Clock.AllowedLateness > maxAllowedLateness {
+		p.add("clock.allowed_lateness", "%s is too long, the most is %s: a conversation keeps its events that long", fmtDur(c.Clock.AllowedLateness), fmtDur(maxAllowedLateness))
+	}
 	oneOf(p, "alerts.language", c.Alerts.Language, "zh", "en")
 	atLeast(p, "alerts.lease", c.Alerts.Lease, time.Second)
 	if c.Metrics.MaxAgents < 0 {

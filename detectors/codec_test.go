@@ -2,8 +2,11 @@ package detectors
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +89,7 @@ var garbageCases = []struct {
 	want string
 }{
 	{"empty", nil, "truncated version"},
-	{"unknown version", []byte{2, 0}, "version 2"},
+	{"unknown version", []byte{3, 0}, "version 3"},
 	{"unknown flags", []byte{1, 0x80, 0}, "unknown flags"},
 	{"string longer than the input", []byte{1, 0, 5, 0xff, 40, 'p'}, "truncated platform"},
 	{"unknown platform code", []byte{1, 0, 5, 9, 0}, "unknown platform code"},
@@ -108,7 +111,7 @@ func TestDecodingGarbage(t *testing.T) {
 	// conversation as it was.
 	b, _ := typicalWaiting(t, true).c.MarshalBinary()
 	for n := 0; n < len(b); n++ {
-		conv := Conversation{Shop: "s1", agent: "before"}
+		conv := Conversation{Shop: "s1", convState: convState{agent: "before"}}
 		if err := conv.UnmarshalBinary(b[:n]); err == nil {
 			t.Errorf("truncated to %d of %d bytes: no error", n, len(b))
 		}
@@ -182,6 +185,126 @@ func BenchmarkUnmarshalBinary(b *testing.B) {
 		var c Conversation
 		if err := c.UnmarshalBinary(enc); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Version 1 states, as Redis holds them from before recent events were
+// kept (written by the version 1 encoder from the scripts named).
+var v1States = []struct {
+	name string
+	hex  string
+	ops  []op // applied after decoding
+	// want: the next due time after decoding, the figures and alerts of ops.
+	nextDue string
+	alerts  []string
+	figures map[string]int64
+}{
+	{
+		name:    "typicalWaiting (per agent): buyer 10:00, reply 10:00:20, buyer 10:05, bot 10:05:01, buyer 10:05:30",
+		hex:     "011f90a4b4daa03401056137303031e0eb2505f79936bb3ebb9975cefc8520e18fc95cb8fefa9562e4f6b6d4bbf1562187e0d40300000200e0d40300c0b8020000010100000105613730303108000608060102090202c0b80203020ac0b8020b02",
+		ops:     []op{withID(human("10:06:00", "a7001"), "r9"), again(buyer("10:05:00"), "e3")},
+		nextDue: "10:07:00.001",
+		// 10:05:30 is answered at 10:06:00, within 30 s.
+		figures: figs(d24+"resp_ms", 60000, d24+"resp_n", 1, d24+"a:a7001:resp_ms", 60000, d24+"a:a7001:resp_n", 1,
+			d24+"ans30", 1, d24+"a:a7001:ans30", 1,
+			"now a:a7001:waiting", -1),
+	},
+	{
+		name: "breached (per agent): m1 buyer 10:00, clock 10:03:00.001, r1 reply 10:04, m2 buyer 10:10",
+		hex:  "011fc0e1c4daa0340002613780f92b03dc84b702ce60e788d79299e3a11052c7b45e00000001000080a61d008102010101000001026137080004080404a0fe0a020ca0fe0a020280a61d03020a80a61d0b02",
+		// A reply stamped inside the ended wait still corrects it; m2 again is a duplicate.
+		ops:     []op{again(buyerOf("10:10:00", "a7"), "m2"), human("10:02:00", "a8"), human("10:13:30", "a7")},
+		nextDue: "10:12:00.001",
+		alerts: alerts("reply_warning:3m resolved/retracted a7 @10:02:00", "reply_breach:3m resolved/retracted a7 @10:02:00",
+			"reply_warning:3m firing a7 @10:12:00",
+			"reply_breach:3m firing a7 @10:13:00", "reply_warning:3m resolved/replied a7 @10:13:30",
+			"reply_breach:3m resolved/replied a7 @10:13:30"),
+		figures: figs(d24+"resp_ms", 120000-240000+210000, d24+"resp_n", 1, d24+"a:a7:resp_ms", -240000+210000,
+			d24+"a:a8:resp_ms", 120000, d24+"a:a8:resp_n", 1, "now a:a7:waiting", -1),
+	},
+}
+
+func TestDecodingVersion1(t *testing.T) {
+	for _, c := range v1States {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := hex.DecodeString(c.hex)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := newHarness(t, pddRules(), true)
+			if err := h.c.UnmarshalBinary(b); err != nil {
+				t.Fatalf("decoding a version 1 state: %v", err)
+			}
+			due, ok := h.e.NextDue(&h.c)
+			if !ok || h.clock(due) != c.nextDue {
+				t.Errorf("next due %s (%v), want %s", h.clock(due), ok, c.nextDue)
+			}
+			h.run(c.ops)
+			if got := h.rendered(); !slices.Equal(got, c.alerts) {
+				t.Errorf("alerts:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(c.alerts, "\n     "))
+			}
+			if got := h.figures(); !maps.Equal(got, c.figures) {
+				t.Errorf("figures:\n got %v\nwant %v", sorted(got), sorted(c.figures))
+			}
+			enc, _ := h.c.MarshalBinary()
+			if enc[0] != codecVersion {
+				t.Errorf("re-encoded as version %d, want %d", enc[0], codecVersion)
+			}
+		})
+	}
+}
+
+// What a conversation's state takes as it grows: every event id is kept (6
+// bytes), and the events of the last hour (at most 64) with the state
+// before them. A question and its answer every minute: 2 events a minute.
+var sizeByEvents = []struct{ events, max int }{
+	{2, 48},
+	{10, 140},
+	{40, 480},
+	{120, 1150},
+	{400, 2850},
+}
+
+func TestEncodedSizeByEvents(t *testing.T) {
+	for _, c := range sizeByEvents {
+		h := newHarness(t, pddRules(), true)
+		var ops []op
+		for i := 0; i < c.events; i++ {
+			at := clockAt(shanghai, "10:00:00").Add(time.Duration(i) * 30 * time.Second).Format("15:04:05")
+			if i%2 == 0 {
+				ops = append(ops, buyerOf(at, "a7001"))
+			} else {
+				ops = append(ops, human(at, "a7001"))
+			}
+		}
+		h.run(ops)
+		b, err := h.c.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d events: %d bytes (%d kept events, %d ids)", c.events, len(b), len(h.c.log), len(h.c.seen)/idBytes)
+		if len(b) > c.max {
+			t.Errorf("%d events: %d bytes, want at most %d", c.events, len(b), c.max)
+		}
+	}
+}
+
+// BenchmarkDecodeAndRun is what a cache miss costs: decoding a stored
+// state and making it ready for the rules (the engine derives a decoded
+// conversation from its kept events).
+func BenchmarkDecodeAndRun(b *testing.B) {
+	enc, _ := typicalWaiting(b, true).c.MarshalBinary()
+	r := pddRules()
+	e := &Engine{Rules: func(string) *Rules { return r }, PerAgent: true}
+	b.ReportAllocs()
+	for b.Loop() {
+		c := Conversation{Shop: "s1", Buyer: "b1"}
+		if err := c.UnmarshalBinary(enc); err != nil {
+			b.Fatal(err)
+		}
+		if _, ok := e.NextDue(&c); !ok {
+			b.Fatal("not waiting")
 		}
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/event"
 	"github.com/replywatch/replywatch/hours"
@@ -21,15 +19,6 @@ const (
 	// oldest is forgotten: it has been waiting longest and is the least likely
 	// to be answered within 30 s.
 	maxPending = 16
-	// seenIDs is how many recent event ids are kept to recognise duplicates.
-	// The partition's stored offset already makes a redelivered batch
-	// harmless; these catch a producer sending events again with new
-	// offsets, from a retry to a whole conversation-day re-sent by a sync
-	// job (conversations rarely have more events in a day). Each id is kept
-	// as a 48-bit hash: a false duplicate among 64 ids has odds of ~2e-13.
-	seenIDs  = 64
-	seenBits = 48
-	seenMask = 1<<seenBits - 1
 	// answer30 is the 30-second rate's limit (R10), in ms.
 	answer30 = 30_000
 	day24h   = 24 * 60 * 60 * 1000
@@ -55,23 +44,47 @@ type Engine struct {
 	Rules RulesFunc
 	// PerAgent also emits per-agent figure fields (AgentField).
 	PerAgent bool
+	// Lateness is how late an event may be, after the latest event time of
+	// its conversation, and still be applied in its place (config
+	// clock.allowed_lateness); 0 means DefaultLateness.
+	Lateness time.Duration
 }
 
 // Conversation is the state of one (shop_id, buyer_id) conversation (R1).
 // The zero value is a new conversation; Shop and Buyer come from the Kafka
 // key and are not part of the encoding. All times are Unix ms.
+//
+// Its current state is what its events say in ts order (DESIGN.md §5): the
+// state before its recent events (base), and those events (log), in order,
+// with the conversation's timers fired up to the latest partition clock. A
+// late event is put in its place and the current state derived again.
 type Conversation struct {
 	Shop, Buyer string
 
-	platform  string    // last platform an event named; "" means the shop's
-	agent     string    // assigned agent
-	lastTS    int64     // latest applied event time
-	lastHuman int64     // latest human reply time, 0 if none
-	seen      recentIDs // hashes of the latest applied event ids, at most seenIDs
+	convState // current: base, then log, then the timers up to clock
+
+	base  convState  // the state before the events of log
+	log   []logEvent // recent events, in ts order (see logEvent.before)
+	clock int64      // latest partition clock Advance was given
+	seen  idSet      // fingerprints of every applied event id
+	// stale says convState has yet to be derived from base and log (a
+	// decoded state: deriving needs the rules, which decoding has not).
+	stale bool
+}
+
+// convState is what the rules derive from a conversation's events.
+type convState struct {
+	platform  string // last platform an event named; "" means the shop's
+	agent     string // assigned agent
+	lastTS    int64  // latest applied event time
+	lastHuman int64  // latest human reply time, 0 if none
 	wait      openWait
-	pending   []int64 // unanswered buyer message times of the open wait, ascending
-	prev      endedWait
-	days      []tally // at most maxDays, oldest first
+	// carry is a wait still open from an earlier day than wait's, kept only
+	// for its long no-reply timers (R3, R12) and its end (R11, R13).
+	carry   carriedWait
+	pending []int64 // unanswered buyer message times of the open wait, ascending
+	prev    endedWait
+	days    []tally // at most maxDays, oldest first
 }
 
 // waitCore is what an open and an ended wait share.
@@ -95,6 +108,12 @@ type openWait struct {
 	added bool
 }
 
+// carriedWait is a wait open from an earlier day (R3).
+type carriedWait struct {
+	waitCore
+	ok bool
+}
+
 // endedWait is the last wait a human reply ended, kept so that a late reply
 // stamped inside it can retract its breaches and fix its response time.
 type endedWait struct {
@@ -112,10 +131,13 @@ type step struct {
 	c  *Conversation
 	r  *Rules
 	h  *hours.Schedule
-	fx *Effects
+	fx *Effects // nil discards the effects (a derivation of what was emitted already)
 	// thr is the rules' thresholds in ms, at most maxThresholds.
 	thr  [maxThresholds]int64
 	nThr int
+	// The shop-local midnight after midStart, once asked for.
+	midStart, midDue int64
+	midOK            bool
 }
 
 // alwaysOpen serves rules without hours: open all day, days in UTC.
@@ -138,92 +160,145 @@ func (e *Engine) step(c *Conversation, fx *Effects) step {
 }
 
 // Chat applies one chat event (message, transfer, buyer_blocked,
-// buyer_reported) at its event time. It first fires this conversation's own
-// timers due strictly before the event, so the outcome does not depend on
-// how far the partition clock had advanced.
+// buyer_reported) at its event time. A duplicate is recognised before
+// anything else and changes nothing, timers included.
 //
-// Events older than the latest applied one are applied as far as makes
-// sense: a late human reply ends or corrects the wait it falls in; a late
-// buyer message counts for its day and joins the open wait without moving
-// its start, or starts a wait when no human reply has been seen since it;
-// a late agent_id does not override a newer assignment. A duplicate is
-// recognised before anything else and changes nothing, timers included.
-// Times count in whole milliseconds.
+// The outcome is what the conversation's events say in ts order, whatever
+// their arrival order (DESIGN.md §5): an event older than the latest one
+// is put in its place among the recent events and the conversation derived
+// again from them; what changed is emitted as corrections (figure
+// differences, alerts now due, retractions of alerts that no longer hold).
+// Events are kept for Lateness after the latest event time, at most
+// maxLog of them; an event older than every kept one is applied to the
+// state before them as far as makes sense (see apply). Times count in
+// whole milliseconds.
 func (e *Engine) Chat(c *Conversation, ev *event.Event, fx *Effects) Result {
-	if c.seen.seen(xxhash.Sum64String(ev.EventID)&seenMask, seenIDs) {
+	if c.seen.seen(fingerprint(ev.EventID)) {
 		return Duplicate
 	}
+	e.derive(c)
+	le := logEventOf(ev)
+	if c.inOrder(le) {
+		s := e.step(c, fx)
+		s.apply(le)
+		// The timers stay fired up to the clock, as a derivation has them:
+		// a wait this event started may be due already.
+		s.fire(c.clock)
+		c.log = append(c.log, le)
+	} else {
+		e.late(c, le, fx)
+	}
+	e.trim(c)
+	return Applied
+}
 
-	s := e.step(c, fx)
-	ts := ev.Ms()
+// apply applies one event to the conversation's state. It first fires the
+// conversation's own timers due strictly before the event, so the outcome
+// does not depend on how far the partition clock had advanced.
+//
+// Applied in ts order, each branch below does what the rules say. Applied
+// out of order (an event older than every kept one), it does what makes
+// sense: a late human reply ends or corrects the wait it falls in; a late
+// buyer message counts for its day and joins the open wait without moving
+// its start, or starts a wait when no human reply has been seen since it; a
+// late agent_id does not override a newer assignment.
+func (s *step) apply(le logEvent) {
+	c := s.c
+	ts := le.ts
 	s.fire(ts)
-	if ev.Platform != "" {
-		c.platform = ev.Platform
+	if le.platform != "" {
+		c.platform = le.platform
 	}
 	// R8: once blocked or reported, the rest of that day is ignored.
 	if !s.excluded(s.dayOf(ts)) {
-		switch ev.Type {
-		case event.TypeMessage:
-			s.setAgent(ev.AgentID, ts)
-			switch ev.Sender {
-			case event.SenderBuyer:
+		switch le.kind {
+		case kindBuyer, kindBot, kindSystem:
+			s.setAgent(le.agent, ts)
+			if le.kind == kindBuyer {
 				s.buyerMessage(ts)
-			case event.SenderAgent:
-				s.humanReply(ts, ev.AgentID)
 			}
-		case event.TypeTransfer:
-			s.setAgent(ev.AgentID, ts)
-		case event.TypeBuyerBlocked, event.TypeBuyerReported:
+		case kindAgent:
+			s.setAgent(le.agent, ts)
+			s.humanReply(ts, le.agent)
+		case kindTransfer:
+			s.setAgent(le.agent, ts)
+		case kindExclude:
 			s.exclude(ts)
 		}
 	}
 	if ts > c.lastTS {
 		c.lastTS = ts
 	}
-	return Applied
 }
 
 // Advance fires every timer of the conversation due strictly before now (the
 // partition clock).
 func (e *Engine) Advance(c *Conversation, now time.Time, fx *Effects) {
+	e.derive(c)
 	s := e.step(c, fx)
-	s.fire(now.UnixMilli())
+	n := now.UnixMilli()
+	s.fire(n)
+	if n > c.clock {
+		c.clock = n
+	}
 }
 
 // NextDue is the earliest partition clock at which Advance would do
 // something (a timer due at d fires once the clock is past d, so this is
 // d + 1 ms); ok is false when nothing is pending.
 func (e *Engine) NextDue(c *Conversation) (due time.Time, ok bool) {
-	if !c.wait.open {
-		return time.Time{}, false
-	}
+	e.derive(c)
 	s := e.step(c, nil)
-	d := c.wait.start
-	if c.wait.added {
-		var bit int
-		if bit, d = s.nextTimer(); bit < 0 {
-			return time.Time{}, false
+	d, ok := int64(0), false
+	if w := &c.wait; w.open {
+		d, ok = w.start, true
+		if w.added {
+			var bit int
+			if bit, d = s.nextTimer(&w.waitCore, 0); bit < 0 {
+				ok = false
+			}
 		}
+	}
+	if c.carry.ok {
+		if bit, cd := s.nextTimer(&c.carry.waitCore, bitMidnight); bit >= 0 && (!ok || cd < d) {
+			d, ok = cd, true
+		}
+	}
+	if !ok {
+		return time.Time{}, false
 	}
 	return time.UnixMilli(d + 1), true
 }
 
-// fire runs the open wait's timers due strictly before now, earliest first.
+// fire runs the open wait's timers, and the carried wait's, due strictly
+// before now, earliest first.
 func (s *step) fire(now int64) {
-	w := &s.c.wait
-	for w.open {
-		if !w.added {
-			if w.start >= now {
-				return // every other timer is after the start
-			}
+	c := s.c
+	for {
+		w := &c.wait
+		if w.open && !w.added && w.start < now {
 			s.addWaiting()
 		}
-		bit, due := s.nextTimer()
-		if bit < 0 || due >= now {
+		bit, due := -1, int64(0)
+		if w.open && w.added {
+			bit, due = s.nextTimer(&w.waitCore, 0)
+		}
+		cb, cd := -1, int64(0)
+		if c.carry.ok {
+			cb, cd = s.nextTimer(&c.carry.waitCore, bitMidnight)
+		}
+		switch {
+		case cb >= 0 && cd < now && (bit < 0 || cd < due):
+			c.carry.fired |= 1 << cb
+			if s.fx != nil {
+				s.fx.Alerts = append(s.fx.Alerts, s.alert(cb, &c.carry.waitCore))
+			}
+		case bit >= 0 && due < now:
+			w.fired |= 1 << bit
+			s.fireAlert(bit)
+		default:
 			return
 		}
-		w.fired |= 1 << bit
-		s.fireAlert(bit)
 	}
 }
 
@@ -244,17 +319,21 @@ func (s *step) dueOf(bit int, start int64) (int64, bool) {
 		}
 		return start + s.thr[bit-bitBreach], true
 	case bit == bitMidnight:
-		return s.h.NextMidnight(time.UnixMilli(start)).UnixMilli(), true
+		// Asked for again and again while timers are sought: remembered.
+		if !s.midOK || s.midStart != start {
+			s.midStart, s.midDue, s.midOK = start, s.h.NextMidnight(time.UnixMilli(start)).UnixMilli(), true
+		}
+		return s.midDue, true
 	default:
 		return start + day24h, true
 	}
 }
 
-// nextTimer is the open wait's earliest timer that has not fired, -1 if none.
-func (s *step) nextTimer() (bit int, due int64) {
-	w := &s.c.wait
+// nextTimer is wait w's earliest timer from bit from on that has not
+// fired, -1 if none.
+func (s *step) nextTimer(w *waitCore, from int) (bit int, due int64) {
 	bit = -1
-	for b := 0; b < numBits; b++ {
+	for b := from; b < numBits; b++ {
 		if w.fired&(1<<b) != 0 {
 			continue
 		}
@@ -314,7 +393,9 @@ func (s *step) alert(bit int, w *waitCore) alerting.Alert {
 // wait-start day (R5, R7).
 func (s *step) fireAlert(bit int) {
 	w := &s.c.wait
-	s.fx.Alerts = append(s.fx.Alerts, s.alert(bit, &w.waitCore))
+	if s.fx != nil {
+		s.fx.Alerts = append(s.fx.Alerts, s.alert(bit, &w.waitCore))
+	}
 	if bit < bitBreach || bit >= bitMidnight {
 		return
 	}
@@ -356,20 +437,22 @@ func (s *step) closeAlerts(w *waitCore, x int64, reason string) {
 		n++
 	}
 	for _, o := range order[:n] {
-		a := s.alert(o.bit, w)
-		a.Status, a.At = alerting.Resolved, time.UnixMilli(x)
+		r := reason
 		switch {
 		case o.due >= x:
-			a.Reason = alerting.ReasonRetracted
+			r = alerting.ReasonRetracted
 			w.fired &^= 1 << o.bit
 			if o.bit >= bitBreach && o.bit < bitMidnight {
 				s.uncountBreach(o.bit-bitBreach, w)
 			}
 		case reason == "":
 			continue
-		default:
-			a.Reason = reason
 		}
+		if s.fx == nil {
+			continue
+		}
+		a := s.alert(o.bit, w)
+		a.Status, a.At, a.Reason = alerting.Resolved, time.UnixMilli(x), r
 		s.fx.Alerts = append(s.fx.Alerts, a)
 	}
 }
@@ -419,6 +502,11 @@ func (s *step) buyerMessage(m int64) {
 	if s.e.PerAgent && c.agent != "" {
 		s.add(d, c.agent, fieldMessages, 0, 1)
 	}
+	if c.wait.open && d > s.dayOf(c.wait.start) && m >= c.wait.anchor {
+		// R3: each day counts on its own. The wait from an earlier day goes
+		// on only for R12; this message starts the day's wait.
+		s.carryOver()
+	}
 	if c.wait.open {
 		s.addPending(m)
 		return
@@ -439,6 +527,17 @@ func (s *step) buyerMessage(m int64) {
 	}
 	c.pending = append(c.pending[:0], m)
 	s.startWait(eff, m, m)
+}
+
+// carryOver moves the open wait to carry, out of the waiting set (the
+// buyer enters it again with the day's new wait). A wait carried before is
+// forgotten: its last timer, 24 h after its start, is due by then.
+func (s *step) carryOver() {
+	c := s.c
+	s.removeWaiting()
+	c.carry = carriedWait{waitCore: c.wait.waitCore, ok: true}
+	c.wait = openWait{}
+	c.pending = c.pending[:0]
 }
 
 // addPending records an unanswered buyer message of the open wait, keeping
@@ -478,7 +577,9 @@ func (s *step) startWait(start, anchor, now int64) {
 func (s *step) addWaiting() {
 	c := s.c
 	c.wait.added = true
-	s.fx.Waits = append(s.fx.Waits, WaitOp{Shop: c.Shop, Buyer: c.Buyer, Start: c.wait.start, Add: true})
+	if s.fx != nil {
+		s.fx.Waits = append(s.fx.Waits, WaitOp{Shop: c.Shop, Buyer: c.Buyer, Start: c.wait.start, Add: true})
+	}
 	s.waiting(c.agent, 1)
 }
 
@@ -487,7 +588,9 @@ func (s *step) removeWaiting() {
 	if !c.wait.added {
 		return
 	}
-	s.fx.Waits = append(s.fx.Waits, WaitOp{Shop: c.Shop, Buyer: c.Buyer, Start: c.wait.start})
+	if s.fx != nil {
+		s.fx.Waits = append(s.fx.Waits, WaitOp{Shop: c.Shop, Buyer: c.Buyer, Start: c.wait.start})
+	}
 	s.waiting(c.agent, -1)
 }
 
@@ -495,11 +598,12 @@ func (s *step) removeWaiting() {
 // waiting buyers. Both are kept whether or not per-agent figures are on:
 // idle-seat detection needs them.
 func (s *step) waiting(agent string, delta int64) {
-	if agent != "" {
-		c := s.c
-		s.fx.Figures = append(s.fx.Figures, FigureDelta{Shop: c.Shop, Field: AgentField(agent, FieldWaiting), Delta: delta})
-		s.fx.Waits = append(s.fx.Waits, WaitOp{Shop: c.Shop, Agent: agent, Buyer: c.Buyer, Start: c.wait.start, Add: delta > 0})
+	if agent == "" || s.fx == nil {
+		return
 	}
+	c := s.c
+	s.fx.Figures = append(s.fx.Figures, FigureDelta{Shop: c.Shop, Field: AgentField(agent, FieldWaiting), Delta: delta})
+	s.fx.Waits = append(s.fx.Waits, WaitOp{Shop: c.Shop, Agent: agent, Buyer: c.Buyer, Start: c.wait.start, Add: delta > 0})
 }
 
 // setAgent makes agent the assigned one from event time ts on (R9). An
@@ -538,7 +642,9 @@ func (s *step) setAgent(agent string, ts int64) {
 // humanReply applies a human reply at l by agent (R4, R10, R11, R13).
 func (s *step) humanReply(l int64, agent string) {
 	c := s.c
-	s.fx.Activity = append(s.fx.Activity, Activity{Shop: c.Shop, Agent: agent, At: l})
+	if s.fx != nil {
+		s.fx.Activity = append(s.fx.Activity, Activity{Shop: c.Shop, Agent: agent, At: l})
+	}
 	if l > c.lastHuman {
 		c.lastHuman = l
 	}
@@ -559,6 +665,15 @@ func (s *step) humanReply(l int64, agent string) {
 	}
 	c.pending = append(c.pending[:0], c.pending[n:]...)
 
+	if cw := &c.carry; cw.ok && l >= cw.anchor {
+		// The wait carried from an earlier day ends too; its response time
+		// counts for its own day (R11).
+		s.closeAlerts(&cw.waitCore, l, alerting.ReasonReplied)
+		if l >= cw.start {
+			s.addResp(cw.start, agent, l-cw.start, 1)
+		}
+		c.carry = carriedWait{}
+	}
 	switch {
 	case c.wait.open && l >= c.wait.anchor:
 		s.endWait(l, agent)
@@ -645,6 +760,10 @@ func (s *step) exclude(x int64) {
 		s.removeWaiting()
 		c.wait = openWait{}
 		c.pending = c.pending[:0]
+	}
+	if cw := &c.carry; cw.ok && s.dayOf(cw.start) <= d {
+		s.closeAlerts(&cw.waitCore, x, alerting.ReasonExcluded)
+		c.carry = carriedWait{}
 	}
 	if c.prev.ok && s.dayOf(c.prev.start) == d {
 		c.prev = endedWait{}

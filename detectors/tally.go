@@ -205,7 +205,7 @@ func (s *step) wipe(d int32) {
 }
 
 func (s *step) emit(d int32, agent, field string, delta int64) {
-	if delta == 0 {
+	if delta == 0 || s.fx == nil {
 		return
 	}
 	if agent != "" {

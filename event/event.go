@@ -107,18 +107,36 @@ func (e *timeError) Error() string {
 	return fmt.Sprintf("time %s is not RFC 3339 with an offset or Z", e.value)
 }
 
-// UnmarshalJSON accepts RFC 3339 with an offset or Z.
+// UnmarshalJSON accepts RFC 3339 with an offset or Z. RFC 3339 (§5.6)
+// allows the "T" and "Z" in lowercase; Go's parser wants them in capitals.
 func (t *Time) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return &timeError{string(b)}
 	}
-	v, err := time.Parse(time.RFC3339Nano, s)
+	v, err := time.Parse(time.RFC3339Nano, upperTZ(s))
 	if err != nil {
 		return &timeError{strconv.Quote(s)}
 	}
 	t.Time = v
 	return nil
+}
+
+// upperTZ writes the date-time separator and a Z offset of an RFC 3339
+// time in capitals, leaving anything else for the parser to judge.
+func upperTZ(s string) string {
+	n := len(s)
+	if n <= 10 || (s[10] != 't' && s[n-1] != 'z') {
+		return s
+	}
+	b := []byte(s)
+	if b[10] == 't' {
+		b[10] = 'T'
+	}
+	if b[n-1] == 'z' {
+		b[n-1] = 'Z'
+	}
+	return string(b)
 }
 
 // MarshalJSON writes RFC 3339 with milliseconds.

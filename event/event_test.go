@@ -27,6 +27,9 @@ var decodeCases = []struct {
 	{"wrong type of field", Chat, `{` + ok + `,"type":"message","buyer_id":7,"sender":"buyer"}`, ReasonBadField, "field buyer_id: expected string"},
 	{"no event_id", Chat, `{"type":"message","ts":"2026-11-24T10:00:00Z","shop_id":"s1","buyer_id":"b1","sender":"buyer"}`, ReasonMissing, "event_id is required"},
 	{"no ts", Chat, `{"event_id":"e1","type":"message","shop_id":"s1","buyer_id":"b1","sender":"buyer"}`, ReasonMissing, "ts is required"},
+	{"lowercase t and z (RFC 3339 §5.6)", Chat, `{"event_id":"e1","ts":"2026-11-24t02:00:00.123z","type":"message","shop_id":"s1","buyer_id":"b1","sender":"buyer"}`, "", ""},
+	{"lowercase t with an offset", Chat, `{"event_id":"e1","ts":"2026-11-24t10:00:00+08:00","type":"message","shop_id":"s1","buyer_id":"b1","sender":"buyer"}`, "", ""},
+	{"lowercase z without the separator", Chat, `{"event_id":"e1","ts":"2026-11-24 10:00:00z","type":"message","shop_id":"s1"}`, ReasonBadField, `time "2026-11-24 10:00:00z" is not RFC 3339`},
 	{"ts without offset", Chat, `{"event_id":"e1","ts":"2026-11-24T10:00:00","type":"message","shop_id":"s1"}`, ReasonBadField, `time "2026-11-24T10:00:00" is not RFC 3339 with an offset`},
 	{"no shop", Chat, `{"event_id":"e1","ts":"2026-11-24T10:00:00Z","type":"message","buyer_id":"b1","sender":"buyer"}`, ReasonMissing, "shop_id is required"},
 	{"no buyer", Chat, `{` + ok + `,"type":"message","sender":"buyer"}`, ReasonMissing, "buyer_id is required for message"},
@@ -58,6 +61,18 @@ func TestDecode(t *testing.T) {
 		de, isErr := err.(*Error)
 		if !isErr || de.Reason != c.reason || !strings.Contains(de.Detail, c.detail) {
 			t.Errorf("%s: got %v (event %v), want %s containing %q", c.name, err, ev, c.reason, c.detail)
+		}
+	}
+}
+
+func TestLowercaseTimeIsTheSameInstant(t *testing.T) {
+	for _, ts := range []string{"2026-11-24t02:00:00.123z", "2026-11-24T02:00:00.123z", "2026-11-24t10:00:00.123+08:00"} {
+		ev, err := Decode(Chat, []byte(`{"event_id":"e1","ts":"`+ts+`","type":"message","shop_id":"s1","buyer_id":"b1","sender":"buyer"}`), now)
+		if err != nil {
+			t.Fatalf("%s: %v", ts, err)
+		}
+		if ev.Ms() != time.Date(2026, 11, 24, 2, 0, 0, 123e6, time.UTC).UnixMilli() {
+			t.Errorf("%s: ms = %d", ts, ev.Ms())
 		}
 	}
 }

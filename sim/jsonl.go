@@ -201,6 +201,41 @@ const MaxLineBytes = 1 << 20
 // the processor would (without the future check); the first bad line ends
 // the read with an error naming its line number.
 func ReadJSONL(r io.Reader, fn func(Record) error) error {
+	return ReadJSONLLines(r, func(l Line) error {
+		if l.Err != nil {
+			return fmt.Errorf("JSONL line %d: %w", l.Number, l.Err)
+		}
+		ev, err := event.Decode(l.Stream, l.Value, time.Time{})
+		if err != nil {
+			return fmt.Errorf("JSONL line %d: %s event: %w", l.Number, l.Stream, err)
+		}
+		rec := Record{Topic: l.Stream, Event: *ev, Key: l.Key}
+		if !l.Keyed {
+			rec.Key = ev.Key(l.Stream)
+		}
+		return fn(rec)
+	})
+}
+
+// Line is one line of a JSONL file, placed on its stream but not validated:
+// Value is the Kafka value as the file has it, for the processor to use or
+// dead-letter as it would live.
+type Line struct {
+	Number int
+	Stream event.Stream
+	Key    string // the envelope's key, when Keyed (see RecordKey)
+	Keyed  bool
+	Value  []byte // valid until fn returns
+	// Err says why the line names no stream (not JSON, an unknown topic or
+	// type): it cannot be replayed and nothing else is set.
+	Err error
+}
+
+// ReadJSONLLines reads r as ReadJSONL does but does not stop at a bad
+// line: it hands every non-blank line to fn, in file order, placed on its
+// stream when it names one, with Err set when it does not. Only an
+// unreadable file or a line over MaxLineBytes ends the read early.
+func ReadJSONLLines(r io.Reader, fn func(Line) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
@@ -221,11 +256,9 @@ func ReadJSONL(r io.Reader, fn func(Record) error) error {
 		if len(b) == 0 {
 			continue
 		}
-		rec, err := parseLine(b)
-		if err != nil {
-			return fmt.Errorf("JSONL line %d: %w", line, err)
-		}
-		if err := fn(rec); err != nil {
+		l := placeLine(b)
+		l.Number = line
+		if err := fn(l); err != nil {
 			return err
 		}
 	}
@@ -238,7 +271,8 @@ func ReadJSONL(r io.Reader, fn func(Record) error) error {
 	return nil
 }
 
-func parseLine(b []byte) (Record, error) {
+// placeLine finds a line's stream, key and value.
+func placeLine(b []byte) Line {
 	var env struct {
 		Topic string          `json:"topic"`
 		Key   *string         `json:"key"`
@@ -246,24 +280,24 @@ func parseLine(b []byte) (Record, error) {
 		Type  string          `json:"type"`
 	}
 	if err := json.Unmarshal(b, &env); err != nil {
-		return Record{}, fmt.Errorf("not a JSON object: %w", err)
+		return Line{Err: fmt.Errorf("not a JSON object: %w", err)}
 	}
 	value := []byte(env.Value)
 	envelope := len(value) > 0 && !bytes.Equal(value, []byte("null"))
 	typ := env.Type
 	switch {
 	case !envelope && typ == "":
-		return Record{}, fmt.Errorf(`neither an envelope with "value" nor a contract event with "type"`)
+		return Line{Err: fmt.Errorf(`neither an envelope with "value" nor a contract event with "type"`)}
 	case !envelope:
 		value = b // a bare contract event
 	case value[0] != '{':
-		return Record{}, fmt.Errorf("value is not a JSON object: %.40s", value)
+		return Line{Err: fmt.Errorf("value is not a JSON object: %.40s", value)}
 	case env.Topic == "":
 		var v struct {
 			Type string `json:"type"`
 		}
 		if err := json.Unmarshal(value, &v); err != nil {
-			return Record{}, fmt.Errorf("value is not a JSON object: %w", err)
+			return Line{Err: fmt.Errorf("value is not a JSON object: %w", err)}
 		}
 		typ = v.Type
 	}
@@ -271,25 +305,34 @@ func parseLine(b []byte) (Record, error) {
 	if envelope && env.Topic != "" {
 		s, ok := streamOfTopic(env.Topic)
 		if !ok {
-			return Record{}, fmt.Errorf("topic %q is not chat, orders or presence", env.Topic)
+			return Line{Err: fmt.Errorf("topic %q is not chat, orders or presence", env.Topic)}
 		}
 		stream = s
 	} else {
 		s, ok := StreamOf(typ)
 		if !ok {
-			return Record{}, fmt.Errorf("type %q is not a contract event type", typ)
+			return Line{Err: fmt.Errorf("type %q is not a contract event type", typ)}
 		}
 		stream = s
 	}
-	ev, err := event.Decode(stream, value, time.Time{})
-	if err != nil {
-		return Record{}, fmt.Errorf("%s event: %w", stream, err)
-	}
-	rec := Record{Topic: stream, Event: *ev}
+	l := Line{Stream: stream, Value: value}
 	if env.Key != nil && envelope {
-		rec.Key = *env.Key
-	} else {
-		rec.Key = ev.Key(stream)
+		l.Key, l.Keyed = *env.Key, true
 	}
-	return rec, nil
+	return l
+}
+
+// RecordKey is the line's Kafka key: the envelope's, or else the
+// contract's from the event's fields as far as they decode.
+func (l *Line) RecordKey() string {
+	if l.Keyed {
+		return l.Key
+	}
+	var k struct {
+		ShopID  string `json:"shop_id"`
+		BuyerID string `json:"buyer_id"`
+		AgentID string `json:"agent_id"`
+	}
+	_ = json.Unmarshal(l.Value, &k)
+	return (&event.Event{ShopID: k.ShopID, BuyerID: k.BuyerID, AgentID: k.AgentID}).Key(l.Stream)
 }

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -529,5 +530,54 @@ func TestSeatGaps(t *testing.T) {
 	}
 	if _, err := (Options{Start: start, Shops: 2, NoPresence: 3}).normalize(false); err == nil {
 		t.Error("more presence-less shops than shops accepted")
+	}
+}
+
+// Disorder holds chat records back by less than Within, sends the share
+// asked for twice, and leaves other records in place.
+func TestDisorderArrival(t *testing.T) {
+	var recs []Record
+	err := Generate(Options{Seed: 5, Shops: 2, Agents: 3, Rate: 2, Start: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC),
+		End: time.Date(2026, 11, 24, 11, 0, 0, 0, time.UTC)}, func(r Record) error { recs = append(recs, r); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Disorder{Seed: 1, Within: 5 * time.Minute, Duplicates: 0.03}
+	got := d.Arrival(recs)
+	chat, dups, late := 0, 0, 0
+	seen := map[string]bool{}
+	var latest time.Time
+	for _, r := range got {
+		if r.Topic != event.Chat {
+			continue
+		}
+		if seen[r.Event.EventID] {
+			dups++
+		}
+		seen[r.Event.EventID] = true
+		chat++
+		if r.Event.TS.Before(latest) {
+			late++
+			if latest.Sub(r.Event.TS.Time) >= 5*time.Minute {
+				t.Errorf("%s arrives %s after a later record", r.Event.EventID, latest.Sub(r.Event.TS.Time))
+			}
+		} else {
+			latest = r.Event.TS.Time
+		}
+	}
+	if want := chat - dups; len(seen) != want {
+		t.Errorf("%d distinct chat records, want %d", len(seen), want)
+	}
+	if share := float64(dups) / float64(chat-dups); share < 0.015 || share > 0.05 {
+		t.Errorf("%d of %d chat records duplicated (%.3f), want about 0.03", dups, chat-dups, share)
+	}
+	if late < chat/10 {
+		t.Errorf("only %d of %d chat records arrive after a later one", late, chat)
+	}
+	if slices.Equal(got[:10], recs[:10]) && late == 0 {
+		t.Error("nothing reordered")
+	}
+	if !slices.Equal(d.Arrival(recs), got) {
+		t.Error("the same seed gives another order")
 	}
 }

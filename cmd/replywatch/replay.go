@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -83,16 +84,25 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	path := fs.Arg(0)
+	// A bad record does not end the replay: one the processor could read
+	// as a record goes to it as it is, to be dead-lettered as live, and a
+	// line that is not even that is skipped; both are reported by line.
+	var skipped []skippedLine
+	lines := map[event.Stream][]int{} // file line of each stream's records, by offset
 	src := func(fn func(event.Stream, string, []byte) error) error {
 		f, err := os.Open(path)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		var buf []byte
-		return sim.ReadJSONL(f, func(r sim.Record) error {
-			buf = sim.AppendEvent(buf[:0], &r.Event)
-			return fn(r.Topic, r.Key, buf)
+		skipped, lines = skipped[:0], map[event.Stream][]int{}
+		return sim.ReadJSONLLines(f, func(l sim.Line) error {
+			if l.Err != nil {
+				skipped = append(skipped, skippedLine{l.Number, l.Err})
+				return nil
+			}
+			lines[l.Stream] = append(lines[l.Stream], l.Number)
+			return fn(l.Stream, l.RecordKey(), l.Value)
 		})
 	}
 	res, err := app.Replay(context.Background(), cfg, src, at, nil)
@@ -111,24 +121,60 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		err = enc.Encode(map[string]any{"at": res.At.Format(time.RFC3339Nano), "events": res.Events,
-			"alerts": len(res.Alerts), "dead_letters": len(res.DeadLetters), "shops": res.Shops})
+			"alerts": len(res.Alerts), "dead_letters": len(res.DeadLetters), "skipped_lines": len(skipped), "shops": res.Shops})
 	case "csv":
 		err = writeCSV(stdout, res.Shops)
 	default:
-		writeTable(stdout, res)
+		writeTable(stdout, res, len(skipped))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "replywatch replay: %v\n", err)
 		return exitFailed
 	}
+	t := cfg.Kafka.Topics
+	byTopic := map[string][]int{t.Chat: lines[event.Chat], t.Orders: lines[event.Orders], t.Presence: lines[event.Presence]}
+	reportBad(stderr, path, res, skipped, byTopic)
+	return exitOK
+}
+
+// skippedLine is a line that names no stream.
+type skippedLine struct {
+	line int
+	err  error
+}
+
+// reportBad lists the records the replay could not use, by file line, the
+// first ten of each kind, and how many in all by reason.
+func reportBad(w io.Writer, path string, res *app.ReplayResult, skipped []skippedLine, lines map[string][]int) {
+	byReason := map[string]int{}
 	for i, d := range res.DeadLetters {
-		if i == 10 {
-			fmt.Fprintf(stderr, "... and %d more unusable events\n", len(res.DeadLetters)-10)
+		byReason[d.Reason]++
+		if i >= 10 {
+			continue
+		}
+		line := int(d.Offset) + 1
+		if ls := lines[d.Topic]; d.Offset >= 0 && int(d.Offset) < len(ls) {
+			line = ls[d.Offset]
+		}
+		fmt.Fprintf(w, "%s:%d: dead-lettered: %s: %s\n", path, line, d.Reason, d.Detail)
+	}
+	for i, s := range skipped {
+		if i >= 10 {
 			break
 		}
-		fmt.Fprintf(stderr, "unusable event at record %d: %s: %s\n", d.Offset+1, d.Reason, d.Detail)
+		fmt.Fprintf(w, "%s:%d: skipped: %v\n", path, s.line, s.err)
 	}
-	return exitOK
+	if n := len(res.DeadLetters) + len(skipped); n > 0 {
+		reasons := make([]string, 0, len(byReason))
+		for r, k := range byReason {
+			reasons = append(reasons, fmt.Sprintf("%s %d", r, k))
+		}
+		slices.Sort(reasons)
+		if len(skipped) > 0 {
+			reasons = append(reasons, fmt.Sprintf("not a record %d", len(skipped)))
+		}
+		fmt.Fprintf(w, "%d unusable records (%s), left out of the figures\n", n, strings.Join(reasons, ", "))
+	}
 }
 
 func writeAlerts(path string, res *app.ReplayResult) error {
@@ -158,9 +204,9 @@ func uncovered(s metrics.ShopReport) string {
 
 func secs(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) + "s" }
 
-func writeTable(w io.Writer, res *app.ReplayResult) {
+func writeTable(w io.Writer, res *app.ReplayResult, skipped int) {
 	fmt.Fprintf(w, "replayed %d events (%d unusable), %d alert records; figures at %s\n\n",
-		res.Events, len(res.DeadLetters), len(res.Alerts), res.At.Format(time.RFC3339))
+		res.Events+skipped, len(res.DeadLetters)+skipped, len(res.Alerts), res.At.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	ths := thresholdsOf(res.Shops)
 	head := "shop\tplatform\tday\tconsulting\t"

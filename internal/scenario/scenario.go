@@ -144,7 +144,9 @@ func outcome(alerts []alerting.Alert, keep func(kind string) bool) (map[string]s
 		}
 		switch a.Status {
 		case alerting.Firing:
-			if _, ok := out[a.ID]; !ok {
+			// Firing again after a retraction (a late event made it due
+			// again) stands again.
+			if r, ok := out[a.ID]; !ok || r == alerting.ReasonRetracted {
 				out[a.ID] = ""
 			}
 		case alerting.Resolved:
@@ -155,6 +157,18 @@ func outcome(alerts []alerting.Alert, keep func(kind string) bool) (map[string]s
 		}
 	}
 	return out, nil
+}
+
+// Standing leaves out the alerts of an outcome that were retracted: they
+// never held. What stands is what every arrival order must agree on.
+func Standing(o map[string]string) map[string]string {
+	out := make(map[string]string, len(o))
+	for id, r := range o {
+		if r != alerting.ReasonRetracted {
+			out[id] = r
+		}
+	}
+	return out
 }
 
 func SameOutcome(got, want map[string]string) error {
