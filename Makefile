@@ -9,7 +9,7 @@ BENCH_FLAGS ?=
 MICRO ?= .
 COUNT ?= 6
 
-.PHONY: bench bench-smoke bench-micro test
+.PHONY: bench bench-smoke bench-micro bench-sse test
 
 # The full suite (about 10 minutes on 2 cores): an in-process kfake broker,
 # a redis-server child and simulated traffic. Prints the markdown table and
@@ -27,6 +27,12 @@ bench-smoke:
 #   go run golang.org/x/perf/cmd/benchstat@latest old.txt new.txt
 bench-micro:
 	$(GO) test -run '^$$' -bench '$(MICRO)' -benchmem -count $(COUNT) ./event/ ./detectors/ ./pipeline/ ./state/
+
+# The processor's events/s with and without 500 alert streams (SSE) open,
+# in one run of about 3 minutes; SSE_FLAGS e.g. "REPLYWATCH_BENCH_SSE_RATE=20000".
+SSE_FLAGS ?=
+bench-sse:
+	REPLYWATCH_BENCH_SSE=1 $(SSE_FLAGS) $(GO) test ./app -run '^TestSSELoad$$' -v -count 1 -timeout 15m
 
 # The whole test suite, as CI runs it.
 test:

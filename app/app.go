@@ -48,6 +48,9 @@ type Options struct {
 	Now func() time.Time
 	// Holder names this replica for the reporter lease (host:pid when empty).
 	Holder string
+	// TrendEvery is how often the day's trend of each shop is sampled for
+	// the wall (a minute when 0).
+	TrendEvery time.Duration
 }
 
 // App is one replywatch replica.
@@ -59,11 +62,19 @@ type App struct {
 	Reporter  *metrics.Reporter
 	Store     *state.Redis
 	Redis     redis.UniversalClient
-	log       *zap.Logger
-	sinks     *pipeline.KafkaSinks
-	http      *http.Server
-	listener  net.Listener
-	checks    []httpapi.Check
+	// API serves /api/v1 and the pages; Stream follows the alerts topic
+	// for its Server-Sent Events.
+	API        *httpapi.API
+	Stream     *httpapi.Hub
+	holder     string
+	trendEvery time.Duration
+	// stopStreams ends the requests in flight, long-lived streams included.
+	stopStreams context.CancelFunc
+	log         *zap.Logger
+	sinks       *pipeline.KafkaSinks
+	http        *http.Server
+	listener    net.Listener
+	checks      []httpapi.Check
 }
 
 // New builds a replica from cfg. Nothing runs until Run.
@@ -133,8 +144,18 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		Help: "The time (Unix seconds) the shop-level rules were last evaluated at on this replica: the reporter's clock minus the clock grace.",
 	}, rules.Clock))
 
+	hub := httpapi.NewHub(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts, reg, o.Log.With(zap.String("component", "stream")))
+	api := &httpapi.API{
+		Auth: httpapi.NewAuth(cfg.API.Tokens), Alerts: store, Figures: store, Trends: store,
+		Shops: apiShops(cfg), Info: shopInfo(cfg), PerAgent: cfg.Metrics.PerAgent, MaxAgents: cfg.Metrics.MaxAgents,
+		Stream: hub, MaxAge: cfg.Redis.StateTTL, Now: o.Now, Log: o.Log.With(zap.String("component", "api")),
+	}
+	if o.TrendEvery <= 0 {
+		o.TrendEvery = time.Minute
+	}
 	a := &App{Config: cfg, Registry: reg, Metrics: pm, Processor: proc, Reporter: rep, Store: store,
-		Redis: client, log: o.Log, sinks: sinks, listener: o.Listener}
+		Redis: client, API: api, Stream: hub, holder: o.Holder, trendEvery: o.TrendEvery,
+		log: o.Log, sinks: sinks, listener: o.Listener}
 	checks := []httpapi.Check{
 		{Name: "kafka", Fn: proc.Ping},
 		{Name: "redis", Fn: store.Ping},
@@ -146,9 +167,12 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		}},
 	}
 	a.checks = checks
+	base, stop := context.WithCancel(context.Background())
+	a.stopStreams = stop
 	a.http = &http.Server{
+		BaseContext:       func(net.Listener) context.Context { return base },
 		Addr:              cfg.HTTP.Addr,
-		Handler:           httpapi.Handler(reg, checks, func(ok bool) { pm.Ready.Set(b2f(ok)) }),
+		Handler:           httpapi.NewHandler(reg, checks, func(ok bool) { pm.Ready.Set(b2f(ok)) }, api),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	return a, nil
@@ -203,6 +227,28 @@ func shopInfo(cfg *config.Config) func(string) metrics.ShopInfo {
 		r := rules(shop)
 		return metrics.ShopInfo{Rules: r, Target: r.Target}
 	}
+}
+
+// apiShops are the shops the API lists even before they have data: the
+// configured ones and those the tokens name.
+func apiShops(cfg *config.Config) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for s := range cfg.Shops {
+		add(s)
+	}
+	for _, t := range cfg.API.Tokens {
+		for _, s := range t.Shops {
+			add(s)
+		}
+	}
+	return out
 }
 
 // Addr is where HTTP is served once Run started listening.
@@ -260,6 +306,18 @@ func (a *App) Run(ctx context.Context) error {
 		}, func(error) { cancel() })
 	}
 	{
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			return a.Stream.Run(ctx)
+		}, func(error) { cancel() })
+	}
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			return a.API.RecordTrend(ctx, a.holder, a.trendEvery)
+		}, func(error) { cancel() })
+	}
+	{
 		// replywatch_ready stays current even when nothing polls /readyz.
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
@@ -282,9 +340,13 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		return nil
 	}, func(error) {
+		// Open alert streams end now; their clients resume elsewhere.
+		a.stopStreams()
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = a.http.Shutdown(sctx)
+		if a.http.Shutdown(sctx) != nil {
+			_ = a.http.Close()
+		}
 	})
 	return g.Run()
 }

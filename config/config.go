@@ -41,6 +41,7 @@ type Config struct {
 	Metrics           Metrics     `yaml:"metrics"`
 	Seats             Seats       `yaml:"seats"`
 	Log               Log         `yaml:"log"`
+	API               API         `yaml:"api"`
 	// Shops holds per-shop overrides, by shop_id.
 	Shops map[string]ShopOverride `yaml:"shops"`
 }
@@ -284,6 +285,7 @@ func Default() *Config {
 		Seats: Seats{IdleAfter: 3 * time.Minute, AwayAfter: 10 * time.Minute, UncoveredAfter: 60 * time.Second,
 			UncoveredAfterInferred: 5 * time.Minute, InferredOfflineAfter: 30 * time.Minute},
 		Log:   Log{Level: "info", Format: LogAuto},
+		API:   API{Tokens: []Token{}},
 		Shops: map[string]ShopOverride{},
 	}
 }

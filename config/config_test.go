@@ -21,6 +21,19 @@ var badCases = []struct {
 	file string
 	errs []string
 }{
+	{"api_tokens.bad.yml", []string{
+		`api.tokens[0].sha256: is not 64 lowercase hex digits (the SHA-256 of the token, not the token)`,
+		`api.tokens[0].shops: a supervisor token needs at least one shop`,
+		`api.tokens[1].name: "wall" is already the name of api.tokens[0]`,
+		`api.tokens[1].sha256: is required (the lowercase hex SHA-256 of the token)`,
+		`api.tokens[1].agent: an agent token needs its agent id`,
+		`api.tokens[2].name: is required`,
+		`api.tokens[2].role: "admin" is not one of supervisor, agent`,
+		`api.tokens[4].sha256: is the same as token "b"'s`,
+		`api.tokens[4].shops: only supervisor tokens list shops`,
+		`api.tokens[5].shops[1]: "" is not a shop id (1 to 128 characters)`,
+		`api.tokens[5].agent: only agent tokens name an agent`,
+	}},
 	{"seats.bad.yml", []string{
 		`seats.away_after: 0s is too short, the least is 1s`,
 		`seats.uncovered_after: -1s is too short, the least is 1s`,
@@ -204,7 +217,11 @@ var fullConfig = &Config{
 		StateTTL:     96 * time.Hour,
 		CacheEntries: 2048,
 	},
-	HTTP:         HTTP{Addr: "127.0.0.1:9100"},
+	HTTP: HTTP{Addr: "127.0.0.1:9100"},
+	API: API{Tokens: []Token{
+		{Name: "wall", SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Role: RoleSupervisor, Shops: []string{"s1", "s2"}},
+		{Name: "xiaowang", SHA256: "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752", Role: RoleAgent, Agent: "s1-a1", Shops: []string{}},
+	}},
 	Timezone:     "Asia/Hong_Kong",
 	Platform:     "taobao",
 	ServiceHours: []TimeRange{{"09:00", "12:00"}, {"13:00", "22:00"}},

@@ -85,6 +85,8 @@ type Info struct {
 	Zone    Zone
 	Shops   []sim.Shop
 	Started time.Time
+	// WallURL and AgentURL open the pages with the demo's tokens.
+	WallURL, AgentURL string
 }
 
 // urgentPerShop is how many buyers per shop are left waiting so that their
@@ -131,6 +133,10 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	cfg.Metrics.ReportInterval = time.Second
 	for _, s := range shops {
 		cfg.Shops[s.ID] = config.ShopOverride{Platform: s.Platform}
+	}
+	pages, err := demoTokens(cfg, shops)
+	if err != nil {
+		return err
 	}
 	if len(o.Brokers) > 0 || o.RedisURL != "" {
 		// Stay clear of a production replywatch on the same servers.
@@ -179,7 +185,8 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 		v.thresholds = append(v.thresholds, alerting.FormatThreshold(t))
 	}
 	metricsURL := "http://" + ln.Addr().String() + "/metrics"
-	v.footer = fmt.Sprintf("kafka %s   redis %s   metrics %s", strings.Join(brokers, ","), config.MaskURL(rd.URL), metricsURL)
+	pages.base = "http://" + ln.Addr().String()
+	v.footer = fmt.Sprintf("kafka %s   redis %s   metrics %s   wall %s", strings.Join(brokers, ","), config.MaskURL(rd.URL), metricsURL, pages.wall())
 
 	a, err := app.New(cfg, app.Options{Log: logger(v, o), Listener: ln, OnAlert: v.alert})
 	if err != nil {
@@ -187,10 +194,11 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 		return fmt.Errorf("assembling the processor: %w", err)
 	}
 	intro(stdout, introData{kafka: kafkaDesc, brokers: brokers, external: len(o.Brokers) > 0, redis: rd,
-		listen: o.Listen, moved: moved, addr: ln.Addr().String(), zone: zone, shops: shops, opts: o, cfg: cfg})
+		listen: o.Listen, moved: moved, addr: ln.Addr().String(), zone: zone, shops: shops, opts: o, cfg: cfg, pages: pages})
 	if o.OnReady != nil {
 		o.OnReady(Info{Brokers: brokers, RedisURL: rd.URL, RedisDesc: rd.Desc, RedisPID: rd.PID,
-			HTTPAddr: ln.Addr().String(), TempDir: dir, Zone: zone, Shops: shops, Started: started})
+			HTTPAddr: ln.Addr().String(), TempDir: dir, Zone: zone, Shops: shops, Started: started,
+			WallURL: pages.wall(), AgentURL: pages.agentPage()})
 	}
 
 	appDone := make(chan error, 1)
@@ -363,6 +371,7 @@ type introData struct {
 	shops    []sim.Shop
 	opts     Options
 	cfg      *config.Config
+	pages    *pageTokens
 }
 
 // intro tells the user what runs where and how to connect to it.
@@ -383,6 +392,9 @@ func intro(w io.Writer, d introData) {
 	if d.moved {
 		fmt.Fprintf(w, "           %s was taken, so HTTP is on the next free port\n", d.listen)
 	}
+	fmt.Fprintf(w, "  pages    %s   (the wall: every shop)\n", d.pages.wall())
+	fmt.Fprintf(w, "           %s   (agent %s's page)\n", d.pages.agentPage(), d.pages.agent)
+	fmt.Fprintf(w, "           API: curl -H 'Authorization: Bearer %s' %s/api/v1/shops\n", d.pages.supervisor, d.pages.base)
 	fmt.Fprintf(w, "  time     %s\n", d.zone.Note)
 	var shops []string
 	for _, s := range d.shops {

@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"strings"
@@ -109,6 +111,8 @@ func TestDemo(t *testing.T) {
 				}
 			}
 
+			pagesOpen(t, info)
+
 			gauges := scrape(t, info.HTTPAddr)
 			for _, s := range info.Shops {
 				if gauges["replywatch_consulting_buyers"][s.ID] <= 0 {
@@ -153,7 +157,7 @@ func TestDemo(t *testing.T) {
 			}
 			text := out.String()
 			for _, want := range []string{"kcat -b " + info.Brokers[0] + " -L", "http://" + info.HTTPAddr + "/metrics",
-				"job_name: replywatch-demo", "alert reply_breach firing", "alert reply_warning firing", " figures shop=shop-01 ", "stopped after"} {
+				"job_name: replywatch-demo", info.WallURL, info.AgentURL, "alert reply_breach firing", "alert reply_warning firing", " figures shop=shop-01 ", "stopped after"} {
 				if !strings.Contains(text, want) {
 					t.Errorf("output lacks %q", want)
 				}
@@ -260,5 +264,37 @@ func kcatReads(t *testing.T, broker string) {
 	}
 	if n == 0 || breaches == 0 {
 		t.Errorf("kcat read %d alerts, %d of them firing breaches; want some of each", n, breaches)
+	}
+}
+
+// pagesOpen opens the wall and the agent page with the printed addresses,
+// as a browser would: the token becomes a cookie that the API then takes.
+func pagesOpen(t *testing.T, info Info) {
+	t.Helper()
+	for _, u := range []string{info.WallURL, info.AgentURL} {
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar}
+		res, err := c.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(page), "/static/common.js") || strings.Contains(res.Request.URL.String(), "token=") {
+			t.Errorf("GET %s = %d at %s", u, res.StatusCode, res.Request.URL)
+		}
+		api := "/api/v1/shops"
+		if u == info.AgentURL {
+			api = "/api/v1/alerts"
+		}
+		res, err = c.Get("http://" + info.HTTPAddr + api)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || api == "/api/v1/shops" && !strings.Contains(string(body), `"shop":"`+info.Shops[0].ID+`"`) {
+			t.Errorf("GET %s with the page's cookie = %d %.200s", api, res.StatusCode, body)
+		}
 	}
 }

@@ -83,6 +83,13 @@ func checkDashboard(data []byte, uid string, recorded map[string]bool) []string 
 		if !okDS(pn.Datasource) {
 			add("panel %q does not read Prometheus by ${datasource} or uid prometheus", pn.Title)
 		}
+		if pn.Type == "alertlist" {
+			// Grafana reads the rules' alerts from the data source itself.
+			if len(pn.Targets) > 0 {
+				add("alert list %q has queries", pn.Title)
+			}
+			continue
+		}
 		if len(pn.Targets) == 0 {
 			add("panel %q has no queries", pn.Title)
 		}
@@ -215,8 +222,7 @@ func TestDashboards(t *testing.T) {
 var supervisorPanels = []struct{ title, metric string }{
 	{"Waiting now", "replywatch_waiting_buyers"},
 	{"Oldest wait", "replywatch_oldest_wait_seconds"},
-	{"3m reply rate today", "replywatch_reply_rate"},
-	{"5m reply rate today", "replywatch_reply_rate"},
+	{"$threshold reply rate today", "replywatch_reply_rate"},
 	{"Breached buyers today", "replywatch_reply_breached_buyers"},
 	{"30 s response rate", "replywatch_response_30s_rate"},
 	{"Average response", "replywatch_avg_response_seconds"},
@@ -268,7 +274,7 @@ func TestSupervisorWall(t *testing.T) {
 			t.Errorf("panel %q does not read %s", sp.title, sp.metric)
 		}
 	}
-	for _, title := range []string{"3m reply rate today", "5m reply rate today"} {
+	for _, title := range []string{"$threshold reply rate today"} {
 		var target bool
 		for _, tg := range byTitle[title].Targets {
 			target = target || strings.Contains(tg.Expr, "replywatch_reply_rate_target")
@@ -276,6 +282,52 @@ func TestSupervisorWall(t *testing.T) {
 		if !target {
 			t.Errorf("panel %q does not show the shop's target", title)
 		}
+	}
+
+	// Any configured thresholds: the panels follow the threshold
+	// variable, and no query names one.
+	if p := byTitle["$threshold reply rate today"]; p.Repeat != "threshold" {
+		t.Errorf("the reply rate panel repeats by %q, want threshold", p.Repeat)
+	}
+	vars := map[string]Variable{}
+	for _, v := range d.Templating.List {
+		vars[v.Name] = v
+	}
+	if v := vars["threshold"]; !strings.Contains(v.QueryString(), "replywatch_reply_rate") || !v.IncludeAll {
+		t.Errorf("no threshold variable read from replywatch_reply_rate with All")
+	}
+	for _, db := range dashboards {
+		dd, err := ParseDashboard(readFile(t, db.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hasJob := false
+		for _, v := range dd.Templating.List {
+			hasJob = hasJob || v.Name == "job" && strings.Contains(v.QueryString(), "label_values(replywatch_build_info, job)")
+		}
+		if !hasJob {
+			t.Errorf("%s: no job variable from replywatch_build_info", db.file)
+		}
+		for _, pn := range dd.AllPanels() {
+			for _, tg := range pn.Targets {
+				if regexp.MustCompile(`threshold\s*=\s*"`).MatchString(tg.Expr) {
+					t.Errorf("%s panel %q names a threshold: %s", db.file, pn.Title, tg.Expr)
+				}
+				for _, sel := range regexp.MustCompile(`replywatch[_:][\w:]*\{[^}]*\}`).FindAllString(tg.Expr, -1) {
+					if !strings.Contains(sel, `job=~"$job"`) {
+						t.Errorf("%s panel %q: %s does not follow $job", db.file, pn.Title, sel)
+					}
+				}
+			}
+		}
+	}
+	// The day's trends, and the alerts firing now.
+	kinds := map[string]int{}
+	for _, pn := range d.AllPanels() {
+		kinds[pn.Type]++
+	}
+	if kinds["timeseries"] < 2 || kinds["alertlist"] != 1 {
+		t.Errorf("panel types %v, want the day's time series and an alert list", kinds)
 	}
 
 	var fc struct {

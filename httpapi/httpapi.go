@@ -1,6 +1,8 @@
 // Package httpapi owns replywatch's HTTP surface: /metrics, /healthz (the
-// process is alive) and /readyz (Kafka and Redis answer and the consumer
-// group has joined). It holds no logic of its own.
+// process is alive), /readyz (Kafka and Redis answer and the consumer group
+// has joined), the JSON and Server-Sent Events API under /api/v1 with its
+// token scopes, and the embedded pages /wall and /agent. It reads what the
+// processor wrote (Redis, the alerts topic) and decides nothing.
 package httpapi
 
 import (
@@ -35,7 +37,15 @@ func Probe(ctx context.Context, checks []Check) []string {
 // Handler serves the endpoints. ready, when not nil, is told the outcome of
 // each readiness probe (for the replywatch_ready gauge).
 func Handler(g prometheus.Gatherer, checks []Check, ready func(bool)) http.Handler {
+	return NewHandler(g, checks, ready, nil)
+}
+
+// NewHandler is Handler with the API and the pages when api is not nil.
+func NewHandler(g prometheus.Gatherer, checks []Check, ready func(bool), api *API) http.Handler {
 	mux := http.NewServeMux()
+	if api != nil {
+		api.Mount(mux)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")

@@ -35,6 +35,10 @@
 --   shops           n, n x shop (added to the set of shops; the writer
 --                   leaves out those it added recently)
 --   outbox          n, n x (delivery key, payload)
+--                   also kept in <base>firing, hash alert id -> payload of
+--                   the alerts firing now: a key "<id>:firing" sets the
+--                   id, "<id>:resolved:<reason>" removes it (alerting
+--                   Alert.Key); the hash lives stateTTL after its last write
 --   acks            n, n x delivery key
 --   activity        n, n x (field, ms)                 key <base>n
 --                   the field is raised to ms when ms is later (agents' latest
@@ -292,6 +296,17 @@ if n > 0 then
   for j = 1, #leases, 4000 do
     redis.call('ZADD', KEYS[5], unpack(leases, j, math.min(j + 3999, #leases)))
   end
+  -- The alerts firing now, in the order the batch produced them.
+  local firing = base .. 'firing'
+  for j = i, i + 2 * n - 1, 2 do
+    local id, status = string.match(ARGV[j], '^([^:]+):(%a+)')
+    if status == 'firing' then
+      redis.call('HSET', firing, id, ARGV[j + 1])
+    elseif status == 'resolved' then
+      redis.call('HDEL', firing, id)
+    end
+  end
+  if stateTTL > 0 then redis.call('EXPIRE', firing, stateTTL) end
 end
 i = i + 2 * n
 

@@ -1,0 +1,448 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/config"
+	"github.com/replywatch/replywatch/event"
+)
+
+func hashOf(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// apiTokens are the tokens of the API tests: a supervisor of s1, and the
+// agents a1 (s1) and a9 (s2).
+var apiTokens = []config.Token{
+	{Name: "floor-1", SHA256: hashOf("sup-s1-secret"), Role: config.RoleSupervisor, Shops: []string{"s1"}},
+	{Name: "a1", SHA256: hashOf("agent-a1-secret"), Role: config.RoleAgent, Agent: "a1"},
+	{Name: "a9", SHA256: hashOf("agent-a9-secret"), Role: config.RoleAgent, Agent: "a9"},
+}
+
+// buyerMsg is a buyer message assigned to agent.
+func buyerMsg(id, shop, buyer, agent string, ts time.Time) event.Event {
+	return event.Event{EventID: id, Type: event.TypeMessage, TS: event.Time{Time: ts}, ShopID: shop,
+		BuyerID: buyer, Sender: "buyer", AgentID: agent, Text: "在吗"}
+}
+
+// get requests path with token (none when "") and returns the status and body.
+func get(t *testing.T, addr, path, token string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, b
+}
+
+type apiAlert struct {
+	ID      string `json:"alert_id"`
+	Kind    string `json:"kind"`
+	Status  string `json:"status"`
+	ShopID  string `json:"shop_id"`
+	BuyerID string `json:"buyer_id"`
+	AgentID string `json:"agent_id"`
+	Due     string `json:"due"`
+}
+
+func firingNow(t *testing.T, addr, path, token string) ([]apiAlert, error) {
+	t.Helper()
+	code, b := get(t, addr, path, token)
+	if code != 200 {
+		return nil, fmt.Errorf("GET %s = %d %s", path, code, b)
+	}
+	var body struct{ Alerts []apiAlert }
+	if err := json.Unmarshal(b, &body); err != nil {
+		return nil, fmt.Errorf("GET %s: %v: %s", path, err, b)
+	}
+	return body.Alerts, nil
+}
+
+// sseEvent is one Server-Sent Event as a client reads it.
+type sseEvent struct {
+	ID   string
+	Data string
+}
+
+// sse is an open alert stream.
+type sse struct {
+	res    *http.Response
+	events chan sseEvent
+	cancel context.CancelFunc
+}
+
+// openStream connects to the alert stream; lastID, when set, resumes.
+func openStream(t *testing.T, addr, path, token, lastID string) *sse {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if res.StatusCode != 200 {
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		cancel()
+		t.Fatalf("GET %s = %d %s", path, res.StatusCode, b)
+	}
+	s := &sse{res: res, events: make(chan sseEvent, 10000), cancel: cancel}
+	go func() {
+		defer close(s.events)
+		sc := bufio.NewScanner(res.Body)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev.Data != "" {
+					s.events <- ev
+				} else if ev.ID != "" {
+					s.events <- sseEvent{ID: ev.ID} // the position moved past records not shown
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, "id: "):
+				ev.ID = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "data: "):
+				ev.Data = strings.TrimPrefix(line, "data: ")
+			}
+		}
+	}()
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *sse) close() { s.cancel(); s.res.Body.Close() }
+
+// collect reads records until cond holds on what was read, or fails after
+// within. Every event must carry an id.
+func (s *sse) collect(t *testing.T, within time.Duration, got *[]apiAlert, lastID *string, cond func([]apiAlert) bool) {
+	t.Helper()
+	deadline := time.After(within)
+	for !cond(*got) {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				t.Fatalf("stream ended; read %d records", len(*got))
+			}
+			if ev.ID == "" {
+				t.Fatalf("event without an id: %q", ev.Data)
+			}
+			*lastID = ev.ID
+			if ev.Data == "" {
+				continue
+			}
+			var a apiAlert
+			if err := json.Unmarshal([]byte(ev.Data), &a); err != nil {
+				t.Fatalf("event data is not an alert record: %v: %s", err, ev.Data)
+			}
+			*got = append(*got, a)
+		case <-deadline:
+			t.Fatalf("after %v the stream gave %d records: %+v", within, len(*got), *got)
+		}
+	}
+}
+
+func buyersOf(as []apiAlert) []string {
+	var out []string
+	for _, a := range as {
+		k := a.ShopID + "/" + a.BuyerID
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// firingIn is what the alerts topic says is firing now, by alert id.
+func firingIn(alerts []alerting.Alert) map[string]alerting.Alert {
+	out := map[string]alerting.Alert{}
+	for _, a := range alerts {
+		if a.Status == alerting.Firing {
+			out[a.ID] = a
+		} else {
+			delete(out, a.ID)
+		}
+	}
+	return out
+}
+
+// Tokens see only their scope, over the JSON API and over the stream: a
+// supervisor its shops, an agent their own buyers' alerts. No token or an
+// unknown one is refused with 401, a request outside the scope with 403.
+// The alerts firing now equal what the alerts topic says is firing.
+func TestAPIScopes(t *testing.T) {
+	e := newEnv(t)
+	t0 := sh("10:00:00")
+	clock := &fakeClock{t: t0}
+	cfg := testConfig(t, e.broker, e.redis, "api")
+	cfg.API.Tokens = apiTokens
+	r := start(t, cfg, clock, "api")
+	addr := r.app.Addr()
+	eventually(t, 20*time.Second, "joined", func() error {
+		if !r.app.Processor.Joined() {
+			return errors.New("not joined")
+		}
+		return nil
+	})
+	produce(t, e.broker, "cs.chat",
+		buyerMsg("m1", "s1", "b1", "a1", t0),
+		buyerMsg("m2", "s1", "b2", "a2", t0),
+		buyerMsg("m3", "s2", "b3", "a9", t0),
+	)
+	eventually(t, 10*time.Second, "events applied", func() error {
+		if got := scrape(t, addr)["replywatch_events_total{result=applied,topic=cs.chat}"]; got != 3 {
+			return fmt.Errorf("applied %v of 3", got)
+		}
+		return nil
+	})
+	// Both thresholds pass: each buyer has a warning and a breach per threshold.
+	clock.Set(t0.Add(6 * time.Minute))
+	eventually(t, 10*time.Second, "alerts fired", func() error {
+		if n := len(firingIn(readAlerts(t, e.broker))); n != 12 {
+			return fmt.Errorf("%d alerts firing on cs.alerts, want 12", n)
+		}
+		return nil
+	})
+	fromTopic := firingIn(readAlerts(t, e.broker))
+
+	for _, c := range []struct{ path, token string }{
+		{"/api/v1/alerts", ""}, {"/api/v1/alerts", "wrong"}, {"/api/v1/shops", ""},
+		{"/api/v1/alerts/stream", ""}, {"/api/v1/alerts/stream", "wrong"}, {"/wall", ""}, {"/agent", "wrong"},
+	} {
+		if code, _ := get(t, addr, c.path, c.token); code != 401 {
+			t.Errorf("GET %s with token %q = %d, want 401", c.path, c.token, code)
+		}
+	}
+	for _, c := range []struct{ path, token string }{
+		{"/api/v1/alerts?shop=s2", "sup-s1-secret"}, {"/api/v1/shops?shop=s2", "sup-s1-secret"},
+		{"/api/v1/alerts/stream?shop=s2", "sup-s1-secret"},
+		{"/api/v1/alerts?agent=a2", "agent-a1-secret"}, {"/api/v1/alerts?shop=s1", "agent-a1-secret"},
+		{"/api/v1/alerts/stream?agent=a2", "agent-a1-secret"}, {"/api/v1/shops", "agent-a1-secret"},
+		{"/wall", "agent-a1-secret"},
+	} {
+		if code, _ := get(t, addr, c.path, c.token); code != 403 {
+			t.Errorf("GET %s as %q = %d, want 403", c.path, c.token, code)
+		}
+	}
+
+	// The JSON API.
+	for _, c := range []struct {
+		path, token string
+		buyers      []string
+	}{
+		{"/api/v1/alerts", "sup-s1-secret", []string{"s1/b1", "s1/b2"}},
+		{"/api/v1/alerts?shop=s1&agent=a2", "sup-s1-secret", []string{"s1/b2"}},
+		{"/api/v1/alerts", "agent-a1-secret", []string{"s1/b1"}},
+		{"/api/v1/alerts?agent=a1&kind=reply_breach", "agent-a1-secret", []string{"s1/b1"}},
+		{"/api/v1/alerts", "agent-a9-secret", []string{"s2/b3"}},
+	} {
+		got, err := firingNow(t, addr, c.path, c.token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := buyersOf(got); !slices.Equal(b, c.buyers) {
+			t.Errorf("GET %s as %q: buyers %v, want %v", c.path, c.token, b, c.buyers)
+		}
+		for _, a := range got {
+			want, ok := fromTopic[a.ID]
+			if !ok || want.ShopID != a.ShopID || want.AgentID != a.AgentID || want.Kind != a.Kind {
+				t.Errorf("GET %s: %+v is not firing on cs.alerts", c.path, a)
+			}
+			if strings.Contains(c.path, "kind=") && a.Kind != alerting.KindReplyBreach {
+				t.Errorf("GET %s gave kind %s", c.path, a.Kind)
+			}
+		}
+	}
+	all, err := firingNow(t, addr, "/api/v1/alerts", "sup-s1-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 8 {
+		t.Errorf("supervisor of s1 sees %d alerts firing, want the 8 of s1", len(all))
+	}
+
+	// The stream: a1 sees b1's alerts now, and later only their own.
+	s := openStream(t, addr, "/api/v1/alerts/stream", "agent-a1-secret", "")
+	var got []apiAlert
+	var last string
+	s.collect(t, 10*time.Second, &got, &last, func(g []apiAlert) bool { return len(g) >= 4 })
+	produce(t, e.broker, "cs.chat",
+		buyerMsg("m4", "s1", "b4", "a2", t0.Add(6*time.Minute)),
+		buyerMsg("m5", "s2", "b5", "a9", t0.Add(6*time.Minute)),
+		buyerMsg("m6", "s1", "b6", "a1", t0.Add(6*time.Minute)),
+	)
+	eventually(t, 10*time.Second, "events applied", func() error {
+		if got := scrape(t, addr)["replywatch_events_total{result=applied,topic=cs.chat}"]; got != 6 {
+			return fmt.Errorf("applied %v of 6", got)
+		}
+		return nil
+	})
+	clock.Set(t0.Add(12 * time.Minute))
+	s.collect(t, 10*time.Second, &got, &last, func(g []apiAlert) bool { return len(g) >= 8 })
+	// Whatever else came by now must be a1's too.
+	time.Sleep(200 * time.Millisecond)
+	for len(s.events) > 0 {
+		s.collect(t, time.Second, &got, &last, func(g []apiAlert) bool { return len(s.events) == 0 })
+	}
+	if b := buyersOf(got); !slices.Equal(b, []string{"s1/b1", "s1/b6"}) {
+		t.Errorf("a1's stream gave buyers %v, want s1/b1 and s1/b6", b)
+	}
+	for _, a := range got {
+		if a.AgentID != "a1" {
+			t.Errorf("a1's stream gave %+v", a)
+		}
+	}
+
+	// /api/v1/shops holds the figures /metrics exports.
+	eventually(t, 10*time.Second, "figures", func() error {
+		code, b := get(t, addr, "/api/v1/shops", "sup-s1-secret")
+		if code != 200 {
+			return fmt.Errorf("GET /api/v1/shops = %d %s", code, b)
+		}
+		var body struct {
+			Shops []map[string]any
+		}
+		if err := json.Unmarshal(b, &body); err != nil {
+			return err
+		}
+		if len(body.Shops) != 1 || body.Shops[0]["shop"] != "s1" {
+			return fmt.Errorf("shops %s, want s1 alone", b)
+		}
+		m := scrape(t, addr)
+		s1 := body.Shops[0]
+		for k, v := range map[string]any{
+			"replywatch_waiting_buyers{shop=s1}":                     s1["waiting_buyers"],
+			"replywatch_consulting_buyers{shop=s1}":                  s1["consulting_buyers"],
+			"replywatch_reply_breached_buyers{shop=s1,threshold=3m}": s1["reply_breached_buyers"].(map[string]any)["3m"],
+			"replywatch_reply_rate{shop=s1,threshold=5m}":            s1["reply_rate"].(map[string]any)["5m"],
+		} {
+			if m[k] != v {
+				return fmt.Errorf("%s = %v on /metrics, %v on /api/v1/shops", k, m[k], v)
+			}
+		}
+		if s1["waiting_buyers"] != 4.0 {
+			return fmt.Errorf("s1 waiting %v, want 4", s1["waiting_buyers"])
+		}
+		return nil
+	})
+}
+
+// A client that reconnects with the last event id it read gets every
+// record that followed, once: from the replica it was on, and from a new
+// replica that never saw those records (read again from Kafka).
+func TestStreamResumesAfterDrop(t *testing.T) {
+	e := newEnv(t)
+	t0 := sh("10:00:00")
+	clock := &fakeClock{t: t0}
+	r := start(t, testConfig(t, e.broker, e.redis, "resume"), clock, "resume")
+	addr := r.app.Addr()
+	eventually(t, 20*time.Second, "joined", func() error {
+		if !r.app.Processor.Joined() {
+			return errors.New("not joined")
+		}
+		return nil
+	})
+	s := openStream(t, addr, "/api/v1/alerts/stream", "", "")
+	var got []apiAlert
+	var last string
+	s.collect(t, 10*time.Second, &got, &last, func([]apiAlert) bool { return last != "" })
+
+	var mu sync.Mutex
+	produced := 0
+	wave := func(n int, at time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		var evs []event.Event
+		for i := range n {
+			produced++
+			evs = append(evs, buyerMsg(fmt.Sprint("r", produced), "s1", fmt.Sprint("b", produced), fmt.Sprint("a", i%3), at))
+		}
+		produce(t, e.broker, "cs.chat", evs...)
+		want := float64(produced)
+		eventually(t, 10*time.Second, "applied", func() error {
+			if got := scrape(t, addr)["replywatch_events_total{result=applied,topic=cs.chat}"]; got != want {
+				return fmt.Errorf("applied %v of %v", got, want)
+			}
+			return nil
+		})
+	}
+	// Each buyer gives 4 records (3m and 5m warnings and breaches).
+	wave(5, t0)
+	clock.Set(t0.Add(6 * time.Minute))
+	s.collect(t, 10*time.Second, &got, &last, func(g []apiAlert) bool { return len(g) >= 8 })
+	s.close() // dropped mid-way
+
+	wave(5, t0.Add(6*time.Minute))
+	clock.Set(t0.Add(12 * time.Minute))
+	eventually(t, 10*time.Second, "all alerts on cs.alerts", func() error {
+		if n := len(readAlerts(t, e.broker)); n != 40 {
+			return fmt.Errorf("%d records, want 40", n)
+		}
+		return nil
+	})
+	var want []string
+	for _, a := range readAlerts(t, e.broker) {
+		want = append(want, a.ID+":"+a.Status)
+	}
+	// Same replica.
+	s2 := openStream(t, addr, "/api/v1/alerts/stream", "", last)
+	got2 := slices.Clone(got)
+	last2 := last
+	s2.collect(t, 10*time.Second, &got2, &last2, func(g []apiAlert) bool { return len(g) >= len(want) })
+	// A new replica, whose stream starts at the topic's end: the records
+	// after last come from Kafka.
+	r2 := start(t, testConfig(t, e.broker, e.redis, "resume"), clock, "resume-2")
+	s3 := openStream(t, r2.app.Addr(), "/api/v1/alerts/stream", "", last)
+	got3 := slices.Clone(got)
+	last3 := last
+	s3.collect(t, 10*time.Second, &got3, &last3, func(g []apiAlert) bool { return len(g) >= len(want) })
+
+	for name, g := range map[string][]apiAlert{"same replica": got2, "new replica": got3} {
+		var ids []string
+		for _, a := range g {
+			ids = append(ids, a.ID+":"+a.Status)
+		}
+		if !slices.Equal(ids, want) {
+			t.Errorf("%s: the stream gave\n%v\nthe topic holds\n%v", name, ids, want)
+		}
+	}
+	// Nothing more: no repeats after the last record.
+	select {
+	case ev := <-s2.events:
+		if ev.Data != "" {
+			t.Errorf("a record after all of them: %s", ev.Data)
+		}
+	case <-time.After(300 * time.Millisecond):
+	}
+}

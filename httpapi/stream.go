@@ -1,0 +1,517 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+)
+
+// Hub reads the alerts topic from its tail, each replica on its own (a
+// reader per partition, no consumer group), keeps the latest records, and
+// hands every record to the SSE subscribers.
+//
+// An event's id is the stream position after it: for every partition the
+// next offset to read ("0:1523,1:977"). A client that reconnects with it
+// as Last-Event-ID gets exactly what follows, from this replica or any
+// other, after a restart too: what the hub still holds comes from memory,
+// anything older is read again from Kafka.
+type Hub struct {
+	Brokers []string
+	Topic   string
+	// Keep is how many recent records the hub holds for resuming clients
+	// (default 10,000); Buffer how many records a subscriber may fall behind
+	// before it is dropped (default 1,024); Heartbeat how often an idle
+	// stream gets a comment line (default 15 s).
+	Keep      int
+	Buffer    int
+	Heartbeat time.Duration
+	Log       *zap.Logger
+
+	mu    sync.Mutex
+	ready chan struct{}
+	pos   map[int]int64 // next offset per partition
+	low   map[int]int64 // the oldest offset per partition still held
+	ring  []hubEvent
+	subs  map[*subscriber]struct{}
+
+	subscribers prometheus.Gauge
+	dropped     prometheus.Counter
+	sent        prometheus.Counter
+}
+
+// hubEvent is one alert record and where it is in the topic.
+type hubEvent struct {
+	part int
+	off  int64
+	rec  record
+	data []byte
+}
+
+type subscriber struct {
+	ch   chan hubEvent
+	gone chan struct{} // closed when the hub dropped the subscriber
+}
+
+// NewHub reads topic on brokers once Run starts; its metrics go to reg
+// (none when nil).
+func NewHub(brokers []string, topic string, reg prometheus.Registerer, log *zap.Logger) *Hub {
+	h := &Hub{Brokers: brokers, Topic: topic, Log: log, ready: make(chan struct{}),
+		subs: map[*subscriber]struct{}{},
+		subscribers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "replywatch_api_stream_subscribers",
+			Help: "Server-Sent Events streams of alerts open on this replica."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "replywatch_api_stream_dropped_total",
+			Help: "Alert streams closed because the client fell behind (it resumes with Last-Event-ID)."}),
+		sent: prometheus.NewCounter(prometheus.CounterOpts{Name: "replywatch_api_stream_events_total",
+			Help: "Alert records written to Server-Sent Events streams."}),
+	}
+	if h.Log == nil {
+		h.Log = zap.NewNop()
+	}
+	if reg != nil {
+		reg.MustRegister(h.subscribers, h.dropped, h.sent)
+	}
+	return h
+}
+
+func (h *Hub) defaults() {
+	if h.Keep <= 0 {
+		h.Keep = 10_000
+	}
+	if h.Buffer <= 0 {
+		h.Buffer = 1024
+	}
+	if h.Heartbeat <= 0 {
+		h.Heartbeat = 15 * time.Second
+	}
+}
+
+// Run reads the topic's partitions from their tails until ctx ends. It
+// retries until Kafka answers; it never stops the replica.
+func (h *Hub) Run(ctx context.Context) error {
+	h.defaults()
+	var tails map[int]int64
+	for {
+		var err error
+		if tails, err = h.offsets(ctx, false); err == nil {
+			break
+		}
+		h.Log.Warn("alert stream: reading the alerts topic's offsets", zap.String("topic", h.Topic), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+	h.mu.Lock()
+	h.pos, h.low = map[int]int64{}, map[int]int64{}
+	for p, o := range tails {
+		h.pos[p], h.low[p] = o, o
+	}
+	close(h.ready)
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for p, o := range tails {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.read(ctx, p, o)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// offsets returns each partition's first (earliest) or next (tail) offset.
+func (h *Hub) offsets(ctx context.Context, first bool) (map[int]int64, error) {
+	var parts []kafka.Partition
+	var err error
+	for _, b := range h.Brokers {
+		var c *kafka.Conn
+		if c, err = kafka.DialContext(ctx, "tcp", b); err != nil {
+			continue
+		}
+		parts, err = c.ReadPartitions(h.Topic)
+		c.Close()
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]int64{}
+	for _, p := range parts {
+		c, err := kafka.DialLeader(ctx, "tcp", fmt.Sprintf("%s:%d", p.Leader.Host, p.Leader.Port), h.Topic, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		var o int64
+		if first {
+			o, err = c.ReadFirstOffset()
+		} else {
+			o, err = c.ReadLastOffset()
+		}
+		c.Close()
+		if err != nil {
+			return nil, fmt.Errorf("partition %d: %w", p.ID, err)
+		}
+		out[p.ID] = o
+	}
+	return out, nil
+}
+
+func (h *Hub) reader(p int, from int64) (*kafka.Reader, error) {
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: h.Brokers, Topic: h.Topic, Partition: p,
+		MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond})
+	if err := r.SetOffset(from); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// read follows partition p from offset from.
+func (h *Hub) read(ctx context.Context, p int, from int64) {
+	for ctx.Err() == nil {
+		r, err := h.reader(p, from)
+		if err != nil {
+			h.Log.Warn("alert stream: opening a reader", zap.String("topic", h.Topic), zap.Int("partition", p), zap.Error(err))
+			time.Sleep(time.Second)
+			continue
+		}
+		for {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					h.Log.Warn("alert stream: reading", zap.String("topic", h.Topic), zap.Int("partition", p), zap.Error(err))
+				}
+				break
+			}
+			from = m.Offset + 1
+			h.publish(event(p, m))
+		}
+		r.Close()
+	}
+}
+
+func event(p int, m kafka.Message) hubEvent {
+	ev := hubEvent{part: p, off: m.Offset, data: m.Value}
+	_ = json.Unmarshal(m.Value, &ev.rec) // an undecodable record reaches no one's filter
+	return ev
+}
+
+// publish appends ev and hands it to every subscriber; one that has no
+// room left is dropped, never waited for.
+func (h *Hub) publish(ev hubEvent) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ring = append(h.ring, ev)
+	h.pos[ev.part] = ev.off + 1
+	if len(h.ring) >= 2*h.Keep {
+		for _, old := range h.ring[:len(h.ring)-h.Keep] {
+			h.low[old.part] = old.off + 1
+		}
+		h.ring = append([]hubEvent(nil), h.ring[len(h.ring)-h.Keep:]...)
+	}
+	for s := range h.subs {
+		select {
+		case s.ch <- ev:
+		default:
+			delete(h.subs, s)
+			close(s.gone)
+			h.subscribers.Dec()
+			h.dropped.Inc()
+		}
+	}
+}
+
+// Position is a stream position: the next offset of each partition.
+type Position map[int]int64
+
+// String writes the position as an event id, partitions in order.
+func (p Position) String() string {
+	parts := make([]int, 0, len(p))
+	for k := range p {
+		parts = append(parts, k)
+	}
+	sort.Ints(parts)
+	var b strings.Builder
+	for i, k := range parts {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(k))
+		b.WriteByte(':')
+		b.WriteString(strconv.FormatInt(p[k], 10))
+	}
+	return b.String()
+}
+
+// ParsePosition reads an event id written by Position.String.
+func ParsePosition(s string) (Position, error) {
+	p := Position{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, ":")
+		part, err1 := strconv.Atoi(k)
+		off, err2 := strconv.ParseInt(v, 10, 64)
+		if !ok || err1 != nil || err2 != nil || part < 0 || off < 0 {
+			return nil, fmt.Errorf("%q is not a stream position (partition:offset,...)", s)
+		}
+		p[part] = off
+	}
+	return p, nil
+}
+
+// subscribe registers a subscriber and returns, in the same step, the
+// hub's position and the records it holds with their per-partition floor.
+func (h *Hub) subscribe(ctx context.Context) (*subscriber, Position, []hubEvent, Position, error) {
+	select {
+	case <-h.ready:
+	case <-ctx.Done():
+		return nil, nil, nil, nil, ctx.Err()
+	case <-time.After(10 * time.Second):
+		return nil, nil, nil, nil, errors.New("the alerts topic cannot be read yet")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := &subscriber{ch: make(chan hubEvent, h.Buffer), gone: make(chan struct{})}
+	h.subs[s] = struct{}{}
+	h.subscribers.Inc()
+	pos, low := Position{}, Position{}
+	for k, v := range h.pos {
+		pos[k] = v
+	}
+	for k, v := range h.low {
+		low[k] = v
+	}
+	// The held records are shared, not copied: publish only appends past
+	// this length or moves the ring to a new array.
+	return s, pos, h.ring[:len(h.ring):len(h.ring)], low, nil
+}
+
+func (h *Hub) unsubscribe(s *subscriber) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[s]; ok {
+		delete(h.subs, s)
+		h.subscribers.Dec()
+	}
+}
+
+// replay reads partition p from Kafka, offsets [from, to), for a client
+// resuming from before what the hub holds. Records gone from Kafka
+// (retention) are skipped from the earliest one left.
+func (h *Hub) replay(ctx context.Context, p int, from, to int64, each func(hubEvent) error) error {
+	first, err := h.offsets(ctx, true)
+	if err != nil {
+		return err
+	}
+	from = max(from, first[p])
+	if from >= to {
+		return nil
+	}
+	r, err := h.reader(p, from)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for from < to {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			return fmt.Errorf("replaying partition %d at offset %d: %w", p, from, err)
+		}
+		from = m.Offset + 1
+		if err := each(event(p, m)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stream serves GET /api/v1/alerts/stream.
+func (a *API) stream(w http.ResponseWriter, r *http.Request) {
+	s := a.guard(w, r)
+	if s == nil {
+		return
+	}
+	f, code, msg := parseFilter(r, s)
+	if code != 0 {
+		http.Error(w, msg, code)
+		return
+	}
+	var resume Position
+	if id := r.Header.Get("Last-Event-ID"); id != "" || r.URL.Query().Get("last_event_id") != "" {
+		if id == "" {
+			id = r.URL.Query().Get("last_event_id")
+		}
+		var err error
+		if resume, err = ParsePosition(id); err != nil {
+			http.Error(w, "Last-Event-ID: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	h := a.Stream
+	ctx := r.Context()
+	sub, pos, held, low, err := h.subscribe(ctx)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	defer h.unsubscribe(sub)
+
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	// The client learns at once that the stream is open.
+	if err := rc.Flush(); err != nil {
+		return
+	}
+
+	cur := Position{}
+	for k, v := range pos {
+		cur[k] = v
+	}
+	// batching holds the flush while a run of records is written: one
+	// flush (and system call) for the run rather than one per record.
+	batching := false
+	write := func(chunk string) error {
+		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := fmt.Fprint(w, chunk); err != nil {
+			return err
+		}
+		if batching {
+			return nil
+		}
+		return rc.Flush()
+	}
+
+	sentID := ""
+	// send passes one record on if the scope and filter let it through, and
+	// moves the client's position past it either way.
+	send := func(ev hubEvent) error {
+		if at, ok := cur[ev.part]; ok && ev.off < at {
+			return nil // sent already
+		}
+		cur[ev.part] = ev.off + 1
+		if !f.match(s, &ev.rec) {
+			return nil
+		}
+		id := cur.String()
+		sentID = id
+		h.sent.Inc()
+		return write("id: " + id + "\ndata: " + string(ev.data) + "\n\n")
+	}
+	// run sends ev and whatever else is queued already (at most 256), then
+	// flushes.
+	run := func(ev hubEvent) error {
+		batching = true
+		err := send(ev)
+		for k := 0; k < 256 && err == nil; k++ {
+			select {
+			case next := <-sub.ch:
+				err = send(next)
+				continue
+			default:
+			}
+			break
+		}
+		batching = false
+		if err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+
+	if resume == nil {
+		// A new client: what is firing now, then what follows. Redis is
+		// written before the topic, so the snapshot holds everything up to
+		// pos; records after pos that it holds already come again, and a
+		// page applies records by alert_id and status.
+		firing, err := a.firing(ctx, s, &f)
+		if err != nil {
+			a.Log.Warn("alert stream: reading the alerts firing now", zap.Error(err))
+		}
+		id := pos.String()
+		for _, rec := range firing {
+			if err := write("id: " + id + "\ndata: " + string(rec) + "\n\n"); err != nil {
+				return
+			}
+		}
+		sentID = id
+		if len(firing) == 0 {
+			if err := write("id: " + id + "\n\n"); err != nil {
+				return
+			}
+		}
+	} else {
+		// A partition the id does not name is read from its start.
+		for k := range cur {
+			cur[k] = resume[k]
+		}
+		for k, v := range resume {
+			cur[k] = v
+		}
+		// Older than what the hub holds: read it again from Kafka.
+		parts := make([]int, 0, len(low))
+		for p := range low {
+			parts = append(parts, p)
+		}
+		sort.Ints(parts)
+		for _, p := range parts {
+			if from := cur[p]; from < low[p] {
+				if err := h.replay(ctx, p, from, low[p], send); err != nil {
+					if ctx.Err() == nil {
+						a.Log.Warn("alert stream: resuming from Kafka", zap.String("topic", h.Topic), zap.Int("partition", p), zap.Error(err))
+					}
+					return
+				}
+			}
+		}
+	}
+	for _, ev := range held {
+		if err := send(ev); err != nil {
+			return
+		}
+	}
+	beat := time.NewTicker(h.Heartbeat)
+	defer beat.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sub.gone:
+			// Too far behind: the client reconnects with its last id.
+			return
+		case ev := <-sub.ch:
+			if err := run(ev); err != nil {
+				return
+			}
+		case <-beat.C:
+			// The position moves past records this client does not see too,
+			// so that a reconnect does not read them again.
+			line := ": heartbeat\n\n"
+			if id := cur.String(); id != sentID {
+				line = "id: " + id + "\n\n"
+				sentID = id
+			}
+			if err := write(line); err != nil {
+				return
+			}
+		}
+	}
+}
