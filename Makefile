@@ -9,7 +9,7 @@ BENCH_FLAGS ?=
 MICRO ?= .
 COUNT ?= 6
 
-.PHONY: bench bench-smoke bench-micro bench-sse test
+.PHONY: bench bench-smoke bench-micro bench-notify bench-sse test
 
 # The full suite (about 10 minutes on 2 cores): an in-process kfake broker,
 # a redis-server child and simulated traffic. Prints the markdown table and
@@ -27,6 +27,12 @@ bench-smoke:
 #   go run golang.org/x/perf/cmd/benchstat@latest old.txt new.txt
 bench-micro:
 	$(GO) test -run '^$$' -bench '$(MICRO)' -benchmem -count $(COUNT) ./event/ ./detectors/ ./pipeline/ ./state/
+
+# The notifier over kfake and redis-server: alert records/s routed and
+# accepted by a receiver that answers at once, and emitted_at -> accepted
+# with a receiver answering in 50 ms (BENCHMARKS.md, "The notifier").
+bench-notify:
+	$(GO) test -run '^$$' -bench 'Notifier' -benchtime 1x -count 3 ./alerting/notify/
 
 # The processor's events/s with and without 500 alert streams (SSE) open,
 # in one run of about 3 minutes; SSE_FLAGS e.g. "REPLYWATCH_BENCH_SSE_RATE=20000".

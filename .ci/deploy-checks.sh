@@ -127,7 +127,8 @@ for k in Deployment Service PodDisruptionBudget ConfigMap ServiceMonitor Prometh
 done
 if [[ -x $work/replywatch ]]; then
   for f in "$work"/config-default/*.yaml "$work"/config-full/*.yaml; do
-    "$work/replywatch" validate --config "$f" >/dev/null || die "the chart renders a config replywatch rejects: $f"
+    # The receivers' secrets exist only in the pod (files and variables from webhookSecrets).
+    "$work/replywatch" validate --skip-secrets --config "$f" >/dev/null || die "the chart renders a config replywatch rejects: $f"
   done
   echo "replywatch validate accepts the chart's config files"
 fi

@@ -41,7 +41,11 @@ type Config struct {
 	Metrics           Metrics     `yaml:"metrics"`
 	Seats             Seats       `yaml:"seats"`
 	Log               Log         `yaml:"log"`
-	API               API         `yaml:"api"`
+	Notify            Notify      `yaml:"notify"`
+	// Agents is the directory of people alerts mention, by agent id or
+	// "shop_id/agent_id".
+	Agents map[string]Agent `yaml:"agents"`
+	API    API              `yaml:"api"`
 	// Shops holds per-shop overrides, by shop_id.
 	Shops map[string]ShopOverride `yaml:"shops"`
 }
@@ -284,9 +288,11 @@ func Default() *Config {
 		Metrics: Metrics{MaxAgents: 500, ReportInterval: 5 * time.Second, ReporterLease: 15 * time.Second},
 		Seats: Seats{IdleAfter: 3 * time.Minute, AwayAfter: 10 * time.Minute, UncoveredAfter: 60 * time.Second,
 			UncoveredAfterInferred: 5 * time.Minute, InferredOfflineAfter: 30 * time.Minute},
-		Log:   Log{Level: "info", Format: LogAuto},
-		API:   API{Tokens: []Token{}},
-		Shops: map[string]ShopOverride{},
+		Log:    Log{Level: "info", Format: LogAuto},
+		Notify: defaultNotify(),
+		Agents: map[string]Agent{},
+		API:    API{Tokens: []Token{}},
+		Shops:  map[string]ShopOverride{},
 	}
 }
 
@@ -366,6 +372,7 @@ func decode(data []byte, getenv func(string) string) (*Config, error) {
 	default:
 		return nil, &ValidationError{Errors: []string{err.Error()}}
 	}
+	c.fillNotify()
 	c.ApplyEnv(getenv)
 	if len(shape) == 0 {
 		return c, nil
@@ -413,6 +420,7 @@ func splitList(v string) []string {
 func (c *Config) YAML() ([]byte, error) {
 	masked := *c
 	masked.Redis.URL = MaskURL(c.Redis.URL)
+	masked.Notify = maskedNotify(c.Notify)
 	n, err := toNode(&masked)
 	if err != nil {
 		return nil, fmt.Errorf("writing config as YAML: %w", err)

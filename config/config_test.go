@@ -152,6 +152,28 @@ var badCases = []struct {
 		`clock.allowed_lateness: 25h is too long, the most is 24h: a conversation keeps its events that long`,
 		`metrics.reporter_lease: 10s must be longer than report_interval 10s`,
 	}},
+	{"notify.bad.yml", []string{
+		`notify.group_id: "rw" is already kafka.group_id; the notifier needs a group of its own`,
+		`notify.max_age: 0s is too short, the least is 1s`,
+		`notify.receivers[0].dingtalk: secret or secret_file is required`,
+		`notify.receivers[1].name: "ding" is already the name of notify.receivers[0]`,
+		`notify.receivers[1].wecom.url: "ftp://x" is not an http:// or https:// URL`,
+		`notify.receivers[1].wecom: set key or key_file, not both`,
+		`notify.receivers[1].wecom.format: "html" is not one of markdown, text`,
+		`notify.receivers[2].name: "bad name" is not a receiver name (letters, digits, '.', '_', '-')`,
+		`notify.receivers[2].webhook.url: is required`,
+		`notify.receivers[3]: needs exactly one of wecom, dingtalk, feishu, webhook, alertmanager, log (has 2)`,
+		`notify.receivers[4].feishu.limits[0].messages: 0 is not at least 1`,
+		`notify.route.receiver: "nowhere" is not the name of a receiver`,
+		`notify.route.match.colour: is not a field alerts are routed by (kind, severity, status, shop_id, platform, agent_id, buyer_id, threshold, audience)`,
+		`notify.route.match.kind: lists no values`,
+		`notify.route.mention: "everyone" is not one of auto, agent, supervisor, both, none`,
+		`notify.route.group_by[0]: "shop" is not one of kind, severity, status, shop_id, platform, agent_id, buyer_id, threshold, audience`,
+		`notify.route.routes[0].group_interval: 0s is too short, the least is 1ms`,
+		`agents.a1.supervisor: "lead" is not in agents`,
+		`agents.a1.mobile: "call me" is not a mobile number (digits, optionally with a leading +)`,
+		`agents.a2.name: is required`,
+	}},
 	{"two_documents.bad.yml", []string{
 		`line 2: a config file holds one YAML document, found another`,
 	}},
@@ -241,6 +263,44 @@ var fullConfig = &Config{
 	Seats: Seats{AwayAfter: 15 * time.Minute, IdleAfter: 2 * time.Minute, UncoveredAfter: 90 * time.Second,
 		UncoveredAfterInferred: 4 * time.Minute, InferredOfflineAfter: 20 * time.Minute},
 	Log: Log{Level: "debug", Format: LogJSON},
+	Notify: Notify{
+		GroupID: "rw-prod-notify",
+		MaxAge:  15 * time.Minute,
+		MarkTTL: 48 * time.Hour,
+		Receivers: []Receiver{
+			{Name: "shop-wecom", WeCom: &WeCom{URL: "https://wecom.proxy.internal/cgi-bin/webhook/send", Timeout: 3 * time.Second,
+				Key: "${WECOM_KEY}", Format: "text", Limits: []Limit{{10, time.Minute}}}},
+			{Name: "shop-wecom-2", WeCom: &WeCom{URL: WeComURL, Timeout: 5 * time.Second, KeyFile: "/run/secrets/wecom-key",
+				Format: "markdown", Limits: []Limit{{20, time.Minute}}}},
+			{Name: "cs-ding", DingTalk: &DingTalk{URL: DingTalkURL, Timeout: 4 * time.Second, AccessToken: "ding-t0ken",
+				Secret: "SECding", Limits: []Limit{{20, time.Minute}}}},
+			{Name: "cs-ding-2", DingTalk: &DingTalk{URL: DingTalkURL, Timeout: 5 * time.Second, AccessTokenFile: "/run/secrets/ding-token",
+				SecretFile: "/run/secrets/ding-secret", Limits: []Limit{{20, time.Minute}}}},
+			{Name: "cs-feishu", Feishu: &Feishu{URL: FeishuURL, Timeout: 5 * time.Second, Hook: "${FEISHU_HOOK}",
+				Secret: "${FEISHU_SECRET}", Limits: []Limit{{5, time.Second}, {100, time.Minute}}}},
+			{Name: "cs-feishu-2", Feishu: &Feishu{URL: FeishuURL, Timeout: 5 * time.Second, HookFile: "/run/secrets/feishu-hook",
+				SecretFile: "/run/secrets/feishu-secret", Limits: []Limit{{5, time.Second}, {100, time.Minute}}}},
+			{Name: "workbench", Webhook: &Webhook{URL: "https://wb.example/hooks/replywatch", Timeout: 2 * time.Second,
+				Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", Limits: []Limit{}}},
+			{Name: "workbench-2", Webhook: &Webhook{URL: "https://wb2.example/hooks/replywatch", Timeout: 5 * time.Second,
+				SecretFile: "/run/secrets/wb", Limits: []Limit{{600, time.Minute}}}},
+			{Name: "am", Alertmanager: &Alertmanager{URL: "http://alertmanager:9093", Timeout: 5 * time.Second, Resend: 30 * time.Second}},
+			{Name: "console", Log: &LogReceiver{}},
+		},
+		Route: Route{
+			Receiver: "cs-ding", Match: map[string][]string{"shop_id": {"s1", "s2"}}, Mention: MentionNone,
+			GroupBy: []string{"shop_id", "kind"}, GroupWait: ptr(10 * time.Second), GroupInterval: ptr(2 * time.Minute),
+			Routes: []Route{
+				{Match: map[string][]string{"kind": {"reply_warning"}}, Receiver: "shop-wecom", Mention: MentionAgent,
+					GroupBy: []string{"shop_id", "agent_id"}, GroupWait: ptr(time.Second), GroupInterval: ptr(30 * time.Second)},
+				{Match: map[string][]string{"audience": {"supervisor"}}, Receiver: "cs-feishu", Mention: MentionSupervisor, Continue: true},
+			},
+		},
+	},
+	Agents: map[string]Agent{
+		"s1-a1":   {Name: "小王", Mobile: "13800000001", WeCom: "wangxiao", DingTalk: "ding_wx", Feishu: "ou_wx", Supervisor: "s1-lead"},
+		"s1-lead": {Name: "老李", Mobile: "13800000009"},
+	},
 	Shops: map[string]ShopOverride{
 		"s1": {
 			Platform:     "jd",
@@ -296,6 +356,10 @@ func TestFullFileSetsEveryKey(t *testing.T) {
 	}
 	var missing, empty []string
 	filled := map[string]bool{} // lists and maps with an entry somewhere
+	// A key of list elements (receivers, routes) is set when one element
+	// sets it; a recursive type (the route tree) is walked one level deep.
+	absent, present := map[string]bool{}, map[string]bool{}
+	walking := map[reflect.Type]bool{}
 	var walk func(n *yaml.Node, typ reflect.Type, path string)
 	walk = func(n *yaml.Node, typ reflect.Type, path string) {
 		if typ.Kind() == reflect.Pointer {
@@ -304,6 +368,11 @@ func TestFullFileSetsEveryKey(t *testing.T) {
 		switch {
 		case typ == durationType:
 		case typ.Kind() == reflect.Struct:
+			if walking[typ] {
+				return
+			}
+			walking[typ] = true
+			defer delete(walking, typ)
 			for _, f := range yamlFields(typ) {
 				var val *yaml.Node
 				for i := 0; i+1 < len(n.Content); i += 2 {
@@ -312,9 +381,10 @@ func TestFullFileSetsEveryKey(t *testing.T) {
 					}
 				}
 				if val == nil {
-					missing = append(missing, join(path, f.name))
+					absent[join(path, f.name)] = true
 					continue
 				}
+				present[join(path, f.name)] = true
 				walk(val, typ.Field(f.index).Type, join(path, f.name))
 			}
 		case typ.Kind() == reflect.Map, typ.Kind() == reflect.Slice:
@@ -333,6 +403,12 @@ func TestFullFileSetsEveryKey(t *testing.T) {
 		}
 	}
 	walk(doc.Content[0], configType, "")
+	for path := range absent {
+		if !present[path] {
+			missing = append(missing, path)
+		}
+	}
+	slices.Sort(missing)
 	for _, path := range empty {
 		if !filled[path] {
 			missing = append(missing, path+" (only empty)")
@@ -357,12 +433,13 @@ func TestExample(t *testing.T) {
 	}
 
 	// The commented-out examples must work when uncommented.
-	text := strings.NewReplacer("service_exceptions: []\n", "service_exceptions:\n", "shops: {}\n", "shops:\n").Replace(string(data))
+	text := strings.NewReplacer("service_exceptions: []\n", "service_exceptions:\n", "shops: {}\n", "shops:\n",
+		"  receivers: []\n", "  receivers:\n", "agents: {}\n", "agents:\n").Replace(string(data))
 	var lines []string
 	inExample := false
 	for _, l := range strings.Split(text, "\n") {
 		switch {
-		case l == "service_exceptions:" || l == "shops:":
+		case l == "service_exceptions:" || l == "shops:" || l == "  receivers:" || l == "agents:" || l == "    group_interval: 1m":
 			inExample = true
 		case inExample && strings.HasPrefix(l, "#  "):
 			l = strings.TrimPrefix(l, "#")
@@ -377,6 +454,10 @@ func TestExample(t *testing.T) {
 	}
 	if len(got.Shops) != 3 || len(got.ServiceExceptions) != 2 {
 		t.Errorf("uncommented examples give %d shops and %d exceptions, want 3 and 2", len(got.Shops), len(got.ServiceExceptions))
+	}
+	if len(got.Notify.Receivers) != 5 || len(got.Notify.Route.Routes) != 2 || len(got.Agents) != 2 {
+		t.Errorf("uncommented examples give %d receivers, %d routes, %d agents, want 5, 2, 2",
+			len(got.Notify.Receivers), len(got.Notify.Route.Routes), len(got.Agents))
 	}
 }
 
@@ -715,8 +796,10 @@ func TestYAMLRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.Contains(string(out), "s3cret") {
-				t.Errorf("YAML prints the Redis password:\n%s", out)
+			for _, secret := range []string{"s3cret", "ding-t0ken", "SECding", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"} {
+				if strings.Contains(string(out), secret) {
+					t.Errorf("YAML prints the secret %q:\n%s", secret, out)
+				}
 			}
 			back, err := Parse(out)
 			if err != nil {
@@ -724,6 +807,7 @@ func TestYAMLRoundTrip(t *testing.T) {
 			}
 			want := *cfg
 			want.Redis.URL = MaskURL(cfg.Redis.URL)
+			want.Notify = maskedNotify(cfg.Notify)
 			if !reflect.DeepEqual(back, &want) {
 				t.Errorf("round trip changed the configuration:\n%s\ngot  %+v\nwant %+v", out, back, &want)
 			}
@@ -818,5 +902,44 @@ func TestSeatRulesPerShop(t *testing.T) {
 		if got := rules(shop).Seats; got != want {
 			t.Errorf("%s: seats %+v, want %+v", shop, got, want)
 		}
+	}
+}
+
+// secretCases are receivers whose secrets cannot be read, and what
+// CheckSecrets says of each.
+var secretCases = []struct {
+	doc  string
+	want string
+}{
+	{`notify: {receivers: [{name: w, wecom: {key: "${RW_TEST_UNSET}"}}], route: {receiver: w}}`,
+		`notify.receivers[0].wecom.key: environment variable RW_TEST_UNSET is not set`},
+	{`notify: {receivers: [{name: d, dingtalk: {access_token: t, secret_file: /nonexistent/ding}}], route: {receiver: d}}`,
+		`notify.receivers[0].dingtalk.secret: reading secret file: open /nonexistent/ding: no such file or directory`},
+	{`notify: {receivers: [{name: h, webhook: {url: "http://h", secret: "${RW_TEST_WB}"}}], route: {receiver: h}}`,
+		`notify.receivers[0].webhook.secret: is not whsec_ followed by base64 (the Standard Webhooks form)`},
+}
+
+func TestCheckSecrets(t *testing.T) {
+	env := map[string]string{"RW_TEST_WB": "plain-text", "RW_TEST_KEY": "k"}
+	for _, c := range secretCases {
+		cfg, err := Parse([]byte(c.doc))
+		if err != nil {
+			t.Fatalf("%s: %v", c.doc, err)
+		}
+		err = cfg.CheckSecrets(func(k string) string { return env[k] })
+		var verr *ValidationError
+		if !errors.As(err, &verr) || len(verr.Errors) != 1 || verr.Errors[0] != c.want {
+			t.Errorf("%s: CheckSecrets = %v, want %s", c.doc, err, c.want)
+		}
+	}
+	cfg, err := Parse([]byte(`notify: {receivers: [{name: w, wecom: {key: "${RW_TEST_KEY}"}}], route: {receiver: w}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.CheckSecrets(func(k string) string { return env[k] }); err != nil {
+		t.Errorf("a set variable: %v", err)
+	}
+	if v, _ := cfg.Notify.Receivers[0].WeCom.Key.Resolve("", func(k string) string { return env[k] }); v != "k" {
+		t.Errorf("resolved %q, want k", v)
 	}
 }

@@ -66,6 +66,7 @@ func (c *Config) Validate() error {
 	}
 	oneOf(&p, "platform", c.Platform, Platforms...)
 	c.validateRuntime(&p)
+	c.validateNotify(&p)
 	c.validateAPI(&p)
 	c.compile(&p)
 	if len(p) == 0 {

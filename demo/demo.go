@@ -141,6 +141,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	if len(o.Brokers) > 0 || o.RedisURL != "" {
 		// Stay clear of a production replywatch on the same servers.
 		cfg.Kafka.GroupID = "replywatch-demo"
+		cfg.Notify.GroupID = "replywatch-demo-notify"
 		cfg.Redis.Prefix = "rwdemo"
 	}
 	if err := cfg.Validate(); err != nil {
@@ -188,7 +189,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	pages.base = "http://" + ln.Addr().String()
 	v.footer = fmt.Sprintf("kafka %s   redis %s   metrics %s   wall %s", strings.Join(brokers, ","), config.MaskURL(rd.URL), metricsURL, pages.wall())
 
-	a, err := app.New(cfg, app.Options{Log: logger(v, o), Listener: ln, OnAlert: v.alert})
+	a, err := app.New(cfg, app.Options{Log: logger(v, o), Listener: ln, OnAlert: v.alert, NotifyOut: notifyLines{v}})
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("assembling the processor: %w", err)
@@ -392,6 +393,8 @@ func intro(w io.Writer, d introData) {
 	if d.moved {
 		fmt.Fprintf(w, "           %s was taken, so HTTP is on the next free port\n", d.listen)
 	}
+	fmt.Fprintf(w, "  notify   no receivers configured: each message a DingTalk, WeCom or Feishu robot would get\n")
+	fmt.Fprintf(w, "           is shown as \"→ log: ...\" (add receivers under notify: in a config file)\n")
 	fmt.Fprintf(w, "  pages    %s   (the wall: every shop)\n", d.pages.wall())
 	fmt.Fprintf(w, "           %s   (agent %s's page)\n", d.pages.agentPage(), d.pages.agent)
 	fmt.Fprintf(w, "           API: curl -H 'Authorization: Bearer %s' %s/api/v1/shops\n", d.pages.supervisor, d.pages.base)

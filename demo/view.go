@@ -113,6 +113,16 @@ func (v *view) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// notifyLines shows what the built-in log receiver would send.
+type notifyLines struct{ v *view }
+
+func (n notifyLines) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimSpace(string(p)), "\n") {
+		n.v.say("%s", line)
+	}
+	return len(p), nil
+}
+
 // Sync is for zap.
 func (v *view) Sync() error { return nil }
 

@@ -58,7 +58,7 @@ func NewProcess(reg prometheus.Registerer) *Process {
 		}, []string{"kind", "status"}),
 		AlertDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replywatch_alert_deliveries_total",
-			Help: "Alert deliveries to sinks, by sink and result (ok, error).",
+			Help: "Alert deliveries by sink and result: the alerts topic (sink kafka: ok, error) and the notifier's receivers (sent, digested, stale, duplicate, inhibited; failed and retried attempts).",
 		}, []string{"sink", "result"}),
 		OwnedPartitions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "replywatch_owned_partitions",

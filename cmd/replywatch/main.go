@@ -23,6 +23,7 @@ const usage = `replywatch: live reply-time, seat and order watch for e-commerce 
 
 Usage:
   replywatch run --config FILE        run the processor (Kafka in, Redis state, alerts out)
+  replywatch notify --config FILE     run the notifier alone (alerts to WeCom, DingTalk, Feishu, webhooks, Alertmanager)
   replywatch validate --config FILE   check a config file; print the effective config or every error
   replywatch demo [flags]             everything embedded on this machine, no set-up
   replywatch simulate [flags]         produce realistic traffic into Kafka, or to a JSONL file
@@ -42,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "run":
 		return cmdRun(rest, stdout, stderr)
+	case "notify":
+		return cmdNotify(rest, stdout, stderr)
 	case "validate":
 		return cmdValidate(rest, stdout, stderr)
 	case "demo":

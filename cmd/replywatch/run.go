@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
@@ -62,6 +63,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "config file (YAML) to check")
+	skipSecrets := fs.Bool("skip-secrets", false, "do not read the receivers' secret files and variables (checking a config away from where it runs)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -79,6 +81,16 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 			}
 		} else {
 			fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		}
+		return exitUsage
+	}
+	if err := cfg.CheckSecrets(os.Getenv); err != nil && !*skipSecrets {
+		var ve *config.ValidationError
+		if errors.As(err, &ve) {
+			fmt.Fprintf(stderr, "%s: %d error(s):\n", *path, len(ve.Errors))
+			for _, e := range ve.Errors {
+				fmt.Fprintf(stderr, "  %s\n", e)
+			}
 		}
 		return exitUsage
 	}
