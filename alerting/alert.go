@@ -21,6 +21,7 @@ const (
 	KindShippingWarning    = "shipping_warning"
 	KindShippingBreach     = "shipping_breach"
 	KindDisputeDeadline    = "dispute_deadline"
+	KindBadReview          = "bad_review"
 	KindAbusiveReply       = "abusive_reply"
 	KindComplaintRisk      = "complaint_risk"
 	KindOffPlatformTrade   = "off_platform_trade"
@@ -47,6 +48,8 @@ const (
 	ReasonExcluded  = "excluded"
 	ReasonShipped   = "shipped"
 	ReasonReturned  = "returned" // an away agent came back
+	ReasonRefunded  = "refunded" // an order awaiting shipment was refunded
+	ReasonClosed    = "closed"   // a dispute or complaint was closed
 )
 
 // Alert is one alert record as written to the alerts topic and every sink.

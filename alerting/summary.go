@@ -35,13 +35,14 @@ var summaryTexts = map[string]*summaryText{
 		titles: map[string]string{
 			KindReplyWarning: "即将超时", KindReplyBreach: "回复超时", KindLongNoReply: "长时间未回复",
 			KindIdleSeat: "客服空岗", KindSeatAway: "客服离开", KindShopUncovered: "店铺无人值守",
-			KindShippingWarning: "即将发货超时", KindShippingBreach: "发货超时", KindDisputeDeadline: "纠纷待处理",
+			KindShippingWarning: "即将发货超时", KindShippingBreach: "发货超时", KindDisputeDeadline: "纠纷待处理", KindBadReview: "差评",
 			KindAbusiveReply: "不当回复", KindComplaintRisk: "投诉风险", KindOffPlatformTrade: "站外交易引导",
 			KindEffectiveReplyRisk: "有效回复率风险",
 		},
 		reasons: map[string]string{
 			ReasonReplied: "已获人工回复", ReasonRetracted: "回复在时限内，撤回告警",
 			ReasonExcluded: "买家已被拉黑或举报，不再计入", ReasonShipped: "订单已发货",
+			ReasonRefunded: "订单已退款", ReasonClosed: "纠纷或投诉已关闭",
 		},
 		bodies: map[string]string{
 			KindReplyWarning:       "{who} 尚未获人工回复，将于 {due} 超过 {t}时限{ctx}",
@@ -53,6 +54,7 @@ var summaryTexts = map[string]*summaryText{
 			KindShippingWarning:    "{who} 须于 {due} 前发货",
 			KindShippingBreach:     "{who} 已超过发货时限 {due}",
 			KindDisputeDeadline:    "{who} 的纠纷或投诉须于 {due} 前处理",
+			KindBadReview:          "{who} 收到买家 {buyer} 的差评，请尽快联系挽回{ctx}",
 			KindAbusiveReply:       "{who} 对买家 {buyer} 的回复含辱骂、威胁或阴阳怪气内容",
 			KindComplaintRisk:      "{who} 的消息显示投诉或差评意向",
 			KindOffPlatformTrade:   "{who} 对买家 {buyer} 的回复疑似引导站外交易",
@@ -67,13 +69,14 @@ var summaryTexts = map[string]*summaryText{
 		titles: map[string]string{
 			KindReplyWarning: "reply warning", KindReplyBreach: "reply breach", KindLongNoReply: "long no reply",
 			KindIdleSeat: "idle seat", KindSeatAway: "seat away", KindShopUncovered: "shop uncovered",
-			KindShippingWarning: "shipping warning", KindShippingBreach: "shipping breach", KindDisputeDeadline: "dispute deadline",
+			KindShippingWarning: "shipping warning", KindShippingBreach: "shipping breach", KindDisputeDeadline: "dispute deadline", KindBadReview: "bad review",
 			KindAbusiveReply: "abusive reply", KindComplaintRisk: "complaint risk", KindOffPlatformTrade: "off-platform trade",
 			KindEffectiveReplyRisk: "effective reply risk",
 		},
 		reasons: map[string]string{
 			ReasonReplied: "a human replied", ReasonRetracted: "the reply was in time, alert retracted",
 			ReasonExcluded: "buyer blocked or reported, no longer counted", ReasonShipped: "the order shipped",
+			ReasonRefunded: "the order was refunded", ReasonClosed: "the dispute or complaint was closed",
 		},
 		bodies: map[string]string{
 			KindReplyWarning:       "{who} has no human reply yet and passes the {t} limit at {due}{ctx}",
@@ -85,6 +88,7 @@ var summaryTexts = map[string]*summaryText{
 			KindShippingWarning:    "{who} must ship by {due}",
 			KindShippingBreach:     "{who} passed its shipping deadline {due}",
 			KindDisputeDeadline:    "{who} has a dispute or complaint to answer by {due}",
+			KindBadReview:          "{who} got a bad review from buyer {buyer}: contact them while it can still be won back{ctx}",
 			KindAbusiveReply:       "{who} sent buyer {buyer} a reply with abuse, threats or sarcasm",
 			KindComplaintRisk:      "{who} wrote of a complaint or bad review",
 			KindOffPlatformTrade:   "{who} sent buyer {buyer} a reply that may lead off the platform",

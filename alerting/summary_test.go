@@ -87,6 +87,16 @@ var summaryCases = []struct {
 	{"dispute deadline", func() Alert { a := orderAlert(KindDisputeDeadline, Firing, ""); a.At = since; return a }(),
 		"【纠纷待处理】店铺 s1 订单 o1 的纠纷或投诉须于 2026-11-26 10:00:00 前处理",
 		"[dispute deadline] shop s1: order o1 has a dispute or complaint to answer by 2026-11-26 10:00:00"},
+	{"shipping refunded", orderAlert(KindShippingWarning, Resolved, ReasonRefunded),
+		"【已解除·即将发货超时】店铺 s1 订单 o1：订单已退款（2026-11-26 09:00:00）",
+		"[resolved: shipping warning] shop s1: order o1: the order was refunded (2026-11-26 09:00:00)"},
+	{"dispute closed", orderAlert(KindDisputeDeadline, Resolved, ReasonClosed),
+		"【已解除·纠纷待处理】店铺 s1 订单 o1：纠纷或投诉已关闭（2026-11-26 09:00:00）",
+		"[resolved: dispute deadline] shop s1: order o1: the dispute or complaint was closed (2026-11-26 09:00:00)"},
+	{"bad review", Alert{Kind: KindBadReview, Status: Firing, ShopID: "s1", BuyerID: "b1", OrderID: "o1", AgentID: "a7",
+		Since: since, Due: since, At: since},
+		"【差评】店铺 s1 订单 o1 收到买家 b1 的差评，请尽快联系挽回（客服 a7，自 10:00:00 起）",
+		"[bad review] shop s1: order o1 got a bad review from buyer b1: contact them while it can still be won back (agent a7, since 10:00:00)"},
 	{"abusive reply", agentAlert(KindAbusiveReply),
 		"【不当回复】店铺 s1 客服 a7 对买家 b1 的回复含辱骂、威胁或阴阳怪气内容",
 		"[abusive reply] shop s1: agent a7 sent buyer b1 a reply with abuse, threats or sarcasm"},
@@ -121,7 +131,7 @@ func TestSummary(t *testing.T) {
 func TestSummaryEveryKindWorded(t *testing.T) {
 	kinds := []string{KindReplyWarning, KindReplyBreach, KindLongNoReply, KindIdleSeat, KindSeatAway, KindShopUncovered,
 		KindShippingWarning, KindShippingBreach, KindDisputeDeadline, KindAbusiveReply, KindComplaintRisk,
-		KindOffPlatformTrade, KindEffectiveReplyRisk}
+		KindOffPlatformTrade, KindEffectiveReplyRisk, KindBadReview}
 	for lang, tx := range summaryTexts {
 		for _, k := range kinds {
 			if tx.titles[k] == "" || tx.bodies[k] == "" {

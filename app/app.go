@@ -260,6 +260,7 @@ func handlers(cfg *config.Config) map[event.Stream]pipeline.Handler {
 	return map[event.Stream]pipeline.Handler{
 		event.Chat:     pipeline.ChatHandler{Engine: &detectors.Engine{Rules: rules, PerAgent: cfg.Metrics.PerAgent, Lateness: cfg.Clock.AllowedLateness}},
 		event.Presence: pipeline.SeatHandler{Engine: &detectors.SeatEngine{Rules: rules}},
+		event.Orders:   pipeline.OrderHandler{Engine: &detectors.OrderEngine{Rules: cfg.OrderRules()}},
 	}
 }
 

@@ -45,6 +45,18 @@ func gaugesOf(reports []metrics.ShopReport) map[string]float64 {
 		for st, v := range s.Seats {
 			out["replywatch_seats{shop="+s.Shop+",state="+st+"}"] = float64(v)
 		}
+		o := s.Orders
+		out["replywatch_orders_awaiting_shipment{shop="+s.Shop+"}"] = float64(o.AwaitingShipment)
+		out["replywatch_shipping_breached_orders{shop="+s.Shop+"}"] = float64(o.ShippingBreached)
+		for k, v := range o.OpenDisputes {
+			out["replywatch_open_disputes{kind="+k+",shop="+s.Shop+"}"] = float64(v)
+		}
+		if o.ReviewSatisfaction != nil {
+			out["replywatch_review_satisfaction{shop="+s.Shop+"}"] = *o.ReviewSatisfaction
+		}
+		if o.AvgRefundSeconds != nil {
+			out["replywatch_avg_refund_seconds{shop="+s.Shop+"}"] = *o.AvgRefundSeconds
+		}
 		for _, a := range s.Agents {
 			out["replywatch_agent_consulting_buyers{agent="+a.Agent+",shop="+s.Shop+"}"] = float64(a.Consulting)
 			out["replywatch_agent_avg_response_seconds{agent="+a.Agent+",shop="+s.Shop+"}"] = a.AvgResponseSeconds
@@ -79,12 +91,22 @@ func TestReplayEqualsPipeline(t *testing.T) {
 	if want["replywatch_consulting_buyers{shop="+res.Shops[0].Shop+"}"] == 0 || len(res.Shops[0].Seats) == 0 {
 		t.Fatal("simulated day has no consulting buyers or no seats")
 	}
+	orderAlerts := 0
+	for _, a := range res.Alerts {
+		if a.OrderID != "" {
+			orderAlerts++
+		}
+	}
+	if res.Shops[0].Orders.AwaitingShipment == 0 {
+		t.Fatal("simulated day has no orders awaiting shipment")
+	}
 
 	produceRecords(t, e.broker, recs)
 	r := start(t, cfg, &fakeClock{t: at}, "live")
 	liveEqualsReplay(t, e.broker, r.app, recs, res)
-	t.Logf("%d events, %d alert records, shops %s: consulting %d, 3m rate %s",
-		len(recs), len(res.Alerts), res.Shops[0].Shop, res.Shops[0].Consulting, strconv.FormatFloat(res.Shops[0].ReplyRate["3m"], 'f', 3, 64))
+	t.Logf("%d events, %d alert records (%d about orders), shops %s: consulting %d, 3m rate %s, awaiting shipment %d",
+		len(recs), len(res.Alerts), orderAlerts, res.Shops[0].Shop, res.Shops[0].Consulting,
+		strconv.FormatFloat(res.Shops[0].ReplyRate["3m"], 'f', 3, 64), res.Shops[0].Orders.AwaitingShipment)
 }
 
 // replayRecords runs the offline replay of recs at time at.
@@ -122,24 +144,24 @@ func produceRecords(t *testing.T, broker string, recs []sim.Record) {
 	}
 }
 
-// liveEqualsReplay waits until the replica a has read every chat record of
+// liveEqualsReplay waits until the replica a has read every chat and order record of
 // recs, then requires its figures and alerts to be the replay's. It returns
 // the replica's last scrape.
 func liveEqualsReplay(t *testing.T, broker string, a *App, recs []sim.Record, res *ReplayResult) map[string]float64 {
 	t.Helper()
-	chat := 0
+	read := map[event.Stream]int{}
 	for _, r := range recs {
-		if r.Topic == event.Chat {
-			chat++
-		}
+		read[r.Topic]++
 	}
 	want := gaugesOf(res.Shops)
 	var m map[string]float64
 	eventually(t, 60*time.Second, "live figures equal replay", func() error {
 		m = scrape(t, a.Addr())
-		applied := m["replywatch_events_total{result=applied,topic=cs.chat}"] + m["replywatch_events_total{result=duplicate,topic=cs.chat}"]
-		if applied != float64(chat) {
-			return fmt.Errorf("%v of %d chat events read", applied, chat)
+		for stream, topic := range map[event.Stream]string{event.Chat: "cs.chat", event.Orders: "cs.orders"} {
+			applied := m["replywatch_events_total{result=applied,topic="+topic+"}"] + m["replywatch_events_total{result=duplicate,topic="+topic+"}"]
+			if applied != float64(read[stream]) {
+				return fmt.Errorf("%v of %d %s events read", applied, read[stream], stream)
+			}
 		}
 		return expectFigures(m, want)
 	})

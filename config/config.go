@@ -40,6 +40,7 @@ type Config struct {
 	Alerts            Alerts      `yaml:"alerts"`
 	Metrics           Metrics     `yaml:"metrics"`
 	Seats             Seats       `yaml:"seats"`
+	Orders            Orders      `yaml:"orders"`
 	Log               Log         `yaml:"log"`
 	Notify            Notify      `yaml:"notify"`
 	// Agents is the directory of people alerts mention, by agent id or
@@ -216,6 +217,8 @@ type ShopOverride struct {
 	ReplySLA ShopReplySLA `yaml:"reply_sla,omitempty"`
 	// Seats replaces only the keys it sets.
 	Seats ShopSeats `yaml:"seats,omitempty"`
+	// Orders replaces only the keys it sets.
+	Orders ShopOrders `yaml:"orders,omitempty"`
 }
 
 // ShopReplySLA is a shop's partial reply_sla.
@@ -288,6 +291,8 @@ func Default() *Config {
 		Metrics: Metrics{MaxAgents: 500, ReportInterval: 5 * time.Second, ReporterLease: 15 * time.Second},
 		Seats: Seats{IdleAfter: 3 * time.Minute, AwayAfter: 10 * time.Minute, UncoveredAfter: 60 * time.Second,
 			UncoveredAfterInferred: 5 * time.Minute, InferredOfflineAfter: 30 * time.Minute},
+		Orders: Orders{ShipWithin: 48 * time.Hour, WarnBefore: 4 * time.Hour, RespondWarnBefore: 2 * time.Hour,
+			ConversionWindow: 24 * time.Hour, BadReviewAt: 2},
 		Log:    Log{Level: "info", Format: LogAuto},
 		Notify: defaultNotify(),
 		Agents: map[string]Agent{},

@@ -41,6 +41,18 @@ var badCases = []struct {
 		`shops.s1.seats.uncovered_after_inferred: 500ms is too short, the least is 1s`,
 		`shops.s1.seats.inferred_offline_after: 10m is not longer than idle_after 10m`,
 	}},
+	{"orders.bad.yml", []string{
+		`orders.ship_within: 30s is too short, the least is 1m`,
+		`orders.respond_warn_before: 20m is not longer than the critical lead 30m`,
+		`orders.conversion_window: 0s is too short, the least is 1m`,
+		`orders.bad_review_at: 7 is not between 0 (off) and 5`,
+		`shops.s1.orders.warn_before: 12h is not shorter than the shipping limit 12h`,
+		`shops.s2.orders.ship_within: is not used with pdd_flash: true (24h); set one of them`,
+		`shops.s3.orders.warn_before: 30h is not shorter than the shipping limit 24h`,
+		`shops.s3.orders.bad_review_at: -1 is not between 0 (off) and 5`,
+		// s4's warn_before is not checked against the inherited limit, which
+		// is wrong and reported once, at the top.
+	}},
 	{"target.bad.yml", []string{
 		`reply_sla.target: 1.5 is not between 0 and 1`,
 		`shops.s1.reply_sla.target: -0.1 is not between 0 and 1`,
@@ -262,6 +274,8 @@ var fullConfig = &Config{
 	Metrics: Metrics{PerAgent: true, MaxAgents: 50, ReportInterval: 10 * time.Second, ReporterLease: 30 * time.Second},
 	Seats: Seats{AwayAfter: 15 * time.Minute, IdleAfter: 2 * time.Minute, UncoveredAfter: 90 * time.Second,
 		UncoveredAfterInferred: 4 * time.Minute, InferredOfflineAfter: 20 * time.Minute},
+	Orders: Orders{ShipWithin: 72 * time.Hour, PDDFlash: true, WarnBefore: 6 * time.Hour, RespondWarnBefore: 3 * time.Hour,
+		ConversionWindow: 12 * time.Hour, BadReviewAt: 3},
 	Log: Log{Level: "debug", Format: LogJSON},
 	Notify: Notify{
 		GroupID: "rw-prod-notify",
@@ -318,6 +332,8 @@ var fullConfig = &Config{
 			},
 			Seats: ShopSeats{IdleAfter: ptr(time.Minute), AwayAfter: ptr(5 * time.Minute), UncoveredAfter: ptr(30 * time.Second),
 				UncoveredAfterInferred: ptr(3 * time.Minute), InferredOfflineAfter: ptr(15 * time.Minute)},
+			Orders: ShopOrders{ShipWithin: ptr(36 * time.Hour), PDDFlash: ptr(false), WarnBefore: ptr(2 * time.Hour),
+				RespondWarnBefore: ptr(time.Hour), ConversionWindow: ptr(48 * time.Hour), BadReviewAt: ptr(1)},
 		},
 	},
 }

@@ -67,6 +67,7 @@ func (c *Config) Validate() error {
 	oneOf(&p, "platform", c.Platform, Platforms...)
 	c.validateRuntime(&p)
 	c.validateNotify(&p)
+	c.validateOrders(&p)
 	c.validateAPI(&p)
 	c.compile(&p)
 	if len(p) == 0 {

@@ -232,6 +232,11 @@ var supervisorPanels = []struct{ title, metric string }{
 	{"Away seats", "replywatch_seats"},
 	{"Uncovered today", "replywatch_uncovered_seconds"},
 	{"Idle agents", "replywatch_agent_idle_seconds"},
+	{"Awaiting shipment", "replywatch_orders_awaiting_shipment"},
+	{"Late shipments today", "replywatch_shipping_breached_orders"},
+	{"Open disputes", "replywatch_open_disputes"},
+	{"Review satisfaction today", "replywatch_review_satisfaction"},
+	{"Average refund", "replywatch_avg_refund_seconds"},
 }
 
 // TestSupervisorWall checks the wall's content: one row per shop with the

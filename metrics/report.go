@@ -38,6 +38,7 @@ type ShopReport struct {
 	UncoveredSeconds *float64          `json:"uncovered_seconds,omitempty"`
 	AgentSeats       []AgentSeatReport `json:"agent_seats,omitempty"`
 	Agents           []AgentReport     `json:"agents,omitempty"`
+	Orders           OrderFigures      `json:"orders"`
 	// Thresholds in ascending order, as the keys of Breached and ReplyRate.
 	Thresholds []string `json:"-"`
 }
@@ -102,6 +103,7 @@ func Report(f *state.ShopFigures, info ShopInfo, now time.Time, perAgent bool, m
 	r.Response30sRate = ratio(f.Day[detectors.FieldAnswered30], r.Messages)
 	r.AvgResponseSeconds = avgSeconds(f.Day[detectors.FieldRespMs], f.Day[detectors.FieldRespN])
 	r.seats(f, rules, now, perAgent, maxAgents)
+	r.Orders = orderFigures(f)
 	if perAgent {
 		r.Agents, dropped = agentReports(rules, f, maxAgents)
 	}

@@ -60,6 +60,7 @@ type Reporter struct {
 	agSeat, agIdle                                                         *prometheus.GaugeVec
 	agWaiting, agConsulting, agBreached, agAvg, agRate30, agMessages       *prometheus.GaugeVec
 	dropped                                                                prometheus.Counter
+	orders                                                                 orderGauges
 	leader                                                                 bool
 }
 
@@ -99,6 +100,7 @@ func (r *Reporter) Register(reg prometheus.Registerer) {
 	r.dropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "replywatch_agent_series_dropped_total",
 		Help: "Per-agent series left out because a shop has more agents than metrics.max_agents."})
 	reg.MustRegister(r.dropped)
+	r.orders.register(reg)
 }
 
 // Run keeps the lease and the gauges fresh until ctx ends, then gives the
@@ -171,6 +173,7 @@ func (r *Reporter) reset() {
 		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages} {
 		g.Reset()
 	}
+	r.orders.reset()
 }
 
 // Collect reads the figures of every partition and sets the gauges.
@@ -249,6 +252,7 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 		r.agSeat.WithLabelValues(shop, a.Agent, a.State).Set(1)
 		r.agIdle.WithLabelValues(shop, a.Agent).Set(a.IdleSeconds)
 	}
+	r.orders.export(shop, rep.Orders)
 	r.dropped.Add(float64(dropped))
 	for _, a := range rep.Agents {
 		r.agWaiting.WithLabelValues(shop, a.Agent).Set(float64(a.Waiting))

@@ -69,3 +69,26 @@ func (h SeatHandler) NextDue(e Entity) (time.Time, bool) {
 func (h ChatHandler) NextDue(e Entity) (time.Time, bool) {
 	return h.Engine.NextDue(e.(*detectors.Conversation))
 }
+
+// OrderHandler runs the order rules over buyers' order books. The entity is
+// the cs.orders key, shop_id/buyer_id: every order of a buyer, whatever
+// its events' order, meets in one partition's state, and a buyer's open
+// orders and cases are one read away for the join with chat.
+type OrderHandler struct{ Engine *detectors.OrderEngine }
+
+func (h OrderHandler) New(key string) Entity {
+	shop, buyer := splitKey(key)
+	return &detectors.OrderBook{Shop: shop, Buyer: buyer}
+}
+
+func (h OrderHandler) Event(e Entity, ev *event.Event, fx *detectors.Effects) detectors.Result {
+	return h.Engine.Order(e.(*detectors.OrderBook), ev, fx)
+}
+
+func (h OrderHandler) Advance(e Entity, now time.Time, fx *detectors.Effects) {
+	h.Engine.Advance(e.(*detectors.OrderBook), now, fx)
+}
+
+func (h OrderHandler) NextDue(e Entity) (time.Time, bool) {
+	return h.Engine.NextDue(e.(*detectors.OrderBook))
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/replywatch/replywatch/app"
 	"github.com/replywatch/replywatch/config"
+	"github.com/replywatch/replywatch/detectors"
 	"github.com/replywatch/replywatch/event"
 	"github.com/replywatch/replywatch/metrics"
 	"github.com/replywatch/replywatch/sim"
@@ -31,7 +33,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: replywatch replay [flags] FILE.jsonl[.gz]\n\nRuns the rules over a recorded day with no Kafka and no Redis and prints the figures per shop and per agent.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: replywatch replay [flags] FILE.jsonl[.gz]\n\nRuns the rules over a recorded day with no Kafka and no Redis and prints the figures per shop and per agent, the order figures, and the alert records per kind.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	cfgPath := fs.String("config", "", "config file (YAML); defaults when empty")
@@ -239,6 +241,41 @@ func writeTable(w io.Writer, res *app.ReplayResult, skipped int) {
 		}
 	}
 	tw.Flush()
+	writeOrders(w, res)
+}
+
+// writeOrders prints the order figures per shop ("-" where a ratio has
+// nothing to divide by) and the alert records per kind and status.
+func writeOrders(w io.Writer, res *app.ReplayResult) {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "shop\tawaiting shipment\tshipping breached\topen disputes\topen complaints\treviews\tsatisfaction\trefunds\tavg refund\t")
+	opt := func(v *float64, format func(float64) string) string {
+		if v == nil {
+			return "-"
+		}
+		return format(*v)
+	}
+	for _, s := range res.Shops {
+		o := s.Orders
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t\n", s.Shop, o.AwaitingShipment, o.ShippingBreached,
+			o.OpenDisputes[detectors.DisputeKindDispute], o.OpenDisputes[detectors.DisputeKindComplaint],
+			o.Reviews, opt(o.ReviewSatisfaction, pct), o.Refunds, opt(o.AvgRefundSeconds, secs))
+	}
+	tw.Flush()
+	counts := map[string]int{}
+	for _, a := range res.Alerts {
+		counts[a.Kind+" "+a.Status]++
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintln(w, "\nalert records:")
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %-28s %d\n", k, counts[k])
+	}
 }
 
 func thresholdsOf(shops []metrics.ShopReport) []string {
