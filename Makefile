@@ -9,7 +9,7 @@ BENCH_FLAGS ?=
 MICRO ?= .
 COUNT ?= 6
 
-.PHONY: bench bench-smoke bench-micro bench-notify bench-sse test
+.PHONY: bench bench-smoke bench-micro bench-notify bench-sse bench-text test
 
 # The full suite (about 10 minutes on 2 cores): an in-process kfake broker,
 # a redis-server child and simulated traffic. Prints the markdown table and
@@ -27,6 +27,16 @@ bench-smoke:
 #   go run golang.org/x/perf/cmd/benchstat@latest old.txt new.txt
 bench-micro:
 	$(GO) test -run '^$$' -bench '$(MICRO)' -benchmem -count $(COUNT) ./event/ ./detectors/ ./pipeline/ ./state/
+
+# The text rules: precision and recall per category on the labelled corpus,
+# matching speed on one core, the worker's batch step with and without
+# them, and their end-to-end cost over kfake and redis-server (a few
+# minutes; BENCHMARKS.md, "Text rules").
+bench-text:
+	$(GO) test ./text/ -run TestCorpus -v -count 1
+	$(GO) test ./text/ -run '^$$' -bench 'Scan' -benchmem -cpu 1 -count 3
+	$(GO) test ./pipeline/ -run '^$$' -bench 'BatchBuild500' -benchmem -cpu 1 -count 3
+	REPLYWATCH_TEXT_COST=1 $(GO) test ./app/ -run TestTextRulesCost -v -count 1 -timeout 30m
 
 # The notifier over kfake and redis-server: alert records/s routed and
 # accepted by a receiver that answers at once, and emitted_at -> accepted

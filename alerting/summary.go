@@ -26,7 +26,8 @@ type summaryText struct {
 	lparen   string
 	rparen   string
 	comma    string
-	since    string // "{}" is the start
+	since    string    // "{}" is the start
+	quote    [2]string // around a message excerpt
 	duration func(time.Duration) string
 }
 
@@ -42,27 +43,28 @@ var summaryTexts = map[string]*summaryText{
 		reasons: map[string]string{
 			ReasonReplied: "已获人工回复", ReasonRetracted: "回复在时限内，撤回告警",
 			ReasonExcluded: "买家已被拉黑或举报，不再计入", ReasonShipped: "订单已发货",
-			ReasonRefunded: "订单已退款", ReasonClosed: "纠纷或投诉已关闭",
+			ReasonRecovered: "预计有效回复率已回升", ReasonRefunded: "订单已退款", ReasonClosed: "纠纷或投诉已关闭",
 		},
 		bodies: map[string]string{
-			KindReplyWarning:       "{who} 尚未获人工回复，将于 {due} 超过 {t}时限{ctx}",
-			KindReplyBreach:        "{who} 已等待超过 {t}未获人工回复{ctx}",
-			KindLongNoReply:        "{who} 长时间未获人工回复{ctx}",
-			KindIdleSeat:           "{who} 有买家等待，但{since}未发送人工消息",
-			KindSeatAway:           "{who} {since}处于离开状态",
-			KindShopUncovered:      "{who} {since}无在线客服",
-			KindShippingWarning:    "{who} 须于 {due} 前发货",
-			KindShippingBreach:     "{who} 已超过发货时限 {due}",
-			KindDisputeDeadline:    "{who} 的纠纷或投诉须于 {due} 前处理",
-			KindBadReview:          "{who} 收到买家 {buyer} 的差评，请尽快联系挽回{ctx}",
-			KindAbusiveReply:       "{who} 对买家 {buyer} 的回复含辱骂、威胁或阴阳怪气内容",
-			KindComplaintRisk:      "{who} 的消息显示投诉或差评意向",
-			KindOffPlatformTrade:   "{who} 对买家 {buyer} 的回复疑似引导站外交易",
-			KindEffectiveReplyRisk: "{who} 今日有效回复率有低于 50% 的风险",
+			KindReplyWarning:    "{who} 尚未获人工回复，将于 {due} 超过 {t}时限{ctx}",
+			KindReplyBreach:     "{who} 已等待超过 {t}未获人工回复{ctx}",
+			KindLongNoReply:     "{who} 长时间未获人工回复{ctx}",
+			KindIdleSeat:        "{who} 有买家等待，但{since}未发送人工消息",
+			KindSeatAway:        "{who} {since}处于离开状态",
+			KindShopUncovered:   "{who} {since}无在线客服",
+			KindShippingWarning: "{who} 须于 {due} 前发货",
+			KindShippingBreach:  "{who} 已超过发货时限 {due}",
+			KindDisputeDeadline: "{who} 的纠纷或投诉须于 {due} 前处理",
+			KindBadReview:       "{who} 收到买家 {buyer} 的差评，请尽快联系挽回{ctx}",
+			KindAbusiveReply:    "{who} 对买家 {buyer} 的回复含辱骂、威胁或阴阳怪气内容",
+			KindAbusiveReply + "/" + ReasonPerfunctory: "{who} 对买家 {buyer} 的回复敷衍",
+			KindComplaintRisk:                          "{who} 的消息显示投诉或差评意向",
+			KindOffPlatformTrade:                       "{who} 对买家 {buyer} 的回复疑似引导站外交易",
+			KindEffectiveReplyRisk:                     "{who} 今日有效回复率有低于 50% 的风险",
 		},
 		resolved: "已解除·", open: "【", close: "】",
 		shop: "店铺 ", buyer: "买家 ", agent: "客服 ", order: "订单 ", join: " ", sep: "：",
-		lparen: "（", rparen: "）", comma: "，", since: "自 {} 起",
+		lparen: "（", rparen: "）", comma: "，", since: "自 {} 起", quote: [2]string{"“", "”"},
 		duration: zhDuration,
 	},
 	"en": {
@@ -76,27 +78,28 @@ var summaryTexts = map[string]*summaryText{
 		reasons: map[string]string{
 			ReasonReplied: "a human replied", ReasonRetracted: "the reply was in time, alert retracted",
 			ReasonExcluded: "buyer blocked or reported, no longer counted", ReasonShipped: "the order shipped",
-			ReasonRefunded: "the order was refunded", ReasonClosed: "the dispute or complaint was closed",
+			ReasonRecovered: "the projected effective reply rate recovered", ReasonRefunded: "the order was refunded", ReasonClosed: "the dispute or complaint was closed",
 		},
 		bodies: map[string]string{
-			KindReplyWarning:       "{who} has no human reply yet and passes the {t} limit at {due}{ctx}",
-			KindReplyBreach:        "{who} has waited more than {t} without a human reply{ctx}",
-			KindLongNoReply:        "{who} has gone a long time without a human reply{ctx}",
-			KindIdleSeat:           "{who} has buyers waiting but has sent no human message {since}",
-			KindSeatAway:           "{who} has been away {since}",
-			KindShopUncovered:      "{who} has had no seat online {since}",
-			KindShippingWarning:    "{who} must ship by {due}",
-			KindShippingBreach:     "{who} passed its shipping deadline {due}",
-			KindDisputeDeadline:    "{who} has a dispute or complaint to answer by {due}",
-			KindBadReview:          "{who} got a bad review from buyer {buyer}: contact them while it can still be won back{ctx}",
-			KindAbusiveReply:       "{who} sent buyer {buyer} a reply with abuse, threats or sarcasm",
-			KindComplaintRisk:      "{who} wrote of a complaint or bad review",
-			KindOffPlatformTrade:   "{who} sent buyer {buyer} a reply that may lead off the platform",
-			KindEffectiveReplyRisk: "{who} may end today with an effective reply rate under 50%",
+			KindReplyWarning:    "{who} has no human reply yet and passes the {t} limit at {due}{ctx}",
+			KindReplyBreach:     "{who} has waited more than {t} without a human reply{ctx}",
+			KindLongNoReply:     "{who} has gone a long time without a human reply{ctx}",
+			KindIdleSeat:        "{who} has buyers waiting but has sent no human message {since}",
+			KindSeatAway:        "{who} has been away {since}",
+			KindShopUncovered:   "{who} has had no seat online {since}",
+			KindShippingWarning: "{who} must ship by {due}",
+			KindShippingBreach:  "{who} passed its shipping deadline {due}",
+			KindDisputeDeadline: "{who} has a dispute or complaint to answer by {due}",
+			KindBadReview:       "{who} got a bad review from buyer {buyer}: contact them while it can still be won back{ctx}",
+			KindAbusiveReply:    "{who} sent buyer {buyer} a reply with abuse, threats or sarcasm",
+			KindAbusiveReply + "/" + ReasonPerfunctory: "{who} sent buyer {buyer} a perfunctory reply",
+			KindComplaintRisk:                          "{who} wrote of a complaint or bad review",
+			KindOffPlatformTrade:                       "{who} sent buyer {buyer} a reply that may lead off the platform",
+			KindEffectiveReplyRisk:                     "{who} may end today with an effective reply rate under 50%",
 		},
 		resolved: "resolved: ", open: "[", close: "] ",
 		shop: "shop ", buyer: "buyer ", agent: "agent ", order: "order ", join: ": ", sep: ": ",
-		lparen: " (", rparen: ")", comma: ", ", since: "since {}",
+		lparen: " (", rparen: ")", comma: ", ", since: "since {}", quote: [2]string{"\"", "\""},
 		duration: FormatThreshold,
 	},
 }
@@ -157,7 +160,10 @@ func Summary(a *Alert, lang string, loc *time.Location) string {
 		return sb.String()
 	}
 
-	body, ok := tx.bodies[a.Kind]
+	body, ok := tx.bodies[a.Kind+"/"+a.Reason]
+	if !ok {
+		body, ok = tx.bodies[a.Kind]
+	}
 	if !ok {
 		body = "{who}{ctx}"
 	}
@@ -182,6 +188,9 @@ func Summary(a *Alert, lang string, loc *time.Location) string {
 	}
 	sb.WriteString(strings.NewReplacer("{who}", who, "{buyer}", a.BuyerID, "{t}", thr,
 		"{due}", clock(a.Due), "{since}", since, "{ctx}", ctxs).Replace(body))
+	if a.Excerpt != "" {
+		sb.WriteString(tx.sep + tx.quote[0] + a.Excerpt + tx.quote[1])
+	}
 	return sb.String()
 }
 

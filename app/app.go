@@ -141,11 +141,15 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		return a, nil
 	}
 
+	hs, err := handlers(cfg)
+	if err != nil {
+		return nil, err
+	}
 	sinks := pipeline.NewKafkaSinks(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
 	proc := pipeline.New(pipeline.Options{
 		Config:   pipelineConfig(cfg),
 		Store:    store,
-		Handlers: handlers(cfg),
+		Handlers: hs,
 		Alerts:   sinks,
 		DLT:      sinks,
 		Metrics:  pm,
@@ -182,6 +186,12 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		Name: "replywatch_shop_rules_clock_seconds",
 		Help: "The time (Unix seconds) the shop-level rules were last evaluated at on this replica: the reporter's clock minus the clock grace.",
 	}, rules.Clock))
+	risk := &riskWatcher{
+		sink: sinks, language: cfg.Alerts.Language, location: cfg.Location, metrics: pm,
+		log: o.Log.With(zap.String("component", "effective-reply-risk")), wall: o.Now,
+		alertBelow: func(shop string) float64 { return cfg.EffectiveReplyOf(shop).AlertBelow },
+	}
+	rep.OnReport = risk.observe
 
 	hub := httpapi.NewHub(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts, reg, o.Log.With(zap.String("component", "stream")))
 	api := &httpapi.API{
@@ -255,13 +265,23 @@ func pipelineConfig(cfg *config.Config) pipeline.Config {
 
 // handlers are the detectors plugged into each input stream. Streams
 // without one are validated, dead-lettered and counted.
-func handlers(cfg *config.Config) map[event.Stream]pipeline.Handler {
+func handlers(cfg *config.Config) (map[event.Stream]pipeline.Handler, error) {
 	rules := cfg.Rules()
+	text, err := cfg.TextRules()
+	if err != nil {
+		return nil, fmt.Errorf("building the text rules: %w", err)
+	}
 	return map[event.Stream]pipeline.Handler{
-		event.Chat:     pipeline.ChatHandler{Engine: &detectors.Engine{Rules: rules, PerAgent: cfg.Metrics.PerAgent, Lateness: cfg.Clock.AllowedLateness}},
+		event.Chat: pipeline.ChatHandler{
+			Engine: &detectors.Engine{Rules: rules, PerAgent: cfg.Metrics.PerAgent, Lateness: cfg.Clock.AllowedLateness},
+			Text:   &detectors.TextEngine{Text: text, Rules: rules, PerAgent: cfg.Metrics.PerAgent},
+			Effective: &detectors.Effective{Rules: rules, Within: func(shop string) time.Duration {
+				return cfg.EffectiveReplyOf(shop).Within
+			}},
+		},
 		event.Presence: pipeline.SeatHandler{Engine: &detectors.SeatEngine{Rules: rules}},
 		event.Orders:   pipeline.OrderHandler{Engine: &detectors.OrderEngine{Rules: cfg.OrderRules()}},
-	}
+	}, nil
 }
 
 // shopInfo is what the figures need to know of a shop.

@@ -56,8 +56,12 @@ func Replay(ctx context.Context, cfg *config.Config, src Source, at time.Time, l
 		}
 		at = defaultReplayClock(cfg, last)
 	}
+	hs, err := handlers(cfg)
+	if err != nil {
+		return nil, err
+	}
 	rp, err := pipeline.NewReplayer(ctx, pipeline.Options{
-		Config: pipelineConfig(cfg), Store: store, Handlers: handlers(cfg),
+		Config: pipelineConfig(cfg), Store: store, Handlers: hs,
 		Metrics: metrics.NewProcess(nopRegisterer{}), Log: log, Location: cfg.Location,
 	}, at)
 	if err != nil {

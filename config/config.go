@@ -40,9 +40,13 @@ type Config struct {
 	Alerts            Alerts      `yaml:"alerts"`
 	Metrics           Metrics     `yaml:"metrics"`
 	Seats             Seats       `yaml:"seats"`
-	Orders            Orders      `yaml:"orders"`
-	Log               Log         `yaml:"log"`
-	Notify            Notify      `yaml:"notify"`
+	// Text configures the text rules (config/text.go).
+	Text Text `yaml:"text"`
+	// EffectiveReply configures the effective reply rate (config/effective.go).
+	EffectiveReply EffectiveReply `yaml:"effective_reply"`
+	Orders         Orders         `yaml:"orders"`
+	Log            Log            `yaml:"log"`
+	Notify         Notify         `yaml:"notify"`
 	// Agents is the directory of people alerts mention, by agent id or
 	// "shop_id/agent_id".
 	Agents map[string]Agent `yaml:"agents"`
@@ -217,6 +221,10 @@ type ShopOverride struct {
 	ReplySLA ShopReplySLA `yaml:"reply_sla,omitempty"`
 	// Seats replaces only the keys it sets.
 	Seats ShopSeats `yaml:"seats,omitempty"`
+	// Text adds lexicons and allow-listed phrases to the top-level ones.
+	Text ShopText `yaml:"text,omitempty"`
+	// EffectiveReply replaces only the keys it sets.
+	EffectiveReply ShopEffectiveReply `yaml:"effective_reply,omitempty"`
 	// Orders replaces only the keys it sets.
 	Orders ShopOrders `yaml:"orders,omitempty"`
 }
@@ -298,6 +306,9 @@ func Default() *Config {
 		Agents: map[string]Agent{},
 		API:    API{Tokens: []Token{}},
 		Shops:  map[string]ShopOverride{},
+		Text:   defaultText(),
+
+		EffectiveReply: defaultEffectiveReply(),
 	}
 }
 

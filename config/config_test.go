@@ -21,6 +21,20 @@ var badCases = []struct {
 	file string
 	errs []string
 }{
+	{"text.bad.yml", []string{
+		`text.lexicons[0]: lexicon testdata/lexicons/bad_category.yml: line 2: unknown category "rude" (want one of abuse, threat, sarcasm, perfunctory, off_platform, complaint_intent, allow)`,
+		`text.lexicons[0]: lexicon testdata/lexicons/bad_category.yml: line 3: term "。。" has no letters or digits, it would match nothing`,
+		`text.lexicons[1]: reading lexicon: open testdata/lexicons/missing.yml: no such file or directory`,
+		`text.allow[0]: "。。" has no letters or digits, it would match nothing`,
+		`text.perfunctory_alert_after: must not be negative`,
+		`shops.s1.text.lexicons[0]: lexicon testdata/lexicons/not_a_list.yml: line 1: abuse must be a list of terms`,
+		`shops.s1.text.perfunctory_alert_after: must not be negative`,
+	}},
+	{"effective_reply.bad.yml", []string{
+		`effective_reply.within: 0s is too short, the least is 1s`,
+		`effective_reply.alert_below: 1.2 is not between 0 and 1`,
+		`shops.s1.effective_reply.alert_below: -0.5 is not between 0 and 1`,
+	}},
 	{"api_tokens.bad.yml", []string{
 		`api.tokens[0].sha256: is not 64 lowercase hex digits (the SHA-256 of the token, not the token)`,
 		`api.tokens[0].shops: a supervisor token needs at least one shop`,
@@ -274,6 +288,9 @@ var fullConfig = &Config{
 	Metrics: Metrics{PerAgent: true, MaxAgents: 50, ReportInterval: 10 * time.Second, ReporterLease: 30 * time.Second},
 	Seats: Seats{AwayAfter: 15 * time.Minute, IdleAfter: 2 * time.Minute, UncoveredAfter: 90 * time.Second,
 		UncoveredAfterInferred: 4 * time.Minute, InferredOfflineAfter: 20 * time.Minute},
+	Text: Text{Lexicons: []string{"testdata/lexicons/shop.yml"}, Allow: []string{"微信公众号"}, PerfunctoryAlertAfter: 3},
+
+	EffectiveReply: EffectiveReply{Within: 30 * time.Minute, AlertBelow: 0.7},
 	Orders: Orders{ShipWithin: 72 * time.Hour, PDDFlash: true, WarnBefore: 6 * time.Hour, RespondWarnBefore: 3 * time.Hour,
 		ConversionWindow: 12 * time.Hour, BadReviewAt: 3},
 	Log: Log{Level: "debug", Format: LogJSON},
@@ -332,6 +349,8 @@ var fullConfig = &Config{
 			},
 			Seats: ShopSeats{IdleAfter: ptr(time.Minute), AwayAfter: ptr(5 * time.Minute), UncoveredAfter: ptr(30 * time.Second),
 				UncoveredAfterInferred: ptr(3 * time.Minute), InferredOfflineAfter: ptr(15 * time.Minute)},
+			Text:           ShopText{Lexicons: []string{"testdata/lexicons/shop.yml"}, Allow: []string{"加微信群"}, PerfunctoryAlertAfter: ptr(1)},
+			EffectiveReply: ShopEffectiveReply{Within: ptr(45 * time.Minute), AlertBelow: ptr(0.5)},
 			Orders: ShopOrders{ShipWithin: ptr(36 * time.Hour), PDDFlash: ptr(false), WarnBefore: ptr(2 * time.Hour),
 				RespondWarnBefore: ptr(time.Hour), ConversionWindow: ptr(48 * time.Hour), BadReviewAt: ptr(1)},
 		},

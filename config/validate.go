@@ -70,6 +70,8 @@ func (c *Config) Validate() error {
 	c.validateOrders(&p)
 	c.validateAPI(&p)
 	c.compile(&p)
+	c.validateText(&p)
+	c.validateEffectiveReply(&p)
 	if len(p) == 0 {
 		return nil
 	}

@@ -108,7 +108,7 @@ func NewProcess(reg prometheus.Registerer) *Process {
 var RedisOps = []string{"claim", "load", "apply", "outbox", "scopes", "figures", "lease", "release", "ping"}
 
 // AlertKinds are the alert kinds this build produces.
-var AlertKinds = []string{"reply_warning", "reply_breach", "long_no_reply", "seat_away"}
+var AlertKinds = []string{"reply_warning", "reply_breach", "long_no_reply", "seat_away", "abusive_reply", "off_platform_trade", "complaint_risk", "effective_reply_risk"}
 
 // Init creates the known label sets of the counters at zero, so that rates
 // and alert rules see a series before the first event of each kind.

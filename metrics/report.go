@@ -9,6 +9,7 @@ import (
 	"github.com/replywatch/replywatch/detectors"
 	"github.com/replywatch/replywatch/shoprules"
 	"github.com/replywatch/replywatch/state"
+	"github.com/replywatch/replywatch/text"
 )
 
 // ShopReport is one shop's figures for its current day: what the gauges
@@ -38,7 +39,16 @@ type ShopReport struct {
 	UncoveredSeconds *float64          `json:"uncovered_seconds,omitempty"`
 	AgentSeats       []AgentSeatReport `json:"agent_seats,omitempty"`
 	Agents           []AgentReport     `json:"agents,omitempty"`
-	Orders           OrderFigures      `json:"orders"`
+	// Flagged are today's messages matched by a text rule, per category.
+	Flagged map[string]int64 `json:"flagged_messages"`
+	// EffectiveReplyRate is PDD's 有效回复率 so far today (absent while no
+	// one consulted); the projection to the end of the day holds the rate
+	// and scales the consulting buyers by the usual daily curve (absent
+	// too early in the day).
+	EffectiveReplyRate          *float64     `json:"effective_reply_rate,omitempty"`
+	EffectiveReplyRateProjected *float64     `json:"effective_reply_rate_projected,omitempty"`
+	ConsultingProjected         *float64     `json:"consulting_buyers_projected,omitempty"`
+	Orders                      OrderFigures `json:"orders"`
 	// Thresholds in ascending order, as the keys of Breached and ReplyRate.
 	Thresholds []string `json:"-"`
 }
@@ -62,6 +72,7 @@ type AgentReport struct {
 	Breached           map[string]int64 `json:"reply_breached_buyers"`
 	Response30sRate    float64          `json:"response_30s_rate"`
 	AvgResponseSeconds float64          `json:"avg_response_seconds"`
+	Flagged            map[string]int64 `json:"flagged_messages"`
 }
 
 func ratio(num, den int64) float64 {
@@ -103,6 +114,13 @@ func Report(f *state.ShopFigures, info ShopInfo, now time.Time, perAgent bool, m
 	r.Response30sRate = ratio(f.Day[detectors.FieldAnswered30], r.Messages)
 	r.AvgResponseSeconds = avgSeconds(f.Day[detectors.FieldRespMs], f.Day[detectors.FieldRespN])
 	r.seats(f, rules, now, perAgent, maxAgents)
+	r.Flagged = flagged(f.Day)
+	if rate, proj, ok, projected := effectiveReply(rules.Hours, now, r.Consulting, f.Day[detectors.FieldEffective]); ok {
+		r.EffectiveReplyRate = &rate
+		if projected {
+			r.EffectiveReplyRateProjected, r.ConsultingProjected = &rate, &proj
+		}
+	}
 	r.Orders = orderFigures(f)
 	if perAgent {
 		r.Agents, dropped = agentReports(rules, f, maxAgents)
@@ -160,6 +178,15 @@ func (r *ShopReport) WithSeats(s shoprules.Seats) {
 	r.UncoveredSeconds = &u
 }
 
+// flagged reads the text rule counters of a day, one per category.
+func flagged(day map[string]int64) map[string]int64 {
+	out := make(map[string]int64, len(text.Categories))
+	for _, c := range text.Categories {
+		out[string(c)] = day[detectors.FlagField(c)]
+	}
+	return out
+}
+
 // splitAgentField splits "a:<agent>:<field>" where field is one of known.
 func splitAgentField(k string, known []string) (agent, field string, ok bool) {
 	rest, found := strings.CutPrefix(k, "a:")
@@ -179,6 +206,9 @@ func agentReports(rules *detectors.Rules, f *state.ShopFigures, maxAgents int) (
 		detectors.FieldRespMs, detectors.FieldRespN, detectors.FieldWaiting}
 	for _, t := range rules.Thresholds {
 		known = append(known, detectors.ThresholdField(detectors.FieldBreached, t))
+	}
+	for _, c := range text.Categories {
+		known = append(known, detectors.FlagField(c))
 	}
 	day := map[string]map[string]int64{}
 	now := map[string]map[string]int64{}
@@ -222,6 +252,7 @@ func agentReports(rules *detectors.Rules, f *state.ShopFigures, maxAgents int) (
 			Messages: d[detectors.FieldMessages], Breached: map[string]int64{},
 			Response30sRate:    ratio(d[detectors.FieldAnswered30], d[detectors.FieldMessages]),
 			AvgResponseSeconds: avgSeconds(d[detectors.FieldRespMs], d[detectors.FieldRespN]),
+			Flagged:            flagged(d),
 		}
 		for _, t := range rules.Thresholds {
 			ar.Breached[alerting.FormatThreshold(t)] = d[detectors.ThresholdField(detectors.FieldBreached, t)]

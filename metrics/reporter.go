@@ -54,11 +54,15 @@ type Reporter struct {
 	Process   *Process
 	// Rules, when set, are evaluated on each report's figures.
 	Rules ShopRules
+	// OnReport, when set, sees the shops' reports of each collection while
+	// this replica holds the lease (shop-level rules evaluated on them).
+	OnReport func(ctx context.Context, now time.Time, reps []ShopReport)
 
 	waiting, oldest, consulting, breached, rate, messages, rate30, avgResp *prometheus.GaugeVec
 	shopInfo, target, inHours, seats, idle, uncovered                      *prometheus.GaugeVec
 	agSeat, agIdle                                                         *prometheus.GaugeVec
 	agWaiting, agConsulting, agBreached, agAvg, agRate30, agMessages       *prometheus.GaugeVec
+	flagged, agFlagged, effRate, effProjected, consultingProjected         *prometheus.GaugeVec
 	dropped                                                                prometheus.Counter
 	orders                                                                 orderGauges
 	leader                                                                 bool
@@ -97,6 +101,11 @@ func (r *Reporter) Register(reg prometheus.Registerer) {
 	r.agAvg = gauge(reg, "replywatch_agent_avg_response_seconds", "Mean response time of the agent's replies that ended waits today.", "shop", "agent")
 	r.agRate30 = gauge(reg, "replywatch_agent_response_30s_rate", "Share of buyer messages the agent answered within 30 s today.", "shop", "agent")
 	r.agMessages = gauge(reg, "replywatch_agent_buyer_messages", "Buyer messages today while assigned to the agent.", "shop", "agent")
+	r.flagged = gauge(reg, "replywatch_flagged_messages", "Messages today matched by a text rule, per category.", "shop", "category")
+	r.agFlagged = gauge(reg, "replywatch_agent_flagged_messages", "The agent's messages (or their buyers' for complaint_intent) matched by a text rule today.", "shop", "agent", "category")
+	r.effRate = gauge(reg, "replywatch_effective_reply_rate", "PDD effective reply rate so far today: consulting buyers a human replied within effective_reply.within of their first message / consulting buyers.", "shop")
+	r.effProjected = gauge(reg, "replywatch_effective_reply_rate_projected", "The effective reply rate projected to the end of the day.", "shop")
+	r.consultingProjected = gauge(reg, "replywatch_consulting_buyers_projected", "Consulting buyers projected to the end of the day by the usual daily curve.", "shop")
 	r.dropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "replywatch_agent_series_dropped_total",
 		Help: "Per-agent series left out because a shop has more agents than metrics.max_agents."})
 	reg.MustRegister(r.dropped)
@@ -170,7 +179,7 @@ func (r *Reporter) tick(ctx context.Context) {
 func (r *Reporter) reset() {
 	for _, g := range []*prometheus.GaugeVec{r.waiting, r.oldest, r.consulting, r.breached, r.rate, r.messages,
 		r.rate30, r.avgResp, r.seats, r.idle, r.uncovered, r.agSeat, r.agIdle, r.shopInfo, r.target, r.inHours,
-		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages} {
+		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages, r.flagged, r.agFlagged, r.effRate, r.effProjected, r.consultingProjected} {
 		g.Reset()
 	}
 	r.orders.reset()
@@ -205,12 +214,17 @@ func (r *Reporter) Collect(ctx context.Context) error {
 		}
 	}
 	r.reset()
+	reps := make([]ShopReport, 0, len(figs))
 	for _, f := range figs {
 		rep, dropped := Report(f, r.Info(f.Shop), now, r.PerAgent, r.MaxAgents)
 		if s, ok := seats[f.Shop]; ok {
 			rep.WithSeats(s)
 		}
 		r.export(rep, dropped)
+		reps = append(reps, rep)
+	}
+	if r.OnReport != nil {
+		r.OnReport(ctx, now, reps)
 	}
 	return nil
 }
@@ -252,6 +266,16 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 		r.agSeat.WithLabelValues(shop, a.Agent, a.State).Set(1)
 		r.agIdle.WithLabelValues(shop, a.Agent).Set(a.IdleSeconds)
 	}
+	for c, v := range rep.Flagged {
+		r.flagged.WithLabelValues(shop, c).Set(float64(v))
+	}
+	if v := rep.EffectiveReplyRate; v != nil {
+		r.effRate.WithLabelValues(shop).Set(*v)
+	}
+	if v := rep.EffectiveReplyRateProjected; v != nil {
+		r.effProjected.WithLabelValues(shop).Set(*v)
+		r.consultingProjected.WithLabelValues(shop).Set(*rep.ConsultingProjected)
+	}
 	r.orders.export(shop, rep.Orders)
 	r.dropped.Add(float64(dropped))
 	for _, a := range rep.Agents {
@@ -262,6 +286,9 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 		r.agAvg.WithLabelValues(shop, a.Agent).Set(a.AvgResponseSeconds)
 		for th, v := range a.Breached {
 			r.agBreached.WithLabelValues(shop, a.Agent, th).Set(float64(v))
+		}
+		for c, v := range a.Flagged {
+			r.agFlagged.WithLabelValues(shop, a.Agent, c).Set(float64(v))
 		}
 	}
 }

@@ -25,8 +25,15 @@ type Handler interface {
 	NextDue(e Entity) (time.Time, bool)
 }
 
-// ChatHandler runs the reply rules over conversations.
-type ChatHandler struct{ Engine *detectors.Engine }
+// ChatHandler runs the reply rules over conversations, and the text rules
+// over their messages when Text is set. Its entities are
+// *detectors.ChatState.
+type ChatHandler struct {
+	Engine *detectors.Engine
+	Text   *detectors.TextEngine
+	// Effective counts effectively replied buyers when set.
+	Effective *detectors.Effective
+}
 
 func splitKey(key string) (string, string) {
 	shop, rest, _ := strings.Cut(key, "/")
@@ -35,15 +42,26 @@ func splitKey(key string) (string, string) {
 
 func (h ChatHandler) New(key string) Entity {
 	shop, buyer := splitKey(key)
-	return &detectors.Conversation{Shop: shop, Buyer: buyer}
+	return &detectors.ChatState{Conv: detectors.Conversation{Shop: shop, Buyer: buyer}}
 }
 
+// Event applies the reply rules, then the text rules to a message that is
+// not a duplicate: the text rules see each message once, whatever the
+// reply rules do with its time.
 func (h ChatHandler) Event(e Entity, ev *event.Event, fx *detectors.Effects) detectors.Result {
-	return h.Engine.Chat(e.(*detectors.Conversation), ev, fx)
+	cs := e.(*detectors.ChatState)
+	res := h.Engine.Chat(&cs.Conv, ev, fx)
+	if res == detectors.Applied && h.Text != nil {
+		h.Text.Message(&cs.Text, cs.Conv.Shop, cs.Conv.Buyer, ev, fx)
+	}
+	if res == detectors.Applied && h.Effective != nil {
+		h.Effective.Event(&cs.Eff, cs.Conv.Shop, ev, fx)
+	}
+	return res
 }
 
 func (h ChatHandler) Advance(e Entity, now time.Time, fx *detectors.Effects) {
-	h.Engine.Advance(e.(*detectors.Conversation), now, fx)
+	h.Engine.Advance(&e.(*detectors.ChatState).Conv, now, fx)
 }
 
 // SeatHandler runs the seat rules over agents' seats.
@@ -67,7 +85,7 @@ func (h SeatHandler) NextDue(e Entity) (time.Time, bool) {
 }
 
 func (h ChatHandler) NextDue(e Entity) (time.Time, bool) {
-	return h.Engine.NextDue(e.(*detectors.Conversation))
+	return h.Engine.NextDue(&e.(*detectors.ChatState).Conv)
 }
 
 // OrderHandler runs the order rules over buyers' order books. The entity is

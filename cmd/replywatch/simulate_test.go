@@ -255,7 +255,7 @@ func TestSimulateBrokers(t *testing.T) {
 // key is on.
 func readAll(t *testing.T, broker, topic string) (int, map[string]map[int]bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	conn, err := kafka.DialContext(ctx, "tcp", broker)
 	if err != nil {

@@ -1,0 +1,354 @@
+package detectors
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/text"
+)
+
+// TextRules are the text rules in force for one shop (DESIGN.md §4).
+type TextRules struct {
+	// Matcher holds the shop's lexicons: the defaults and its own.
+	Matcher *text.Matcher
+	// PerfunctoryAlertAfter is how many perfunctory replies an agent may
+	// send a buyer in a day before they alert (0: every one alerts).
+	PerfunctoryAlertAfter int
+}
+
+// TextRulesFunc resolves a shop's text rules; nil turns them off.
+type TextRulesFunc func(shopID string) *TextRules
+
+// Text rule bounds.
+const (
+	// repeatTimes replies with the same normalised text to one buyer
+	// within repeatWindow are perfunctory.
+	repeatTimes  = 3
+	repeatWindow = 10 * 60 * 1000
+	// repeatKeep is how many recent agent replies a conversation keeps to
+	// recognise repeats (those within repeatWindow of the newest).
+	repeatKeep = 4
+)
+
+// FlagField is the daily figure of messages flagged in a text category
+// (its per-agent form is AgentField(agent, FlagField(c))).
+func FlagField(c text.Category) string { return "flag:" + string(c) }
+
+// Categories a message of each sender is judged for. Buyers' messages are
+// never judged for abuse: a buyer quoting an agent's abuse is the agent's
+// problem, not the buyer's.
+var (
+	agentCategories = []text.Category{text.Threat, text.Abuse, text.Sarcasm, text.OffPlatform, text.Perfunctory}
+	buyerCategories = []text.Category{text.ComplaintIntent}
+)
+
+// TextEngine applies the text rules to chat messages: abuse, threats,
+// sarcasm, perfunctory replies and leading off the platform in agents'
+// messages, complaint intent in buyers'. Like Engine, it keeps no state of
+// its own and does no I/O; what it remembers of a conversation is in
+// TextState.
+type TextEngine struct {
+	Text TextRulesFunc
+	// Rules give the shop's platform and its local day.
+	Rules RulesFunc
+	// PerAgent also emits per-agent figure fields.
+	PerAgent bool
+}
+
+// TextState is what the text rules remember of one conversation: the
+// agents' recent replies, to recognise the same reply sent again and
+// again, and the perfunctory replies of the current agent-day. All times
+// are Unix ms.
+type TextState struct {
+	recent []sentReply // oldest first, at most repeatKeep
+	// perfDay, perfAgent and perfN count perfunctory replies of one agent
+	// on one shop-local day in this conversation.
+	perfDay   string
+	perfAgent string
+	perfN     int
+}
+
+type sentReply struct {
+	hash   uint32 // of the normalised text
+	at     int64
+	repeat bool // counted as a perfunctory repeat already
+}
+
+// normPool keeps normalisation buffers between messages.
+var normPool = sync.Pool{New: func() any { return new(text.Normalized) }}
+
+// Message applies the text rules to one chat event already applied to the
+// conversation (not a duplicate). Only messages with text are judged.
+func (e *TextEngine) Message(st *TextState, shop, buyer string, ev *event.Event, fx *Effects) {
+	if ev.Type != event.TypeMessage || ev.Text == "" || e.Text == nil {
+		return
+	}
+	tr := e.Text(shop)
+	if tr == nil || tr.Matcher == nil {
+		return
+	}
+	var cats []text.Category
+	switch ev.Sender {
+	case event.SenderAgent:
+		cats = agentCategories
+	case event.SenderBuyer:
+		cats = buyerCategories
+	default:
+		return // bots and the system speak for the platform, not a person
+	}
+	r := e.Rules(shop)
+	day := ""
+	dayOf := func() string {
+		if day == "" {
+			day = ev.TS.UTC().Format(time.DateOnly)
+			if r.Hours != nil {
+				day = r.Hours.Day(ev.TS.Time)
+			}
+		}
+		return day
+	}
+	platform := ev.Platform
+	if platform == "" {
+		platform = r.Platform
+	}
+	n := normPool.Get().(*text.Normalized)
+	defer normPool.Put(n)
+	n.Reset(ev.Text)
+	found := tr.Matcher.ScanNormalized(n, cats...)
+	at := ev.TS.Time
+	base := alerting.Alert{
+		Status: alerting.Firing, Platform: platform, ShopID: shop, BuyerID: buyer, AgentID: ev.AgentID, At: at,
+	}
+	count := func(c text.Category) {
+		fx.Figures = append(fx.Figures, FigureDelta{Shop: shop, Day: dayOf(), Field: FlagField(c), Delta: 1})
+		if e.PerAgent && ev.AgentID != "" {
+			fx.Figures = append(fx.Figures, FigureDelta{Shop: shop, Day: dayOf(), Field: AgentField(ev.AgentID, FlagField(c)), Delta: 1})
+		}
+	}
+	alert := func(kind, severity, reason string, m text.Match) {
+		a := base
+		a.Kind, a.Severity, a.Reason = kind, severity, reason
+		a.Category, a.Term, a.Excerpt = string(m.Category), m.Term, m.Excerpt
+		// One alert per message and kind (per reason for abusive_reply):
+		// the event id makes it stable across replays and replicas.
+		a.ID = alerting.ID(kind, shop, buyer, ev.EventID, reason)
+		fx.Alerts = append(fx.Alerts, a)
+	}
+
+	if ev.Sender == event.SenderBuyer {
+		for _, m := range found {
+			count(m.Category)
+			alert(alerting.KindComplaintRisk, alerting.Critical, "", m)
+		}
+		return
+	}
+
+	var abusive, perfunctory *text.Match
+	for i := range found {
+		m := &found[i]
+		switch m.Category {
+		case text.Perfunctory:
+			continue // counted below, with repeats
+		case text.OffPlatform:
+			alert(alerting.KindOffPlatformTrade, alerting.Critical, "", *m)
+		default: // threat, abuse, sarcasm, most serious first
+			if abusive == nil {
+				abusive = m
+			}
+		}
+		count(m.Category)
+	}
+	if abusive != nil {
+		alert(alerting.KindAbusiveReply, alerting.Critical, "", *abusive)
+	}
+	for i := range found {
+		if found[i].Category == text.Perfunctory {
+			perfunctory = &found[i]
+		}
+	}
+	// perfunct counts (and past the allowance alerts) one perfunctory
+	// message: this one, or for a repeat the message sent at ms.
+	perfunct := func(m text.Match, id string, ms int64) {
+		d, at := dayOf(), ev.TS.Time
+		if ms != ev.Ms() {
+			at = time.UnixMilli(ms).In(ev.TS.Location())
+			d = at.UTC().Format(time.DateOnly)
+			if r.Hours != nil {
+				d = r.Hours.Day(at)
+			}
+		}
+		fx.Figures = append(fx.Figures, FigureDelta{Shop: shop, Day: d, Field: FlagField(text.Perfunctory), Delta: 1})
+		if e.PerAgent && ev.AgentID != "" {
+			fx.Figures = append(fx.Figures, FigureDelta{Shop: shop, Day: d, Field: AgentField(ev.AgentID, FlagField(text.Perfunctory)), Delta: 1})
+		}
+		if st.perfDay != d || st.perfAgent != ev.AgentID {
+			st.perfDay, st.perfAgent, st.perfN = d, ev.AgentID, 0
+		}
+		st.perfN++
+		// An abusive reply alerted already; perfunctory ones alert past
+		// the shop's allowance.
+		if abusive != nil || st.perfN <= tr.PerfunctoryAlertAfter {
+			return
+		}
+		a := base
+		a.Kind, a.Severity, a.Reason, a.At = alerting.KindAbusiveReply, alerting.Warning, alerting.ReasonPerfunctory, at
+		a.Category, a.Term, a.Excerpt = string(m.Category), m.Term, m.Excerpt
+		a.ID = id
+		fx.Alerts = append(fx.Alerts, a)
+	}
+	if perfunctory != nil {
+		perfunct(*perfunctory, alerting.ID(alerting.KindAbusiveReply, shop, buyer, ev.EventID, alerting.ReasonPerfunctory), ev.Ms())
+		return
+	}
+	// Repeats are judged by event time, whatever the arrival order: the
+	// message with two same replies in the 10 minutes before it is the
+	// perfunctory one, and a late reply may make an earlier-arrived one so.
+	// Its id comes from the text and the time, which any order shares.
+	if n.Text == "" {
+		return // white space only: nothing to repeat
+	}
+	h := uint32(xxhash.Sum64String(n.Text))
+	for _, ms := range st.sent(h, ev.Ms()) {
+		m := text.Match{Category: text.Perfunctory, Term: fmt.Sprintf("(same reply %d times in 10 min)", repeatTimes),
+			Excerpt: text.Excerpt(ev.Text, 0, len(ev.Text), text.ExcerptRunes)}
+		perfunct(m, alerting.ID(alerting.KindAbusiveReply, shop, buyer, "repeat", strconv.FormatUint(uint64(h), 16),
+			strconv.FormatInt(ms, 10), alerting.ReasonPerfunctory), ms)
+	}
+}
+
+// sent records an agent reply whose normalised text hashes to h, sent at
+// at, and returns the times of the replies that became perfunctory
+// repeats with it: those with repeatTimes-1 same replies in the
+// repeatWindow before them, each returned once.
+func (st *TextState) sent(h uint32, at int64) []int64 {
+	i := len(st.recent)
+	for i > 0 && st.recent[i-1].at > at {
+		i--
+	}
+	st.recent = append(st.recent, sentReply{})
+	copy(st.recent[i+1:], st.recent[i:])
+	st.recent[i] = sentReply{hash: h, at: at}
+	var out []int64
+	for k := range st.recent {
+		r := &st.recent[k]
+		if r.hash != h || r.repeat {
+			continue
+		}
+		before := 0
+		for _, o := range st.recent[:k] {
+			if o.hash == h && r.at-o.at <= repeatWindow {
+				before++
+			}
+		}
+		if before >= repeatTimes-1 {
+			r.repeat = true
+			out = append(out, r.at)
+		}
+	}
+	// Forget what can no longer be part of a repeat.
+	newest := st.recent[len(st.recent)-1].at
+	drop := max(0, len(st.recent)-repeatKeep)
+	for drop < len(st.recent) && newest-st.recent[drop].at > repeatWindow {
+		drop++
+	}
+	if drop > 0 {
+		st.recent = append(st.recent[:0], st.recent[drop:]...)
+	}
+	return out
+}
+
+// Empty reports whether the state remembers nothing.
+func (st *TextState) Empty() bool { return len(st.recent) == 0 && st.perfN == 0 }
+
+// Encoding of a TextState, version 1:
+//
+//	version(1) n(1) n×{hash(4 LE) at(varint, the first absolute, then delta) repeat(1)}
+//	perfDay(str) perfAgent(str) perfN(uvarint)
+const textCodecVersion = 1
+
+// AppendBinary appends the state's encoding to b.
+func (st *TextState) AppendBinary(b []byte) []byte {
+	b = append(b, textCodecVersion, byte(len(st.recent)))
+	prev := int64(0)
+	for _, r := range st.recent {
+		b = binary.LittleEndian.AppendUint32(b, r.hash)
+		b = binary.AppendVarint(b, r.at-prev)
+		prev = r.at
+		var f byte
+		if r.repeat {
+			f = 1
+		}
+		b = append(b, f)
+	}
+	b = appendTextStr(b, st.perfDay)
+	b = appendTextStr(b, st.perfAgent)
+	return binary.AppendUvarint(b, uint64(st.perfN))
+}
+
+// DecodeTextState reads a TextState from the front of b and returns the
+// rest of b.
+func DecodeTextState(st *TextState, b []byte) ([]byte, error) {
+	bad := func(what string) error { return fmt.Errorf("%w: text state: %s", ErrCorrupt, what) }
+	if len(b) < 2 || b[0] != textCodecVersion {
+		return nil, bad("unknown version")
+	}
+	n := int(b[1])
+	b = b[2:]
+	if n > repeatKeep {
+		return nil, bad("too many replies")
+	}
+	st.recent = st.recent[:0]
+	prev := int64(0)
+	for range n {
+		if len(b) < 4 {
+			return nil, bad("short reply")
+		}
+		h := binary.LittleEndian.Uint32(b)
+		d, k := binary.Varint(b[4:])
+		if k <= 0 {
+			return nil, bad("bad time")
+		}
+		b = b[4+k:]
+		if len(b) < 1 || b[0] > 1 {
+			return nil, bad("bad repeat flag")
+		}
+		prev += d
+		st.recent = append(st.recent, sentReply{hash: h, at: prev, repeat: b[0] == 1})
+		b = b[1:]
+	}
+	var err error
+	if st.perfDay, b, err = readTextStr(b); err != nil {
+		return nil, bad("day")
+	}
+	if st.perfAgent, b, err = readTextStr(b); err != nil {
+		return nil, bad("agent")
+	}
+	v, k := binary.Uvarint(b)
+	if k <= 0 {
+		return nil, bad("count")
+	}
+	st.perfN = int(v)
+	return b[k:], nil
+}
+
+// appendTextStr and readTextStr write and read a string as a uvarint
+// length and the bytes.
+func appendTextStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func readTextStr(b []byte) (string, []byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > maxStr || uint64(len(b)-k) < n {
+		return "", nil, ErrCorrupt
+	}
+	return string(b[k : k+int(n)]), b[k+int(n):], nil
+}

@@ -1,0 +1,251 @@
+package text
+
+import (
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/sim"
+)
+
+var normalizeCases = []struct{ in, want string }{
+	{"加 V 信", "加v信"},
+	{"加*薇*信", "加薇信"},
+	{"vx：abc", "vxabc"},
+	{"１３８ ００１３ ８０００", "13800138000"},
+	{"加個微信吧", "加个微信吧"}, // traditional to simplified
+	{"投訴你們", "投诉你们"},
+	{"加\u200b微\u200d信\ufeff", "加微信"}, // zero-width characters
+	{"加😀微🌹信", "加微信"},                 // emoji
+	{"＋ＱＱ", "加qq"},                   // full width, "+" for 加
+	{"➕V", "加v"},
+	{"ＷｅＣｈａｔ", "wechat"},
+	{"嗯。。。？！", "嗯"},
+	{"㈱", "株"}, // NFKC: one character becomes several, punctuation dropped
+	{"", ""},
+}
+
+func TestNormalize(t *testing.T) {
+	for _, c := range normalizeCases {
+		n := Normalize(c.in)
+		if n.Text != c.want {
+			t.Errorf("Normalize(%q) = %q, want %q", c.in, n.Text, c.want)
+		}
+		if len(n.offs) != len(n.Text)+1 {
+			t.Errorf("Normalize(%q): %d offsets for %d bytes", c.in, len(n.offs), len(n.Text))
+		}
+	}
+}
+
+// TestOrigSpan: a match in normalised text maps back to the original
+// characters that produced it, dodging characters included.
+func TestOrigSpan(t *testing.T) {
+	orig := "亲，加 V 信：abc，谢谢"
+	n := Normalize(orig)
+	i := strings.Index(n.Text, "加v信")
+	s, e := n.OrigSpan(i, i+len("加v信"))
+	if got := orig[s:e]; got != "加 V 信" {
+		t.Errorf("original span %q, want %q", got, "加 V 信")
+	}
+}
+
+var phoneCases = []struct {
+	in   string
+	want string // masked number, "" for none
+}{
+	{"13800138000", "138****8000"},
+	{"电话：138-0013-8000", "138****8000"},
+	{"１３８ ００１３ ８０００", "138****8000"},
+	{"幺三八零零一三八零零零", "138****8000"},
+	{"12800138000", ""},        // 12x is no mobile prefix
+	{"1380013800", ""},         // ten digits
+	{"231125138001380001", ""}, // an order number is longer
+	{"订单号13800138000", ""},     // after an order word
+	{"快递单号：13800138000", ""},
+	{"价格138元，运费0元", ""},
+	{"打15800001111找我", "158****1111"},
+}
+
+func TestPhone(t *testing.T) {
+	for _, c := range phoneCases {
+		sp, ok := findPhone(Normalize(c.in).Text)
+		if got := map[bool]string{true: sp.term}[ok]; got != c.want {
+			t.Errorf("findPhone(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func mustMatcher(t *testing.T, extra ...*Lexicon) *Matcher {
+	t.Helper()
+	lex, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Compile(append([]*Lexicon{lex}, extra...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+var scanCases = []struct {
+	in   string
+	cats []Category
+	want string // "category:term" of each match, space separated
+}{
+	{"加我微信", []Category{OffPlatform}, "off_platform:微信"},
+	{"平台内联系就可以，不用加微信", []Category{OffPlatform}, ""}, // allow-listed
+	{"不用加微信，加我vx就行", []Category{OffPlatform}, "off_platform:vx"},
+	{"型号WX200", []Category{OffPlatform}, ""}, // letters run on into a model number
+	{"vx：shop888", []Category{OffPlatform}, "off_platform:vx"},
+	{"USB充电", []Category{Abuse}, ""},
+	{"S B", []Category{Abuse}, "abuse:sb"},
+	{"3150元", []Category{ComplaintIntent}, ""},
+	{"去315投诉", []Category{ComplaintIntent}, "complaint_intent:315"},
+	{"嗯嗯。。", []Category{Perfunctory}, "perfunctory:嗯嗯"},
+	{"嗯嗯，好的亲，已改好", []Category{Perfunctory}, ""},
+	{"？？", []Category{Perfunctory}, "perfunctory:(punctuation only)"},
+	{"   ", []Category{Perfunctory}, ""}, // no text: an image or a card
+	{"傻逼，给我滚", []Category{Abuse, Sarcasm}, "abuse:傻逼"},
+}
+
+func TestScan(t *testing.T) {
+	m := mustMatcher(t)
+	for _, c := range scanCases {
+		var got []string
+		for _, x := range m.Scan(c.in, c.cats...) {
+			got = append(got, string(x.Category)+":"+x.Term)
+		}
+		if g := strings.Join(got, " "); g != c.want {
+			t.Errorf("Scan(%q) = %q, want %q", c.in, g, c.want)
+		}
+	}
+}
+
+// TestShopLexicon: a shop's extra lexicon adds terms and allow-listed
+// phrases to the defaults.
+func TestShopLexicon(t *testing.T) {
+	extra, err := ParseLexicon("shop.yml", []byte("off_platform: [抖音号]\nallow: [加微信公众号]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustMatcher(t, extra)
+	if got := m.Scan("我的抖音号是abc", OffPlatform); len(got) != 1 || got[0].Term != "抖音号" {
+		t.Errorf("extra term: got %v", got)
+	}
+	if got := m.Scan("关注并加微信公众号领券", OffPlatform); len(got) != 0 {
+		t.Errorf("allow-listed phrase flagged: %v", got)
+	}
+}
+
+var badLexicons = []struct{ data, err string }{
+	{"abuse: [傻逼]\nrude: [x]\n", `lexicon bad.yml: line 2: unknown category "rude" (want one of abuse, threat, sarcasm, perfunctory, off_platform, complaint_intent, allow)`},
+	{"abuse: 傻逼\n", "lexicon bad.yml: line 1: abuse must be a list of terms"},
+	{"abuse: [\"。。\"]\n", `lexicon bad.yml: line 1: term "。。" has no letters or digits, it would match nothing`},
+	{"abuse: [[a]]\n", "lexicon bad.yml: line 1: a term must be a string"},
+	{"- a\n", "lexicon bad.yml: line 1: want a mapping of category to terms"},
+	{"abuse: [a\n", "lexicon bad.yml: yaml: line 1: did not find expected ',' or ']'"},
+}
+
+func TestBadLexicon(t *testing.T) {
+	for _, c := range badLexicons {
+		_, err := ParseLexicon("bad.yml", []byte(c.data))
+		if err == nil || err.Error() != c.err {
+			t.Errorf("ParseLexicon(%q) error\n got %v\nwant %s", c.data, err, c.err)
+		}
+	}
+}
+
+func TestExcerpt(t *testing.T) {
+	long := strings.Repeat("亲", 50) + "加微信" + strings.Repeat("好", 50)
+	m := mustMatcher(t)
+	got := m.Scan(long, OffPlatform)
+	if len(got) != 1 {
+		t.Fatalf("got %v", got)
+	}
+	ex := got[0].Excerpt
+	if n := utf8.RuneCountInString(ex); n > ExcerptRunes {
+		t.Errorf("excerpt has %d characters, at most %d", n, ExcerptRunes)
+	}
+	if !strings.Contains(ex, "加微信") || !strings.HasPrefix(ex, "…") || !strings.HasSuffix(ex, "…") {
+		t.Errorf("excerpt %q does not show the match with its cuts", ex)
+	}
+	if short := "加我微信"; Excerpt(short, 0, len(short), ExcerptRunes) != short {
+		t.Error("a short message is its own excerpt")
+	}
+}
+
+// BenchmarkScan measures matching speed on one core: every agent category
+// over the corpus's messages, normalisation included.
+func BenchmarkScan(b *testing.B) {
+	rows := readCorpus(b)
+	lex, err := Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := Compile(lex)
+	if err != nil {
+		b.Fatal(err)
+	}
+	Warm()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := rows[i%len(rows)]
+		if r.sender == "buyer" {
+			m.Scan(r.text, buyerCategories...)
+		} else {
+			m.Scan(r.text, agentCategories...)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkScanTraffic measures matching speed on one core over simulated
+// chat traffic (sim: mostly ordinary questions and answers, a few percent
+// flagged), as the pipeline runs it: one reused normalisation buffer,
+// agents' messages judged for their five categories, buyers' for one.
+func BenchmarkScanTraffic(b *testing.B) {
+	type msg struct {
+		agent bool
+		text  string
+	}
+	var msgs []msg
+	loc := sim.Shanghai()
+	err := sim.Generate(sim.Options{Seed: 3, Shops: 10, Start: time.Date(2026, 11, 11, 9, 0, 0, 0, loc), End: time.Date(2026, 11, 11, 21, 0, 0, 0, loc)},
+		func(r sim.Record) error {
+			ev := r.Event
+			if ev.Type == event.TypeMessage && ev.Text != "" && (ev.Sender == event.SenderAgent || ev.Sender == event.SenderBuyer) {
+				msgs = append(msgs, msg{ev.Sender == event.SenderAgent, ev.Text})
+			}
+			return nil
+		})
+	if err != nil || len(msgs) == 0 {
+		b.Fatalf("simulated traffic: %d messages, %v", len(msgs), err)
+	}
+	lex, err := Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := Compile(lex)
+	if err != nil {
+		b.Fatal(err)
+	}
+	Warm()
+	var n Normalized
+	flagged := 0
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		x := msgs[i%len(msgs)]
+		n.Reset(x.text)
+		cats := buyerCategories
+		if x.agent {
+			cats = agentCategories
+		}
+		flagged += len(m.ScanNormalized(&n, cats...))
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(flagged)/float64(b.N), "flags/msg")
+}
