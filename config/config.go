@@ -174,13 +174,31 @@ type Metrics struct {
 }
 
 // Log configures logging.
-// Seats is how agents' seats are watched.
+// Seats is how agents' seats are watched (DESIGN.md §2).
 type Seats struct {
+	// IdleAfter is how long a working agent with buyers waiting on them may
+	// go without a human message before idle_seat fires.
+	IdleAfter time.Duration `yaml:"idle_after"`
 	// AwayAfter is how long an agent may be away before seat_away fires.
 	AwayAfter time.Duration `yaml:"away_after"`
-	// IdleAfter is how long an online agent with buyers waiting may go
-	// without a human message before the seat counts as idle.
-	IdleAfter time.Duration `yaml:"idle_after"`
+	// UncoveredAfter is how long a shop may have no working seat in service
+	// hours before shop_uncovered fires.
+	UncoveredAfter time.Duration `yaml:"uncovered_after"`
+	// UncoveredAfterInferred is the same for shops that send no presence:
+	// buyers waiting and no human message from anyone for this long.
+	UncoveredAfterInferred time.Duration `yaml:"uncovered_after_inferred"`
+	// InferredOfflineAfter is when an agent of such a shop stops counting
+	// as working after their last human message.
+	InferredOfflineAfter time.Duration `yaml:"inferred_offline_after"`
+}
+
+// ShopSeats is a shop's partial seats block.
+type ShopSeats struct {
+	IdleAfter              *time.Duration `yaml:"idle_after,omitempty"`
+	AwayAfter              *time.Duration `yaml:"away_after,omitempty"`
+	UncoveredAfter         *time.Duration `yaml:"uncovered_after,omitempty"`
+	UncoveredAfterInferred *time.Duration `yaml:"uncovered_after_inferred,omitempty"`
+	InferredOfflineAfter   *time.Duration `yaml:"inferred_offline_after,omitempty"`
 }
 
 type Log struct {
@@ -201,6 +219,8 @@ type ShopOverride struct {
 	ServiceExceptions []Exception `yaml:"service_exceptions,omitempty"`
 	// ReplySLA replaces only the keys it sets.
 	ReplySLA ShopReplySLA `yaml:"reply_sla,omitempty"`
+	// Seats replaces only the keys it sets.
+	Seats ShopSeats `yaml:"seats,omitempty"`
 	// Text adds lexicons and allow-listed phrases to the top-level ones.
 	Text ShopText `yaml:"text,omitempty"`
 	// EffectiveReply replaces only the keys it sets.
@@ -277,7 +297,8 @@ func Default() *Config {
 		Clock:   Clock{Grace: 2 * time.Second, Allowance: 2 * time.Second, Tick: 100 * time.Millisecond, AllowedLateness: time.Hour},
 		Alerts:  Alerts{Language: "zh", Lease: 30 * time.Second},
 		Metrics: Metrics{MaxAgents: 500, ReportInterval: 5 * time.Second, ReporterLease: 15 * time.Second},
-		Seats:   Seats{AwayAfter: 10 * time.Minute, IdleAfter: 3 * time.Minute},
+		Seats: Seats{IdleAfter: 3 * time.Minute, AwayAfter: 10 * time.Minute, UncoveredAfter: 60 * time.Second,
+			UncoveredAfterInferred: 5 * time.Minute, InferredOfflineAfter: 30 * time.Minute},
 		Orders: Orders{ShipWithin: 48 * time.Hour, WarnBefore: 4 * time.Hour, RespondWarnBefore: 2 * time.Hour,
 			ConversionWindow: 24 * time.Hour, BadReviewAt: 2},
 		Log:    Log{Level: "info", Format: LogAuto},

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replywatch/replywatch/detectors"
 	"github.com/replywatch/replywatch/event"
 	"gopkg.in/yaml.v3"
 )
@@ -49,6 +50,10 @@ var badCases = []struct {
 	}},
 	{"seats.bad.yml", []string{
 		`seats.away_after: 0s is too short, the least is 1s (line 2)`,
+		`seats.uncovered_after: -1s is too short, the least is 1s (line 3)`,
+		`seats.inferred_offline_after: 5m is not longer than idle_after 10m (line 5)`,
+		`shops.s1.seats.uncovered_after_inferred: 500ms is too short, the least is 1s (line 8)`,
+		`shops.s1.seats.inferred_offline_after: 10m is not longer than idle_after 10m (line 8)`,
 	}},
 	{"orders.bad.yml", []string{
 		`orders.ship_within: 30s is too short, the least is 1m (line 2)`,
@@ -293,8 +298,9 @@ var fullConfig = &Config{
 	Clock:   Clock{Grace: time.Second, Allowance: 500 * time.Millisecond, Tick: 50 * time.Millisecond, AllowedLateness: 30 * time.Minute},
 	Alerts:  Alerts{Language: "en", Lease: time.Minute},
 	Metrics: Metrics{PerAgent: true, MaxAgents: 50, ReportInterval: 10 * time.Second, ReporterLease: 30 * time.Second},
-	Seats:   Seats{AwayAfter: 15 * time.Minute, IdleAfter: 2 * time.Minute},
-	Text:    Text{Lexicons: []string{"testdata/lexicons/shop.yml"}, Allow: []string{"微信公众号"}, PerfunctoryAlertAfter: 3},
+	Seats: Seats{AwayAfter: 15 * time.Minute, IdleAfter: 2 * time.Minute, UncoveredAfter: 90 * time.Second,
+		UncoveredAfterInferred: 4 * time.Minute, InferredOfflineAfter: 20 * time.Minute},
+	Text: Text{Lexicons: []string{"testdata/lexicons/shop.yml"}, Allow: []string{"微信公众号"}, PerfunctoryAlertAfter: 3},
 
 	EffectiveReply: EffectiveReply{Within: 30 * time.Minute, AlertBelow: 0.7},
 	Orders: Orders{ShipWithin: 72 * time.Hour, PDDFlash: true, WarnBefore: 6 * time.Hour, RespondWarnBefore: 3 * time.Hour,
@@ -353,6 +359,8 @@ var fullConfig = &Config{
 				OutsideHours: OutsideIgnore,
 				Target:       ptr(0.97),
 			},
+			Seats: ShopSeats{IdleAfter: ptr(time.Minute), AwayAfter: ptr(5 * time.Minute), UncoveredAfter: ptr(30 * time.Second),
+				UncoveredAfterInferred: ptr(3 * time.Minute), InferredOfflineAfter: ptr(15 * time.Minute)},
 			Text:           ShopText{Lexicons: []string{"testdata/lexicons/shop.yml"}, Allow: []string{"加微信群"}, PerfunctoryAlertAfter: ptr(1)},
 			EffectiveReply: ShopEffectiveReply{Within: ptr(45 * time.Minute), AlertBelow: ptr(0.5)},
 			Orders: ShopOrders{ShipWithin: ptr(36 * time.Hour), PDDFlash: ptr(false), WarnBefore: ptr(2 * time.Hour),
@@ -923,6 +931,25 @@ func TestLocationOfInvalidZone(t *testing.T) {
 	}
 	if got := cfg.Location("other"); got.String() != "Asia/Shanghai" {
 		t.Errorf("Location of a shop without override = %s, want Asia/Shanghai", got)
+	}
+}
+
+// TestSeatRulesPerShop: a shop's seats keys replace the inherited ones one
+// by one; other shops keep the defaults.
+func TestSeatRulesPerShop(t *testing.T) {
+	cfg, err := Parse(readTestdata(t, "shops.good.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := cfg.Rules()
+	def := detectors.SeatRules{IdleAfter: 3 * time.Minute, AwayAfter: 10 * time.Minute, UncoveredAfter: time.Minute,
+		UncoveredAfterInferred: 5 * time.Minute, InferredOfflineAfter: 30 * time.Minute}
+	night := def
+	night.IdleAfter, night.UncoveredAfter = 5*time.Minute, 2*time.Minute
+	for shop, want := range map[string]detectors.SeatRules{"night": night, "tb": def, "nobody": def} {
+		if got := rules(shop).Seats; got != want {
+			t.Errorf("%s: seats %+v, want %+v", shop, got, want)
+		}
 	}
 }
 

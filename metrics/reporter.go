@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/replywatch/replywatch/detectors"
+	"github.com/replywatch/replywatch/shoprules"
 	"github.com/replywatch/replywatch/state"
 )
 
@@ -24,9 +25,14 @@ type ShopInfo struct {
 	Rules *detectors.Rules
 	// Target is the shop's target reply rate (0: none exported).
 	Target float64
-	// IdleAfter is how long an online agent with buyers waiting may go
-	// without a human message before the seat is idle (0: not detected).
-	IdleAfter time.Duration
+}
+
+// ShopRules evaluates the shop-level rules on the summed figures
+// (shoprules.Evaluator); the lease holder runs it on every report.
+type ShopRules interface {
+	Evaluate(ctx context.Context, figs map[string]*state.ShopFigures, now time.Time) (map[string]shoprules.Seats, error)
+	// Drop forgets the rules' fencing token once the lease is lost.
+	Drop()
 }
 
 // Reporter exports the business gauges of CONTRACT.md §4. Only the replica
@@ -46,12 +52,15 @@ type Reporter struct {
 	Now       func() time.Time
 	Log       *zap.Logger
 	Process   *Process
+	// Rules, when set, are evaluated on each report's figures.
+	Rules ShopRules
 	// OnReport, when set, sees the shops' reports of each collection while
 	// this replica holds the lease (shop-level rules evaluated on them).
 	OnReport func(ctx context.Context, now time.Time, reps []ShopReport)
 
 	waiting, oldest, consulting, breached, rate, messages, rate30, avgResp *prometheus.GaugeVec
-	shopInfo, target, inHours, seats, idle                                 *prometheus.GaugeVec
+	shopInfo, target, inHours, seats, idle, uncovered                      *prometheus.GaugeVec
+	agSeat, agIdle                                                         *prometheus.GaugeVec
 	agWaiting, agConsulting, agBreached, agAvg, agRate30, agMessages       *prometheus.GaugeVec
 	flagged, agFlagged, effRate, effProjected, consultingProjected         *prometheus.GaugeVec
 	dropped                                                                prometheus.Counter
@@ -78,8 +87,11 @@ func (r *Reporter) Register(reg prometheus.Registerer) {
 	r.messages = gauge(reg, "replywatch_buyer_messages", "Buyer messages today in service hours.", "shop")
 	r.rate30 = gauge(reg, "replywatch_response_30s_rate", "Share of today's buyer messages human-answered within 30 s (absent while none).", "shop")
 	r.avgResp = gauge(reg, "replywatch_avg_response_seconds", "Mean human response time of waits started today and ended (absent while none has).", "shop")
-	r.seats = gauge(reg, "replywatch_seats", "Agents per seat state.", "shop", "state")
-	r.idle = gauge(reg, "replywatch_idle_seats", "Seats idle now: online, buyers waiting, no human message for idle_after.", "shop")
+	r.seats = gauge(reg, "replywatch_seats", "Agents per seat state (online, busy, away, offline; exclusive, summing to the shop's agents).", "shop", "state")
+	r.idle = gauge(reg, "replywatch_idle_seats", "Seats idle now: working, buyers waiting on them, no human message for idle_after.", "shop")
+	r.uncovered = gauge(reg, "replywatch_uncovered_seconds", "Seconds so far today in service hours with no seat working.", "shop")
+	r.agSeat = gauge(reg, "replywatch_agent_seat", "1 for the agent's seat state (online, busy, away, offline).", "shop", "agent", "state")
+	r.agIdle = gauge(reg, "replywatch_agent_idle_seconds", "How long the agent has been idle (0 while not idle).", "shop", "agent")
 	r.shopInfo = gauge(reg, "replywatch_shop_info", "Always 1; labels carry the shop's platform and time zone.", "shop", "platform", "timezone")
 	r.target = gauge(reg, "replywatch_reply_rate_target", "The shop's target reply rate from the configuration.", "shop", "threshold")
 	r.inHours = gauge(reg, "replywatch_service_window_open", "1 while the shop's service window is open.", "shop")
@@ -122,6 +134,9 @@ func (r *Reporter) Run(ctx context.Context) error {
 func (r *Reporter) setLeader(v bool) {
 	if r.leader && !v {
 		r.reset()
+		if r.Rules != nil {
+			r.Rules.Drop()
+		}
 	}
 	r.leader = v
 	if r.Process != nil {
@@ -163,7 +178,7 @@ func (r *Reporter) tick(ctx context.Context) {
 
 func (r *Reporter) reset() {
 	for _, g := range []*prometheus.GaugeVec{r.waiting, r.oldest, r.consulting, r.breached, r.rate, r.messages,
-		r.rate30, r.avgResp, r.seats, r.idle, r.shopInfo, r.target, r.inHours,
+		r.rate30, r.avgResp, r.seats, r.idle, r.uncovered, r.agSeat, r.agIdle, r.shopInfo, r.target, r.inHours,
 		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages, r.flagged, r.agFlagged, r.effRate, r.effProjected, r.consultingProjected} {
 		g.Reset()
 	}
@@ -188,10 +203,23 @@ func (r *Reporter) Collect(ctx context.Context) error {
 			figs[s] = &state.ShopFigures{Shop: s}
 		}
 	}
+	var seats map[string]shoprules.Seats
+	if r.Rules != nil {
+		if seats, err = r.Rules.Evaluate(ctx, figs, now); err != nil && ctx.Err() == nil {
+			// The figures are still exported; the rules run again next time.
+			r.Log.Warn("evaluating shop-level rules failed", zap.Error(err))
+			if r.Process != nil {
+				r.Process.RedisErrors.WithLabelValues("shoprules").Inc()
+			}
+		}
+	}
 	r.reset()
 	reps := make([]ShopReport, 0, len(figs))
 	for _, f := range figs {
 		rep, dropped := Report(f, r.Info(f.Shop), now, r.PerAgent, r.MaxAgents)
+		if s, ok := seats[f.Shop]; ok {
+			rep.WithSeats(s)
+		}
 		r.export(rep, dropped)
 		reps = append(reps, rep)
 	}
@@ -200,9 +228,6 @@ func (r *Reporter) Collect(ctx context.Context) error {
 	}
 	return nil
 }
-
-// SeatStates are the seat states exported in replywatch_seats.
-var SeatStates = []string{"online", "busy", "away", "offline", "idle"}
 
 func b2f(b bool) float64 {
 	if b {
@@ -233,8 +258,15 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 	for s, v := range rep.Seats {
 		r.seats.WithLabelValues(shop, s).Set(float64(v))
 	}
-	if v, ok := rep.Seats["idle"]; ok {
-		r.idle.WithLabelValues(shop).Set(float64(v))
+	if rep.IdleSeats != nil {
+		r.idle.WithLabelValues(shop).Set(float64(*rep.IdleSeats))
+	}
+	if rep.UncoveredSeconds != nil {
+		r.uncovered.WithLabelValues(shop).Set(*rep.UncoveredSeconds)
+	}
+	for _, a := range rep.AgentSeats {
+		r.agSeat.WithLabelValues(shop, a.Agent, a.State).Set(1)
+		r.agIdle.WithLabelValues(shop, a.Agent).Set(a.IdleSeconds)
 	}
 	for c, v := range rep.Flagged {
 		r.flagged.WithLabelValues(shop, c).Set(float64(v))

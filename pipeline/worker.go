@@ -118,6 +118,9 @@ func (w *worker) run(ctx context.Context, assigned int64, done func()) {
 	m := w.p.metrics
 	m.OwnedPartitions.WithLabelValues(w.topic).Inc()
 	defer m.OwnedPartitions.WithLabelValues(w.topic).Dec()
+	// Catching up until start knows better.
+	w.p.setBehind(w.scope, true, false)
+	defer w.p.setBehind(w.scope, false, true)
 	defer func() {
 		m.ConsumerLag.DeleteLabelValues(w.topic, w.partLabel)
 		m.WatermarkLag.DeleteLabelValues(w.topic, w.partLabel)
@@ -232,6 +235,7 @@ func (w *worker) start(ctx context.Context, assigned int64) error {
 	if err := w.reader.SetOffset(start); err != nil {
 		return err
 	}
+	w.p.setBehind(w.scope, w.behind, false)
 	w.log.Info("partition claimed", zap.Int64("token", w.token), zap.Int64("offset", start),
 		zap.Int64("applied", claimed.Offset), zap.Bool("behind", w.behind))
 	// Alerts the previous owner produced but did not see accepted: every
@@ -318,6 +322,7 @@ func (w *worker) step(ctx context.Context) error {
 	if n := len(w.msgs); n > 0 {
 		lastMsg := w.msgs[n-1]
 		w.behind = lastMsg.Offset+1 < lastMsg.HighWaterMark
+		w.p.setBehind(w.scope, w.behind, false)
 		lag := lastMsg.HighWaterMark - lastMsg.Offset - 1
 		w.p.metrics.ConsumerLag.WithLabelValues(w.topic, w.partLabel).Set(float64(lag))
 		w.p.metrics.BatchSize.Observe(float64(n))

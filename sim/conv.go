@@ -273,6 +273,9 @@ func (g *gen) delay(s *shop, a *agent, t int64) int64 {
 	default:
 		sec = 305 + min(1200, 150*g.r.ExpFloat64())
 	}
+	if g.o.Quiet > 0 && g.r.Float64() < g.o.Quiet {
+		sec = 240 + 240*g.r.Float64() // the agent went quiet
+	}
 	f := s.slow * min(2.5, 1+0.08*float64(max(0, a.load(t)-4)))
 	if g.schedule(s, a, t).statusAt(t) == stBusy {
 		f *= 1.4

@@ -219,6 +219,9 @@ func rateOf(s metrics.ShopReport, t string) *float64 {
 	return nil
 }
 
+// uncovered is the shop's uncovered time today, "—" when unknown.
+func uncovered(s metrics.ShopReport) string { return secs(s.UncoveredSeconds) }
+
 func writeTable(w io.Writer, res *app.ReplayResult, skipped int) {
 	fmt.Fprintf(w, "replayed %d events (%d unusable), %d alert records; figures at %s\n\n",
 		res.Events+skipped, len(res.DeadLetters)+skipped, len(res.Alerts), res.At.Format(time.RFC3339))
@@ -228,13 +231,13 @@ func writeTable(w io.Writer, res *app.ReplayResult, skipped int) {
 	for _, t := range ths {
 		head += "breached " + t + "\trate " + t + "\t"
 	}
-	fmt.Fprintln(tw, head+"messages\t30s rate\tavg response\twaiting\t")
+	fmt.Fprintln(tw, head+"messages\t30s rate\tavg response\twaiting\tuncovered\t")
 	for _, s := range res.Shops {
 		row := fmt.Sprintf("%s\t%s\t%s\t%d\t", s.Shop, s.Platform, s.Day, s.Consulting)
 		for _, t := range ths {
 			row += fmt.Sprintf("%d\t%s\t", s.Breached[t], pct(rateOf(s, t)))
 		}
-		fmt.Fprintln(tw, row+fmt.Sprintf("%d\t%s\t%s\t%d\t", s.Messages, pct(s.Response30sRate), secs(s.AvgResponseSeconds), s.Waiting))
+		fmt.Fprintln(tw, row+fmt.Sprintf("%d\t%s\t%s\t%d\t%s\t", s.Messages, pct(s.Response30sRate), secs(s.AvgResponseSeconds), s.Waiting, uncovered(s)))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -306,7 +309,7 @@ func writeCSV(w io.Writer, shops []metrics.ShopReport) error {
 	for _, t := range ths {
 		head = append(head, "breached_"+t, "reply_rate_"+t)
 	}
-	head = append(head, "response_30s_rate", "avg_response_seconds", "waiting_buyers")
+	head = append(head, "response_30s_rate", "avg_response_seconds", "waiting_buyers", "uncovered_seconds")
 	if err := cw.Write(head); err != nil {
 		return err
 	}
@@ -323,7 +326,7 @@ func writeCSV(w io.Writer, shops []metrics.ShopReport) error {
 		for _, t := range ths {
 			row = append(row, i(s.Breached[t]), f(rateOf(s, t)))
 		}
-		row = append(row, f(s.Response30sRate), f(s.AvgResponseSeconds), i(s.Waiting))
+		row = append(row, f(s.Response30sRate), f(s.AvgResponseSeconds), i(s.Waiting), f(s.UncoveredSeconds))
 		if err := cw.Write(row); err != nil {
 			return err
 		}
@@ -332,7 +335,7 @@ func writeCSV(w io.Writer, shops []metrics.ShopReport) error {
 			for _, t := range ths {
 				row = append(row, i(a.Breached[t]), "")
 			}
-			row = append(row, f(a.Response30sRate), f(a.AvgResponseSeconds), i(a.Waiting))
+			row = append(row, f(a.Response30sRate), f(a.AvgResponseSeconds), i(a.Waiting), "")
 			if err := cw.Write(row); err != nil {
 				return err
 			}
