@@ -11,6 +11,12 @@
 set -euo pipefail
 
 HELM_VERSION=v3.22.0
+# The Kubernetes version helm's release binaries of HELM_VERSION assume when
+# not told (the minor of its k8s.io/client-go, v0.37). Helm's Makefile sets
+# it at link time; a plain `go install` leaves 1.20, which the chart
+# (kubeVersion >= 1.25) refuses, so the build below sets it as the Makefile
+# does.
+HELM_KUBE_DEFAULT=1.37
 # The Kubernetes version helm lint/template render for (the chart needs >= 1.25).
 KUBE_VERSION=1.30.0
 
@@ -34,12 +40,15 @@ if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus prometheus-alertmanager
 fi
 
-helm="$(go env GOPATH)/bin/helm-$HELM_VERSION"
+helm="$(go env GOPATH)/bin/helm-$HELM_VERSION-k$HELM_KUBE_DEFAULT"
 if [[ ! -x $helm ]]; then
   step "building helm $HELM_VERSION from the Go module proxy (once)"
   mkdir -p "$(dirname "$helm")"
+  kube_major=${HELM_KUBE_DEFAULT%%.*} kube_minor=${HELM_KUBE_DEFAULT#*.}
   GOBIN="$work/helm-bin" go install \
-    -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION
+      -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$kube_major -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$kube_minor
+      -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$kube_major -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$kube_minor" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   mv "$work/helm-bin/helm" "$helm"
 fi
@@ -89,6 +98,10 @@ step "helm $HELM_VERSION: lint and template (default values, $full)"
 "$helm" template rw "$chart" --kube-version "$KUBE_VERSION" >"$work/default.yaml"
 "$helm" template rw "$chart" --kube-version "$KUBE_VERSION" -f "$full" >"$work/full.yaml"
 
+step "helm: template without --kube-version (helm's own default Kubernetes version, as a user's helm has)"
+"$helm" template rw "$chart" >/dev/null
+echo "renders for helm's default Kubernetes version $HELM_KUBE_DEFAULT"
+
 step "helm: NOTES.txt renders (helm template skips it, so a copy renders it as data)"
 cp -r "$chart" "$work/notes-chart"
 cp "$chart/templates/NOTES.txt" "$work/notes-chart/notes.tpl"
@@ -117,12 +130,13 @@ expect_fail "keda.maxReplicaCount (13) exceeds kafka.partitions (12)" --set keda
 expect_fail "replicaCount (13) exceeds kafka.partitions (12)" --set replicaCount=13
 expect_fail "terminationGracePeriodSeconds" --set terminationGracePeriodSeconds=5
 expect_fail "additional properties" --set replicaCont=3
+expect_fail "is not a memory quantity such as 512Mi" --set resources.limits.memory=lots
 
 step "rendered manifests"
 go run ./deployments/internal/manifestcheck -partitions 12 -config-out "$work/config-default" "$work/default.yaml"
 go run ./deployments/internal/manifestcheck -partitions 24 -config-out "$work/config-full" "$work/full.yaml"
 kinds=$(grep -h '^kind:' "$work/full.yaml" | sort | uniq -c | tr -s ' ' | tr '\n' ';')
-for k in Deployment Service PodDisruptionBudget ConfigMap ServiceMonitor PrometheusRule ScaledObject; do
+for k in Deployment Service PodDisruptionBudget ConfigMap ServiceMonitor PrometheusRule ScaledObject NetworkPolicy Pod; do
   grep -q "kind: $k;" <<<"$kinds" || die "the full values render no $k ($kinds)"
 done
 if [[ -x $work/replywatch ]]; then
@@ -135,7 +149,7 @@ fi
 
 # --- dashboards, Compose, queries: the Go tests ---------------------------------
 
-step "go test ./deployments/... (dashboards, Compose, Queries, routing)"
+step "go test ./deployments/... (dashboards, Compose, queries, routing, inhibition; promtool check metrics on a live /metrics)"
 go vet ./deployments/...
 go test -count=1 ./deployments/...
 

@@ -60,7 +60,8 @@ const (
 
 // Alert is one alert record as written to the alerts topic and every sink.
 // Times are kept as time.Time and encoded by MarshalJSON in the contract's
-// format; zero times and empty strings are omitted.
+// format, with the offset of their location (InZone puts them in the
+// shop's); zero times and empty strings are omitted.
 type Alert struct {
 	ID        string    `json:"alert_id"`
 	Kind      string    `json:"kind"`
@@ -88,6 +89,19 @@ type Alert struct {
 	// Redis lost its state: the same ids as before the loss, for the
 	// notifier to treat as a replayed backlog rather than news.
 	Replay bool `json:"replay,omitempty"`
+}
+
+// InZone puts the alert's times in loc, the shop's zone, so that they are
+// written with the shop's UTC offset, as the summary's clock times are.
+func (a *Alert) InZone(loc *time.Location) {
+	if loc == nil {
+		return
+	}
+	for _, t := range []*time.Time{&a.Since, &a.Due, &a.At, &a.EmittedAt} {
+		if !t.IsZero() {
+			*t = t.In(loc)
+		}
+	}
 }
 
 // ID derives a stable alert id from the parts that identify the condition

@@ -60,3 +60,37 @@ func TestJSONRoundTripKeepsContractFormat(t *testing.T) {
 		t.Error("FormatThreshold")
 	}
 }
+
+// TestTimesCarryTheShopOffset: times are written with the shop's own UTC
+// offset whatever zone they were made in (CONTRACT.md §3).
+func TestTimesCarryTheShopOffset(t *testing.T) {
+	due := time.Date(2026, 11, 24, 2, 3, 0, 0, time.UTC)
+	for _, c := range []struct{ zone, due string }{
+		{"Asia/Shanghai", "2026-11-24T10:03:00.000+08:00"},
+		{"America/Los_Angeles", "2026-11-23T18:03:00.000-08:00"},
+		{"Asia/Kolkata", "2026-11-24T07:33:00.000+05:30"},
+		{"UTC", "2026-11-24T02:03:00.000Z"},
+	} {
+		loc, err := time.LoadLocation(c.zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := Alert{ID: "i", Kind: KindReplyBreach, Status: Firing, ShopID: "s1", Since: due.Add(-3 * time.Minute), Due: due,
+			At: due, EmittedAt: due.Add(2014 * time.Millisecond)}
+		a.InZone(loc)
+		b, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]string
+		_ = json.Unmarshal(b, &m)
+		if m["due"] != c.due || m["at"] != c.due || len(m["since"]) != len(c.due) || m["since"][23:] != c.due[23:] ||
+			m["emitted_at"][23:] != c.due[23:] {
+			t.Errorf("%s: times %s, want due %s and the same offset on every time", c.zone, b, c.due)
+		}
+		var back Alert
+		if err := json.Unmarshal(b, &back); err != nil || !back.Due.Equal(due) {
+			t.Errorf("%s: read back due %v (%v), want %v", c.zone, back.Due, err, due)
+		}
+	}
+}

@@ -30,6 +30,7 @@ import (
 	"github.com/replywatch/replywatch/httpapi"
 	"github.com/replywatch/replywatch/metrics"
 	"github.com/replywatch/replywatch/pipeline"
+	"github.com/replywatch/replywatch/shoprules"
 	"github.com/replywatch/replywatch/state"
 )
 
@@ -110,6 +111,9 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		return nil, fmt.Errorf("connecting to Redis: %w", err)
 	}
 	store := state.NewRedis(client, cfg.Redis.Prefix, cfg.Redis.StateTTL)
+	reg.MustRegister(metrics.NewRedisMemory(func(ctx context.Context) (string, error) {
+		return client.Info(ctx, "memory").Result()
+	}))
 	store.OnError = func(op string) { pm.RedisErrors.WithLabelValues(op).Inc() }
 
 	var notifier *notify.Notifier
@@ -174,7 +178,17 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		Log:       o.Log.With(zap.String("component", "reporter")),
 		Process:   pm,
 	}
+	rules := &shoprules.Evaluator{
+		Store: store, Sink: sinks, Rules: cfg.Rules(), Language: cfg.Alerts.Language, Lag: cfg.Clock.Grace,
+		Log: o.Log.With(zap.String("component", "shoprules")), Alerts: pm.Alerts, OnAlert: o.OnAlert,
+		Ready: proc.CaughtUp,
+	}
+	rep.Rules = rules
 	rep.Register(reg)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "replywatch_shop_rules_clock_seconds",
+		Help: "The time (Unix seconds) the shop-level rules were last evaluated at on this replica: the reporter's clock minus the clock grace.",
+	}, rules.Clock))
 	risk := &riskWatcher{
 		sink: sinks, language: cfg.Alerts.Language, location: cfg.Location, metrics: pm,
 		log: o.Log.With(zap.String("component", "effective-reply-risk")), wall: o.Now,
@@ -291,7 +305,7 @@ func handlers(cfg *config.Config) (map[event.Stream]pipeline.Handler, error) {
 				return cfg.EffectiveReplyOf(shop).Within
 			}},
 		},
-		event.Presence: pipeline.SeatHandler{Engine: &detectors.SeatEngine{Rules: rules, AwayAfter: cfg.Seats.AwayAfter}},
+		event.Presence: pipeline.SeatHandler{Engine: &detectors.SeatEngine{Rules: rules}},
 		event.Orders:   pipeline.OrderHandler{Engine: &detectors.OrderEngine{Rules: cfg.OrderRules()}},
 	}, nil
 }
@@ -301,7 +315,7 @@ func shopInfo(cfg *config.Config) func(string) metrics.ShopInfo {
 	rules := cfg.Rules()
 	return func(shop string) metrics.ShopInfo {
 		r := rules(shop)
-		return metrics.ShopInfo{Rules: r, Target: r.Target, IdleAfter: cfg.Seats.IdleAfter}
+		return metrics.ShopInfo{Rules: r, Target: r.Target}
 	}
 }
 

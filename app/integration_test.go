@@ -86,6 +86,46 @@ func TestDayFromBacklog(t *testing.T) {
 	if v := m["replywatch_agent_reply_breached_buyers{agent=a1,shop=s1,threshold=3m}"]; v < 1 {
 		t.Errorf("per-agent breaches for a1 = %v, want at least 1", v)
 	}
+
+	// Timers of the backlog fire in catch-up, hours late; a wait that starts
+	// once the partition has caught up fires live, within the grace. The
+	// delay objective looks at live fires only.
+	const live, catchup = "replywatch_timer_fire_delay_seconds_count{mode=live}", "replywatch_timer_fire_delay_seconds_count{mode=catchup}"
+	backlog := m[catchup]
+	if backlog < 1 || m[live] != 0 {
+		t.Fatalf("after the backlog: %v catch-up and %v live fires, want every fire in catch-up", backlog, m[live])
+	}
+	now := clock.Now()
+	produce(t, e.broker, "cs.chat", event.Event{EventID: "live-1", Type: event.TypeMessage, TS: event.Time{Time: now},
+		ShopID: "s1", BuyerID: "b-live", Sender: event.SenderBuyer})
+	eventually(t, 10*time.Second, "live message applied", func() error {
+		if got := scrape(t, r.app.Addr())["replywatch_events_total{result=applied,topic=cs.chat}"]; got != 17 {
+			return fmt.Errorf("applied %v of 17", got)
+		}
+		return nil
+	})
+	// The warning is due at 2m, the breach at 3m; each fires once the clock
+	// passes it by the grace.
+	for i, step := range []time.Duration{2*time.Minute + 2500*time.Millisecond, 3*time.Minute + 2500*time.Millisecond} {
+		clock.Set(now.Add(step))
+		want := float64(i + 1)
+		eventually(t, 10*time.Second, "live fire", func() error {
+			if got := scrape(t, r.app.Addr())[live]; got != want {
+				return fmt.Errorf("%v live fires, want %v", got, want)
+			}
+			return nil
+		})
+	}
+	eventually(t, 10*time.Second, "live warning and breach", func() error {
+		m := scrape(t, r.app.Addr())
+		if m[live] != 2 || m[catchup] != backlog {
+			return fmt.Errorf("%v live and %v catch-up fires, want 2 and %v", m[live], m[catchup], backlog)
+		}
+		if sum := m["replywatch_timer_fire_delay_seconds_sum{mode=live}"]; sum > 2*3 {
+			return fmt.Errorf("live fires took %vs in all, want each within the 2s grace and a step", sum)
+		}
+		return nil
+	})
 }
 
 // Invariant 3: the same day fed live (events arriving as their time comes)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/replywatch/replywatch/event"
 	"github.com/replywatch/replywatch/metrics"
 	"github.com/replywatch/replywatch/pipeline"
+	"github.com/replywatch/replywatch/shoprules"
 	"github.com/replywatch/replywatch/state"
 )
 
@@ -65,9 +67,40 @@ func Replay(ctx context.Context, cfg *config.Config, src Source, at time.Time, l
 	if err != nil {
 		return nil, err
 	}
+	// The shop-level rules run as the reporter-lease holder runs them, every
+	// report_interval of event time, on the figures of every record up to
+	// then.
+	seatLog := &alertLog{}
+	rules := &shoprules.Evaluator{Store: store, Sink: seatLog, Rules: cfg.Rules(), Language: cfg.Alerts.Language, Log: log}
+	interval := cfg.Metrics.ReportInterval
+	var next time.Time
+	var seats map[string]shoprules.Seats
+	evaluate := func(t time.Time) error {
+		if err := rp.Flush(ctx); err != nil {
+			return err
+		}
+		figs, err := readFigures(ctx, cfg, store, t)
+		if err != nil {
+			return err
+		}
+		seats, err = rules.Evaluate(ctx, figs, t)
+		return err
+	}
 	n := 0
 	err = src(func(stream event.Stream, key string, value []byte) error {
 		n++
+		if ev, err := event.Decode(stream, value, time.Time{}); err == nil {
+			ts := ev.TS.Time
+			if next.IsZero() {
+				next = ts.Truncate(interval)
+			}
+			for ts.After(next) && !next.After(at) {
+				if err := evaluate(next); err != nil {
+					return err
+				}
+				next = next.Add(interval)
+			}
+		}
 		return rp.Add(ctx, stream, key, value)
 	})
 	if err != nil {
@@ -76,9 +109,50 @@ func Replay(ctx context.Context, cfg *config.Config, src Source, at time.Time, l
 	if err := rp.Finish(ctx); err != nil {
 		return nil, err
 	}
-	res := &ReplayResult{At: at, Alerts: rp.Alerts(), DeadLetters: rp.DeadLetters(), Events: n}
+	for ; !next.IsZero() && next.Before(at); next = next.Add(interval) {
+		if err := evaluate(next); err != nil {
+			return nil, err
+		}
+	}
+	if err := evaluate(at); err != nil {
+		return nil, err
+	}
+	res := &ReplayResult{At: at, Alerts: append(rp.Alerts(), seatLog.alerts...), DeadLetters: rp.DeadLetters(), Events: n}
 	res.Shops, err = Figures(ctx, cfg, store, at)
+	for i := range res.Shops {
+		if s, ok := seats[res.Shops[i].Shop]; ok {
+			res.Shops[i].WithSeats(s)
+		}
+	}
 	return res, err
+}
+
+// alertLog keeps the alerts a replay's shop-level rules deliver.
+type alertLog struct{ alerts []alerting.Alert }
+
+func (l *alertLog) Deliver(_ context.Context, ds []state.Delivery) error {
+	for _, d := range ds {
+		var a alerting.Alert
+		if err := json.Unmarshal(d.Payload, &a); err != nil {
+			return fmt.Errorf("decoding alert %s: %w", d.Key, err)
+		}
+		l.alerts = append(l.alerts, a)
+	}
+	return nil
+}
+
+// readFigures reads every shop's summed figures at now.
+func readFigures(ctx context.Context, cfg *config.Config, store state.Store, now time.Time) (map[string]*state.ShopFigures, error) {
+	scopes, err := store.Scopes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	info := shopInfo(cfg)
+	figs, err := store.Figures(ctx, scopes, func(shop string) string { return info(shop).Rules.Hours.Day(now) })
+	if err != nil {
+		return nil, fmt.Errorf("reading figures: %w", err)
+	}
+	return figs, nil
 }
 
 // defaultReplayClock is just after the last event: past its largest
@@ -103,15 +177,11 @@ func defaultReplayClock(cfg *config.Config, last time.Time) time.Time {
 // Figures reads every shop's figures from store at now, as the reporter
 // exports them, sorted by shop.
 func Figures(ctx context.Context, cfg *config.Config, store state.Store, now time.Time) ([]metrics.ShopReport, error) {
-	scopes, err := store.Scopes(ctx)
+	figs, err := readFigures(ctx, cfg, store, now)
 	if err != nil {
 		return nil, err
 	}
 	info := shopInfo(cfg)
-	figs, err := store.Figures(ctx, scopes, func(shop string) string { return info(shop).Rules.Hours.Day(now) })
-	if err != nil {
-		return nil, fmt.Errorf("reading figures: %w", err)
-	}
 	out := make([]metrics.ShopReport, 0, len(figs))
 	for _, f := range figs {
 		r, _ := metrics.Report(f, info(f.Shop), now, cfg.Metrics.PerAgent, cfg.Metrics.MaxAgents)

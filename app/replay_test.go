@@ -35,12 +35,19 @@ func gaugesOf(reports []metrics.ShopReport) map[string]float64 {
 	for _, s := range reports {
 		out["replywatch_consulting_buyers{shop="+s.Shop+"}"] = float64(s.Consulting)
 		out["replywatch_buyer_messages{shop="+s.Shop+"}"] = float64(s.Messages)
-		out["replywatch_response_30s_rate{shop="+s.Shop+"}"] = s.Response30sRate
-		out["replywatch_avg_response_seconds{shop="+s.Shop+"}"] = s.AvgResponseSeconds
+		// Ratios and means without data are absent, as on /metrics.
+		if s.Response30sRate != nil {
+			out["replywatch_response_30s_rate{shop="+s.Shop+"}"] = *s.Response30sRate
+		}
+		if s.AvgResponseSeconds != nil {
+			out["replywatch_avg_response_seconds{shop="+s.Shop+"}"] = *s.AvgResponseSeconds
+		}
 		out["replywatch_waiting_buyers{shop="+s.Shop+"}"] = float64(s.Waiting)
 		for _, th := range s.Thresholds {
 			out["replywatch_reply_breached_buyers{shop="+s.Shop+",threshold="+th+"}"] = float64(s.Breached[th])
-			out["replywatch_reply_rate{shop="+s.Shop+",threshold="+th+"}"] = s.ReplyRate[th]
+			if v, ok := s.ReplyRate[th]; ok {
+				out["replywatch_reply_rate{shop="+s.Shop+",threshold="+th+"}"] = v
+			}
 		}
 		for st, v := range s.Seats {
 			out["replywatch_seats{shop="+s.Shop+",state="+st+"}"] = float64(v)
@@ -59,7 +66,9 @@ func gaugesOf(reports []metrics.ShopReport) map[string]float64 {
 		}
 		for _, a := range s.Agents {
 			out["replywatch_agent_consulting_buyers{agent="+a.Agent+",shop="+s.Shop+"}"] = float64(a.Consulting)
-			out["replywatch_agent_avg_response_seconds{agent="+a.Agent+",shop="+s.Shop+"}"] = a.AvgResponseSeconds
+			if a.AvgResponseSeconds != nil {
+				out["replywatch_agent_avg_response_seconds{agent="+a.Agent+",shop="+s.Shop+"}"] = *a.AvgResponseSeconds
+			}
 			for th, v := range a.Breached {
 				out["replywatch_agent_reply_breached_buyers{agent="+a.Agent+",shop="+s.Shop+",threshold="+th+"}"] = float64(v)
 			}

@@ -177,13 +177,31 @@ type Metrics struct {
 }
 
 // Log configures logging.
-// Seats is how agents' seats are watched.
+// Seats is how agents' seats are watched (DESIGN.md §2).
 type Seats struct {
+	// IdleAfter is how long a working agent with buyers waiting on them may
+	// go without a human message before idle_seat fires.
+	IdleAfter time.Duration `yaml:"idle_after"`
 	// AwayAfter is how long an agent may be away before seat_away fires.
 	AwayAfter time.Duration `yaml:"away_after"`
-	// IdleAfter is how long an online agent with buyers waiting may go
-	// without a human message before the seat counts as idle.
-	IdleAfter time.Duration `yaml:"idle_after"`
+	// UncoveredAfter is how long a shop may have no working seat in service
+	// hours before shop_uncovered fires.
+	UncoveredAfter time.Duration `yaml:"uncovered_after"`
+	// UncoveredAfterInferred is the same for shops that send no presence:
+	// buyers waiting and no human message from anyone for this long.
+	UncoveredAfterInferred time.Duration `yaml:"uncovered_after_inferred"`
+	// InferredOfflineAfter is when an agent of such a shop stops counting
+	// as working after their last human message.
+	InferredOfflineAfter time.Duration `yaml:"inferred_offline_after"`
+}
+
+// ShopSeats is a shop's partial seats block.
+type ShopSeats struct {
+	IdleAfter              *time.Duration `yaml:"idle_after,omitempty"`
+	AwayAfter              *time.Duration `yaml:"away_after,omitempty"`
+	UncoveredAfter         *time.Duration `yaml:"uncovered_after,omitempty"`
+	UncoveredAfterInferred *time.Duration `yaml:"uncovered_after_inferred,omitempty"`
+	InferredOfflineAfter   *time.Duration `yaml:"inferred_offline_after,omitempty"`
 }
 
 type Log struct {
@@ -204,6 +222,8 @@ type ShopOverride struct {
 	ServiceExceptions []Exception `yaml:"service_exceptions,omitempty"`
 	// ReplySLA replaces only the keys it sets.
 	ReplySLA ShopReplySLA `yaml:"reply_sla,omitempty"`
+	// Seats replaces only the keys it sets.
+	Seats ShopSeats `yaml:"seats,omitempty"`
 	// Text adds lexicons and allow-listed phrases to the top-level ones.
 	Text ShopText `yaml:"text,omitempty"`
 	// EffectiveReply replaces only the keys it sets.
@@ -281,7 +301,8 @@ func Default() *Config {
 			MaxEventAge: 7 * 24 * time.Hour},
 		Alerts:  Alerts{Language: "zh", Lease: 30 * time.Second},
 		Metrics: Metrics{MaxAgents: 500, ReportInterval: 5 * time.Second, ReporterLease: 15 * time.Second},
-		Seats:   Seats{AwayAfter: 10 * time.Minute, IdleAfter: 3 * time.Minute},
+		Seats: Seats{IdleAfter: 3 * time.Minute, AwayAfter: 10 * time.Minute, UncoveredAfter: 60 * time.Second,
+			UncoveredAfterInferred: 5 * time.Minute, InferredOfflineAfter: 30 * time.Minute},
 		Orders: Orders{ShipWithin: 48 * time.Hour, WarnBefore: 4 * time.Hour, RespondWarnBefore: 2 * time.Hour,
 			ConversionWindow: 24 * time.Hour, BadReviewAt: 2},
 		Log:    Log{Level: "info", Format: LogAuto},
@@ -297,17 +318,14 @@ func Default() *Config {
 
 // Load reads the file at path, applies the environment overrides and
 // validates the result. Problems in the file come back as a
-// *ValidationError (wrapped) listing all of them.
+// *ValidationError (wrapped) listing all of them, each with its line.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	c, err := decode(data, os.Getenv)
+	c, err := parse(data, os.Getenv)
 	if err != nil {
-		return nil, fmt.Errorf("loading config %s: %w", path, err)
-	}
-	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("loading config %s: %w", path, err)
 	}
 	return c, nil
@@ -316,51 +334,75 @@ func Load(path string) (*Config, error) {
 // Parse decodes a configuration over the defaults and validates it. It
 // reads no environment.
 func Parse(data []byte) (*Config, error) {
-	c, err := decode(data, nil)
-	if err != nil {
-		return nil, err
+	return parse(data, nil)
+}
+
+// parse decodes and validates data, pointing every problem at its line.
+func parse(data []byte, getenv func(string) string) (*Config, error) {
+	c, doc, err := decode(data, getenv)
+	if err == nil {
+		err = c.Validate()
 	}
-	if err := c.Validate(); err != nil {
-		return nil, err
+	if err == nil {
+		return c, nil
 	}
-	return c, nil
+	var verr *ValidationError
+	if errors.As(err, &verr) && doc != nil {
+		verr.Errors = withLines(verr.Errors, doc, envKeys(getenv))
+	}
+	return nil, err
+}
+
+// envKeys maps the keys the environment sets to the variables that set them.
+func envKeys(getenv func(string) string) map[string]string {
+	out := map[string]string{}
+	if getenv == nil {
+		return out
+	}
+	for key, v := range map[string]string{"kafka.brokers": EnvKafkaBrokers, "redis.url": EnvRedisURL, "http.addr": EnvHTTPAddr} {
+		if strings.TrimSpace(getenv(v)) != "" {
+			out[key] = v
+		}
+	}
+	return out
 }
 
 // decode reads data over the defaults and applies the environment when
-// getenv is not nil. Key and value-shape problems come back as a
-// *ValidationError together with whatever Validate finds in the rest of the
-// file, so one run shows every problem.
-func decode(data []byte, getenv func(string) string) (*Config, error) {
-	c := Default()
+// getenv is not nil; doc is the file's node tree (nil when it is not YAML).
+// Key and value-shape problems come back as a *ValidationError together
+// with whatever Validate finds in the rest of the file, so one run shows
+// every problem.
+func decode(data []byte, getenv func(string) string) (c *Config, doc *yaml.Node, err error) {
+	c = Default()
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	var doc yaml.Node
+	doc = &yaml.Node{}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
+	if err := dec.Decode(doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			c.ApplyEnv(getenv)
-			return c, nil // empty file or only comments
+			return c, doc, nil // empty file or only comments
 		}
-		return nil, &ValidationError{Errors: []string{err.Error()}}
+		return nil, nil, &ValidationError{Errors: []string{err.Error()}}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return nil, &ValidationError{Errors: []string{err.Error()}}
+			return nil, nil, &ValidationError{Errors: []string{err.Error()}}
 		}
-		return nil, &ValidationError{Errors: []string{fmt.Sprintf("line %d: a config file holds one YAML document, found another", extra.Line)}}
+		return nil, nil, &ValidationError{Errors: []string{fmt.Sprintf("line %d: a config file holds one YAML document, found another", extra.Line)}}
 	}
 
 	var shape problems
-	checkShape(&doc, configType, "", &shape)
+	checkShape(doc, configType, "", &shape)
 
 	// The shape check mirrors yaml.v3's rules, so its errors are yaml.v3's
 	// with paths; the strict decode still runs so that nothing it would
 	// reject can slip through.
 	strict := yaml.NewDecoder(bytes.NewReader(data))
 	strict.KnownFields(true)
-	err := strict.Decode(c)
+	err = strict.Decode(c)
 	var typeErr *yaml.TypeError
 	switch {
 	case err == nil:
@@ -369,12 +411,12 @@ func decode(data []byte, getenv func(string) string) (*Config, error) {
 			shape = append(shape, typeErr.Errors...)
 		}
 	default:
-		return nil, &ValidationError{Errors: []string{err.Error()}}
+		return nil, nil, &ValidationError{Errors: []string{err.Error()}}
 	}
 	c.fillNotify()
 	c.ApplyEnv(getenv)
 	if len(shape) == 0 {
-		return c, nil
+		return c, doc, nil
 	}
 	// Report what else is wrong, leaving out findings about the values the
 	// shape check already rejected (they hold defaults or zeros now).
@@ -386,7 +428,7 @@ func decode(data []byte, getenv func(string) string) (*Config, error) {
 			}
 		}
 	}
-	return nil, &ValidationError{Errors: all}
+	return nil, doc, &ValidationError{Errors: all}
 }
 
 // ApplyEnv applies the environment overrides; an empty variable changes

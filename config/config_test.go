@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replywatch/replywatch/detectors"
 	"github.com/replywatch/replywatch/event"
 	"gopkg.in/yaml.v3"
 )
@@ -21,109 +22,113 @@ var badCases = []struct {
 	errs []string
 }{
 	{"text.bad.yml", []string{
-		`text.lexicons[0]: lexicon testdata/lexicons/bad_category.yml: line 2: unknown category "rude" (want one of abuse, threat, sarcasm, perfunctory, off_platform, complaint_intent, allow)`,
-		`text.lexicons[0]: lexicon testdata/lexicons/bad_category.yml: line 3: term "。。" has no letters or digits, it would match nothing`,
-		`text.lexicons[1]: reading lexicon: open testdata/lexicons/missing.yml: no such file or directory`,
-		`text.allow[0]: "。。" has no letters or digits, it would match nothing`,
-		`text.perfunctory_alert_after: must not be negative`,
-		`shops.s1.text.lexicons[0]: lexicon testdata/lexicons/not_a_list.yml: line 1: abuse must be a list of terms`,
-		`shops.s1.text.perfunctory_alert_after: must not be negative`,
+		`text.lexicons[0]: lexicon testdata/lexicons/bad_category.yml:2: unknown category "rude" (want one of abuse, threat, sarcasm, perfunctory, off_platform, complaint_intent, allow) (line 2)`,
+		`text.lexicons[0]: lexicon testdata/lexicons/bad_category.yml:3: term "。。" has no letters or digits, it would match nothing (line 2)`,
+		`text.lexicons[1]: reading lexicon: open testdata/lexicons/missing.yml: no such file or directory (line 2)`,
+		`text.allow[0]: "。。" has no letters or digits, it would match nothing (line 3)`,
+		`text.perfunctory_alert_after: must not be negative (line 4)`,
+		`shops.s1.text.lexicons[0]: lexicon testdata/lexicons/not_a_list.yml:1: abuse must be a list of terms (line 8)`,
+		`shops.s1.text.perfunctory_alert_after: must not be negative (line 9)`,
 	}},
 	{"effective_reply.bad.yml", []string{
-		`effective_reply.within: 0s is too short, the least is 1s`,
-		`effective_reply.alert_below: 1.2 is not between 0 and 1`,
-		`shops.s1.effective_reply.alert_below: -0.5 is not between 0 and 1`,
+		`effective_reply.within: 0s is too short, the least is 1s (line 2)`,
+		`effective_reply.alert_below: 1.2 is not between 0 and 1 (line 3)`,
+		`shops.s1.effective_reply.alert_below: -0.5 is not between 0 and 1 (line 6)`,
 	}},
 	{"api_tokens.bad.yml", []string{
-		`api.tokens[0].sha256: is not 64 lowercase hex digits (the SHA-256 of the token, not the token)`,
-		`api.tokens[0].shops: a supervisor token needs at least one shop`,
-		`api.tokens[1].name: "wall" is already the name of api.tokens[0]`,
-		`api.tokens[1].sha256: is required (the lowercase hex SHA-256 of the token)`,
-		`api.tokens[1].agent: an agent token needs its agent id`,
-		`api.tokens[2].name: is required`,
-		`api.tokens[2].role: "admin" is not one of supervisor, agent`,
-		`api.tokens[4].sha256: is the same as token "b"'s`,
-		`api.tokens[4].shops: only supervisor tokens list shops`,
-		`api.tokens[5].shops[1]: "" is not a shop id (1 to 128 characters)`,
-		`api.tokens[5].agent: only agent tokens name an agent`,
+		`api.tokens[0].sha256: is not 64 lowercase hex digits (the SHA-256 of the token, not the token) (line 3)`,
+		`api.tokens[0].shops: a supervisor token needs at least one shop (line 3)`,
+		`api.tokens[1].name: "wall" is already the name of api.tokens[0] (line 4)`,
+		`api.tokens[1].sha256: is required (the lowercase hex SHA-256 of the token) (line 4)`,
+		`api.tokens[1].agent: an agent token needs its agent id (line 4)`,
+		`api.tokens[2].name: is required (line 5)`,
+		`api.tokens[2].role: "admin" is not one of supervisor, agent (line 5)`,
+		`api.tokens[4].sha256: is the same as token "b"'s (line 7)`,
+		`api.tokens[4].shops: only supervisor tokens list shops (line 7)`,
+		`api.tokens[5].shops[1]: "" is not a shop id (1 to 128 characters) (line 8)`,
+		`api.tokens[5].agent: only agent tokens name an agent (line 8)`,
 	}},
 	{"seats.bad.yml", []string{
-		`seats.away_after: 0s is too short, the least is 1s`,
+		`seats.away_after: 0s is too short, the least is 1s (line 2)`,
+		`seats.uncovered_after: -1s is too short, the least is 1s (line 3)`,
+		`seats.inferred_offline_after: 5m is not longer than idle_after 10m (line 5)`,
+		`shops.s1.seats.uncovered_after_inferred: 500ms is too short, the least is 1s (line 8)`,
+		`shops.s1.seats.inferred_offline_after: 10m is not longer than idle_after 10m (line 8)`,
 	}},
 	{"orders.bad.yml", []string{
-		`orders.ship_within: 30s is too short, the least is 1m`,
-		`orders.respond_warn_before: 20m is not longer than the critical lead 30m`,
-		`orders.conversion_window: 0s is too short, the least is 1m`,
-		`orders.bad_review_at: 7 is not between 0 (off) and 5`,
-		`shops.s1.orders.warn_before: 12h is not shorter than the shipping limit 12h`,
-		`shops.s2.orders.ship_within: is not used with pdd_flash: true (24h); set one of them`,
-		`shops.s3.orders.warn_before: 30h is not shorter than the shipping limit 24h`,
-		`shops.s3.orders.bad_review_at: -1 is not between 0 (off) and 5`,
+		`orders.ship_within: 30s is too short, the least is 1m (line 2)`,
+		`orders.respond_warn_before: 20m is not longer than the critical lead 30m (line 4)`,
+		`orders.conversion_window: 0s is too short, the least is 1m (line 5)`,
+		`orders.bad_review_at: 7 is not between 0 (off) and 5 (line 6)`,
+		`shops.s1.orders.warn_before: 12h is not shorter than the shipping limit 12h (line 11)`,
+		`shops.s2.orders.ship_within: is not used with pdd_flash: true (24h); set one of them (line 15)`,
+		`shops.s3.orders.warn_before: 30h is not shorter than the shipping limit 24h (line 19)`,
+		`shops.s3.orders.bad_review_at: -1 is not between 0 (off) and 5 (line 20)`,
 		// s4's warn_before is not checked against the inherited limit, which
 		// is wrong and reported once, at the top.
 	}},
 	{"target.bad.yml", []string{
-		`reply_sla.target: 1.5 is not between 0 and 1`,
-		`shops.s1.reply_sla.target: -0.1 is not between 0 and 1`,
+		`reply_sla.target: 1.5 is not between 0 and 1 (line 2)`,
+		`shops.s1.reply_sla.target: -0.1 is not between 0 and 1 (line 5)`,
 	}},
 	{"unknown_key.bad.yml", []string{
-		`kafka.group: unknown key (line 3)`,
+		`kafka.group: unknown key, did you mean group_id? (line 3)`,
 	}},
 	{"bad_duration.bad.yml", []string{
-		`reply_sla.thresholds[1]: "5x" is not a duration`,
+		`reply_sla.thresholds[1]: "5x" is not a duration (line 2)`,
 	}},
 	{"unknown_timezone.bad.yml", []string{
-		`timezone: unknown time zone "Mars/Base"`,
+		`timezone: unknown time zone "Mars/Base" (line 1)`,
 	}},
 	{"descending_thresholds.bad.yml", []string{
-		`reply_sla.thresholds: must be ascending (3m follows 5m)`,
+		`reply_sla.thresholds: must be ascending (3m follows 5m) (line 2)`,
 	}},
 	{"warn_before_too_long.bad.yml", []string{
-		`reply_sla.warn_before: 4m is not shorter than the first threshold 3m`,
+		`reply_sla.warn_before: 4m is not shorter than the first threshold 3m (line 3)`,
 	}},
 	{"bad_range.bad.yml", []string{
-		`service_hours[0].end: "25:00" is not a time of day between 00:00 and 24:00`,
+		`service_hours[0].end: "25:00" is not a time of day between 00:00 and 24:00 (line 2)`,
 	}},
 	{"lateness.bad.yml", []string{
-		`clock.allowed_lateness: 500ms is too short, the least is 1s`,
+		`clock.allowed_lateness: 500ms is too short, the least is 1s (line 2)`,
 	}},
 	{"overlapping_ranges.bad.yml", []string{
-		`service_hours: ranges 08:00-13:30 and 13:00-23:00 overlap`,
+		`service_hours: ranges 08:00-13:30 and 13:00-23:00 overlap (line 1)`,
 	}},
 	{"start_at_2400.bad.yml", []string{
-		`service_hours[0].start: "24:00": 24:00 is only valid as an end`,
+		`service_hours[0].start: "24:00": 24:00 is only valid as an end (line 2)`,
 	}},
 	{"bad_start_offset.bad.yml", []string{
-		`kafka.start_offset: "newest" is not one of earliest, latest`,
+		`kafka.start_offset: "newest" is not one of earliest, latest (line 2)`,
 	}},
 	{"bad_language.bad.yml", []string{
-		`alerts.language: "fr" is not one of zh, en`,
+		`alerts.language: "fr" is not one of zh, en (line 2)`,
 	}},
 	{"bad_platform.bad.yml", []string{
-		`platform: "amazon" is not one of pdd, taobao, tmall, jd, douyin, other`,
+		`platform: "amazon" is not one of pdd, taobao, tmall, jd, douyin, other (line 1)`,
 	}},
 	{"bad_shop_override.bad.yml", []string{
 		`shops.s3.colour: unknown key (line 13)`,
-		`shops.s1.platform: "jingdong" is not one of pdd, taobao, tmall, jd, douyin, other`,
-		`shops.s1.timezone: unknown time zone "Mars/Base"`,
-		`shops.s1.service_hours[0]: end 08:00 is not after start 09:00`,
-		`shops.s1.reply_sla.outside_hours: "later" is not one of ignore, start_at_open`,
+		`shops.s1.platform: "jingdong" is not one of pdd, taobao, tmall, jd, douyin, other (line 3)`,
+		`shops.s1.timezone: unknown time zone "Mars/Base" (line 4)`,
+		`shops.s1.service_hours[0]: end 08:00 is not after start 09:00 (line 5)`,
+		`shops.s1.reply_sla.outside_hours: "later" is not one of ignore, start_at_open (line 8)`,
 		// The shop's 30s threshold no longer fits the inherited warn_before.
-		`shops.s1.reply_sla.warn_before: 1m is not shorter than the first threshold 30s`,
-		`shops.s2.service_exceptions[0].date: "tomorrow" is not a date YYYY-MM-DD`,
-		`shops.s2.reply_sla.warn_before: 5m is not shorter than the first threshold 3m`,
+		`shops.s1.reply_sla.warn_before: 1m is not shorter than the first threshold 30s (line 6)`,
+		`shops.s2.service_exceptions[0].date: "tomorrow" is not a date YYYY-MM-DD (line 10)`,
+		`shops.s2.reply_sla.warn_before: 5m is not shorter than the first threshold 3m (line 11)`,
 	}},
 	{"several.bad.yml", []string{
 		// Key and value-shape errors come first, then the rest of the file.
-		`reply_sla.thresholds[1]: "5x" is not a duration`,
+		`reply_sla.thresholds[1]: "5x" is not a duration (line 8)`,
 		`log.colour: unknown key (line 12)`,
-		`kafka.brokers: at least one broker is required`,
-		`kafka.batch_size: 0 is not between 1 and 10000`,
-		`redis.addrs: at least one address is required in sentinel mode`,
-		`redis.master_name: is required in sentinel mode`,
-		`log.level: "verbose" is not one of debug, info, warn, error`,
-		`timezone: unknown time zone "Mars/Base"`,
-		`reply_sla.warn_before: 4m is not shorter than the first threshold 3m`,
+		`kafka.brokers: at least one broker is required (line 2)`,
+		`kafka.batch_size: 0 is not between 1 and 10000 (line 3)`,
+		`redis.addrs: at least one address is required in sentinel mode (line 4)`,
+		`redis.master_name: is required in sentinel mode (line 4)`,
+		`log.level: "verbose" is not one of debug, info, warn, error (line 11)`,
+		`timezone: unknown time zone "Mars/Base" (line 6)`,
+		`reply_sla.warn_before: 4m is not shorter than the first threshold 3m (line 9)`,
 	}},
 	{"syntax.bad.yml", []string{
 		`yaml: line 1: did not find expected ',' or ']'`,
@@ -138,63 +143,75 @@ var badCases = []struct {
 		`timezone: set twice (lines 1 and 4)`,
 	}},
 	{"bad_numbers.bad.yml", []string{
-		`kafka.batch_size: "lots" is not a whole number`,
-		`kafka.batch_wait: "20" is not a duration (give a unit: 20s, 20m)`,
-		`metrics.per_agent: "maybe" is not true or false`,
-		`metrics.max_agents: must not be negative`,
+		`kafka.batch_size: "lots" is not a whole number (line 2)`,
+		`kafka.batch_wait: "20" is not a duration (give a unit: 20s, 20m) (line 3)`,
+		`metrics.per_agent: "maybe" is not true or false (line 5)`,
+		`metrics.max_agents: must not be negative (line 6)`,
 	}},
 	{"redis_modes.bad.yml", []string{
 		// The password is masked even in errors.
-		`redis.url: "http://admin:xxxxx@redis:6379" is not a redis://, rediss:// or unix:// URL`,
-		`redis.master_name: is required in sentinel mode`,
-		`redis.addrs[0]: "sentinel-1" is not host:port`,
-		`redis.prefix: "rw{x}" must be non-empty, without braces or spaces`,
-		`redis.state_ttl: 1h is too short: a wait open for a day must outlive it, the least is 25h`,
+		`redis.url: "http://admin:xxxxx@redis:6379" is not a redis://, rediss:// or unix:// URL (line 2)`,
+		`redis.master_name: is required in sentinel mode (line 1)`,
+		`redis.addrs[0]: "sentinel-1" is not host:port (line 4)`,
+		`redis.prefix: "rw{x}" must be non-empty, without braces or spaces (line 5)`,
+		`redis.state_ttl: 1h is too short: a wait open for a day must outlive it, the least is 25h (line 6)`,
 	}},
 	{"bad_exceptions.bad.yml", []string{
-		`service_exceptions[0].date: "2026-13-01" is not a date YYYY-MM-DD`,
-		`service_exceptions[2].date: 2026-10-01 is already listed at service_exceptions[1]`,
-		`service_exceptions[3].hours: ranges 10:00-16:00 and 15:00-18:00 overlap`,
+		`service_exceptions[0].date: "2026-13-01" is not a date YYYY-MM-DD (line 2)`,
+		`service_exceptions[2].date: 2026-10-01 is already listed at service_exceptions[1] (line 4)`,
+		`service_exceptions[3].hours: ranges 10:00-16:00 and 15:00-18:00 overlap (line 5)`,
 	}},
 	{"empty_lists.bad.yml", []string{
-		`service_hours: at least one range is required (close single days with service_exceptions)`,
-		`reply_sla.thresholds: at least one threshold is required`,
-		`shops.s1.service_hours: at least one range is required (close single days with service_exceptions)`,
+		`service_hours: at least one range is required (close single days with service_exceptions) (line 1)`,
+		`reply_sla.thresholds: at least one threshold is required (line 3)`,
+		`shops.s1.service_hours: at least one range is required (close single days with service_exceptions) (line 5)`,
 	}},
 	{"topics.bad.yml", []string{
-		`kafka.topics.orders: "cs.chat" is already the chat topic`,
-		`kafka.topics.presence: "cs presence" is not a Kafka topic name (letters, digits, '.', '_', '-')`,
-		`kafka.topics.alerts: "cs.chat.DLT" ends in .DLT, which is reserved for dead letters`,
+		`kafka.topics.orders: "cs.chat" is already the chat topic (line 2)`,
+		`kafka.topics.presence: "cs presence" is not a Kafka topic name (letters, digits, '.', '_', '-') (line 2)`,
+		`kafka.topics.alerts: "cs.chat.DLT" ends in .DLT, which is reserved for dead letters (line 2)`,
 	}},
 	{"timings.bad.yml", []string{
-		`kafka.session_timeout: 100ms is too short, the least is 1s`,
-		`clock.grace: must not be negative`,
-		`clock.tick: 0s is too short, the least is 1ms`,
-		`clock.allowed_lateness: 25h is too long, the most is 24h: a conversation keeps its events that long`,
-		`clock.max_event_age: 2h is too short, the least is 24h`,
-		`metrics.reporter_lease: 10s must be longer than report_interval 10s`,
+		`kafka.session_timeout: 100ms is too short, the least is 1s (line 2)`,
+		`clock.grace: must not be negative (line 4)`,
+		`clock.tick: 0s is too short, the least is 1ms (line 5)`,
+		`clock.allowed_lateness: 25h is too long, the most is 24h: a conversation keeps its events that long (line 6)`,
+		`clock.max_event_age: 2h is too short, the least is 24h (line 7)`,
+		`metrics.reporter_lease: 10s must be longer than report_interval 10s (line 10)`,
+	}},
+	{"overnight.bad.yml", []string{
+		`service_hours[0]: end 08:00 is not after start 23:00; a window past midnight is two ranges: {start: "23:00", end: "24:00"}, {start: "00:00", end: "08:00"} (line 2)`,
+		`shops.night-shop.service_hours[0]: end 02:00 is not after start 18:30; a window past midnight is two ranges: {start: "18:30", end: "24:00"}, {start: "00:00", end: "02:00"} (line 5)`,
+	}},
+	{"near_miss.bad.yml", []string{
+		// A near miss names the key meant; a shop id may hold dots.
+		`kafka.topic: unknown key, did you mean topics? (line 3)`,
+		`reply_sla.warn_befor: unknown key, did you mean warn_before? (line 6)`,
+		`shops.jd.store-1.platfrom: unknown key, did you mean platform? (line 9)`,
+		`shops.jd.store-1.reply_sla.warn_before: "90" is not a duration (give a unit: 90s, 90m) (line 10)`,
+		`metric: unknown key, did you mean metrics? (line 12)`,
 	}},
 	{"notify.bad.yml", []string{
-		`notify.group_id: "rw" is already kafka.group_id; the notifier needs a group of its own`,
-		`notify.max_age: 0s is too short, the least is 1s`,
-		`notify.receivers[0].dingtalk: secret or secret_file is required`,
-		`notify.receivers[1].name: "ding" is already the name of notify.receivers[0]`,
-		`notify.receivers[1].wecom.url: "ftp://x" is not an http:// or https:// URL`,
-		`notify.receivers[1].wecom: set key or key_file, not both`,
-		`notify.receivers[1].wecom.format: "html" is not one of markdown, text`,
-		`notify.receivers[2].name: "bad name" is not a receiver name (letters, digits, '.', '_', '-')`,
-		`notify.receivers[2].webhook.url: is required`,
-		`notify.receivers[3]: needs exactly one of wecom, dingtalk, feishu, webhook, alertmanager, log (has 2)`,
-		`notify.receivers[4].feishu.limits[0].messages: 0 is not at least 1`,
-		`notify.route.receiver: "nowhere" is not the name of a receiver`,
-		`notify.route.match.colour: is not a field alerts are routed by (kind, severity, status, shop_id, platform, agent_id, buyer_id, threshold, audience)`,
-		`notify.route.match.kind: lists no values`,
-		`notify.route.mention: "everyone" is not one of auto, agent, supervisor, both, none`,
-		`notify.route.group_by[0]: "shop" is not one of kind, severity, status, shop_id, platform, agent_id, buyer_id, threshold, audience`,
-		`notify.route.routes[0].group_interval: 0s is too short, the least is 1ms`,
-		`agents.a1.supervisor: "lead" is not in agents`,
-		`agents.a1.mobile: "call me" is not a mobile number (digits, optionally with a leading +)`,
-		`agents.a2.name: is required`,
+		`notify.group_id: "rw" is already kafka.group_id; the notifier needs a group of its own (line 4)`,
+		`notify.max_age: 0s is too short, the least is 1s (line 5)`,
+		`notify.receivers[0].dingtalk: secret or secret_file is required (line 7)`,
+		`notify.receivers[1].name: "ding" is already the name of notify.receivers[0] (line 8)`,
+		`notify.receivers[1].wecom.url: "ftp://x" is not an http:// or https:// URL (line 8)`,
+		`notify.receivers[1].wecom: set key or key_file, not both (line 8)`,
+		`notify.receivers[1].wecom.format: "html" is not one of markdown, text (line 8)`,
+		`notify.receivers[2].name: "bad name" is not a receiver name (letters, digits, '.', '_', '-') (line 9)`,
+		`notify.receivers[2].webhook.url: is required (line 9)`,
+		`notify.receivers[3]: needs exactly one of wecom, dingtalk, feishu, webhook, alertmanager, log (has 2) (line 10)`,
+		`notify.receivers[4].feishu.limits[0].messages: 0 is not at least 1 (line 11)`,
+		`notify.route.receiver: "nowhere" is not the name of a receiver (line 13)`,
+		`notify.route.match.colour: is not a field alerts are routed by (kind, severity, status, shop_id, platform, agent_id, buyer_id, threshold, audience) (line 14)`,
+		`notify.route.match.kind: lists no values (line 14)`,
+		`notify.route.mention: "everyone" is not one of auto, agent, supervisor, both, none (line 15)`,
+		`notify.route.group_by[0]: "shop" is not one of kind, severity, status, shop_id, platform, agent_id, buyer_id, threshold, audience (line 16)`,
+		`notify.route.routes[0].group_interval: 0s is too short, the least is 1ms (line 18)`,
+		`agents.a1.supervisor: "lead" is not in agents (line 20)`,
+		`agents.a1.mobile: "call me" is not a mobile number (digits, optionally with a leading +) (line 20)`,
+		`agents.a2.name: is required (line 21)`,
 	}},
 	{"two_documents.bad.yml", []string{
 		`line 2: a config file holds one YAML document, found another`,
@@ -283,8 +300,9 @@ var fullConfig = &Config{
 		MaxEventAge: 72 * time.Hour},
 	Alerts:  Alerts{Language: "en", Lease: time.Minute},
 	Metrics: Metrics{PerAgent: true, MaxAgents: 50, ReportInterval: 10 * time.Second, ReporterLease: 30 * time.Second},
-	Seats:   Seats{AwayAfter: 15 * time.Minute, IdleAfter: 2 * time.Minute},
-	Text:    Text{Lexicons: []string{"testdata/lexicons/shop.yml"}, Allow: []string{"微信公众号"}, PerfunctoryAlertAfter: 3},
+	Seats: Seats{AwayAfter: 15 * time.Minute, IdleAfter: 2 * time.Minute, UncoveredAfter: 90 * time.Second,
+		UncoveredAfterInferred: 4 * time.Minute, InferredOfflineAfter: 20 * time.Minute},
+	Text: Text{Lexicons: []string{"testdata/lexicons/shop.yml"}, Allow: []string{"微信公众号"}, PerfunctoryAlertAfter: 3},
 
 	EffectiveReply: EffectiveReply{Within: 30 * time.Minute, AlertBelow: 0.7},
 	Orders: Orders{ShipWithin: 72 * time.Hour, PDDFlash: true, WarnBefore: 6 * time.Hour, RespondWarnBefore: 3 * time.Hour,
@@ -343,6 +361,8 @@ var fullConfig = &Config{
 				OutsideHours: OutsideIgnore,
 				Target:       ptr(0.97),
 			},
+			Seats: ShopSeats{IdleAfter: ptr(time.Minute), AwayAfter: ptr(5 * time.Minute), UncoveredAfter: ptr(30 * time.Second),
+				UncoveredAfterInferred: ptr(3 * time.Minute), InferredOfflineAfter: ptr(15 * time.Minute)},
 			Text:           ShopText{Lexicons: []string{"testdata/lexicons/shop.yml"}, Allow: []string{"加微信群"}, PerfunctoryAlertAfter: ptr(1)},
 			EffectiveReply: ShopEffectiveReply{Within: ptr(45 * time.Minute), AlertBelow: ptr(0.5)},
 			Orders: ShopOrders{ShipWithin: ptr(36 * time.Hour), PDDFlash: ptr(false), WarnBefore: ptr(2 * time.Hour),
@@ -538,11 +558,12 @@ func TestLoadAppliesEnvAfterFile(t *testing.T) {
 		t.Errorf("http addr %q, want the file's (the variable is empty)", got.HTTP.Addr)
 	}
 
-	// The environment is validated like the file.
+	// The environment is validated like the file, and its errors name the
+	// variable rather than the file's line.
 	t.Setenv(EnvHTTPAddr, "nonsense")
 	_, err = Load("testdata/full.good.yml")
 	var verr *ValidationError
-	if !errors.As(err, &verr) || !slices.Equal(verr.Errors, []string{`http.addr: "nonsense" is not host:port or :port`}) {
+	if !errors.As(err, &verr) || !slices.Equal(verr.Errors, []string{`http.addr: "nonsense" is not host:port or :port (from REPLYWATCH_HTTP_ADDR)`}) {
 		t.Errorf("Load with a bad REPLYWATCH_HTTP_ADDR: %v", err)
 	}
 }
@@ -913,6 +934,25 @@ func TestLocationOfInvalidZone(t *testing.T) {
 	}
 	if got := cfg.Location("other"); got.String() != "Asia/Shanghai" {
 		t.Errorf("Location of a shop without override = %s, want Asia/Shanghai", got)
+	}
+}
+
+// TestSeatRulesPerShop: a shop's seats keys replace the inherited ones one
+// by one; other shops keep the defaults.
+func TestSeatRulesPerShop(t *testing.T) {
+	cfg, err := Parse(readTestdata(t, "shops.good.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := cfg.Rules()
+	def := detectors.SeatRules{IdleAfter: 3 * time.Minute, AwayAfter: 10 * time.Minute, UncoveredAfter: time.Minute,
+		UncoveredAfterInferred: 5 * time.Minute, InferredOfflineAfter: 30 * time.Minute}
+	night := def
+	night.IdleAfter, night.UncoveredAfter = 5*time.Minute, 2*time.Minute
+	for shop, want := range map[string]detectors.SeatRules{"night": night, "tb": def, "nobody": def} {
+		if got := rules(shop).Seats; got != want {
+			t.Errorf("%s: seats %+v, want %+v", shop, got, want)
+		}
 	}
 }
 

@@ -156,6 +156,10 @@ func checkShape(n *yaml.Node, t reflect.Type, path string, p *problems) {
 		checkMapping(n, path, p, func(key *yaml.Node, val *yaml.Node) {
 			f, ok := fieldByName(t, key.Value)
 			if !ok {
+				if near := nearestKey(t, key.Value); near != "" {
+					p.add(join(path, key.Value), "unknown key, did you mean %s? (line %d)", near, key.Line)
+					return
+				}
 				p.add(join(path, key.Value), "unknown key (line %d)", key.Line)
 				return
 			}

@@ -198,8 +198,7 @@ func (c *Config) validateRuntime(p *problems) {
 		p.add("metrics.max_agents", "must be at least 1 when per_agent is on")
 	}
 	atLeast(p, "metrics.report_interval", c.Metrics.ReportInterval, 100*time.Millisecond)
-	atLeast(p, "seats.away_after", c.Seats.AwayAfter, time.Second)
-	atLeast(p, "seats.idle_after", c.Seats.IdleAfter, time.Second)
+	checkSeats(p, "seats", c.Seats, seatKeys{true, true, true, true, true})
 	if c.Metrics.ReporterLease <= c.Metrics.ReportInterval {
 		p.add("metrics.reporter_lease", "%s must be longer than report_interval %s", fmtDur(c.Metrics.ReporterLease), fmtDur(c.Metrics.ReportInterval))
 	}
@@ -243,7 +242,55 @@ func (c *Config) topRules(p *problems) *detectors.Rules {
 		p.add("service_hours", "%v", err)
 		return nil
 	}
-	return rulesOf(c.Platform, sched, sla)
+	r := rulesOf(c.Platform, sched, sla)
+	r.Seats = seatRules(c.Seats)
+	return r
+}
+
+// seatKeys says which seats keys to check: a shop checks only those it sets.
+type seatKeys struct{ idle, away, uncovered, inferred, offline bool }
+
+func checkSeats(p *problems, prefix string, s Seats, k seatKeys) bool {
+	n := len(*p)
+	check := func(on bool, key string, d time.Duration) {
+		if on {
+			atLeast(p, prefix+"."+key, d, time.Second)
+		}
+	}
+	check(k.idle, "idle_after", s.IdleAfter)
+	check(k.away, "away_after", s.AwayAfter)
+	check(k.uncovered, "uncovered_after", s.UncoveredAfter)
+	check(k.inferred, "uncovered_after_inferred", s.UncoveredAfterInferred)
+	check(k.offline, "inferred_offline_after", s.InferredOfflineAfter)
+	// An inferred seat must stay working long enough to be found idle.
+	if (k.idle || k.offline) && s.IdleAfter >= time.Second && s.InferredOfflineAfter >= time.Second &&
+		s.InferredOfflineAfter <= s.IdleAfter {
+		p.add(prefix+".inferred_offline_after", "%s is not longer than idle_after %s",
+			fmtDur(s.InferredOfflineAfter), fmtDur(s.IdleAfter))
+	}
+	return len(*p) == n
+}
+
+// mergeSeats applies a shop's seats keys over the inherited ones.
+func mergeSeats(s Seats, o ShopSeats) (Seats, seatKeys) {
+	set := func(dst *time.Duration, v *time.Duration) bool {
+		if v != nil {
+			*dst = *v
+		}
+		return v != nil
+	}
+	var k seatKeys
+	k.idle = set(&s.IdleAfter, o.IdleAfter)
+	k.away = set(&s.AwayAfter, o.AwayAfter)
+	k.uncovered = set(&s.UncoveredAfter, o.UncoveredAfter)
+	k.inferred = set(&s.UncoveredAfterInferred, o.UncoveredAfterInferred)
+	k.offline = set(&s.InferredOfflineAfter, o.InferredOfflineAfter)
+	return s, k
+}
+
+func seatRules(s Seats) detectors.SeatRules {
+	return detectors.SeatRules{IdleAfter: s.IdleAfter, AwayAfter: s.AwayAfter, UncoveredAfter: s.UncoveredAfter,
+		UncoveredAfterInferred: s.UncoveredAfterInferred, InferredOfflineAfter: s.InferredOfflineAfter}
 }
 
 func (c *Config) shopRules(p *problems, id string, o ShopOverride, top *detectors.Rules) *detectors.Rules {
@@ -310,7 +357,10 @@ func (c *Config) shopRules(p *problems, id string, o ShopOverride, top *detector
 		target:     o.ReplySLA.Target != nil,
 	})
 
-	if !ok || loc == nil || ranges == nil || !excOK || !ownOK || !slaOK || top == nil {
+	seats, keys := mergeSeats(c.Seats, o.Seats)
+	seatsOK := checkSeats(p, prefix+".seats", seats, keys)
+
+	if !ok || loc == nil || ranges == nil || !excOK || !ownOK || !slaOK || !seatsOK || top == nil {
 		return nil
 	}
 	sched, err := hours.New(loc, ranges, exc)
@@ -318,7 +368,9 @@ func (c *Config) shopRules(p *problems, id string, o ShopOverride, top *detector
 		p.add(prefix+".service_hours", "%v", err)
 		return nil
 	}
-	return rulesOf(platform, sched, mergedSLA)
+	r := rulesOf(platform, sched, mergedSLA)
+	r.Seats = seatRules(seats)
+	return r
 }
 
 func rulesOf(platform string, sched *hours.Schedule, sla ReplySLA) *detectors.Rules {
@@ -398,6 +450,8 @@ func parseRanges(p *problems, path string, trs []TimeRange, required bool) []hou
 				at, msg = at+".start", rest
 			} else if rest, found := strings.CutPrefix(msg, "end: "); found {
 				at, msg = at+".end", rest
+			} else if overnight(tr) {
+				msg += fmt.Sprintf(`; a window past midnight is two ranges: {start: "%s", end: "24:00"}, {start: "00:00", end: "%s"}`, tr.Start, tr.End)
 			}
 			p.add(at, "%s", msg)
 			continue
@@ -413,6 +467,13 @@ func parseRanges(p *problems, path string, trs []TimeRange, required bool) []hou
 		return nil
 	}
 	return out
+}
+
+// overnight reports whether a range that ends before it starts reads as a
+// night shift (from the afternoon or evening into the morning) rather than
+// a slip of the keyboard.
+func overnight(tr TimeRange) bool {
+	return tr.Start >= "12:00" && tr.End <= "12:00" && tr.End != "00:00"
 }
 
 // parseExceptions parses dated exceptions; ok is false when any is bad.

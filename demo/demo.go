@@ -138,11 +138,18 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// On servers it does not own, the demo works under names of its own
+	// (topics, group, keys), never a real deployment's, and removes them
+	// when it stops.
+	runID := ""
 	if len(o.Brokers) > 0 || o.RedisURL != "" {
-		// Stay clear of a production replywatch on the same servers.
-		cfg.Kafka.GroupID = "replywatch-demo"
-		cfg.Notify.GroupID = "replywatch-demo-notify"
-		cfg.Redis.Prefix = "rwdemo"
+		runID = newRunID()
+		cfg.Kafka.GroupID = runID
+		cfg.Notify.GroupID = runID + "-notify"
+		cfg.Redis.Prefix = runID
+	}
+	if len(o.Brokers) > 0 {
+		cfg.Kafka.Topics = runTopics(runID)
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("configuring the demo: %w", err)
@@ -157,6 +164,25 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 		return err
 	}
 
+	rd := &Redis{URL: o.RedisURL, Desc: "external Redis"}
+	if o.RedisURL == "" {
+		if rd, err = StartRedis(dir, o.EmbeddedRedis); err != nil {
+			return err
+		}
+		defer rd.Close()
+	} else {
+		// Runs last, once the processor has stopped writing.
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			n, err := removeKeys(cctx, o.RedisURL, cfg.Redis.Prefix)
+			if err != nil {
+				fmt.Fprintf(stdout, "could not remove the demo's Redis keys %s:*: %v\n", cfg.Redis.Prefix, err)
+				return
+			}
+			fmt.Fprintf(stdout, "removed the demo's %d Redis keys %s:*\n", n, cfg.Redis.Prefix)
+		}()
+	}
 	brokers, kafkaDesc := o.Brokers, "external Kafka"
 	if len(brokers) == 0 {
 		b, err := StartBroker(o.KafkaPort, DefaultTopics)
@@ -165,13 +191,20 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 		}
 		defer b.Close()
 		brokers, kafkaDesc = []string{b.Addr}, "embedded broker (kfake, in this process)"
-	}
-	rd := &Redis{URL: o.RedisURL, Desc: "external Redis"}
-	if o.RedisURL == "" {
-		if rd, err = StartRedis(dir, o.EmbeddedRedis); err != nil {
+	} else {
+		if err := createTopics(ctx, brokers, cfg.Kafka.Topics); err != nil {
 			return err
 		}
-		defer rd.Close()
+		// Runs once the processor has left its group.
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			if err := removeKafka(cctx, brokers, cfg.Kafka.Topics, cfg.Kafka.GroupID, cfg.Notify.GroupID); err != nil {
+				fmt.Fprintf(stdout, "could not remove everything the demo created in Kafka: %v\n", err)
+				return
+			}
+			fmt.Fprintf(stdout, "removed the demo's topics %s.* and consumer groups %s, %s\n", runID, cfg.Kafka.GroupID, cfg.Notify.GroupID)
+		}()
 	}
 	ln, moved, err := listen(o.Listen)
 	if err != nil {
@@ -181,13 +214,20 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	cfg.Redis.URL = rd.URL
 	cfg.HTTP.Addr = ln.Addr().String()
 
-	v := &view{out: stdout, terminal: o.Terminal, size: o.Size, loc: zone.Loc, zone: zone.Name, started: started}
+	v := &view{out: stdout, terminal: o.Terminal, size: o.Size, loc: zone.Loc, zone: zone.Label, started: started,
+		alertsTopic: cfg.Kafka.Topics.Alerts}
+	if zone.Shifted {
+		v.zoneNote = zone.Note
+	}
 	for _, t := range cfg.ReplySLA.Thresholds {
 		v.thresholds = append(v.thresholds, alerting.FormatThreshold(t))
 	}
 	metricsURL := "http://" + ln.Addr().String() + "/metrics"
 	pages.base = "http://" + ln.Addr().String()
 	v.footer = fmt.Sprintf("kafka %s   redis %s   metrics %s   wall %s", strings.Join(brokers, ","), config.MaskURL(rd.URL), metricsURL, pages.wall())
+	if runID != "" {
+		v.footer += fmt.Sprintf("   (own topics, group and keys %s*, deleted on exit)", runID)
+	}
 
 	a, err := app.New(cfg, app.Options{Log: logger(v, o), Listener: ln, OnAlert: v.alert, NotifyOut: notifyLines{v}})
 	if err != nil {
@@ -303,8 +343,8 @@ func (v *view) summary(now time.Time) {
 	if v.snap != nil {
 		events, alerts = v.snap.Events, v.snap.Alerts
 	}
-	fmt.Fprintf(v.out, "stopped after %s: %s events processed, %s alerts written to cs.alerts (%s as they happened, %s from the day's history)\n",
-		now.Sub(v.started).Truncate(time.Second), count(events), count(alerts), count(float64(v.live)), count(float64(v.past)))
+	fmt.Fprintf(v.out, "stopped after %s: %s events processed, %s alerts written to %s (%s as they happened, %s from the day's history)\n",
+		now.Sub(v.started).Truncate(time.Second), count(events), count(alerts), v.alertsTopic, count(float64(v.live)), count(float64(v.past)))
 	for _, l := range v.table() {
 		fmt.Fprintln(v.out, "  "+l)
 	}
@@ -379,16 +419,21 @@ type introData struct {
 func intro(w io.Writer, d introData) {
 	b := d.brokers[0]
 	t := d.cfg.Kafka.Topics
-	fmt.Fprintf(w, "replywatch demo: Kafka, Redis, the processor and a simulator of %d shops, on this machine\n\n", len(d.shops))
+	fmt.Fprintf(w, "replywatch demo: Kafka, Redis, the processor and a simulator of %s, on this machine\n\n", plural(len(d.shops), "shop"))
 	fmt.Fprintf(w, "  kafka    %s at %s\n", d.kafka, strings.Join(d.brokers, ","))
-	if !d.external {
-		fmt.Fprintf(w, "           topics %s, %s, %s (%d partitions each), %s, and their .DLT dead-letter topics\n",
-			t.Chat, t.Orders, t.Presence, inputPartitions, t.Alerts)
+	fmt.Fprintf(w, "           topics %s, %s, %s (%d partitions each), %s, and their .DLT dead-letter topics\n",
+		t.Chat, t.Orders, t.Presence, inputPartitions, t.Alerts)
+	if d.external {
+		fmt.Fprintf(w, "           the demo's own topics and consumer group %s, not a deployment's: it deletes them when it stops\n",
+			d.cfg.Kafka.GroupID)
 	}
 	fmt.Fprintf(w, "           kcat -b %s -L\n", b)
 	fmt.Fprintf(w, "           kcat -b %s -C -t %s -o beginning\n", b, t.Alerts)
 	fmt.Fprintf(w, "  redis    %s: %s\n", config.MaskURL(d.redis.URL), d.redis.Desc)
 	fmt.Fprintf(w, "           redis-cli -u %s --scan --pattern '%s:*' | head\n", config.MaskURL(d.redis.URL), d.cfg.Redis.Prefix)
+	if d.redis.PID == 0 && d.redis.close == nil {
+		fmt.Fprintf(w, "           the demo's own keys %s:*, not a deployment's: it deletes them when it stops\n", d.cfg.Redis.Prefix)
+	}
 	fmt.Fprintf(w, "  metrics  http://%s/metrics   (also /healthz, /readyz)\n", d.addr)
 	if d.moved {
 		fmt.Fprintf(w, "           %s was taken, so HTTP is on the next free port\n", d.listen)
@@ -401,7 +446,7 @@ func intro(w io.Writer, d introData) {
 	fmt.Fprintf(w, "  time     %s\n", d.zone.Note)
 	var shops []string
 	for _, s := range d.shops {
-		shops = append(shops, fmt.Sprintf("%s (%s, %d agents)", s.ID, s.Platform, len(s.Agents)))
+		shops = append(shops, fmt.Sprintf("%s (%s, %s)", s.ID, s.Platform, plural(len(s.Agents), "agent")))
 	}
 	fmt.Fprintf(w, "  shops    %s\n", strings.Join(shops, ", "))
 	fmt.Fprintf(w, "           simulated at %g× a normal day's traffic, seed %d; alert summaries in %s\n",
@@ -417,4 +462,12 @@ func intro(w io.Writer, d introData) {
 	} else {
 		fmt.Fprintf(w, "Ctrl-C stops everything.\n\n")
 	}
+}
+
+// plural writes a count with its noun: "1 shop", "3 shops".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

@@ -17,12 +17,16 @@ type ShopFigures struct {
 	// Oldest is the longest current wait, in seconds.
 	Oldest     float64
 	Consulting float64
-	// Rate and Breached are keyed by threshold ("3m").
+	// Rate and Breached are keyed by threshold ("3m"); a rate is missing
+	// while no one consulted.
 	Rate     map[string]float64
 	Breached map[string]float64
-	Rate30   float64
-	// AvgResp is the mean response time, in seconds.
-	AvgResp float64
+	// Rate30 and AvgResp (the mean response time, in seconds) are nil while
+	// their series is absent: no data is not a perfect score.
+	Rate30  *float64
+	AvgResp *float64
+	// Target is the shop's target reply rate (0: none exported).
+	Target float64
 	// Seats counts agents per seat state; nil without presence figures.
 	Seats map[string]float64
 }
@@ -80,7 +84,7 @@ func ReadFigures(g prometheus.Gatherer) (*Snapshot, error) {
 				snap.LagKnown = true
 			case "replywatch_shop_info":
 				shop(m).Platform = label(m, "platform")
-			case "replywatch_in_service_hours":
+			case "replywatch_service_window_open":
 				shop(m).InHours = v == 1
 			case "replywatch_waiting_buyers":
 				shop(m).Waiting = v
@@ -90,12 +94,14 @@ func ReadFigures(g prometheus.Gatherer) (*Snapshot, error) {
 				shop(m).Consulting = v
 			case "replywatch_reply_rate":
 				shop(m).Rate[label(m, "threshold")] = v
+			case "replywatch_reply_rate_target":
+				shop(m).Target = v
 			case "replywatch_reply_breached_buyers":
 				shop(m).Breached[label(m, "threshold")] = v
 			case "replywatch_response_30s_rate":
-				shop(m).Rate30 = v
+				shop(m).Rate30 = &v
 			case "replywatch_avg_response_seconds":
-				shop(m).AvgResp = v
+				shop(m).AvgResp = &v
 			case "replywatch_seats":
 				f := shop(m)
 				if f.Seats == nil {

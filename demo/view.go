@@ -45,6 +45,10 @@ type view struct {
 	thresholds []string
 	started    time.Time
 	footer     string
+	// alertsTopic is where the processor writes alerts.
+	alertsTopic string
+	// zoneNote explains a shifted zone on the screen ("" when not shifted).
+	zoneNote string
 
 	mu       sync.Mutex
 	recent   []shownAlert
@@ -172,13 +176,16 @@ func (v *view) frame(now time.Time, height int) []string {
 	top := []string{
 		fmt.Sprintf("replywatch demo   %s %s   up %s   Ctrl-C stops", now.In(v.loc).Format("15:04:05"), v.zone, up),
 	}
+	if v.zoneNote != "" {
+		top = append(top, "time: "+v.zoneNote)
+	}
 	if s := v.snap; s != nil {
 		lag := "catching up"
 		if s.LagKnown {
 			lag = "lag " + count(s.Lag)
 		}
-		top = append(top, fmt.Sprintf("processor: %s events read (%s), %s alerts written to cs.alerts",
-			count(s.Events), lag, count(s.Alerts)))
+		top = append(top, fmt.Sprintf("processor: %s events read (%s), %s alerts written to %s",
+			count(s.Events), lag, count(s.Alerts), v.alertsTopic))
 	}
 	top = append(top, v.status...)
 	top = append(top, "")
@@ -220,24 +227,50 @@ func (v *view) table() []string {
 	for _, t := range v.thresholds {
 		head = append(head, "REPLY "+t)
 	}
-	head = append(head, "BREACHED "+strings.Join(v.thresholds, "/"), "30s RATE", "AVG RESP", "SEATS on/busy/away/off")
+	head = append(head, "TARGET", "BREACHED "+strings.Join(v.thresholds, "/"), "30s RATE", "AVG RESP", "SEATS on/busy/away/off")
 	rows := [][]string{head}
 	for _, f := range v.snap.Shops {
 		r := []string{f.Shop, f.Platform, count(f.Waiting), seconds(f.Oldest), count(f.Consulting)}
 		var br []string
 		for _, t := range v.thresholds {
-			r = append(r, percent(f.Rate[t]))
+			r = append(r, v.against(rate(f.Rate, t), f.Rate, t, f.Target))
 			br = append(br, count(f.Breached[t]))
 		}
+		target := noData
+		if f.Target > 0 {
+			target = percent(f.Target)
+		}
+		r = append(r, target)
 		seats := "-"
 		if f.Seats != nil {
 			seats = fmt.Sprintf("%s/%s/%s/%s", count(f.Seats["online"]), count(f.Seats["busy"]),
 				count(f.Seats["away"]), count(f.Seats["offline"]))
 		}
-		r = append(r, strings.Join(br, " / "), percent(f.Rate30), seconds(f.AvgResp), seats)
+		r = append(r, strings.Join(br, " / "), percentOf(f.Rate30), secondsOf(f.AvgResp), seats)
 		rows = append(rows, r)
 	}
 	return align(rows)
+}
+
+// ANSI colours of the terminal view.
+const (
+	green = "\x1b[32m"
+	red   = "\x1b[31m"
+	reset = "\x1b[0m"
+)
+
+// against colours a reply-rate cell in the terminal: green at or above the
+// shop's target, red below it; plain without a target, a rate or a
+// terminal.
+func (v *view) against(cell string, rates map[string]float64, t string, target float64) string {
+	r, ok := rates[t]
+	if !v.terminal || !ok || target <= 0 {
+		return cell
+	}
+	if r >= target {
+		return green + cell + reset
+	}
+	return red + cell + reset
 }
 
 // align pads columns: text columns (the first two and the last) to the left,
@@ -279,9 +312,9 @@ func (v *view) figureLines(now time.Time) []string {
 		fmt.Fprintf(&b, "%s figures shop=%s platform=%s waiting=%s oldest_wait=%s consulting=%s",
 			v.clock(now), f.Shop, f.Platform, count(f.Waiting), seconds(f.Oldest), count(f.Consulting))
 		for _, t := range v.thresholds {
-			fmt.Fprintf(&b, " reply_rate_%s=%s breached_%s=%s", t, percent(f.Rate[t]), t, count(f.Breached[t]))
+			fmt.Fprintf(&b, " reply_rate_%s=%s breached_%s=%s", t, rate(f.Rate, t), t, count(f.Breached[t]))
 		}
-		fmt.Fprintf(&b, " rate_30s=%s avg_response=%s", percent(f.Rate30), seconds(f.AvgResp))
+		fmt.Fprintf(&b, " rate_30s=%s avg_response=%s", percentOf(f.Rate30), secondsOf(f.AvgResp))
 		if f.Seats != nil {
 			fmt.Fprintf(&b, " seats=online:%s,busy:%s,away:%s,offline:%s", count(f.Seats["online"]),
 				count(f.Seats["busy"]), count(f.Seats["away"]), count(f.Seats["offline"]))
@@ -383,6 +416,31 @@ func count(f float64) string {
 
 func percent(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" }
 
+// noData stands for a ratio or mean whose denominator is 0.
+const noData = "—"
+
+// rate is the reply rate at threshold t, or noData.
+func rate(rates map[string]float64, t string) string {
+	if v, ok := rates[t]; ok {
+		return percent(v)
+	}
+	return noData
+}
+
+func percentOf(f *float64) string {
+	if f == nil {
+		return noData
+	}
+	return percent(*f)
+}
+
+func secondsOf(f *float64) string {
+	if f == nil {
+		return noData
+	}
+	return seconds(*f)
+}
+
 // seconds writes a span as 41s, 2m41s or 1h02m.
 func seconds(f float64) string {
 	d := time.Duration(f * float64(time.Second)).Round(time.Second)
@@ -399,10 +457,30 @@ func seconds(f float64) string {
 // (the Chinese alert summaries) take two.
 func width(s string) int {
 	n := 0
-	for _, r := range s {
+	for i := 0; i < len(s); {
+		if l := escapeLen(s[i:]); l > 0 {
+			i += l
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
 		n += runeWidth(r)
+		i += size
 	}
 	return n
+}
+
+// escapeLen is the length of the ANSI escape sequence ("\x1b[…m") s
+// starts with, 0 if none: it takes no columns.
+func escapeLen(s string) int {
+	if !strings.HasPrefix(s, "\x1b[") {
+		return 0
+	}
+	for i := 2; i < len(s); i++ {
+		if c := s[i]; c >= 0x40 && c <= 0x7e {
+			return i + 1
+		}
+	}
+	return len(s)
 }
 
 func runeWidth(r rune) int {
@@ -424,12 +502,23 @@ func fit(s string, w int) string {
 		return s
 	}
 	n := 0
-	for i, r := range s {
+	coloured := false
+	for i := 0; i < len(s); {
+		if l := escapeLen(s[i:]); l > 0 {
+			coloured = true
+			i += l
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
 		rw := runeWidth(r)
 		if n+rw > w-1 {
+			if coloured {
+				return s[:i] + reset + "…"
+			}
 			return s[:i] + "…"
 		}
 		n += rw
+		i += size
 	}
 	return s
 }

@@ -81,8 +81,8 @@ func TestReadFigures(t *testing.T) {
 		{"rate 5m", s1.Rate["5m"], 0.95},
 		{"breached 3m", s1.Breached["3m"], 4},
 		{"breached 5m", s1.Breached["5m"], 2},
-		{"30s rate", s1.Rate30, 0.75},
-		{"avg response", s1.AvgResp, 30},
+		{"30s rate", deref(s1.Rate30), 0.75},
+		{"avg response", deref(s1.AvgResp), 30},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -92,10 +92,27 @@ func TestReadFigures(t *testing.T) {
 	if s1.Platform != "taobao" || !s1.InHours {
 		t.Errorf("s1 platform %q, in hours %v; want taobao, true", s1.Platform, s1.InHours)
 	}
-	if s2 := snap.Shop("s2"); s2 == nil || s2.Consulting != 0 || s2.Rate["3m"] != 1 {
-		t.Errorf("s2 (configured, no data) = %+v, want zero consulting and rate 1", s2)
+	// No data is not a perfect score: the ratios and means are absent.
+	s2 := snap.Shop("s2")
+	if s2 == nil || s2.Consulting != 0 || len(s2.Rate) != 0 || s2.Rate30 != nil || s2.AvgResp != nil {
+		t.Fatalf("s2 (configured, no data) = %+v, want zero consulting and no rates", s2)
+	}
+	v := &view{loc: shanghai, zone: "UTC+8", thresholds: []string{"3m", "5m"}, snap: snap}
+	row := v.table()[2]
+	if strings.Count(row, noData) != 5 || strings.Contains(row, "100.0%") {
+		t.Errorf("s2's row shows %q; want %s for both reply rates, the target (none configured), the 30 s rate and the mean response", row, noData)
 	}
 }
+
+// deref reads a figure that must be present.
+func deref(f *float64) float64 {
+	if f == nil {
+		return -1
+	}
+	return *f
+}
+
+func ptr(f float64) *float64 { return &f }
 
 var fitCases = []struct {
 	in    string
@@ -153,7 +170,7 @@ func TestFrameFitsTheScreen(t *testing.T) {
 		footer: "kafka 127.0.0.1:9092   redis redis://127.0.0.1:6379/0   metrics http://127.0.0.1:8080/metrics"}
 	v.snap = &Snapshot{Events: 1000, LagKnown: true, Shops: []*ShopFigures{
 		{Shop: "shop-01", Platform: "pdd", Waiting: 3, Oldest: 161, Consulting: 812, Rate: map[string]float64{"3m": 0.962, "5m": 0.981},
-			Breached: map[string]float64{"3m": 31, "5m": 15}, Rate30: 0.784, AvgResp: 41, Seats: map[string]float64{"online": 2, "busy": 1}},
+			Breached: map[string]float64{"3m": 31, "5m": 15}, Rate30: ptr(0.784), AvgResp: ptr(41), Seats: map[string]float64{"online": 2, "busy": 1}},
 	}}
 	for i := 0; i < 12; i++ {
 		v.alert(alerting.Alert{Kind: alerting.KindReplyBreach, Status: alerting.Firing, ShopID: "shop-01",
@@ -213,5 +230,44 @@ func TestDraw(t *testing.T) {
 	}
 	if !strings.Contains(s, "reply_warning  firing") {
 		t.Errorf("the alert is not on the screen: %q", s)
+	}
+}
+
+// TestTableAgainstTarget: the terminal table shows each shop's target and
+// colours its reply rates against it (84% under a 90% target is red, not
+// plain); the colour takes no columns; a shifted zone's explanation is on
+// the screen, under the header.
+func TestTableAgainstTarget(t *testing.T) {
+	v := &view{loc: shanghai, zone: "UTC−7", zoneNote: "it is 01:00 in Asia/Shanghai, outside service hours (08:00–23:00); the demo shops run at UTC−7",
+		thresholds: []string{"3m", "5m"}, terminal: true, started: at("2026-11-24 14:00", shanghai)}
+	v.snap = &Snapshot{Shops: []*ShopFigures{
+		{Shop: "shop-01", Platform: "pdd", Rate: map[string]float64{"3m": 0.84, "5m": 0.95}, Target: 0.9},
+		{Shop: "shop-02", Platform: "pdd", Rate: map[string]float64{}, Target: 0.9},
+	}}
+	rows := v.table()
+	if !strings.Contains(rows[0], "TARGET") || !strings.Contains(rows[1], "90.0%") {
+		t.Fatalf("no target column:\n%s", strings.Join(rows, "\n"))
+	}
+	if !strings.Contains(rows[1], red+"84.0%"+reset) || !strings.Contains(rows[1], green+"95.0%"+reset) {
+		t.Errorf("rates not coloured against the target: %q", rows[1])
+	}
+	if strings.Contains(rows[2], "\x1b[") {
+		t.Errorf("a shop without rates is coloured: %q", rows[2])
+	}
+	// Columns line up: colour codes take no width.
+	if width(rows[1]) != width(rows[2]) {
+		t.Errorf("rows are %d and %d columns wide:\n%s", width(rows[1]), width(rows[2]), strings.Join(rows, "\n"))
+	}
+	if cut := fit(rows[1], 40); width(cut) > 40 || strings.Count(cut, "\x1b[") > 0 && !strings.Contains(cut, reset) {
+		t.Errorf("fit leaves %q (%d columns)", cut, width(cut))
+	}
+	frame := v.frame(at("2026-11-24 14:00", shanghai), 40)
+	if !strings.Contains(frame[0], "UTC−7") || !strings.HasPrefix(frame[1], "time: it is 01:00 in Asia/Shanghai") {
+		t.Errorf("header and zone note:\n%s", strings.Join(frame[:2], "\n"))
+	}
+	// Plain output has no colour.
+	v.terminal = false
+	if strings.Contains(strings.Join(v.table(), ""), "\x1b[") {
+		t.Error("plain mode table is coloured")
 	}
 }

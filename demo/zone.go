@@ -29,8 +29,29 @@ type Zone struct {
 	// Shifted says the requested zone was outside service hours and Name
 	// is a stand-in where they are open.
 	Shifted bool
+	// Label is how the screen names the zone: the IANA name, or "UTC−7"
+	// for a stand-in (Etc/GMT+7 reads as the opposite of what it is).
+	Label string
 	// Note tells the user which zone runs and why.
 	Note string
+}
+
+// offsetLabel writes a zone's offset at t as "UTC+8", "UTC−7", "UTC+5:30"
+// or "UTC", with a true minus sign.
+func offsetLabel(loc *time.Location, t time.Time) string {
+	_, off := t.In(loc).Zone()
+	if off == 0 {
+		return "UTC"
+	}
+	sign := "+"
+	if off < 0 {
+		sign, off = "−", -off
+	}
+	h, m := off/3600, off%3600/60
+	if m != 0 {
+		return fmt.Sprintf("UTC%s%d:%02d", sign, h, m)
+	}
+	return fmt.Sprintf("UTC%s%d", sign, h)
 }
 
 // chooseZone keeps the requested zone when every shop's service window is
@@ -57,7 +78,7 @@ func chooseZone(cfg *config.Config, now time.Time) (Zone, error) {
 	}
 	local := now.In(loc).Format("15:04")
 	if openAll(base, now.Add(-lookBack)) && openAll(base, now) && openAll(base, now.Add(lookAhead)) {
-		return Zone{Name: base, Loc: loc,
+		return Zone{Name: base, Loc: loc, Label: base,
 			Note: fmt.Sprintf("it is %s in %s, inside service hours (%s)", local, base, hrs)}, nil
 	}
 	why := "outside service hours"
@@ -70,9 +91,10 @@ func chooseZone(cfg *config.Config, now time.Time) (Zone, error) {
 	if err != nil {
 		return Zone{}, fmt.Errorf("loading time zone %q: %w", name, err)
 	}
-	return Zone{Name: name, Loc: shifted, Shifted: true,
-		Note: fmt.Sprintf("it is %s in %s, %s (%s); the demo shops run in %s (UTC%s), where it is %s",
-			local, base, why, hrs, name, now.In(shifted).Format("-07:00"), now.In(shifted).Format("15:04"))}, nil
+	label := offsetLabel(shifted, now)
+	return Zone{Name: name, Loc: shifted, Shifted: true, Label: label,
+		Note: fmt.Sprintf("it is %s in %s, %s (%s); the demo shops run at %s (%s in the config), where it is %s",
+			local, base, why, hrs, label, name, now.In(shifted).Format("15:04"))}, nil
 }
 
 // etcZone names the IANA zone of a whole-hour UTC offset. Etc/GMT signs are

@@ -24,28 +24,29 @@ var zoneCases = []struct {
 	now       time.Time
 	platforms []string
 	zone      string
+	label     string // what the screen shows: the zone, or its UTC offset for a stand-in
 	local     string // shop-local time the demo runs at
 	note      []string
 }{
 	{name: "afternoon in Shanghai", now: at("2026-11-24 14:00", shanghai), platforms: []string{"pdd", "taobao"},
-		zone: "Asia/Shanghai", local: "14:00", note: []string{"it is 14:00 in Asia/Shanghai, inside service hours (08:00–23:00)"}},
+		zone: "Asia/Shanghai", label: "Asia/Shanghai", local: "14:00", note: []string{"it is 14:00 in Asia/Shanghai, inside service hours (08:00–23:00)"}},
 	{name: "night", now: at("2026-11-24 02:13", shanghai), platforms: []string{"pdd"},
-		zone: "Etc/GMT+4", local: "14:13", note: []string{"it is 02:13 in Asia/Shanghai, outside service hours (08:00–23:00)",
-			"the demo shops run in Etc/GMT+4 (UTC-04:00), where it is 14:13"}},
+		zone: "Etc/GMT+4", label: "UTC−4", local: "14:13", note: []string{"it is 02:13 in Asia/Shanghai, outside service hours (08:00–23:00)",
+			"the demo shops run at UTC−4 (Etc/GMT+4 in the config), where it is 14:13"}},
 	{name: "just opened: the urgent buyers' messages would fall before opening", now: at("2026-11-24 08:02", shanghai),
-		platforms: []string{"pdd"}, zone: "Etc/GMT-14", local: "14:02", note: []string{"too close to the edge of service hours"}},
+		platforms: []string{"pdd"}, zone: "Etc/GMT-14", label: "UTC+14", local: "14:02", note: []string{"too close to the edge of service hours"}},
 	{name: "a JD shop opens at 09:00", now: at("2026-11-24 08:30", shanghai), platforms: []string{"pdd", "jd"},
-		zone: "Etc/GMT-14", local: "14:30", note: []string{"outside service hours"}},
+		zone: "Etc/GMT-14", label: "UTC+14", local: "14:30", note: []string{"outside service hours"}},
 	{name: "near closing", now: at("2026-11-24 22:45", shanghai), platforms: []string{"pdd"},
-		zone: "Etc/GMT", local: "14:45", note: []string{"it is 22:45 in Asia/Shanghai, too close to the edge"}},
+		zone: "Etc/GMT", label: "UTC", local: "14:45", note: []string{"it is 22:45 in Asia/Shanghai, too close to the edge"}},
 	{name: "half an hour before closing is enough", now: at("2026-11-24 22:29", shanghai), platforms: []string{"pdd"},
-		zone: "Asia/Shanghai", local: "22:29"},
+		zone: "Asia/Shanghai", label: "Asia/Shanghai", local: "22:29"},
 	{name: "UTC midnight shifts ahead of UTC by 14 hours", tz: "UTC", now: at("2026-11-24 00:30", time.UTC), platforms: []string{"pdd"},
-		zone: "Etc/GMT-14", local: "14:30"},
+		zone: "Etc/GMT-14", label: "UTC+14", local: "14:30"},
 	{name: "UTC 23:10 shifts behind UTC by 9 hours", now: at("2026-11-24 23:10", time.UTC), platforms: []string{"pdd"},
-		zone: "Etc/GMT+9", local: "14:10"},
+		zone: "Etc/GMT+9", label: "UTC−9", local: "14:10"},
 	{name: "UTC 14:00 needs no offset", tz: "Pacific/Auckland", now: at("2026-11-24 14:20", time.UTC), platforms: []string{"pdd"},
-		zone: "Etc/GMT", local: "14:20"},
+		zone: "Etc/GMT", label: "UTC", local: "14:20"},
 }
 
 func TestChooseZone(t *testing.T) {
@@ -67,6 +68,9 @@ func TestChooseZone(t *testing.T) {
 			}
 			if z.Name != c.zone || z.Loc.String() != c.zone {
 				t.Errorf("zone = %s (%s), want %s", z.Name, z.Loc, c.zone)
+			}
+			if z.Label != c.label {
+				t.Errorf("label = %q, want %q", z.Label, c.label)
 			}
 			if z.Shifted != (c.zone != cfg.Timezone) {
 				t.Errorf("Shifted = %v for zone %s", z.Shifted, z.Name)
@@ -90,6 +94,20 @@ func TestChooseZone(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestOffsetLabel(t *testing.T) {
+	kolkata, _ := time.LoadLocation("Asia/Kolkata")
+	newYork, _ := time.LoadLocation("America/New_York")
+	now := at("2026-11-24 14:00", time.UTC)
+	for _, c := range []struct {
+		loc  *time.Location
+		want string
+	}{{shanghai, "UTC+8"}, {kolkata, "UTC+5:30"}, {newYork, "UTC−5"}, {time.UTC, "UTC"}} {
+		if got := offsetLabel(c.loc, now); got != c.want {
+			t.Errorf("%s: %q, want %q", c.loc, got, c.want)
+		}
 	}
 }
 

@@ -228,6 +228,10 @@ var supervisorPanels = []struct{ title, metric string }{
 	{"Average response", "replywatch_avg_response_seconds"},
 	{"Idle seats", "replywatch_idle_seats"},
 	{"Agents", "replywatch_agent_waiting_buyers"},
+	{"Working seats", "replywatch_seats"},
+	{"Away seats", "replywatch_seats"},
+	{"Uncovered today", "replywatch_uncovered_seconds"},
+	{"Idle agents", "replywatch_agent_idle_seconds"},
 	{"Awaiting shipment", "replywatch_orders_awaiting_shipment"},
 	{"Late shipments today", "replywatch_shipping_breached_orders"},
 	{"Open disputes", "replywatch_open_disputes"},
@@ -355,5 +359,81 @@ func TestSupervisorWall(t *testing.T) {
 	}
 	if got := strings.Join(steps, " "); got != "green@base orange@120 red@180" || fc.Defaults.Unit != "s" {
 		t.Errorf("oldest wait thresholds %q unit %q, want green@base orange@120 red@180 in seconds", got, fc.Defaults.Unit)
+	}
+}
+
+// ratioSeries are the ratios and means that are absent while their
+// denominator is 0 (CONTRACT.md §4).
+var ratioSeries = regexp.MustCompile(`replywatch_(agent_)?(reply_rate|response_30s_rate|avg_response_seconds)\{`)
+
+// TestNoDataShowsDash: a panel reading a ratio or mean shows "—" when the
+// series is absent, not Grafana's "No data" or a 0 that reads as a score.
+func TestNoDataShowsDash(t *testing.T) {
+	type panel struct {
+		Title   string `json:"title"`
+		Targets []struct {
+			Expr string `json:"expr"`
+		} `json:"targets"`
+		FieldConfig struct {
+			Defaults struct {
+				NoValue string `json:"noValue"`
+			} `json:"defaults"`
+		} `json:"fieldConfig"`
+		Panels []json.RawMessage `json:"panels"`
+	}
+	for _, db := range dashboards {
+		var d struct {
+			Panels []json.RawMessage `json:"panels"`
+		}
+		if err := json.Unmarshal(readFile(t, db.file), &d); err != nil {
+			t.Fatal(err)
+		}
+		seen := 0
+		var walk func([]json.RawMessage)
+		walk = func(raws []json.RawMessage) {
+			for _, r := range raws {
+				var p panel
+				if err := json.Unmarshal(r, &p); err != nil {
+					t.Fatal(err)
+				}
+				walk(p.Panels)
+				for _, tg := range p.Targets {
+					if ratioSeries.MatchString(tg.Expr) {
+						seen++
+						if p.FieldConfig.Defaults.NoValue != "—" {
+							t.Errorf("%s: panel %q reads a ratio or mean but shows %q when it is absent, want \"—\"",
+								db.file, p.Title, p.FieldConfig.Defaults.NoValue)
+						}
+						break
+					}
+				}
+			}
+		}
+		walk(d.Panels)
+		if db.uid == "replywatch-supervisor" && seen < 4 {
+			t.Errorf("%s: only %d panels read a ratio or mean; the wall shows reply rates, the 30 s rate and response times", db.file, seen)
+		}
+	}
+}
+
+// TestSREDashboardShowsResources: the SRE dashboard shows each replica's
+// memory, CPU and garbage collection, and Redis's memory against its limit.
+func TestSREDashboardShowsResources(t *testing.T) {
+	d, err := ParseDashboard(readFile(t, "grafana/dashboards/sre.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exprs []string
+	for _, p := range d.AllPanels() {
+		for _, tg := range p.Targets {
+			exprs = append(exprs, tg.Expr)
+		}
+	}
+	all := strings.Join(exprs, "\n")
+	for _, m := range []string{"process_resident_memory_bytes{", "process_cpu_seconds_total{", "go_gc_duration_seconds_count{",
+		"go_gc_duration_seconds_sum{", "replywatch_redis_used_memory_bytes{", "replywatch_redis_maxmemory_bytes{"} {
+		if !strings.Contains(all, m) {
+			t.Errorf("no SRE panel reads %s}", m)
+		}
 	}
 }

@@ -112,6 +112,10 @@ var knownMetrics = map[string]bool{
 	"replywatch_avg_response_seconds":            true,
 	"replywatch_seats":                           true,
 	"replywatch_idle_seats":                      true,
+	"replywatch_uncovered_seconds":               true,
+	"replywatch_agent_seat":                      true,
+	"replywatch_agent_idle_seconds":              true,
+	"replywatch_shop_rules_clock_seconds":        true,
 	"replywatch_orders_awaiting_shipment":        true,
 	"replywatch_shipping_breached_orders":        true,
 	"replywatch_open_disputes":                   true,
@@ -131,7 +135,7 @@ var knownMetrics = map[string]bool{
 	"replywatch_agent_flagged_messages":          true,
 	"replywatch_shop_info":                       true,
 	"replywatch_reply_rate_target":               true,
-	"replywatch_in_service_hours":                true,
+	"replywatch_service_window_open":             true,
 	"replywatch_reporter_leader":                 true,
 	"replywatch_events_total":                    true,
 	"replywatch_dead_letters_total":              true,
@@ -161,6 +165,8 @@ var knownMetrics = map[string]bool{
 	"replywatch_batch_records_bucket":            true,
 	"replywatch_batch_records_count":             true,
 	"replywatch_batch_records_sum":               true,
+	"replywatch_redis_used_memory_bytes":         true,
+	"replywatch_redis_maxmemory_bytes":           true,
 }
 
 // metricName finds replywatch series and recording-rule names in PromQL.

@@ -136,6 +136,8 @@ func TestEveryQueryReturnsData(t *testing.T) {
 	}
 	time.Sleep(5 * time.Second) // a few more scrapes and rule evaluations for rate() windows
 
+	checkMetrics(t, "http://"+a.Addr()+"/metrics")
+
 	metricName := regexp.MustCompile(`replywatch[_:][a-zA-Z0-9_:]*`)
 	for _, q := range queries {
 		if q.Kind == deployments.KindAlert {
@@ -171,6 +173,26 @@ func TestEveryQueryReturnsData(t *testing.T) {
 		if res, _ := query(api, "count({__name__=\""+m+"\"})"); len(res) > 0 {
 			t.Errorf("%s is produced now: remove it from notProduced", m)
 		}
+	}
+}
+
+// checkMetrics runs `promtool check metrics` on a scrape of url: names,
+// units, help texts and types follow Prometheus' conventions.
+func checkMetrics(t *testing.T, url string) {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not found (apt-get install prometheus)")
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = resp.Body
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics on %s: %v\n%s", url, err, out)
 	}
 }
 

@@ -26,6 +26,8 @@ type Rules struct {
 	StartAtOpen bool
 	// Target is the reply rate the shop aims for (0 to 1); figures only.
 	Target float64
+	// Seats are the shop's seat rules (DESIGN.md §2).
+	Seats SeatRules
 }
 
 // RulesFunc resolves the rules of a shop. It must always return non-nil
@@ -56,6 +58,13 @@ const (
 	// FieldLastHuman is the per-agent time (Unix ms) of the agent's latest
 	// human message (Day == ""). Stores combine it by maximum, not sum.
 	FieldLastHuman = "last_human"
+	// FieldSeatSince is the per-agent time (Unix ms) the agent last started
+	// or stopped working by presence (Day == ""), and FieldSeatAt the time
+	// of their latest presence event. Both are written as differences from
+	// the previous value: one seat lives in one partition, so the sum over
+	// partitions is the time itself.
+	FieldSeatSince = "seat_since"
+	FieldSeatAt    = "seat_at"
 )
 
 // IsMaxField reports whether a current-counter field is combined by
@@ -80,12 +89,34 @@ func ThresholdField(field string, t time.Duration) string {
 
 // WaitOp adds a buyer to, or removes one from, a shop's set of buyers
 // waiting now (scored by wait start, Unix ms), which gives waiting_buyers and
-// oldest_wait_seconds.
+// oldest_wait_seconds. With Agent set it is the set of buyers waiting on
+// that agent, which gives the start of the oldest wait assigned to them
+// (idle_seat).
 type WaitOp struct {
 	Shop  string
+	Agent string
 	Buyer string
 	Start int64
 	Add   bool
+}
+
+// Set names the waiting set the op changes: the shop's, or for an agent's
+// set the shop and the agent joined by AgentSetSep.
+func (w *WaitOp) Set() string {
+	if w.Agent == "" {
+		return w.Shop
+	}
+	return w.Shop + AgentSetSep + w.Agent
+}
+
+// AgentSetSep joins a shop and an agent in the name of the agent's waiting
+// set. Stores list these sets with the shops; SplitAgentSet tells them apart.
+const AgentSetSep = "\x00a\x00"
+
+// SplitAgentSet splits a waiting-set name made by WaitOp.Set; ok is false
+// for a shop's own set.
+func SplitAgentSet(set string) (shop, agent string, ok bool) {
+	return strings.Cut(set, AgentSetSep)
 }
 
 // Effects collects what one or more detector steps produced. The pipeline

@@ -594,13 +594,16 @@ func (s *step) removeWaiting() {
 	s.waiting(c.agent, -1)
 }
 
-// waiting changes an agent's count of buyers waiting now. It is kept
-// whether or not per-agent figures are on: idle-seat detection needs it.
+// waiting changes an agent's count of buyers waiting now and their set of
+// waiting buyers. Both are kept whether or not per-agent figures are on:
+// idle-seat detection needs them.
 func (s *step) waiting(agent string, delta int64) {
 	if agent == "" || s.fx == nil {
 		return
 	}
-	s.fx.Figures = append(s.fx.Figures, FigureDelta{Shop: s.c.Shop, Field: AgentField(agent, FieldWaiting), Delta: delta})
+	c := s.c
+	s.fx.Figures = append(s.fx.Figures, FigureDelta{Shop: c.Shop, Field: AgentField(agent, FieldWaiting), Delta: delta})
+	s.fx.Waits = append(s.fx.Waits, WaitOp{Shop: c.Shop, Agent: agent, Buyer: c.Buyer, Start: c.wait.start, Add: delta > 0})
 }
 
 // setAgent makes agent the assigned one from event time ts on (R9). An

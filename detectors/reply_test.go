@@ -190,6 +190,9 @@ func (h *harness) rendered() []string {
 func (h *harness) waits() []string {
 	var out []string
 	for _, w := range h.fx.Waits {
+		if w.Agent != "" {
+			continue // the agent's set follows the shop's; TestAgentWaitingSet checks it
+		}
 		s := "remove"
 		if w.Add {
 			s = "add " + h.clock(time.UnixMilli(w.Start))
@@ -727,6 +730,9 @@ func play(t testing.TB, s script, advance func(last time.Time) time.Time, encode
 	}
 	slices.Sort(o.alerts)
 	for _, w := range fx.Waits {
+		if w.Agent != "" {
+			continue
+		}
 		o.waiting = "out"
 		if w.Add {
 			o.waiting = "in since " + strconv.FormatInt(w.Start, 10)

@@ -18,19 +18,32 @@ import (
 type Seat struct {
 	Shop, Agent string
 
-	status string // "" until the first status event
-	since  int64  // when status began (Unix ms)
-	lastTS int64  // latest applied event time
-	fired  bool   // seat_away fired for the current away spell
-	seen   recentIDs
+	status    string // "" until the first status event
+	since     int64  // when status began (Unix ms)
+	workSince int64  // when the agent last started or stopped working (online/busy)
+	lastTS    int64  // latest applied event time
+	fired     bool   // seat_away fired for the current away spell
+	seen      recentIDs
 }
 
 // SeatEngine applies presence events to seats.
 type SeatEngine struct {
 	Rules RulesFunc
-	// AwayAfter is how long an agent may be away before seat_away fires.
+	// AwayAfter is how long an agent may be away before seat_away fires,
+	// for shops whose rules set none.
 	AwayAfter time.Duration
 }
+
+// awayAfter is the shop's away_after.
+func (e *SeatEngine) awayAfter(shop string) time.Duration {
+	if d := e.Rules(shop).Seats.AwayAfter; d > 0 {
+		return d
+	}
+	return e.AwayAfter
+}
+
+// Working reports whether a presence status counts as a working seat.
+func Working(status string) bool { return status == "online" || status == "busy" }
 
 const seatSeenIDs = 8
 
@@ -46,9 +59,16 @@ func (e *SeatEngine) Presence(s *Seat, ev *event.Event, fx *Effects) Result {
 		return Applied
 	}
 	e.Advance(s, ev.TS.Time, fx)
+	// The seat's own figures carry its latest presence time and when it
+	// last started or stopped working, as differences (see FieldSeatSince).
+	fx.Figures = append(fx.Figures, FigureDelta{Shop: s.Shop, Field: AgentField(s.Agent, FieldSeatAt), Delta: ts - s.lastTS})
 	s.lastTS = ts
 	if ev.Status == s.status {
 		return Applied
+	}
+	if s.status == "" || Working(s.status) != Working(ev.Status) {
+		fx.Figures = append(fx.Figures, FigureDelta{Shop: s.Shop, Field: AgentField(s.Agent, FieldSeatSince), Delta: ts - s.workSince})
+		s.workSince = ts
 	}
 	if s.status != "" {
 		fx.Figures = append(fx.Figures,
@@ -81,10 +101,11 @@ func (e *SeatEngine) Advance(s *Seat, now time.Time, fx *Effects) {
 // NextDue is when Advance next has something to do (1 ms after the limit:
 // the limit itself is still allowed).
 func (e *SeatEngine) NextDue(s *Seat) (time.Time, bool) {
-	if s.status != "away" || s.fired || e.AwayAfter <= 0 {
+	away := e.awayAfter(s.Shop)
+	if s.status != "away" || s.fired || away <= 0 {
 		return time.Time{}, false
 	}
-	return time.UnixMilli(s.since + e.AwayAfter.Milliseconds() + 1), true
+	return time.UnixMilli(s.since + away.Milliseconds() + 1), true
 }
 
 func (e *SeatEngine) awayAlert(s *Seat, status string) alerting.Alert {
@@ -94,20 +115,23 @@ func (e *SeatEngine) awayAlert(s *Seat, status string) alerting.Alert {
 		loc = r.Hours.Loc
 	}
 	since := time.UnixMilli(s.since).In(loc)
+	away := e.awayAfter(s.Shop)
 	return alerting.Alert{
 		ID:   alerting.ID(alerting.KindSeatAway, s.Shop, s.Agent, strconv.FormatInt(s.since, 10)),
 		Kind: alerting.KindSeatAway, Status: status, Severity: alerting.Warning,
-		Threshold: alerting.FormatThreshold(e.AwayAfter), Platform: r.Platform,
-		ShopID: s.Shop, AgentID: s.Agent, Since: since, Due: since.Add(e.AwayAfter),
+		Threshold: alerting.FormatThreshold(away), Platform: r.Platform,
+		ShopID: s.Shop, AgentID: s.Agent, Since: since, Due: since.Add(away),
 	}
 }
 
 var seatStatuses = []string{"", "online", "busy", "away", "offline"}
 
-const seatVersion = 1
+// seatVersion 2 adds since-workSince after lastTS-since; version 1 seats
+// decode with workSince = since.
+const seatVersion = 2
 
-// MarshalBinary encodes the seat: version, status code, since, lastTS-since,
-// fired, seen ids.
+// MarshalBinary encodes the seat: version, status code, fired, since,
+// lastTS-since, since-workSince, seen ids.
 func (s *Seat) MarshalBinary() ([]byte, error) {
 	code := -1
 	for i, st := range seatStatuses {
@@ -126,6 +150,7 @@ func (s *Seat) MarshalBinary() ([]byte, error) {
 	b = append(b, seatVersion, byte(code), fired)
 	b = binary.AppendUvarint(b, uint64(s.since))
 	b = binary.AppendVarint(b, s.lastTS-s.since)
+	b = binary.AppendVarint(b, s.since-s.workSince)
 	b = append(b, byte(len(s.seen)))
 	for _, h := range s.seen {
 		b = binary.LittleEndian.AppendUint64(b, h)
@@ -136,8 +161,8 @@ func (s *Seat) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary decodes a seat; on error the seat is unchanged.
 func (s *Seat) UnmarshalBinary(b []byte) error {
 	bad := func(what string) error { return fmt.Errorf("%w: seat: %s", ErrCorrupt, what) }
-	if len(b) < 4 || b[0] != seatVersion {
-		return bad("not a version 1 seat")
+	if len(b) < 4 || b[0] < 1 || b[0] > seatVersion {
+		return bad("not a version 1 or 2 seat")
 	}
 	if int(b[1]) >= len(seatStatuses) || b[2] > 1 {
 		return bad("bad status or flag")
@@ -154,7 +179,15 @@ func (s *Seat) UnmarshalBinary(b []byte) error {
 		return bad("bad last event time")
 	}
 	off += k
-	n.since, n.lastTS = int64(since), int64(since)+d
+	n.since, n.lastTS, n.workSince = int64(since), int64(since)+d, int64(since)
+	if b[0] >= 2 {
+		w, k := binary.Varint(b[off:])
+		if k <= 0 {
+			return bad("bad working since")
+		}
+		off += k
+		n.workSince = n.since - w
+	}
 	if off >= len(b) || int(b[off]) > seatSeenIDs || len(b) != off+1+8*int(b[off]) {
 		return bad("bad seen ids")
 	}

@@ -115,7 +115,7 @@ func TestSeatAlertIsStable(t *testing.T) {
 }
 
 func TestSeatDecodingGarbage(t *testing.T) {
-	for _, b := range [][]byte{nil, {2, 0, 0, 0, 0, 0}, {1, 9, 0, 0, 0, 0}, {1, 1, 0, 0x80}, {1, 1, 0, 5, 0, 1}} {
+	for _, b := range [][]byte{nil, {3, 0, 0, 0, 0, 0}, {1, 9, 0, 0, 0, 0}, {1, 1, 0, 0x80}, {1, 1, 0, 5, 0, 1}} {
 		s := Seat{Shop: "s1", status: "busy"}
 		if err := s.UnmarshalBinary(b); !errors.Is(err, ErrCorrupt) || s.status != "busy" {
 			t.Errorf("%v: %v (state changed: %v)", b, err, s.status != "busy")

@@ -164,3 +164,35 @@ func (s *Schedule) NextOpen(t time.Time) time.Time {
 	}
 	return time.Time{}
 }
+
+// Span is the range of the window that t is in: when it opened and when it
+// closes. ok is false when the window is closed at t.
+func (s *Schedule) Span(t time.Time) (start, end time.Time, ok bool) {
+	mid := s.midnight(t)
+	for _, r := range s.rangesOn(s.Day(t)) {
+		if a, b := s.at(mid, r.Start), s.at(mid, r.End); !t.Before(a) && t.Before(b) {
+			return a, b, true
+		}
+	}
+	return time.Time{}, time.Time{}, false
+}
+
+// OpenBetween is how much of [from, to) lies inside the service window.
+func (s *Schedule) OpenBetween(from, to time.Time) time.Duration {
+	var d time.Duration
+	for mid := s.midnight(from); mid.Before(to); mid = s.NextMidnight(mid) {
+		for _, r := range s.rangesOn(mid.Format(time.DateOnly)) {
+			a, b := s.at(mid, r.Start), s.at(mid, r.End)
+			if a.Before(from) {
+				a = from
+			}
+			if b.After(to) {
+				b = to
+			}
+			if b.After(a) {
+				d += b.Sub(a)
+			}
+		}
+	}
+	return d
+}

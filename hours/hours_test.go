@@ -96,3 +96,33 @@ func TestParseRangeErrors(t *testing.T) {
 		t.Errorf("24:00 end: %v %v", r, err)
 	}
 }
+
+var openBetweenCases = []struct {
+	name     string
+	s        *Schedule
+	from, to string
+	want     time.Duration
+}{
+	{"inside one range", pdd, "2026-11-24 10:00:00.000", "2026-11-24 10:05:00.000", 5 * time.Minute},
+	{"across closing", pdd, "2026-11-24 22:59:30.000", "2026-11-24 23:10:00.000", 30 * time.Second},
+	{"across the night", pdd, "2026-11-24 22:00:00.000", "2026-11-25 09:00:00.000", 2 * time.Hour},
+	{"lunch gap left out", MustNew(shanghai, Range{9 * 60, 12 * 60}, Range{13 * 60, 22 * 60}),
+		"2026-11-24 11:50:00.000", "2026-11-24 13:05:00.000", 15 * time.Minute},
+	{"empty interval", pdd, "2026-11-24 10:00:00.000", "2026-11-24 09:00:00.000", 0},
+}
+
+func TestOpenBetweenAndSpan(t *testing.T) {
+	for _, c := range openBetweenCases {
+		if got := c.s.OpenBetween(at(c.from), at(c.to)); got != c.want {
+			t.Errorf("%s: OpenBetween = %s, want %s", c.name, got, c.want)
+		}
+	}
+	split := MustNew(shanghai, Range{9 * 60, 12 * 60}, Range{13 * 60, 22 * 60})
+	a, b, ok := split.Span(at("2026-11-24 13:30:00.000"))
+	if !ok || !a.Equal(at("2026-11-24 13:00:00.000")) || !b.Equal(at("2026-11-24 22:00:00.000")) {
+		t.Errorf("Span in the afternoon shift = %s, %s, %v", a, b, ok)
+	}
+	if _, _, ok := split.Span(at("2026-11-24 12:30:00.000")); ok {
+		t.Error("Span in the lunch gap is open")
+	}
+}

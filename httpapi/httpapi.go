@@ -21,14 +21,44 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
-// Probe runs the checks and returns the failures, each "name: error".
+// ProbeTimeout bounds a readiness probe: within it /readyz answers, even
+// when a dependency accepts connections but does not reply (a paused or
+// overloaded Redis), well inside the chart's 3 s probe timeout.
+const ProbeTimeout = 2 * time.Second
+
+// Probe runs the checks at once and returns the failures, each "name:
+// error", in the checks' order. A check that has not answered when the
+// probe's deadline passes fails; it is not waited for (it gets the
+// cancelled context and ends on its own).
 func Probe(ctx context.Context, checks []Check) []string {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()
+	type result struct {
+		i   int
+		err error
+	}
+	results := make(chan result, len(checks))
+	for i, c := range checks {
+		go func() { results <- result{i, c.Fn(ctx)} }()
+	}
+	errs := make([]error, len(checks))
+	answered := make([]bool, len(checks))
+	for range checks {
+		select {
+		case r := <-results:
+			errs[r.i], answered[r.i] = r.err, true
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
 	var failed []string
-	for _, c := range checks {
-		if err := c.Fn(ctx); err != nil {
-			failed = append(failed, c.Name+": "+err.Error())
+	for i, c := range checks {
+		switch {
+		case !answered[i]:
+			failed = append(failed, fmt.Sprintf("%s: no answer within %s", c.Name, ProbeTimeout))
+		case errs[i] != nil:
+			failed = append(failed, c.Name+": "+errs[i].Error())
 		}
 	}
 	return failed

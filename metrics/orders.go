@@ -38,10 +38,7 @@ func orderFigures(f *state.ShopFigures) OrderFigures {
 		v := float64(f.Day[detectors.FieldReviewsGood]) / float64(o.Reviews)
 		o.ReviewSatisfaction = &v
 	}
-	if o.Refunds > 0 {
-		v := avgSeconds(f.Day[detectors.FieldRefundMs], o.Refunds)
-		o.AvgRefundSeconds = &v
-	}
+	o.AvgRefundSeconds = avgSeconds(f.Day[detectors.FieldRefundMs], o.Refunds)
 	return o
 }
 

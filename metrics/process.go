@@ -14,7 +14,7 @@ type Process struct {
 	DeadLetters      *prometheus.CounterVec
 	ConsumerLag      *prometheus.GaugeVec
 	WatermarkLag     *prometheus.GaugeVec
-	TimerFireDelay   prometheus.Histogram
+	TimerFireDelay   *prometheus.HistogramVec
 	Alerts           *prometheus.CounterVec
 	AlertDeliveries  *prometheus.CounterVec
 	OwnedPartitions  *prometheus.GaugeVec
@@ -53,11 +53,12 @@ func NewProcess(reg prometheus.Registerer) *Process {
 			Name: "replywatch_watermark_lag_seconds",
 			Help: "Wall clock minus the partition clock: how far behind real time the partition's timers fire.",
 		}, []string{"topic", "partition"}),
-		TimerFireDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "replywatch_timer_fire_delay_seconds",
-			Help:    "Wall clock when a timer alert was emitted minus its due time (includes the configured clock grace).",
+		TimerFireDelay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "replywatch_timer_fire_delay_seconds",
+			Help: "Wall clock when a timer alert was emitted minus its due time (includes the configured clock grace), " +
+				"by mode: live, or catchup for timers that fell due before their partition caught up (a replayed backlog, a restart).",
 			Buckets: []float64{0.5, 1, 1.5, 2, 2.05, 2.1, 2.25, 2.5, 3, 4, 5, 10, 30, 60, 300},
-		}),
+		}, []string{"mode"}),
 		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replywatch_alerts_total",
 			Help: "Alert records produced, by kind and status.",
@@ -119,6 +120,15 @@ func NewProcess(reg prometheus.Registerer) *Process {
 	return m
 }
 
+// Modes of replywatch_timer_fire_delay_seconds: a timer that fell due while
+// its partition was caught up fires live; one that fell due before (while a
+// backlog was replayed, or while no replica owned the partition) fires in
+// catch-up, late by the backlog's age. Delay objectives look at live fires.
+const (
+	FireLive    = "live"
+	FireCatchup = "catchup"
+)
+
 // RedisOps are the store operations counted in replywatch_redis_errors_total.
 var RedisOps = []string{"claim", "load", "apply", "outbox", "scopes", "figures", "lease", "release", "ping"}
 
@@ -145,6 +155,8 @@ func (m *Process) Init(topics []string, deadLetterReasons []string) {
 	for _, op := range RedisOps {
 		m.RedisErrors.WithLabelValues(op)
 	}
+	m.TimerFireDelay.WithLabelValues(FireLive)
+	m.TimerFireDelay.WithLabelValues(FireCatchup)
 	for _, k := range AlertKinds {
 		m.Alerts.WithLabelValues(k, "firing")
 		m.Alerts.WithLabelValues(k, "resolved")

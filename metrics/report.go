@@ -7,12 +7,14 @@ import (
 
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/detectors"
+	"github.com/replywatch/replywatch/shoprules"
 	"github.com/replywatch/replywatch/state"
 	"github.com/replywatch/replywatch/text"
 )
 
 // ShopReport is one shop's figures for its current day: what the gauges
-// export and what replay prints. Rates are 1 when nothing was counted.
+// export and what replay prints. A ratio or mean whose denominator is 0 is
+// absent (nil, or no key in ReplyRate): no data is not a perfect score.
 type ShopReport struct {
 	Shop               string             `json:"shop"`
 	Platform           string             `json:"platform"`
@@ -23,25 +25,43 @@ type ShopReport struct {
 	OldestWaitSeconds  float64            `json:"oldest_wait_seconds"`
 	Consulting         int64              `json:"consulting_buyers"`
 	Breached           map[string]int64   `json:"reply_breached_buyers"`
-	ReplyRate          map[string]float64 `json:"reply_rate"`
+	ReplyRate          map[string]float64 `json:"reply_rate"` // no key while no one consulted
 	Target             float64            `json:"reply_rate_target,omitempty"`
 	Messages           int64              `json:"buyer_messages"`
-	Response30sRate    float64            `json:"response_30s_rate"`
-	AvgResponseSeconds float64            `json:"avg_response_seconds"`
-	Seats              map[string]int64   `json:"seats,omitempty"`
+	Response30sRate    *float64           `json:"response_30s_rate,omitempty"`
+	AvgResponseSeconds *float64           `json:"avg_response_seconds,omitempty"`
+	// Seats counts agents per presence state (detectors.SeatStates; they
+	// exclude each other), absent for a shop that sends no presence;
+	// IdleSeats the seats idle now, absent for a shop with no agent known.
+	Seats     map[string]int64 `json:"seats,omitempty"`
+	IdleSeats *int64           `json:"idle_seats,omitempty"`
+	// UncoveredSeconds is the day's uncovered time in service hours, known
+	// only where the shop-level rules ran (the reporter-lease holder, replay).
+	UncoveredSeconds *float64          `json:"uncovered_seconds,omitempty"`
+	AgentSeats       []AgentSeatReport `json:"agent_seats,omitempty"`
+	Agents           []AgentReport     `json:"agents,omitempty"`
 	// Flagged are today's messages matched by a text rule, per category.
 	Flagged map[string]int64 `json:"flagged_messages"`
 	// EffectiveReplyRate is PDD's 有效回复率 so far today (absent while no
 	// one consulted); the projection to the end of the day holds the rate
 	// and scales the consulting buyers by the usual daily curve (absent
 	// too early in the day).
-	EffectiveReplyRate          *float64      `json:"effective_reply_rate,omitempty"`
-	EffectiveReplyRateProjected *float64      `json:"effective_reply_rate_projected,omitempty"`
-	ConsultingProjected         *float64      `json:"consulting_buyers_projected,omitempty"`
-	Agents                      []AgentReport `json:"agents,omitempty"`
-	Orders                      OrderFigures  `json:"orders"`
+	EffectiveReplyRate          *float64     `json:"effective_reply_rate,omitempty"`
+	EffectiveReplyRateProjected *float64     `json:"effective_reply_rate_projected,omitempty"`
+	ConsultingProjected         *float64     `json:"consulting_buyers_projected,omitempty"`
+	Orders                      OrderFigures `json:"orders"`
 	// Thresholds in ascending order, as the keys of Breached and ReplyRate.
 	Thresholds []string `json:"-"`
+}
+
+// AgentSeatReport is one agent's seat now: their state, and whether and
+// for how long they have been idle (counted from when the idle clock
+// started, as idle_seat counts it).
+type AgentSeatReport struct {
+	Agent       string  `json:"agent"`
+	State       string  `json:"state"`
+	Idle        bool    `json:"idle,omitempty"`
+	IdleSeconds float64 `json:"idle_seconds,omitempty"`
 }
 
 // AgentReport is one agent's figures for the shop's current day.
@@ -51,23 +71,27 @@ type AgentReport struct {
 	Consulting         int64            `json:"consulting_buyers"`
 	Messages           int64            `json:"buyer_messages"`
 	Breached           map[string]int64 `json:"reply_breached_buyers"`
-	Response30sRate    float64          `json:"response_30s_rate"`
-	AvgResponseSeconds float64          `json:"avg_response_seconds"`
+	Response30sRate    *float64         `json:"response_30s_rate,omitempty"`
+	AvgResponseSeconds *float64         `json:"avg_response_seconds,omitempty"`
 	Flagged            map[string]int64 `json:"flagged_messages"`
 }
 
-func ratio(num, den int64) float64 {
+// ratio is num/den, or nil while den is 0.
+func ratio(num, den int64) *float64 {
 	if den <= 0 {
-		return 1
+		return nil
 	}
-	return float64(num) / float64(den)
+	v := float64(num) / float64(den)
+	return &v
 }
 
-func avgSeconds(sumMs, n int64) float64 {
+// avgSeconds is the mean of n spans summing sumMs, or nil while n is 0.
+func avgSeconds(sumMs, n int64) *float64 {
 	if n <= 0 {
-		return 0
+		return nil
 	}
-	return float64(sumMs) / float64(n) / 1000
+	v := float64(sumMs) / float64(n) / 1000
+	return &v
 }
 
 // Report computes a shop's figures from its counters at now. Per-agent
@@ -89,31 +113,20 @@ func Report(f *state.ShopFigures, info ShopInfo, now time.Time, perAgent bool, m
 		b := f.Day[detectors.ThresholdField(detectors.FieldBreached, t)]
 		r.Thresholds = append(r.Thresholds, th)
 		r.Breached[th] = b
-		r.ReplyRate[th] = 1 - float64(b)/float64(max(r.Consulting, 1))
+		if r.Consulting > 0 {
+			r.ReplyRate[th] = 1 - float64(b)/float64(r.Consulting)
+		}
 	}
 	r.Messages = f.Day[detectors.FieldMessages]
 	r.Response30sRate = ratio(f.Day[detectors.FieldAnswered30], r.Messages)
 	r.AvgResponseSeconds = avgSeconds(f.Day[detectors.FieldRespMs], f.Day[detectors.FieldRespN])
+	r.seats(f, rules, now, perAgent, maxAgents)
 	r.Flagged = flagged(f.Day)
 	if rate, proj, ok, projected := effectiveReply(rules.Hours, now, r.Consulting, f.Day[detectors.FieldEffective]); ok {
 		r.EffectiveReplyRate = &rate
 		if projected {
 			r.EffectiveReplyRateProjected, r.ConsultingProjected = &rate, &proj
 		}
-	}
-	for _, s := range SeatStates {
-		if v, ok := f.Now[detectors.SeatField(s)]; ok {
-			if r.Seats == nil {
-				r.Seats = map[string]int64{}
-			}
-			r.Seats[s] = max(0, v)
-		}
-	}
-	if idle, ok := idleSeats(f, info.IdleAfter, now, rules.Hours.Day); ok {
-		if r.Seats == nil {
-			r.Seats = map[string]int64{}
-		}
-		r.Seats["idle"] = idle
 	}
 	r.Orders = orderFigures(f)
 	if perAgent {
@@ -122,44 +135,54 @@ func Report(f *state.ShopFigures, info ShopInfo, now time.Time, perAgent bool, m
 	return r, dropped
 }
 
-// idleSeats counts idle seats (DESIGN.md §2): agents who are online — or,
-// in a shop without presence events, who sent a human message today — have
-// buyers waiting, and have sent no human message for idleAfter. ok is false
-// when the shop has neither presence nor agent activity to judge by.
-func idleSeats(f *state.ShopFigures, idleAfter time.Duration, now time.Time, dayOf func(time.Time) string) (n int64, ok bool) {
-	if idleAfter <= 0 {
-		return 0, false
+// seats fills the seat figures: agents per presence state (exclusive
+// states, so they sum to the agents that report presence), and from the
+// seat rules' view of the shop at now the idle seats and, per agent, their
+// state (inferred for agents without presence) and idle time. A shop with
+// no agent known has no seat figures.
+func (r *ShopReport) seats(f *state.ShopFigures, rules *detectors.Rules, now time.Time, perAgent bool, maxAgents int) {
+	sh := detectors.SeatsFromCounters(f.Shop, f.Now, f.Waiting, f.OldestStart, f.AgentOldest)
+	if len(sh.Agents) == 0 {
+		return
 	}
-	presence := false
-	for _, s := range SeatStates {
-		if _, found := f.Now[detectors.SeatField(s)]; found {
-			presence = true
+	v := rules.View(&sh, now)
+	// replywatch_seats counts presence as cs.presence reports it: agents of
+	// a shop that sends none are judged by inference for the rules, and show
+	// in the per-agent series only.
+	for _, a := range sh.Agents {
+		if a.Status == "" {
+			continue
 		}
+		if r.Seats == nil {
+			r.Seats = make(map[string]int64, len(detectors.SeatStates))
+			for _, st := range detectors.SeatStates {
+				r.Seats[st] = 0
+			}
+		}
+		r.Seats[a.Status]++
 	}
-	ok = presence
-	known := []string{detectors.FieldWaiting, detectors.FieldLastHuman}
-	agents := map[string]bool{}
-	for k := range f.Now {
-		if a, _, found := splitAgentField(k, known); found {
-			agents[a] = true
-		}
+	idle := v.Idle
+	r.IdleSeats = &idle
+	if !perAgent {
+		return
 	}
-	today := dayOf(now)
-	for a := range agents {
-		last := f.Now[detectors.AgentField(a, detectors.FieldLastHuman)]
-		if last > 0 {
-			ok = true
+	for i, a := range v.Agents {
+		if maxAgents > 0 && i >= maxAgents {
+			break
 		}
-		working := f.Now[detectors.AgentField(a, detectors.SeatField("online"))] > 0
-		if !presence {
-			working = last > 0 && dayOf(time.UnixMilli(last)) == today
+		ar := AgentSeatReport{Agent: a.Agent, State: a.State, Idle: a.Idle}
+		if a.Idle {
+			ar.IdleSeconds = max(0, now.Sub(time.UnixMilli(a.IdleFrom)).Seconds())
 		}
-		if working && f.Now[detectors.AgentField(a, detectors.FieldWaiting)] > 0 &&
-			(last == 0 || now.Sub(time.UnixMilli(last)) > idleAfter) {
-			n++
-		}
+		r.AgentSeats = append(r.AgentSeats, ar)
 	}
-	return n, ok
+}
+
+// WithSeats adds what only the shop-level rules' evaluation knows: the
+// day's uncovered time.
+func (r *ShopReport) WithSeats(s shoprules.Seats) {
+	u := s.Uncovered.Seconds()
+	r.UncoveredSeconds = &u
 }
 
 // flagged reads the text rule counters of a day, one per category.

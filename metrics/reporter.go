@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/replywatch/replywatch/detectors"
+	"github.com/replywatch/replywatch/shoprules"
 	"github.com/replywatch/replywatch/state"
 )
 
@@ -25,9 +26,14 @@ type ShopInfo struct {
 	Rules *detectors.Rules
 	// Target is the shop's target reply rate (0: none exported).
 	Target float64
-	// IdleAfter is how long an online agent with buyers waiting may go
-	// without a human message before the seat is idle (0: not detected).
-	IdleAfter time.Duration
+}
+
+// ShopRules evaluates the shop-level rules on the summed figures
+// (shoprules.Evaluator); the lease holder runs it on every report.
+type ShopRules interface {
+	Evaluate(ctx context.Context, figs map[string]*state.ShopFigures, now time.Time) (map[string]shoprules.Seats, error)
+	// Drop forgets the rules' fencing token once the lease is lost.
+	Drop()
 }
 
 // Reporter exports the business gauges of CONTRACT.md §4. Only the replica
@@ -51,12 +57,15 @@ type Reporter struct {
 	Now       func() time.Time
 	Log       *zap.Logger
 	Process   *Process
+	// Rules, when set, are evaluated on each report's figures.
+	Rules ShopRules
 	// OnReport, when set, sees the shops' reports of each collection while
 	// this replica holds the lease (shop-level rules evaluated on them).
 	OnReport func(ctx context.Context, now time.Time, reps []ShopReport)
 
 	waiting, oldest, consulting, breached, rate, messages, rate30, avgResp *prometheus.GaugeVec
-	shopInfo, target, inHours, seats, idle                                 *prometheus.GaugeVec
+	shopInfo, target, inHours, seats, idle, uncovered                      *prometheus.GaugeVec
+	agSeat, agIdle                                                         *prometheus.GaugeVec
 	agWaiting, agConsulting, agBreached, agAvg, agRate30, agMessages       *prometheus.GaugeVec
 	flagged, agFlagged, effRate, effProjected, consultingProjected         *prometheus.GaugeVec
 	dropped                                                                prometheus.Counter
@@ -113,15 +122,18 @@ func (r *Reporter) Register(reg prometheus.Registerer) {
 	r.oldest = r.gauge("replywatch_oldest_wait_seconds", "Longest current wait for a human reply.", "shop")
 	r.consulting = r.gauge("replywatch_consulting_buyers", "Distinct buyers who consulted today in service hours.", "shop")
 	r.breached = r.gauge("replywatch_reply_breached_buyers", "Distinct buyers whose wait breached the threshold today.", "shop", "threshold")
-	r.rate = r.gauge("replywatch_reply_rate", "1 - breached/consulting today (1 when no one consulted).", "shop", "threshold")
+	r.rate = r.gauge("replywatch_reply_rate", "1 - breached/consulting today (absent while no one consulted).", "shop", "threshold")
 	r.messages = r.gauge("replywatch_buyer_messages", "Buyer messages today in service hours.", "shop")
-	r.rate30 = r.gauge("replywatch_response_30s_rate", "Share of today's buyer messages human-answered within 30 s (1 when none).", "shop")
-	r.avgResp = r.gauge("replywatch_avg_response_seconds", "Mean human response time of waits started today and ended.", "shop")
-	r.seats = r.gauge("replywatch_seats", "Agents per seat state.", "shop", "state")
-	r.idle = r.gauge("replywatch_idle_seats", "Seats idle now: online, buyers waiting, no human message for idle_after.", "shop")
+	r.rate30 = r.gauge("replywatch_response_30s_rate", "Share of today's buyer messages human-answered within 30 s (absent while none).", "shop")
+	r.avgResp = r.gauge("replywatch_avg_response_seconds", "Mean human response time of waits started today and ended (absent while none has).", "shop")
+	r.seats = r.gauge("replywatch_seats", "Agents per seat state (online, busy, away, offline; exclusive, summing to the shop's agents).", "shop", "state")
+	r.idle = r.gauge("replywatch_idle_seats", "Seats idle now: working, buyers waiting on them, no human message for idle_after.", "shop")
+	r.uncovered = r.gauge("replywatch_uncovered_seconds", "Seconds so far today in service hours with no seat working.", "shop")
+	r.agSeat = r.gauge("replywatch_agent_seat", "1 for the agent's seat state (online, busy, away, offline).", "shop", "agent", "state")
+	r.agIdle = r.gauge("replywatch_agent_idle_seconds", "How long the agent has been idle (0 while not idle).", "shop", "agent")
 	r.shopInfo = r.gauge("replywatch_shop_info", "Always 1; labels carry the shop's platform and time zone.", "shop", "platform", "timezone")
 	r.target = r.gauge("replywatch_reply_rate_target", "The shop's target reply rate from the configuration.", "shop", "threshold")
-	r.inHours = r.gauge("replywatch_in_service_hours", "1 while the shop's service window is open.", "shop")
+	r.inHours = r.gauge("replywatch_service_window_open", "1 while the shop's service window is open.", "shop")
 	r.agWaiting = r.gauge("replywatch_agent_waiting_buyers", "Buyers now waiting whose assigned agent this is.", "shop", "agent")
 	r.agConsulting = r.gauge("replywatch_agent_consulting_buyers", "Distinct buyers assigned to the agent who consulted today.", "shop", "agent")
 	r.agBreached = r.gauge("replywatch_agent_reply_breached_buyers", "Distinct buyers breached today while assigned to the agent.", "shop", "agent", "threshold")
@@ -163,6 +175,9 @@ func (r *Reporter) setLeader(v bool) {
 	if r.leader && !v {
 		r.reset()
 		r.at = time.Time{}
+		if r.Rules != nil {
+			r.Rules.Drop()
+		}
 	}
 	r.leader = v
 	r.mu.Unlock()
@@ -214,7 +229,7 @@ func (r *Reporter) tick(ctx context.Context) {
 
 func (r *Reporter) reset() {
 	for _, g := range []*prometheus.GaugeVec{r.waiting, r.oldest, r.consulting, r.breached, r.rate, r.messages,
-		r.rate30, r.avgResp, r.seats, r.idle, r.shopInfo, r.target, r.inHours,
+		r.rate30, r.avgResp, r.seats, r.idle, r.uncovered, r.agSeat, r.agIdle, r.shopInfo, r.target, r.inHours,
 		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages, r.flagged, r.agFlagged, r.effRate, r.effProjected, r.consultingProjected} {
 		g.Reset()
 	}
@@ -239,10 +254,23 @@ func (r *Reporter) Collect(ctx context.Context) error {
 			figs[s] = &state.ShopFigures{Shop: s}
 		}
 	}
+	var seats map[string]shoprules.Seats
+	if r.Rules != nil {
+		if seats, err = r.Rules.Evaluate(ctx, figs, now); err != nil && ctx.Err() == nil {
+			// The figures are still exported; the rules run again next time.
+			r.Log.Warn("evaluating shop-level rules failed", zap.Error(err))
+			if r.Process != nil {
+				r.Process.RedisErrors.WithLabelValues("shoprules").Inc()
+			}
+		}
+	}
 	reports := make([]ShopReport, 0, len(figs))
 	dropped := 0
 	for _, f := range figs {
 		rep, d := Report(f, r.Info(f.Shop), now, r.PerAgent, r.MaxAgents)
+		if s, ok := seats[f.Shop]; ok {
+			rep.WithSeats(s)
+		}
 		reports = append(reports, rep)
 		dropped += d
 	}
@@ -267,9 +295,6 @@ func (r *Reporter) isLeader() bool {
 	return r.leader
 }
 
-// SeatStates are the seat states exported in replywatch_seats.
-var SeatStates = []string{"online", "busy", "away", "offline", "idle"}
-
 func b2f(b bool) float64 {
 	if b {
 		return 1
@@ -286,19 +311,28 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 	r.consulting.WithLabelValues(shop).Set(float64(rep.Consulting))
 	for _, th := range rep.Thresholds {
 		r.breached.WithLabelValues(shop, th).Set(float64(rep.Breached[th]))
-		r.rate.WithLabelValues(shop, th).Set(rep.ReplyRate[th])
+		if v, ok := rep.ReplyRate[th]; ok {
+			r.rate.WithLabelValues(shop, th).Set(v)
+		}
 		if rep.Target > 0 {
 			r.target.WithLabelValues(shop, th).Set(rep.Target)
 		}
 	}
 	r.messages.WithLabelValues(shop).Set(float64(rep.Messages))
-	r.rate30.WithLabelValues(shop).Set(rep.Response30sRate)
-	r.avgResp.WithLabelValues(shop).Set(rep.AvgResponseSeconds)
+	setIf(r.rate30.WithLabelValues, rep.Response30sRate, shop)
+	setIf(r.avgResp.WithLabelValues, rep.AvgResponseSeconds, shop)
 	for s, v := range rep.Seats {
 		r.seats.WithLabelValues(shop, s).Set(float64(v))
 	}
-	if v, ok := rep.Seats["idle"]; ok {
-		r.idle.WithLabelValues(shop).Set(float64(v))
+	if rep.IdleSeats != nil {
+		r.idle.WithLabelValues(shop).Set(float64(*rep.IdleSeats))
+	}
+	if rep.UncoveredSeconds != nil {
+		r.uncovered.WithLabelValues(shop).Set(*rep.UncoveredSeconds)
+	}
+	for _, a := range rep.AgentSeats {
+		r.agSeat.WithLabelValues(shop, a.Agent, a.State).Set(1)
+		r.agIdle.WithLabelValues(shop, a.Agent).Set(a.IdleSeconds)
 	}
 	for c, v := range rep.Flagged {
 		r.flagged.WithLabelValues(shop, c).Set(float64(v))
@@ -316,13 +350,21 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 		r.agWaiting.WithLabelValues(shop, a.Agent).Set(float64(a.Waiting))
 		r.agConsulting.WithLabelValues(shop, a.Agent).Set(float64(a.Consulting))
 		r.agMessages.WithLabelValues(shop, a.Agent).Set(float64(a.Messages))
-		r.agRate30.WithLabelValues(shop, a.Agent).Set(a.Response30sRate)
-		r.agAvg.WithLabelValues(shop, a.Agent).Set(a.AvgResponseSeconds)
+		setIf(r.agRate30.WithLabelValues, a.Response30sRate, shop, a.Agent)
+		setIf(r.agAvg.WithLabelValues, a.AvgResponseSeconds, shop, a.Agent)
 		for th, v := range a.Breached {
 			r.agBreached.WithLabelValues(shop, a.Agent, th).Set(float64(v))
 		}
 		for c, v := range a.Flagged {
 			r.agFlagged.WithLabelValues(shop, a.Agent, c).Set(float64(v))
 		}
+	}
+}
+
+// setIf sets a ratio's or mean's series only when it has a value: while
+// its denominator is 0 the series is absent, not 0 or 1.
+func setIf(series func(...string) prometheus.Gauge, v *float64, labels ...string) {
+	if v != nil {
+		series(labels...).Set(*v)
 	}
 }

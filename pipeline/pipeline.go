@@ -126,6 +126,9 @@ type Processor struct {
 	stopOnce sync.Once
 	joined   atomic.Bool
 	badLog   *rate.Limiter
+
+	behindMu sync.Mutex
+	behind   map[string]bool // scope -> the partition is catching up with a backlog
 }
 
 // Options are the parts a Processor is built from.
@@ -164,6 +167,35 @@ func New(o Options) *Processor {
 		client:   &kafka.Client{Addr: kafka.TCP(o.Config.Brokers...), Timeout: 10 * time.Second},
 		stopping: make(chan struct{}),
 		badLog:   rate.NewLimiter(rate.Every(time.Second), 5),
+		behind:   map[string]bool{},
+	}
+}
+
+// CaughtUp reports whether the processor is a member of a group generation
+// and none of its partitions is catching up with a backlog: its figures
+// then stand at the partition clocks, a few seconds behind the wall.
+func (p *Processor) CaughtUp() bool {
+	if !p.Joined() {
+		return false
+	}
+	p.behindMu.Lock()
+	defer p.behindMu.Unlock()
+	for _, b := range p.behind {
+		if b {
+			return false
+		}
+	}
+	return true
+}
+
+// setBehind records whether a partition is catching up; gone removes it.
+func (p *Processor) setBehind(scope string, behind, gone bool) {
+	p.behindMu.Lock()
+	defer p.behindMu.Unlock()
+	if gone {
+		delete(p.behind, scope)
+	} else {
+		p.behind[scope] = behind
 	}
 }
 

@@ -88,6 +88,19 @@ func (r *Replayer) flush(ctx context.Context, w *worker) error {
 	return err
 }
 
+// Flush processes the records queued so far on every stream, so that the
+// store's figures include every record added.
+func (r *Replayer) Flush(ctx context.Context) error {
+	for _, w := range r.workers {
+		if len(w.msgs) > 0 {
+			if err := r.flush(ctx, w); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // Finish processes what is queued, then lets every partition catch up to the
 // replay's wall clock and fire what is due by then.
 func (r *Replayer) Finish(ctx context.Context) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/detectors"
 	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/metrics"
 	"github.com/replywatch/replywatch/state"
 )
 
@@ -43,7 +44,11 @@ type worker struct {
 	lastCommit time.Time
 	clock      Clock
 	behind     bool
-	nextDue    int64
+	// liveFrom is the partition time at which the clock first followed the
+	// wall clock after the claim (zero until then): timers due before it
+	// fire in catch-up, the rest live.
+	liveFrom time.Time
+	nextDue  int64
 	// lastRecord is when records last arrived and lastAsked when the broker
 	// was last asked for the high-water mark (monotonic clock).
 	lastRecord time.Time
@@ -125,6 +130,9 @@ func (w *worker) run(ctx context.Context, assigned int64, done func()) {
 	m := w.p.metrics
 	m.OwnedPartitions.WithLabelValues(w.topic).Inc()
 	defer m.OwnedPartitions.WithLabelValues(w.topic).Dec()
+	// Catching up until start knows better.
+	w.p.setBehind(w.scope, true, false)
+	defer w.p.setBehind(w.scope, false, true)
 	defer func() {
 		m.ConsumerLag.DeleteLabelValues(w.topic, w.partLabel)
 		m.WatermarkLag.DeleteLabelValues(w.topic, w.partLabel)
@@ -263,6 +271,7 @@ func (w *worker) start(ctx context.Context, assigned int64) error {
 			return err
 		}
 	}
+	w.p.setBehind(w.scope, w.behind, false)
 	w.log.Info("partition claimed", zap.Int64("token", w.token), zap.Int64("offset", start),
 		zap.Int64("applied", claimed.Offset), zap.Bool("behind", w.behind))
 	// Alerts the previous owner produced but did not see accepted: every
@@ -359,6 +368,7 @@ func (w *worker) step(ctx context.Context) error {
 		w.lastRecord = time.Now()
 		w.read = true
 		w.behind = lastMsg.Offset+1 < lastMsg.HighWaterMark
+		w.p.setBehind(w.scope, w.behind, false)
 		lag := lastMsg.HighWaterMark - lastMsg.Offset - 1
 		w.p.metrics.ConsumerLag.WithLabelValues(w.topic, w.partLabel).Set(float64(lag))
 		w.p.metrics.BatchSize.Observe(float64(n))
@@ -374,6 +384,9 @@ func (w *worker) step(ctx context.Context) error {
 		// measure, and a zero time would export a lag of 292 years.
 		w.p.metrics.WatermarkLag.DeleteLabelValues(w.topic, w.partLabel)
 	} else {
+		if !w.behind && w.liveFrom.IsZero() {
+			w.liveFrom = now
+		}
 		w.p.metrics.WatermarkLag.WithLabelValues(w.topic, w.partLabel).Set(wall.Sub(now).Seconds())
 	}
 
@@ -514,6 +527,7 @@ func (w *worker) rebuild(ctx context.Context) error {
 	w.applied, w.nextDue = claimed.Offset, claimed.NextDue
 	w.clock = Clock{Grace: w.p.cfg.Grace, Allowance: w.p.cfg.Allowance}
 	w.behind = true
+	w.p.setBehind(w.scope, w.behind, false)
 	w.lastRecord, w.lastAsked = time.Now(), time.Now()
 	w.following = records{msgs: w.following.msgs[:0], items: w.following.items[:0], dead: w.following.dead[:0]}
 	w.ahead, w.decoded = nil, false
@@ -538,6 +552,7 @@ func (w *worker) readGap(stored int64) error {
 	w.applied = stored
 	w.clock = Clock{Grace: w.p.cfg.Grace, Allowance: w.p.cfg.Allowance}
 	w.behind = true
+	w.p.setBehind(w.scope, w.behind, false)
 	w.lastRecord, w.lastAsked = time.Now(), time.Now()
 	w.following = records{msgs: w.following.msgs[:0], items: w.following.items[:0], dead: w.following.dead[:0]}
 	w.ahead, w.decoded = nil, false
@@ -556,6 +571,7 @@ func (w *worker) seekRebuild(ctx context.Context, upTo int64) error {
 	}
 	w.replayUntil = upTo
 	w.behind = true
+	w.p.setBehind(w.scope, w.behind, false)
 	w.log.Error("Redis lost this partition's state (its owner key is gone while the group has committed offsets); rebuilding it from Kafka: figures are incomplete until the rebuild has read up to the last offset",
 		zap.Time("from", from), zap.Int64("from_offset", w.reader.Offset()), zap.Int64("last_offset", upTo))
 	return nil
@@ -587,12 +603,15 @@ func (w *worker) checkIdle(ctx context.Context) {
 		w.log.Warn("no records and the high-water mark cannot be read; the partition clock follows the wall clock",
 			zap.Duration("idle", idle), zap.Error(err))
 		w.behind = false
+		w.p.setBehind(w.scope, w.behind, false)
 	case next >= hwm:
 		w.behind = false
+		w.p.setBehind(w.scope, w.behind, false)
 	case idle >= 3*w.p.cfg.IdleAfter:
 		w.log.Warn("the broker reports records past the last one read, but none arrived; the partition clock follows the wall clock",
 			zap.Duration("idle", idle), zap.Int64("next", next), zap.Int64("high_water_mark", hwm))
 		w.behind = false
+		w.p.setBehind(w.scope, w.behind, false)
 	}
 }
 
@@ -817,7 +836,9 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 		a := &alerts[i]
 		a.Replay = replay
 		a.EmittedAt = wall
-		a.Summary = alerting.Summary(a, p.cfg.Language, p.location(a.ShopID))
+		loc := p.location(a.ShopID)
+		a.InZone(loc)
+		a.Summary = alerting.Summary(a, p.cfg.Language, loc)
 		payload, err := json.Marshal(a)
 		if err != nil {
 			return err
@@ -890,7 +911,11 @@ func (w *worker) deliver(ctx context.Context, ds []state.Delivery, alerts []aler
 		// A firing alert's At is when its timer was due (a warning's Due
 		// is the deadline it warns of).
 		if a.Status == alerting.Firing && !a.At.IsZero() {
-			p.metrics.TimerFireDelay.Observe(emitted.Sub(a.At).Seconds())
+			mode := metrics.FireCatchup
+			if !w.liveFrom.IsZero() && !a.At.Before(w.liveFrom) {
+				mode = metrics.FireLive
+			}
+			p.metrics.TimerFireDelay.WithLabelValues(mode).Observe(emitted.Sub(a.At).Seconds())
 		}
 		if p.onAlert != nil {
 			p.onAlert(*a)

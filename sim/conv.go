@@ -100,15 +100,24 @@ func (g *gen) rounds(c *conv, t0 int64, kind int) int64 {
 	for n < 5 && g.r.IntN(100) < 55 {
 		n++
 	}
-	noReply := g.r.IntN(1000) < 20
+	// Overlooked in the queue: answered only when the agent works through
+	// it, a quarter of an hour or more later (a breach at every threshold).
+	overlooked := g.r.IntN(1000) < 20
 	t, last := t0, t0
 	for i := 0; i < n; i++ {
 		if i > 0 {
 			t = last + g.ms(15, 150)
 			g.chat(c, t, event.SenderBuyer, c.agent, g.more(kind))
 		}
-		if noReply {
-			return g.followUps(c, c.agent, t, t+15*minute, kind)
+		if overlooked {
+			holder := c.agent
+			tr, ok := g.lateReply(c, t)
+			if !ok {
+				return g.followUps(c, holder, t, t+15*minute, kind)
+			}
+			g.followUps(c, holder, t, tr, kind)
+			g.agentMsg(c, tr, agentReplies)
+			return tr
 		}
 		holder := c.agent // who holds the chat while the buyer waits
 		tr, ok := g.reply(c, t)
@@ -139,12 +148,15 @@ func (g *gen) rounds(c *conv, t0 int64, kind int) int64 {
 		t = last + g.ms(10, 120)
 		g.chat(c, t, event.SenderBuyer, c.agent, g.pick(thanks))
 		last = t
-		// A thank-you left unanswered is still an unanswered buyer.
-		if g.r.IntN(100) < 92 {
-			if tr, ok := g.reply(c, t); ok {
-				g.agentMsg(c, tr, agentThanks)
-				last = tr
-			}
+		// A thank-you is a buyer message like any other: agents answer it,
+		// some only when they work through their queue later.
+		reply := g.reply
+		if g.r.IntN(100) >= 92 {
+			reply = g.lateReply
+		}
+		if tr, ok := reply(c, t); ok {
+			g.agentMsg(c, tr, agentThanks)
+			last = tr
 		}
 	}
 	return last
@@ -228,6 +240,14 @@ func (g *gen) reply(c *conv, t int64) (int64, bool) {
 	return at + g.catchUp(s, b, t, at), true
 }
 
+// lateReply plans the reply to a wait that starts at t and is overlooked:
+// the agent answers 15–40 minutes later, when clearing the queue, as
+// agents do in real shops; false when nobody is on a seat within a day
+// (those buyers stay unanswered, as they do in real shops).
+func (g *gen) lateReply(c *conv, t int64) (int64, bool) {
+	return g.reply(c, t+g.ms(900, 2400))
+}
+
 // catchUp is how long after coming to a seat at `at` an agent answers a
 // buyer waiting since t: as usual after a short gap, slower after a long
 // one (the night's backlog at opening).
@@ -252,6 +272,9 @@ func (g *gen) delay(s *shop, a *agent, t int64) int64 {
 		sec = 185 + 110*g.r.Float64()
 	default:
 		sec = 305 + min(1200, 150*g.r.ExpFloat64())
+	}
+	if g.o.Quiet > 0 && g.r.Float64() < g.o.Quiet {
+		sec = 240 + 240*g.r.Float64() // the agent went quiet
 	}
 	f := s.slow * min(2.5, 1+0.08*float64(max(0, a.load(t)-4)))
 	if g.schedule(s, a, t).statusAt(t) == stBusy {

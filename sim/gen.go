@@ -166,6 +166,9 @@ func (g *gen) day(s *shop, t int64) {
 }
 
 func (g *gen) presence(s *shop, a *agent, at int64, status string) {
+	if s.noPresence {
+		return
+	}
 	g.push(at, Record{Topic: event.Presence, Key: s.id + "/" + a.id, Event: event.Event{
 		Type: event.TypeAgentStatus, ShopID: s.id, Platform: s.platform, AgentID: a.id, Status: status,
 	}})

@@ -39,6 +39,15 @@ type Options struct {
 	// Platforms are given to shops in turn; by default most shops are pdd and
 	// some taobao, jd and tmall.
 	Platforms []string
+	// NoPresence is how many shops, the last ones, send no presence events:
+	// replywatch infers their seats from human messages.
+	NoPresence int
+	// LunchTogether is how many shops, the first ones, have every agent
+	// take the midday meal at the same time, leaving the shop uncovered.
+	LunchTogether int
+	// Quiet is the share of replies an agent sends only after going quiet
+	// for 4 to 8 minutes with the buyer waiting (idle seats); 0 by default.
+	Quiet float64
 }
 
 // Defaults.
@@ -92,6 +101,12 @@ func (o Options) normalize(live bool) (Options, error) {
 	}
 	if !o.End.IsZero() && !o.End.After(o.Start) {
 		return o, fmt.Errorf("end %s is not after start %s", event.FormatTime(o.End), event.FormatTime(o.Start))
+	}
+	if o.NoPresence < 0 || o.NoPresence > o.Shops || o.LunchTogether < 0 || o.LunchTogether > o.Shops {
+		return o, fmt.Errorf("no-presence shops %d and lunch-together shops %d must be between 0 and the %d shops", o.NoPresence, o.LunchTogether, o.Shops)
+	}
+	if o.Quiet < 0 || o.Quiet > 1 {
+		return o, fmt.Errorf("quiet share %v is not between 0 and 1", o.Quiet)
 	}
 	for _, p := range o.Platforms {
 		if !event.Platforms[p] {
@@ -163,6 +178,9 @@ type shop struct {
 	agents   []*agent
 	// size scales the traffic; slow scales reply delays (team quality).
 	size, slow float64
+	// noPresence: the shop sends no presence events; lunchTogether: its
+	// agents take the midday meal at once.
+	noPresence, lunchTogether bool
 	// flash: PDD 闪电发货, a 24 h shipping promise sent as ship_by.
 	flash   bool
 	promise time.Duration
@@ -203,6 +221,8 @@ func buildShops(o Options) []*shop {
 			slow:     0.75 + 0.4*r.Float64(),
 			promise:  48 * time.Hour,
 		}
+		s.noPresence = i >= o.Shops-o.NoPresence
+		s.lunchTogether = i < o.LunchTogether
 		s.flash = s.platform == "pdd" && r.IntN(3) == 0
 		if s.flash {
 			s.promise = 24 * time.Hour

@@ -155,9 +155,16 @@ func shift(r *rand.Rand, s *shop, a *agent, midnight int64) []transition {
 		meals = []int{690}
 	}
 	var spells []spell
+	var lunch *spell
 	for _, m := range meals {
-		// Colleagues take their meals in turn.
+		// Colleagues take their meals in turn, unless the whole shop eats
+		// together (the midday meal: nobody covers the seats).
 		from := minute(m - 30 + 40*(a.idx%3) + r.IntN(30))
+		if s.lunchTogether && m == 690 {
+			from = midnight + int64(m)*60_000
+			lunch = &spell{from, from + int64(30+r.IntN(16))*60_000, stAway}
+			continue
+		}
 		spells = append(spells, spell{from, from + int64(30+r.IntN(16))*60_000, stAway})
 	}
 	span := (end - start) / 60_000
@@ -172,6 +179,13 @@ func shift(r *rand.Rand, s *shop, a *agent, midnight int64) []transition {
 	for n := 1 + r.IntN(3); n > 0; n-- {
 		from := start + (15+r.Int64N(max(1, span-30)))*60_000
 		spells = append(spells, spell{from, from + int64(5+r.IntN(16))*60_000, stBusy})
+	}
+	if lunch != nil {
+		// The shared lunch wins over breaks that would crowd it.
+		spells = slices.DeleteFunc(spells, func(sp spell) bool {
+			return sp.from < lunch.to+5*60_000 && sp.to > lunch.from-5*60_000
+		})
+		spells = append(spells, *lunch)
 	}
 	slices.SortFunc(spells, func(x, y spell) int { return cmpInt64(x.from, y.from) })
 

@@ -469,6 +469,105 @@ func TestShippingMostlyInTime(t *testing.T) {
 	}
 }
 
+// TestFewBuyersLeftWaiting: in the afternoon, with seats online, a shop
+// leaves only the buyers real shops leave: the ones being answered now and
+// a few overlooked for a while, none for hours (blocked and reported
+// buyers, whom the rules exclude, aside).
+func TestFewBuyersLeftWaiting(t *testing.T) {
+	now := day.Add(14*time.Hour + 35*time.Minute)
+	for seed := uint64(1); seed <= 3; seed++ {
+		recs := generate(t, Options{Seed: seed, Rate: 5, Agents: 6, Start: day.Add(8 * time.Hour), End: now})
+		excluded := map[string]bool{}
+		for _, r := range recs {
+			if r.Event.Type == event.TypeBuyerBlocked || r.Event.Type == event.TypeBuyerReported {
+				excluded[r.Key] = true
+			}
+		}
+		_, open := waits(recs, pddWindow)
+		waiting := map[string]int{}
+		oldest := map[string]time.Duration{}
+		for k, st := range open {
+			if excluded[k] {
+				continue
+			}
+			shop, _, _ := strings.Cut(k, "/")
+			waiting[shop]++
+			oldest[shop] = max(oldest[shop], now.Sub(st))
+		}
+		for shop, n := range waiting {
+			if n > 25 || oldest[shop] > time.Hour {
+				t.Errorf("seed %d: %s has %d buyers waiting at 14:35, the oldest for %s; want a handful, none for an hour",
+					seed, shop, n, oldest[shop].Round(time.Minute))
+			}
+		}
+		t.Logf("seed %d: waiting %v, oldest %v", seed, waiting, oldest)
+	}
+}
+
+// TestSeatGaps: shops that send no presence send none; a shop whose agents
+// lunch together has nobody on a seat at 11:45; quiet agents leave buyers
+// waiting 4 to 8 minutes for some replies.
+func TestSeatGaps(t *testing.T) {
+	loc := Shanghai()
+	start := time.Date(2026, 11, 24, 8, 0, 0, 0, loc)
+	o := Options{Seed: 3, Shops: 3, Agents: 3, Start: start, End: start.Add(8 * time.Hour), NoPresence: 1, LunchTogether: 1, Quiet: 0.1}
+	var recs []Record
+	if err := Generate(o, func(r Record) error { recs = append(recs, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	shops, err := Shops(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]string{}
+	onAt1145, counted := 0, false
+	lastBuyer := map[string]time.Time{}
+	quiet := 0
+	for _, r := range recs {
+		ev := r.Event
+		if r.Topic == event.Presence {
+			if ev.ShopID == shops[2].ID {
+				t.Fatalf("presence-less shop %s sent %+v", ev.ShopID, ev)
+			}
+			if ev.ShopID == shops[0].ID {
+				status[ev.AgentID] = ev.Status
+			}
+			continue
+		}
+		if ev.ShopID == shops[0].ID && !counted && !ev.TS.Before(start.Add(225*time.Minute)) {
+			counted = true
+			for _, st := range status {
+				if st == "online" || st == "busy" {
+					onAt1145++
+				}
+			}
+		}
+		if r.Topic == event.Chat && ev.Type == event.TypeMessage {
+			k := ev.ShopID + "/" + ev.BuyerID
+			switch ev.Sender {
+			case event.SenderBuyer:
+				if _, ok := lastBuyer[k]; !ok {
+					lastBuyer[k] = ev.TS.Time
+				}
+			case event.SenderAgent:
+				if b, ok := lastBuyer[k]; ok && ev.TS.Sub(b) >= 4*time.Minute {
+					quiet++
+				}
+				delete(lastBuyer, k)
+			}
+		}
+	}
+	if !counted || onAt1145 != 0 {
+		t.Errorf("%d seats of the lunch-together shop work at 11:45, want none", onAt1145)
+	}
+	if quiet == 0 {
+		t.Error("no reply came after 4 minutes or more of quiet")
+	}
+	if _, err := (Options{Start: start, Shops: 2, NoPresence: 3}).normalize(false); err == nil {
+		t.Error("more presence-less shops than shops accepted")
+	}
+}
+
 // Disorder holds chat records back by less than Within, sends the share
 // asked for twice, and leaves other records in place.
 func TestDisorderArrival(t *testing.T) {

@@ -108,15 +108,17 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64, need func(what s
 	e.figs = figs
 
 	waits := append(e.waits[:0], b.Waits...)
+	// An agent's waiting set is named like a shop (WaitOp.Set) and listed
+	// with the shops, so that Figures finds it.
 	slices.SortStableFunc(waits, func(x, y detectors.WaitOp) int {
-		return cmp.Or(cmp.Compare(x.Shop, y.Shop), cmp.Compare(x.Buyer, y.Buyer))
+		return cmp.Or(cmp.Compare(x.Shop, y.Shop), cmp.Compare(x.Agent, y.Agent), cmp.Compare(x.Buyer, y.Buyer))
 	})
 	sets := len(a)
 	a = append(a, 0)
 	for i := 0; i < len(waits); {
-		shop := waits[i].Shop
+		shop := waits[i].Set()
 		j := i
-		for j < len(waits) && waits[j].Shop == shop {
+		for j < len(waits) && waits[j].Shop == waits[i].Shop && waits[j].Agent == waits[i].Agent {
 			j++
 		}
 		if !slices.Contains(e.shops, shop) {
@@ -136,8 +138,15 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64, need func(what s
 		}
 		rems := len(a)
 		a = append(a, 0)
+		first := i // first op of the current buyer's run
 		for k := i; k < j; k++ {
-			if last(k) && !waits[k].Add {
+			if k > i && waits[k-1].Buyer != waits[k].Buyer {
+				first = k
+			}
+			// The detector adds a buyer to an agent's set only when it is
+			// not there: a run that adds and ends removed leaves the set as
+			// it was (a reply that assigns the agent and ends the wait).
+			if last(k) && !waits[k].Add && !(waits[k].Agent != "" && waits[first].Add) {
 				a = append(a, waits[k].Buyer, fnv32(waits[k].Buyer))
 				a[rems] = a[rems].(int) + 1
 			}

@@ -1,6 +1,10 @@
 package state
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/replywatch/replywatch/detectors"
+)
 
 // counterFieldCases are shop ids and field names that a naive separator
 // would split wrongly.
@@ -30,5 +34,28 @@ func TestSplitCounterFieldRejects(t *testing.T) {
 		if shop, field, err := splitCounterField(f); err == nil {
 			t.Errorf("split(%q) = %q, %q; want an error", f, shop, field)
 		}
+	}
+}
+
+// TestEncodeDropsAgentSetRoundTrips: a reply that assigns the agent and
+// ends the wait in one batch adds the buyer to the agent's set and removes
+// it again; nothing of it is sent to Redis. The shop's own set keeps its op.
+func TestEncodeDropsAgentSetRoundTrips(t *testing.T) {
+	b := &Batch{Token: 1, Offset: 1, Waits: []detectors.WaitOp{
+		{Shop: "s1", Agent: "a1", Buyer: "b9", Start: 5, Add: true},
+		{Shop: "s1", Agent: "a1", Buyer: "b9", Start: 5},
+		{Shop: "s1", Buyer: "b9", Start: 5},
+		{Shop: "s1", Agent: "a1", Buyer: "b8", Start: 4},
+	}}
+	e := encodeBatch(b, "rw:{chat.0}:", 0, 0, func(string) bool { return true })
+	defer e.release()
+	n := map[string]int{}
+	for _, v := range e.args {
+		if s, ok := v.(string); ok {
+			n[s]++
+		}
+	}
+	if n["b9"] != 1 || n["b8"] != 1 {
+		t.Errorf("b9 sent %d times (want once, the shop set's removal), b8 %d times (want once)", n["b9"], n["b8"])
 	}
 }

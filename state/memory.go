@@ -21,7 +21,8 @@ type Memory struct {
 	scopes map[string]*memScope
 	leases map[string]memLease
 	// now is the clock of the named leases.
-	now func() time.Time
+	now       func() time.Time
+	shopRules memShopRules
 }
 
 type memLease struct {
@@ -220,10 +221,10 @@ func (s *memScope) apply(scope string, b *Batch) (int64, error) {
 	}
 	for _, w := range b.Waits {
 		s.shops[w.Shop] = struct{}{}
-		set := s.waiting[w.Shop]
+		set := s.waiting[w.Set()]
 		if set == nil {
 			set = map[string]int64{}
-			s.waiting[w.Shop] = set
+			s.waiting[w.Set()] = set
 		}
 		if w.Add {
 			set[w.Buyer] = w.Start
@@ -337,6 +338,15 @@ func (m *Memory) Figures(ctx context.Context, scopes []string, dayOf func(shop s
 			for _, start := range s.waiting[shop] {
 				f.Waiting++
 				f.OldestStart = oldest(f.OldestStart, start)
+			}
+		}
+		for set, buyers := range s.waiting {
+			shop, agent, ok := detectors.SplitAgentSet(set)
+			if !ok || out[shop] == nil {
+				continue
+			}
+			for _, start := range buyers {
+				out[shop].addAgentWaits(agent, 1, start)
 			}
 		}
 	}

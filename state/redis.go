@@ -480,9 +480,16 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 	days := map[string]string{}
 	for i, s := range scopes {
 		b := r.base(s)
-		shops := members[i].Val()
-		if len(shops) == 0 {
+		sets := members[i].Val()
+		if len(sets) == 0 {
 			continue
+		}
+		// The members are shops and agents' waiting sets (WaitOp.Set).
+		shops := make([]string, 0, len(sets))
+		for _, m := range sets {
+			if _, _, agentSet := detectors.SplitAgentSet(m); !agentSet {
+				shops = append(shops, m)
+			}
 		}
 		reads = append(reads, counters{hash: pipe.HGetAll(ctx, b+"n")})
 		read := map[string]bool{}
@@ -500,14 +507,14 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 				reads = append(reads, counters{day: day, hash: pipe.HGetAll(ctx, b+"d:"+day)})
 			}
 		}
-		args := make([]any, 0, 1+len(shops))
+		args := make([]any, 0, 1+len(sets))
 		args = append(args, b)
-		for _, shop := range shops {
-			args = append(args, shop)
+		for _, set := range sets {
+			args = append(args, set)
 		}
 		// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT, and
 		// the script is short and read once per scope and report.
-		waits = append(waits, wait{shops: shops, cmd: waitingScript.Eval(ctx, pipe, []string{b + "wl"}, args...)})
+		waits = append(waits, wait{shops: sets, cmd: waitingScript.Eval(ctx, pipe, []string{b + "wl"}, args...)})
 	}
 	if len(reads) == 0 {
 		return out, nil
@@ -539,8 +546,14 @@ func (r *Redis) Figures(ctx context.Context, scopes []string, dayOf func(shop st
 		if err != nil || len(v) != 2*len(w.shops) {
 			return nil, r.fail("figures", "", fmt.Errorf("waiting buyers: reply %v, %v", v, err))
 		}
-		for k, shop := range w.shops {
-			f := out[shop]
+		for k, set := range w.shops {
+			if shop, agent, ok := detectors.SplitAgentSet(set); ok {
+				if f := out[shop]; f != nil {
+					f.addAgentWaits(agent, v[2*k], v[2*k+1])
+				}
+				continue
+			}
+			f := out[set]
 			f.Waiting += v[2*k]
 			f.OldestStart = oldest(f.OldestStart, v[2*k+1])
 		}

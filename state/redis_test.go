@@ -38,6 +38,13 @@ func TestRedisStore(t *testing.T) {
 	testStore(t, func(*testing.T) Store { return NewRedis(c, "rw"+strconv.FormatInt(n.Add(1), 10), 72*time.Hour) })
 }
 
+func TestRedisShopRules(t *testing.T) {
+	testShopRules(t, NewRedis(newClient(t, testenv.Redis(t)), "rw", 72*time.Hour))
+	// The demo's embedded Redis runs the same scripts.
+	m := miniredis.RunT(t)
+	testShopRules(t, NewRedis(newClient(t, "redis://"+m.Addr()), "rw", 72*time.Hour))
+}
+
 // TestMiniredisRunsTheSameScripts runs the scripts on the embedded Redis the
 // demo falls back to (Lua 5.1 on gopher-lua). Its keys do not expire by
 // themselves, so the lease takeover case is left to the real server.

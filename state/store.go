@@ -145,6 +145,20 @@ type ShopFigures struct {
 	// wait start among them (Unix ms), 0 if none.
 	Waiting     int64
 	OldestStart int64
+	// AgentOldest is the earliest wait start (Unix ms) among the buyers
+	// waiting on each agent who has any (their waiting set).
+	AgentOldest map[string]int64
+}
+
+// addAgentWaits folds an agent's waiting set into the shop's figures.
+func (f *ShopFigures) addAgentWaits(agent string, count, earliest int64) {
+	if count <= 0 {
+		return
+	}
+	if f.AgentOldest == nil {
+		f.AgentOldest = map[string]int64{}
+	}
+	f.AgentOldest[agent] = oldest(f.AgentOldest[agent], earliest)
 }
 
 // Store is the state of every partition. The Redis implementation is the

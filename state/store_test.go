@@ -45,6 +45,28 @@ var storeCases = []struct {
 			t.Fatalf("claim = %+v, want offset 41, next due 300", c)
 		}
 	}},
+	{"agents' waiting sets give their oldest wait, apart from the shop's", func(t *testing.T, s Store) {
+		claim(t, s, "chat.0", 1)
+		claim(t, s, "chat.1", 1)
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 1, Waits: []detectors.WaitOp{
+			{Shop: "s1", Buyer: "b1", Start: 900, Add: true}, {Shop: "s1", Agent: "a1", Buyer: "b1", Start: 900, Add: true},
+			{Shop: "s1", Buyer: "b2", Start: 800, Add: true}, {Shop: "s1", Agent: "a2", Buyer: "b2", Start: 800, Add: true},
+		}})
+		// A transfer moves b2 from a2 to a1; b3 waits on a1 in another partition.
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 2, Waits: []detectors.WaitOp{
+			{Shop: "s1", Agent: "a2", Buyer: "b2", Start: 800}, {Shop: "s1", Agent: "a1", Buyer: "b2", Start: 800, Add: true},
+		}})
+		apply(t, s, "chat.1", &Batch{Token: 1, Offset: 1, Waits: []detectors.WaitOp{
+			{Shop: "s1", Buyer: "b3", Start: 700, Add: true}, {Shop: "s1", Agent: "a1", Buyer: "b3", Start: 700, Add: true},
+		}})
+		f := figures(t, s, []string{"chat.0", "chat.1"})
+		if len(f) != 1 || f["s1"].Waiting != 3 || f["s1"].OldestStart != 700 {
+			t.Fatalf("figures %+v, want only s1 with 3 waiting since 700", f)
+		}
+		if got := f["s1"].AgentOldest; !maps.Equal(got, map[string]int64{"a1": 700}) {
+			t.Fatalf("agents' oldest waits %v, want a1 700 (a2 has none left)", got)
+		}
+	}},
 	{"takeover ignores a newer token, and fences it afterwards", func(t *testing.T, s Store) {
 		claim(t, s, "chat.0", 9)
 		apply(t, s, "chat.0", &Batch{Token: 9, Offset: 20})
@@ -750,3 +772,44 @@ func snapshot(t *testing.T, s Store, scope string) partitionSnapshot {
 	return partitionSnapshot{Claimed: claim(t, s, scope, 1), Loaded: l,
 		Figures: figures(t, s, []string{scope}), Outbox: deliveries(ds)}
 }
+
+// shopRulesStore is what both stores offer the shop-level rules.
+type shopRulesStore interface {
+	ClaimShopRules(ctx context.Context) (int64, error)
+	ShopRules(ctx context.Context) (ShopRulesState, error)
+	WriteShopRules(ctx context.Context, token int64, w *ShopRulesWrite) error
+}
+
+// testShopRules: a new claim fences the earlier holder, whose write changes
+// nothing; spells and outbox records survive to the next holder.
+func testShopRules(t *testing.T, s shopRulesStore) {
+	ctx := context.Background()
+	a, err := s.ClaimShopRules(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &ShopRulesWrite{Spells: map[string][]byte{"s1": []byte("spells-1"), "s2": []byte("x")},
+		Outbox: []Delivery{{Key: "id1:firing", Payload: []byte("{}")}, {Key: "id2:firing", Payload: []byte("{}")}}}
+	if err := s.WriteShopRules(ctx, a, w); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.ClaimShopRules(ctx)
+	if err != nil || b <= a {
+		t.Fatalf("second claim %d, %v; want a token above %d", b, err, a)
+	}
+	if err := s.WriteShopRules(ctx, a, &ShopRulesWrite{Spells: map[string][]byte{"s1": []byte("stale")}}); !errors.Is(err, ErrFenced) {
+		t.Fatalf("write of a fenced holder: %v, want ErrFenced", err)
+	}
+	if err := s.WriteShopRules(ctx, b, &ShopRulesWrite{Spells: map[string][]byte{"s2": nil}, Acks: []string{"id1:firing"}}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.ShopRules(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Spells) != 1 || string(st.Spells["s1"]) != "spells-1" || !slices.Equal(deliveries(st.Outbox), []string{"id2:firing={}"}) {
+		t.Fatalf("state %v %v", st.Spells, deliveries(st.Outbox))
+	}
+}
+
+func TestMemoryShopRules(t *testing.T) { testShopRules(t, NewMemory()) }

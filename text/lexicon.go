@@ -95,28 +95,28 @@ func ParseLexicon(name string, data []byte) (*Lexicon, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("lexicon %s: line %d: want a mapping of category to terms", name, root.Line)
+		return nil, fmt.Errorf("lexicon %s:%d: want a mapping of category to terms", name, root.Line)
 	}
 	var errs []error
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		key := k.Value
 		if key != allowKey && !slices.Contains(Categories, Category(key)) {
-			errs = append(errs, fmt.Errorf("lexicon %s: line %d: unknown category %q (want one of %s, %s)",
+			errs = append(errs, fmt.Errorf("lexicon %s:%d: unknown category %q (want one of %s, %s)",
 				name, k.Line, key, joinCategories(), allowKey))
 			continue
 		}
 		if v.Kind != yaml.SequenceNode {
-			errs = append(errs, fmt.Errorf("lexicon %s: line %d: %s must be a list of terms", name, v.Line, key))
+			errs = append(errs, fmt.Errorf("lexicon %s:%d: %s must be a list of terms", name, v.Line, key))
 			continue
 		}
 		for _, t := range v.Content {
 			if t.Kind != yaml.ScalarNode {
-				errs = append(errs, fmt.Errorf("lexicon %s: line %d: a term must be a string", name, t.Line))
+				errs = append(errs, fmt.Errorf("lexicon %s:%d: a term must be a string", name, t.Line))
 				continue
 			}
 			if n := Normalize(t.Value); n.Text == "" {
-				errs = append(errs, fmt.Errorf("lexicon %s: line %d: term %q has no letters or digits, it would match nothing", name, t.Line, t.Value))
+				errs = append(errs, fmt.Errorf("lexicon %s:%d: term %q has no letters or digits, it would match nothing", name, t.Line, t.Value))
 				continue
 			}
 			if key == allowKey {

@@ -141,11 +141,11 @@ func TestShopLexicon(t *testing.T) {
 }
 
 var badLexicons = []struct{ data, err string }{
-	{"abuse: [傻逼]\nrude: [x]\n", `lexicon bad.yml: line 2: unknown category "rude" (want one of abuse, threat, sarcasm, perfunctory, off_platform, complaint_intent, allow)`},
-	{"abuse: 傻逼\n", "lexicon bad.yml: line 1: abuse must be a list of terms"},
-	{"abuse: [\"。。\"]\n", `lexicon bad.yml: line 1: term "。。" has no letters or digits, it would match nothing`},
-	{"abuse: [[a]]\n", "lexicon bad.yml: line 1: a term must be a string"},
-	{"- a\n", "lexicon bad.yml: line 1: want a mapping of category to terms"},
+	{"abuse: [傻逼]\nrude: [x]\n", `lexicon bad.yml:2: unknown category "rude" (want one of abuse, threat, sarcasm, perfunctory, off_platform, complaint_intent, allow)`},
+	{"abuse: 傻逼\n", "lexicon bad.yml:1: abuse must be a list of terms"},
+	{"abuse: [\"。。\"]\n", `lexicon bad.yml:1: term "。。" has no letters or digits, it would match nothing`},
+	{"abuse: [[a]]\n", "lexicon bad.yml:1: a term must be a string"},
+	{"- a\n", "lexicon bad.yml:1: want a mapping of category to terms"},
 	{"abuse: [a\n", "lexicon bad.yml: yaml: line 1: did not find expected ',' or ']'"},
 }
 

@@ -194,8 +194,33 @@ func writeAlerts(path string, res *app.ReplayResult) error {
 	return f.Close()
 }
 
-func pct(v float64) string  { return strconv.FormatFloat(v*100, 'f', 1, 64) + "%" }
-func secs(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) + "s" }
+// noData stands for a ratio or mean whose denominator is 0.
+const noData = "—"
+
+func pct(v *float64) string {
+	if v == nil {
+		return noData
+	}
+	return strconv.FormatFloat(*v*100, 'f', 1, 64) + "%"
+}
+
+func secs(v *float64) string {
+	if v == nil {
+		return noData
+	}
+	return strconv.FormatFloat(*v, 'f', 1, 64) + "s"
+}
+
+// rateOf is a shop's reply rate at threshold t, nil while no one consulted.
+func rateOf(s metrics.ShopReport, t string) *float64 {
+	if v, ok := s.ReplyRate[t]; ok {
+		return &v
+	}
+	return nil
+}
+
+// uncovered is the shop's uncovered time today, "—" when unknown.
+func uncovered(s metrics.ShopReport) string { return secs(s.UncoveredSeconds) }
 
 func writeTable(w io.Writer, res *app.ReplayResult, skipped int) {
 	fmt.Fprintf(w, "replayed %d events (%d unusable), %d alert records; figures at %s\n\n",
@@ -206,13 +231,13 @@ func writeTable(w io.Writer, res *app.ReplayResult, skipped int) {
 	for _, t := range ths {
 		head += "breached " + t + "\trate " + t + "\t"
 	}
-	fmt.Fprintln(tw, head+"messages\t30s rate\tavg response\twaiting\t")
+	fmt.Fprintln(tw, head+"messages\t30s rate\tavg response\twaiting\tuncovered\t")
 	for _, s := range res.Shops {
 		row := fmt.Sprintf("%s\t%s\t%s\t%d\t", s.Shop, s.Platform, s.Day, s.Consulting)
 		for _, t := range ths {
-			row += fmt.Sprintf("%d\t%s\t", s.Breached[t], pct(s.ReplyRate[t]))
+			row += fmt.Sprintf("%d\t%s\t", s.Breached[t], pct(rateOf(s, t)))
 		}
-		fmt.Fprintln(tw, row+fmt.Sprintf("%d\t%s\t%s\t%d\t", s.Messages, pct(s.Response30sRate), secs(s.AvgResponseSeconds), s.Waiting))
+		fmt.Fprintln(tw, row+fmt.Sprintf("%d\t%s\t%s\t%d\t%s\t", s.Messages, pct(s.Response30sRate), secs(s.AvgResponseSeconds), s.Waiting, uncovered(s)))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -235,23 +260,17 @@ func writeTable(w io.Writer, res *app.ReplayResult, skipped int) {
 	writeOrders(w, res)
 }
 
-// writeOrders prints the order figures per shop ("-" where a ratio has
+// writeOrders prints the order figures per shop (noData where a ratio has
 // nothing to divide by) and the alert records per kind and status.
 func writeOrders(w io.Writer, res *app.ReplayResult) {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "shop\tawaiting shipment\tshipping breached\topen disputes\topen complaints\treviews\tsatisfaction\trefunds\tavg refund\t")
-	opt := func(v *float64, format func(float64) string) string {
-		if v == nil {
-			return "-"
-		}
-		return format(*v)
-	}
 	for _, s := range res.Shops {
 		o := s.Orders
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t\n", s.Shop, o.AwaitingShipment, o.ShippingBreached,
 			o.OpenDisputes[detectors.DisputeKindDispute], o.OpenDisputes[detectors.DisputeKindComplaint],
-			o.Reviews, opt(o.ReviewSatisfaction, pct), o.Refunds, opt(o.AvgRefundSeconds, secs))
+			o.Reviews, pct(o.ReviewSatisfaction), o.Refunds, secs(o.AvgRefundSeconds))
 	}
 	tw.Flush()
 	counts := map[string]int{}
@@ -290,18 +309,24 @@ func writeCSV(w io.Writer, shops []metrics.ShopReport) error {
 	for _, t := range ths {
 		head = append(head, "breached_"+t, "reply_rate_"+t)
 	}
-	head = append(head, "response_30s_rate", "avg_response_seconds", "waiting_buyers")
+	head = append(head, "response_30s_rate", "avg_response_seconds", "waiting_buyers", "uncovered_seconds")
 	if err := cw.Write(head); err != nil {
 		return err
 	}
-	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	// A ratio or mean without data is an empty field.
+	f := func(v *float64) string {
+		if v == nil {
+			return ""
+		}
+		return strconv.FormatFloat(*v, 'f', -1, 64)
+	}
 	i := func(v int64) string { return strconv.FormatInt(v, 10) }
 	for _, s := range shops {
 		row := []string{s.Shop, "", s.Day, i(s.Consulting), i(s.Messages)}
 		for _, t := range ths {
-			row = append(row, i(s.Breached[t]), f(s.ReplyRate[t]))
+			row = append(row, i(s.Breached[t]), f(rateOf(s, t)))
 		}
-		row = append(row, f(s.Response30sRate), f(s.AvgResponseSeconds), i(s.Waiting))
+		row = append(row, f(s.Response30sRate), f(s.AvgResponseSeconds), i(s.Waiting), f(s.UncoveredSeconds))
 		if err := cw.Write(row); err != nil {
 			return err
 		}
@@ -310,7 +335,7 @@ func writeCSV(w io.Writer, shops []metrics.ShopReport) error {
 			for _, t := range ths {
 				row = append(row, i(a.Breached[t]), "")
 			}
-			row = append(row, f(a.Response30sRate), f(a.AvgResponseSeconds), i(a.Waiting))
+			row = append(row, f(a.Response30sRate), f(a.AvgResponseSeconds), i(a.Waiting), "")
 			if err := cw.Write(row); err != nil {
 				return err
 			}

@@ -92,6 +92,14 @@ log:
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "run", "--config", cfgPath)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
+	// The host's zone differs from the shops': alert times must carry the
+	// shop's offset, not the host's.
+	offset := time.Now().In(loc).Format("Z07:00")
+	hostTZ := "Etc/GMT+11"
+	if offset == "-11:00" {
+		hostTZ = "Etc/GMT-14"
+	}
+	cmd.Env = append(os.Environ(), "TZ="+hostTZ)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +168,13 @@ log:
 			}
 			if a.Summary == "" || a.EmittedAt.IsZero() {
 				return fmt.Errorf("alert %s lacks summary or emitted_at", a.ID)
+			}
+			var times map[string]any
+			_ = json.Unmarshal(sc.Bytes(), &times)
+			for _, k := range []string{"since", "due", "at", "emitted_at"} {
+				if v, ok := times[k].(string); ok && !strings.HasSuffix(v, offset) {
+					t.Fatalf("alert %s: %s %q does not carry the shop's offset %s", a.ID, k, v, offset)
+				}
 			}
 			alerts = append(alerts, a)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -254,7 +255,7 @@ func TestSimulateBrokers(t *testing.T) {
 // key is on.
 func readAll(t *testing.T, broker, topic string) (int, map[string]map[int]bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	conn, err := kafka.DialContext(ctx, "tcp", broker)
 	if err != nil {
@@ -299,4 +300,41 @@ func readAll(t *testing.T, broker, topic string) (int, map[string]map[int]bool) 
 		r.Close()
 	}
 	return n, keys
+}
+
+// --no-presence leaves the last shops without presence events, and a run
+// with seat gaps is still the plain run's shops and conversations.
+func TestSimulateSeatGaps(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gaps.jsonl")
+	code, stderr := simulate(t, "--seed", "7", "--day", "2026-11-24", "--shops", "2", "--no-presence", "1",
+		"--lunch-together", "1", "--quiet", "0.1", "--out", path)
+	if code != exitOK {
+		t.Fatalf("simulate: exit %d\n%s", code, stderr)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	presence := map[string]int{}
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var rec struct {
+			Value struct {
+				Type   string `json:"type"`
+				ShopID string `json:"shop_id"`
+			} `json:"value"`
+		}
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatalf("line %s: %v", line, err)
+		}
+		if rec.Value.Type == "agent_status" {
+			presence[rec.Value.ShopID]++
+		}
+	}
+	if presence["shop-01"] == 0 || presence["shop-02"] != 0 {
+		t.Errorf("presence events per shop %v, want some for shop-01 and none for shop-02", presence)
+	}
+	if code, _ := simulate(t, "--day", "2026-11-24", "--shops", "2", "--no-presence", "3", "--out", filepath.Join(dir, "x")); code == exitOK {
+		t.Error("more presence-less shops than shops accepted")
+	}
 }

@@ -116,11 +116,32 @@ func (d Day) Firing() map[string]string {
 	}
 }
 
-// Outcome summarises alerts as id → "" (firing) or the reason that resolved it,
-// failing on a resolved record without its firing one.
+// ShopLevel reports whether an alert kind is raised by the shop-level rules
+// on the reporter-lease holder (seats) rather than by a partition's
+// detectors: a backlog raises only the spells still open once it is read,
+// so those alerts are compared by SeatOutcome, in live runs.
+func ShopLevel(kind string) bool {
+	return kind == alerting.KindIdleSeat || kind == alerting.KindShopUncovered
+}
+
+// Outcome summarises the partition-level alerts as id → "" (firing) or the
+// reason that resolved it, failing on a resolved record without its firing
+// one.
 func Outcome(alerts []alerting.Alert) (map[string]string, error) {
+	return outcome(alerts, func(k string) bool { return !ShopLevel(k) })
+}
+
+// SeatOutcome is Outcome of the shop-level alerts.
+func SeatOutcome(alerts []alerting.Alert) (map[string]string, error) {
+	return outcome(alerts, ShopLevel)
+}
+
+func outcome(alerts []alerting.Alert, keep func(kind string) bool) (map[string]string, error) {
 	out := map[string]string{}
 	for _, a := range alerts {
+		if !keep(a.Kind) {
+			continue
+		}
 		switch a.Status {
 		case alerting.Firing:
 			// Firing again after a retraction (a late event made it due

@@ -11,7 +11,7 @@ import (
 
 // Scrape reads a /metrics page as "name{label=value,...}" → value, with
 // labels sorted by name as Prometheus' text format lists them; counters and
-// gauges only.
+// gauges, and of histograms their _count and _sum.
 func Scrape(url string) (map[string]float64, error) {
 	resp, err := http.Get(url)
 	if err != nil {
@@ -39,6 +39,9 @@ func Scrape(url string) (map[string]float64, error) {
 				out[key] = m.Gauge.GetValue()
 			case m.Counter != nil:
 				out[key] = m.Counter.GetValue()
+			case m.Histogram != nil:
+				out[name+"_count{"+strings.Join(labels, ",")+"}"] = float64(m.Histogram.GetSampleCount())
+				out[name+"_sum{"+strings.Join(labels, ",")+"}"] = m.Histogram.GetSampleSum()
 			}
 		}
 	}

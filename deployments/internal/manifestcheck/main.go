@@ -5,7 +5,9 @@
 // /healthz and /readyz, requests resources, runs as non-root and gives
 // SIGTERM at least 15 s; Services, the PodDisruptionBudget and the
 // ServiceMonitor select the Deployment's pods; a KEDA ScaledObject never
-// scales past the partition count. It can also write each ConfigMap's
+// scales past the partition count; GOMEMLIMIT leaves a margin under the
+// memory limit; a NetworkPolicy admits the http port of the pods; a test
+// Pod is a helm test hook the Deployment does not adopt. It can also write each ConfigMap's
 // config.yaml out so that "replywatch validate" can check it.
 //
 //	manifestcheck [-partitions N] [-config-out DIR] FILE...
@@ -217,6 +219,17 @@ func check(objs []object, partitions int) []string {
 		if get(c, "securityContext", "allowPrivilegeEscalation") != false {
 			add(d, "container %s: allowPrivilegeEscalation must be false", name)
 		}
+		if limit, ok := quantity(str(c, "resources", "limits", "memory")); ok {
+			gml := ""
+			for _, e := range list(c, "env") {
+				if str(e, "name") == "GOMEMLIMIT" {
+					gml = str(e, "value")
+				}
+			}
+			if v, ok := quantity(strings.TrimSuffix(gml, "B")); !ok || v < limit*8/10 || v > limit*95/100 {
+				add(d, "container %s: GOMEMLIMIT %q is not 80-95%% of the memory limit %s", name, gml, str(c, "resources", "limits", "memory"))
+			}
+		}
 	}
 	for _, v := range list(pod, "volumes") {
 		if cm := str(v, "configMap", "name"); cm != "" && !seen["ConfigMap/"+cm] {
@@ -278,6 +291,28 @@ func check(objs []object, partitions int) []string {
 			}
 		}
 	}
+	for _, n := range byKind["NetworkPolicy"] {
+		if !selects(strMap(get(n, "spec", "podSelector", "matchLabels")), podLabels) {
+			add(n, "spec.podSelector does not select the Deployment's pods")
+		}
+		http := false
+		for _, rule := range list(n, "spec", "ingress") {
+			for _, pt := range list(rule, "ports") {
+				http = http || str(pt, "port") == "http"
+			}
+		}
+		if !http {
+			add(n, "no ingress rule admits the http port (probes, metrics)")
+		}
+	}
+	for _, pod := range byKind["Pod"] {
+		if str(pod, "metadata", "annotations", "helm.sh/hook") != "test" {
+			add(pod, "a bare Pod that is not a helm test hook")
+		}
+		if selects(strMap(get(d, "spec", "selector", "matchLabels")), strMap(get(pod, "metadata", "labels"))) {
+			add(pod, "the Deployment's selector matches it: its ReplicaSet would adopt it")
+		}
+	}
 	for _, c := range byKind["ConfigMap"] {
 		if cfg := str(c, "data", "config.yaml"); cfg != "" {
 			var v map[string]any
@@ -288,6 +323,30 @@ func check(objs []object, partitions int) []string {
 	}
 	sort.Strings(p)
 	return p
+}
+
+// quantity reads a Kubernetes memory quantity (512Mi, 1Gi, 500M, bytes)
+// or Go's GOMEMLIMIT syntax without its B (460Mi), in bytes.
+func quantity(q string) (int64, bool) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}}
+	if q == "" {
+		return 0, false
+	}
+	mult := int64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(q, u.suffix); ok {
+			q, mult = n, u.mult
+			break
+		}
+	}
+	var n int64
+	if _, err := fmt.Sscan(q, &n); err != nil || fmt.Sprint(n) != q {
+		return 0, false
+	}
+	return n * mult, true
 }
 
 // selects reports whether a non-empty selector matches labels.

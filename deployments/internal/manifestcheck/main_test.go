@@ -56,6 +56,24 @@ var checkCases = []struct {
 	{name: "no name", partitions: 12, mutate: func(o []object) {
 		delete(find(o, "ServiceMonitor")["metadata"].(map[string]any), "name")
 	}, want: []string{"document 5: apiVersion, kind and metadata.name are required"}},
+	{name: "GOMEMLIMIT at the whole limit", partitions: 12, mutate: func(o []object) {
+		container(o)["env"] = []any{map[string]any{"name": "GOMEMLIMIT", "value": "512MiB"}}
+	}, want: []string{`GOMEMLIMIT "512MiB" is not 80-95% of the memory limit 512Mi`}},
+	{name: "GOMEMLIMIT missing", partitions: 12, mutate: func(o []object) {
+		delete(container(o), "env")
+	}, want: []string{`GOMEMLIMIT "" is not 80-95% of the memory limit`}},
+	{name: "network policy for other pods", partitions: 12, mutate: func(o []object) {
+		find(o, "NetworkPolicy")["spec"].(map[string]any)["podSelector"] = map[string]any{"matchLabels": map[string]any{"app": "other"}}
+	}, want: []string{"NetworkPolicy/rw-replywatch: spec.podSelector does not select"}},
+	{name: "network policy shuts the probes out", partitions: 12, mutate: func(o []object) {
+		find(o, "NetworkPolicy")["spec"].(map[string]any)["ingress"] = []any{}
+	}, want: []string{"NetworkPolicy/rw-replywatch: no ingress rule admits the http port"}},
+	{name: "test pod the deployment adopts", partitions: 12, mutate: func(o []object) {
+		find(o, "Pod")["metadata"].(map[string]any)["labels"].(map[string]any)["app.kubernetes.io/name"] = "replywatch"
+	}, want: []string{"Pod/rw-replywatch-test-readyz: the Deployment's selector matches it"}},
+	{name: "bare pod", partitions: 12, mutate: func(o []object) {
+		delete(find(o, "Pod")["metadata"].(map[string]any), "annotations")
+	}, want: []string{"Pod/rw-replywatch-test-readyz: a bare Pod that is not a helm test hook"}},
 	{name: "missing config map", partitions: 12, mutate: func(o []object) {
 		find(o, "ConfigMap")["metadata"].(map[string]any)["name"] = "other"
 	}, want: []string{"volume config uses ConfigMap rw-replywatch, which is not rendered"}},

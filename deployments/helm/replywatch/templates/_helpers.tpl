@@ -39,6 +39,16 @@ app.kubernetes.io/part-of: replywatch
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
+{{- define "replywatch.testLabels" -}}
+helm.sh/chart: {{ include "replywatch.chart" . }}
+app.kubernetes.io/name: {{ include "replywatch.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/component: test
+app.kubernetes.io/part-of: replywatch
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
 {{- define "replywatch.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "replywatch.fullname" .) .Values.serviceAccount.name -}}
@@ -84,5 +94,25 @@ that depends on them includes it, so "helm template" fails early.
 {{- end -}}
 {{- else if gt (int .Values.replicaCount) $partitions -}}
 {{- fail (printf "replicaCount (%d) exceeds kafka.partitions (%d): replicas beyond the partition count own no partition and sit idle" (int .Values.replicaCount) $partitions) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+GOMEMLIMIT: goMemLimitPercent of resources.limits.memory, in MiB (Go's
+syntax), rounded down; empty without a memory limit. Kubernetes quantities
+with a binary or decimal suffix, or plain bytes.
+*/}}
+{{- define "replywatch.goMemLimit" -}}
+{{- $limit := dig "limits" "memory" "" (.Values.resources | default dict) -}}
+{{- if $limit -}}
+{{- $q := toString $limit -}}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" $q -}}
+{{- $unit := trimPrefix $num $q -}}
+{{- $units := dict "" 1 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 -}}
+{{- if or (not $num) (not (hasKey $units $unit)) -}}
+{{- fail (printf "resources.limits.memory %q is not a memory quantity such as 512Mi or 1Gi" $q) -}}
+{{- end -}}
+{{- $bytes := mulf (float64 $num) (get $units $unit) -}}
+{{- printf "%dMiB" (int64 (floor (divf (mulf $bytes .Values.goMemLimitPercent) 104857600))) -}}
 {{- end -}}
 {{- end -}}
