@@ -134,7 +134,7 @@ func New(cfg *config.Config, o Options) (*App, error) {
 				}
 				return nil
 			}},
-			{Name: "notify", Fn: notifier.Check},
+			{Name: "notify", Fn: notifier.Check, Advisory: true},
 		}
 		a.http = &http.Server{
 			Addr:              cfg.HTTP.Addr,
@@ -219,8 +219,9 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		}},
 	}
 	if notifier != nil {
-		// A receiver the vendor refuses (signature, keyword) shows here.
-		checks = append(checks, httpapi.Check{Name: "notify", Fn: notifier.Check})
+		// A receiver the vendor refuses (signature, keyword) shows here,
+		// without taking the replica out of service.
+		checks = append(checks, httpapi.Check{Name: "notify", Fn: notifier.Check, Advisory: true})
 	}
 	a.checks = checks
 	base, stop := context.WithCancel(context.Background())
@@ -424,7 +425,8 @@ func (a *App) Run(ctx context.Context) error {
 			t := time.NewTicker(5 * time.Second)
 			defer t.Stop()
 			for {
-				a.Metrics.Ready.Set(b2f(len(httpapi.Probe(ctx, a.checks)) == 0))
+				failed, _ := httpapi.Probe(ctx, a.checks)
+				a.Metrics.Ready.Set(b2f(len(failed) == 0))
 				select {
 				case <-ctx.Done():
 					return nil

@@ -19,6 +19,11 @@ import (
 type Check struct {
 	Name string
 	Fn   func(ctx context.Context) error
+	// Advisory checks are reported in /readyz's body but leave the replica
+	// ready: a receiver the vendor refuses stops no alert from reaching
+	// cs.alerts or the other receivers, and taking the replica out of
+	// service would not fix its configuration.
+	Advisory bool
 }
 
 // ProbeTimeout bounds a readiness probe: within it /readyz answers, even
@@ -27,10 +32,11 @@ type Check struct {
 const ProbeTimeout = 2 * time.Second
 
 // Probe runs the checks at once and returns the failures, each "name:
-// error", in the checks' order. A check that has not answered when the
+// error", in the checks' order: those that make the replica unready, and
+// those of advisory checks. A check that has not answered when the
 // probe's deadline passes fails; it is not waited for (it gets the
 // cancelled context and ends on its own).
-func Probe(ctx context.Context, checks []Check) []string {
+func Probe(ctx context.Context, checks []Check) (failed, advisories []string) {
 	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()
 	type result struct {
@@ -52,16 +58,23 @@ func Probe(ctx context.Context, checks []Check) []string {
 		}
 		break
 	}
-	var failed []string
 	for i, c := range checks {
+		var f string
 		switch {
 		case !answered[i]:
-			failed = append(failed, fmt.Sprintf("%s: no answer within %s", c.Name, ProbeTimeout))
+			f = fmt.Sprintf("%s: no answer within %s", c.Name, ProbeTimeout)
 		case errs[i] != nil:
-			failed = append(failed, c.Name+": "+errs[i].Error())
+			f = c.Name + ": " + errs[i].Error()
+		default:
+			continue
+		}
+		if c.Advisory {
+			advisories = append(advisories, f)
+		} else {
+			failed = append(failed, f)
 		}
 	}
-	return failed
+	return failed, advisories
 }
 
 // Handler serves the endpoints. ready, when not nil, is told the outcome of
@@ -81,18 +94,18 @@ func NewHandler(g prometheus.Gatherer, checks []Check, ready func(bool), api *AP
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		failed := Probe(r.Context(), checks)
+		failed, advisories := Probe(r.Context(), checks)
 		if ready != nil {
 			ready(len(failed) == 0)
 		}
 		if len(failed) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			for _, f := range failed {
-				fmt.Fprintln(w, f)
-			}
-			return
+		} else {
+			fmt.Fprintln(w, "ready")
 		}
-		fmt.Fprintln(w, "ready")
+		for _, f := range append(failed, advisories...) {
+			fmt.Fprintln(w, f)
+		}
 	})
 	return mux
 }

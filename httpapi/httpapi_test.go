@@ -45,6 +45,32 @@ func TestEndpoints(t *testing.T) {
 	}
 }
 
+// An advisory check (a receiver the vendor refuses) is named in /readyz's
+// body and leaves the replica ready; beside a real failure it is named too.
+func TestReadyzAdvisoryCheck(t *testing.T) {
+	var kafkaErr error
+	var lastReady *bool
+	h := Handler(prometheus.NewRegistry(), []Check{
+		{Name: "kafka", Fn: func(context.Context) error { return kafkaErr }},
+		{Name: "notify", Fn: func(context.Context) error { return errors.New("receiver ding: sign not match") }, Advisory: true},
+	}, func(ok bool) { lastReady = &ok })
+	get := func() (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		b, _ := io.ReadAll(rec.Body)
+		return rec.Code, string(b)
+	}
+	code, body := get()
+	if code != 200 || !*lastReady || body != "ready\nnotify: receiver ding: sign not match\n" {
+		t.Errorf("/readyz with an advisory failure = %d %q", code, body)
+	}
+	kafkaErr = errors.New("no brokers")
+	code, body = get()
+	if code != 503 || *lastReady || body != "kafka: no brokers\nnotify: receiver ding: sign not match\n" {
+		t.Errorf("/readyz with kafka down and an advisory failure = %d %q", code, body)
+	}
+}
+
 // TestReadyzUnderFrozenRedis: a Redis that accepts connections but answers
 // nothing (CLIENT PAUSE) makes /readyz fail within its own deadline, inside
 // the chart's 3 s probe timeout, instead of after the client's read timeout
