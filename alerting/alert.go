@@ -91,6 +91,15 @@ type Alert struct {
 	Replay bool `json:"replay,omitempty"`
 }
 
+// Stamp finishes an alert for writing: emitted is when the record is
+// produced, the times take the shop's offset (loc) and the summary is
+// written in lang. Every producer of alert records calls it.
+func (a *Alert) Stamp(emitted time.Time, lang string, loc *time.Location) {
+	a.EmittedAt = emitted
+	a.InZone(loc)
+	a.Summary = Summary(a, lang, loc)
+}
+
 // InZone puts the alert's times in loc, the shop's zone, so that they are
 // written with the shop's UTC offset, as the summary's clock times are.
 func (a *Alert) InZone(loc *time.Location) {

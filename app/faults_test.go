@@ -15,6 +15,7 @@ import (
 
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/internal/scenario"
 	"github.com/replywatch/replywatch/internal/testenv"
 	"github.com/replywatch/replywatch/pipeline"
 )
@@ -267,6 +268,12 @@ func TestRedisRestartedEmptyIsRebuilt(t *testing.T) {
 		t.Fatal("the rebuild emitted no alert: the day's alerts should come again, as a replay")
 	}
 	for _, a := range after {
+		if scenario.ShopLevel(a.Kind) {
+			// The lease holder's spells were lost with the rest of Redis: it
+			// raises the open ones again with the same ids, from the present,
+			// not from re-reading Kafka.
+			continue
+		}
 		if !a.Replay || !sent[a.ID+"/"+a.Status] {
 			t.Errorf("alert of the rebuild %s %s %s: replay %v, sent before %v", a.ID, a.Kind, a.Status, a.Replay, sent[a.ID+"/"+a.Status])
 		}

@@ -63,8 +63,7 @@ func (w *riskWatcher) observe(ctx context.Context, now time.Time, reps []metrics
 	ds := make([]state.Delivery, 0, len(out))
 	for i := range out {
 		a := &out[i]
-		a.EmittedAt = w.wall()
-		a.Summary = alerting.Summary(a, w.language, w.location(a.ShopID))
+		a.Stamp(w.wall(), w.language, w.location(a.ShopID))
 		payload, err := json.Marshal(a)
 		if err != nil {
 			w.log.Error("encoding an effective_reply_risk alert", zap.String("shop_id", a.ShopID), zap.Error(err))

@@ -835,10 +835,7 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, last int64, due
 	for i := range alerts {
 		a := &alerts[i]
 		a.Replay = replay
-		a.EmittedAt = wall
-		loc := p.location(a.ShopID)
-		a.InZone(loc)
-		a.Summary = alerting.Summary(a, p.cfg.Language, loc)
+		a.Stamp(wall, p.cfg.Language, p.location(a.ShopID))
 		payload, err := json.Marshal(a)
 		if err != nil {
 			return err

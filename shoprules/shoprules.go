@@ -144,8 +144,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, figs map[string]*state.ShopFig
 	}
 	for i := range alerts {
 		a := &alerts[i]
-		a.EmittedAt = now
-		a.Summary = alerting.Summary(a, e.Language, e.Rules(a.ShopID).Hours.Loc)
+		a.Stamp(now, e.Language, e.Rules(a.ShopID).Hours.Loc)
 		payload, err := json.Marshal(a)
 		if err != nil {
 			return nil, fmt.Errorf("encoding alert %s: %w", a.Key(), err)

@@ -116,12 +116,13 @@ func (d Day) Firing() map[string]string {
 	}
 }
 
-// ShopLevel reports whether an alert kind is raised by the shop-level rules
-// on the reporter-lease holder (seats) rather than by a partition's
-// detectors: a backlog raises only the spells still open once it is read,
-// so those alerts are compared by SeatOutcome, in live runs.
+// ShopLevel reports whether an alert kind is raised on the reporter-lease
+// holder from the summed figures (seats, the effective reply projection)
+// rather than by a partition's detectors: a backlog raises only the spells
+// still open once it is read, so seat alerts are compared by SeatOutcome,
+// in live runs.
 func ShopLevel(kind string) bool {
-	return kind == alerting.KindIdleSeat || kind == alerting.KindShopUncovered
+	return kind == alerting.KindIdleSeat || kind == alerting.KindShopUncovered || kind == alerting.KindEffectiveReplyRisk
 }
 
 // Outcome summarises the partition-level alerts as id → "" (firing) or the
