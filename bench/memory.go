@@ -13,8 +13,10 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/replywatch/replywatch/detectors"
 	"github.com/replywatch/replywatch/event"
 	"github.com/replywatch/replywatch/sim"
+	"github.com/replywatch/replywatch/state"
 )
 
 // produceConversations starts conversations [from, to) of new buyers
@@ -358,15 +360,22 @@ func (h *harness) applyAll(ctx context.Context, timeout time.Duration) error {
 	return err
 }
 
-// waitingCount sums the waiting sets of every chat partition and shop.
+// waitingCount sums the waiting sets of every chat partition and shop. A
+// buyer assigned to an agent is also in the agent's waiting set
+// (detectors.WaitOp.Set), which lives under w: beside the shop's and is
+// not counted again.
 func (h *harness) waitingCount(ctx context.Context) (int64, error) {
 	var total int64
 	for p := range Topics[TopicChat] {
-		keys, err := h.redis.Client.Keys(ctx, keyPrefix+":{chat."+strconv.Itoa(p)+"}:w:*").Result()
+		base := keyPrefix + ":{" + state.Scope(string(event.Chat), p) + "}:w:"
+		keys, err := h.redis.Client.Keys(ctx, base+"*").Result()
 		if err != nil {
 			return 0, fmt.Errorf("listing waiting sets: %w", err)
 		}
 		for _, k := range keys {
+			if _, _, agent := detectors.SplitAgentSet(strings.TrimPrefix(k, base)); agent {
+				continue
+			}
 			n, err := h.redis.Client.ZCard(ctx, k).Result()
 			if err != nil {
 				return 0, fmt.Errorf("counting %s: %w", k, err)

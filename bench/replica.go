@@ -186,6 +186,11 @@ func replicaConfig(broker, redisURL string, o replicaOpts) (*config.Config, erro
 	if len(o.thresholds) > 0 {
 		cfg.ReplySLA.Thresholds = o.thresholds
 	}
+	// The backlogs replay a simulated day that may lie further back than
+	// clock.max_event_age: accept it as a day replayed from storage.
+	if age := time.Since(simDay) + 48*time.Hour; age > cfg.Clock.MaxEventAge {
+		cfg.Clock.MaxEventAge = age
+	}
 	cfg.Log.Level = "warn"
 	cfg.Log.Format = config.LogJSON
 	if err := cfg.Validate(); err != nil {
