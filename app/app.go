@@ -301,7 +301,7 @@ func handlers(cfg *config.Config) (map[event.Stream]pipeline.Handler, error) {
 	return map[event.Stream]pipeline.Handler{
 		event.Chat: pipeline.ChatHandler{
 			Engine: &detectors.Engine{Rules: rules, PerAgent: cfg.Metrics.PerAgent, Lateness: cfg.Clock.AllowedLateness},
-			Text:   &detectors.TextEngine{Text: text, Rules: rules, PerAgent: cfg.Metrics.PerAgent},
+			Text:   &detectors.TextEngine{Text: text, Rules: rules, PerAgent: cfg.Metrics.PerAgent, Lateness: cfg.Clock.AllowedLateness},
 			Effective: &detectors.Effective{Rules: rules, Within: func(shop string) time.Duration {
 				return cfg.EffectiveReplyOf(shop).Within
 			}},

@@ -32,9 +32,13 @@ const (
 	// within repeatWindow are perfunctory.
 	repeatTimes  = 3
 	repeatWindow = 10 * 60 * 1000
-	// repeatKeep is how many recent agent replies a conversation keeps to
-	// recognise repeats (those within repeatWindow of the newest).
-	repeatKeep = 4
+	// repeatKeep is how many recent agent replies a conversation keeps at
+	// most to recognise repeats: those that a reply up to the allowed
+	// lateness before the newest could repeat (within repeatWindow before
+	// it). Like the event log, it bounds the state, not the rule: a
+	// count bound by arrival would forget, for a late reply, same replies
+	// that the newer ones pushed out.
+	repeatKeep = maxLog
 )
 
 // FlagField is the daily figure of messages flagged in a text category
@@ -60,6 +64,17 @@ type TextEngine struct {
 	Rules RulesFunc
 	// PerAgent also emits per-agent figure fields.
 	PerAgent bool
+	// Lateness is how late a reply may arrive and still be judged with
+	// the replies before it in event time (DefaultLateness when not set),
+	// as Engine.Lateness.
+	Lateness time.Duration
+}
+
+func (e *TextEngine) lateness() int64 {
+	if e.Lateness > 0 {
+		return e.Lateness.Milliseconds()
+	}
+	return DefaultLateness.Milliseconds()
 }
 
 // TextState is what the text rules remember of one conversation: the
@@ -215,7 +230,7 @@ func (e *TextEngine) Message(st *TextState, shop, buyer string, ev *event.Event,
 		return // white space only: nothing to repeat
 	}
 	h := uint32(xxhash.Sum64String(n.Text))
-	for _, ms := range st.sent(h, ev.Ms()) {
+	for _, ms := range st.sent(h, ev.Ms(), e.lateness()) {
 		m := text.Match{Category: text.Perfunctory, Term: fmt.Sprintf("(same reply %d times in 10 min)", repeatTimes),
 			Excerpt: text.Excerpt(ev.Text, 0, len(ev.Text), text.ExcerptRunes)}
 		perfunct(m, alerting.ID(alerting.KindAbusiveReply, shop, buyer, "repeat", strconv.FormatUint(uint64(h), 16),
@@ -226,8 +241,9 @@ func (e *TextEngine) Message(st *TextState, shop, buyer string, ev *event.Event,
 // sent records an agent reply whose normalised text hashes to h, sent at
 // at, and returns the times of the replies that became perfunctory
 // repeats with it: those with repeatTimes-1 same replies in the
-// repeatWindow before them, each returned once.
-func (st *TextState) sent(h uint32, at int64) []int64 {
+// repeatWindow before them, each returned once. It keeps the replies a
+// reply up to lateness ms before the newest could repeat.
+func (st *TextState) sent(h uint32, at, lateness int64) []int64 {
 	i := len(st.recent)
 	for i > 0 && st.recent[i-1].at > at {
 		i--
@@ -255,7 +271,7 @@ func (st *TextState) sent(h uint32, at int64) []int64 {
 	// Forget what can no longer be part of a repeat.
 	newest := st.recent[len(st.recent)-1].at
 	drop := max(0, len(st.recent)-repeatKeep)
-	for drop < len(st.recent) && newest-st.recent[drop].at > repeatWindow {
+	for drop < len(st.recent) && newest-st.recent[drop].at > lateness+repeatWindow {
 		drop++
 	}
 	if drop > 0 {
