@@ -185,13 +185,15 @@ func buyersOf(as []apiAlert) []string {
 }
 
 // firingIn is what the alerts topic says is firing now, by alert id.
-// noUncoveredAlerts keeps the shop-level shop_uncovered rule quiet for the
-// test's span: its shops send no presence and no agent replies while the
-// clock jumps minutes ahead, which would raise one per shop at a time the
-// test does not control; these tests count the conversations' alerts.
-func noUncoveredAlerts(t *testing.T, cfg *config.Config) *config.Config {
+// quietShopRules keeps the shop-level rules quiet for the test's span: its
+// shops send no presence and no agent replies while the clock jumps minutes
+// ahead, which raises shop_uncovered and effective_reply_risk on the lease
+// holder at times the test does not control; these tests count the
+// conversations' alerts.
+func quietShopRules(t *testing.T, cfg *config.Config) *config.Config {
 	t.Helper()
 	cfg.Seats.UncoveredAfterInferred = time.Hour
+	cfg.EffectiveReply.AlertBelow = 0
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +220,7 @@ func TestAPIScopes(t *testing.T) {
 	e := newEnv(t)
 	t0 := sh("10:00:00")
 	clock := &fakeClock{t: t0}
-	cfg := noUncoveredAlerts(t, testConfig(t, e.broker, e.redis, "api"))
+	cfg := quietShopRules(t, testConfig(t, e.broker, e.redis, "api"))
 	cfg.API.Tokens = apiTokens
 	r := start(t, cfg, clock, "api")
 	addr := r.app.Addr()
@@ -378,7 +380,7 @@ func TestStreamResumesAfterDrop(t *testing.T) {
 	e := newEnv(t)
 	t0 := sh("10:00:00")
 	clock := &fakeClock{t: t0}
-	r := start(t, noUncoveredAlerts(t, testConfig(t, e.broker, e.redis, "resume")), clock, "resume")
+	r := start(t, quietShopRules(t, testConfig(t, e.broker, e.redis, "resume")), clock, "resume")
 	addr := r.app.Addr()
 	eventually(t, 20*time.Second, "joined", func() error {
 		if !r.app.Processor.Joined() {
@@ -419,8 +421,12 @@ func TestStreamResumesAfterDrop(t *testing.T) {
 	wave(5, t0.Add(6*time.Minute))
 	clock.Set(t0.Add(12 * time.Minute))
 	eventually(t, 10*time.Second, "all alerts on cs.alerts", func() error {
-		if n := len(readAlerts(t, e.broker)); n != 40 {
-			return fmt.Errorf("%d records, want 40", n)
+		if as := readAlerts(t, e.broker); len(as) != 40 {
+			kinds := map[string]int{}
+			for _, a := range as {
+				kinds[a.Kind+"/"+a.Status]++
+			}
+			return fmt.Errorf("%d records, want 40: %v", len(as), kinds)
 		}
 		return nil
 	})
@@ -435,7 +441,7 @@ func TestStreamResumesAfterDrop(t *testing.T) {
 	s2.collect(t, 10*time.Second, &got2, &last2, func(g []apiAlert) bool { return len(g) >= len(want) })
 	// A new replica, whose stream starts at the topic's end: the records
 	// after last come from Kafka.
-	r2 := start(t, noUncoveredAlerts(t, testConfig(t, e.broker, e.redis, "resume")), clock, "resume-2")
+	r2 := start(t, quietShopRules(t, testConfig(t, e.broker, e.redis, "resume")), clock, "resume-2")
 	s3 := openStream(t, r2.app.Addr(), "/api/v1/alerts/stream", "", last)
 	got3 := slices.Clone(got)
 	last3 := last
