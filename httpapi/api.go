@@ -255,30 +255,41 @@ func (a *API) reports(ctx context.Context) ([]metrics.ShopReport, error) {
 }
 
 func (a *API) shops(w http.ResponseWriter, r *http.Request) {
+	out, ok := a.scopedReports(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, map[string]any{"at": a.Now().UTC().Format(time.RFC3339Nano), "shops": out})
+}
+
+// scopedReports answers the shop-figure requests' common part: the token's
+// scope (agents see no shop figures), the shop filter, and the reports of
+// the shops both allow. It has written the error when ok is false.
+func (a *API) scopedReports(w http.ResponseWriter, r *http.Request) (out []metrics.ShopReport, ok bool) {
 	s := a.guard(w, r)
 	if s == nil {
-		return
+		return nil, false
 	}
 	if s.Role == config.RoleAgent {
 		http.Error(w, "shop figures are outside an agent token's scope", http.StatusForbidden)
-		return
+		return nil, false
 	}
 	f, code, msg := parseFilter(r, s)
 	if code != 0 {
 		http.Error(w, msg, code)
-		return
+		return nil, false
 	}
 	all, err := a.reports(r.Context())
 	if err != nil {
 		a.Log.Warn("reading shop figures", zap.Error(err))
 		http.Error(w, "reading shop figures failed", http.StatusServiceUnavailable)
-		return
+		return nil, false
 	}
-	out := []metrics.ShopReport{}
+	out = []metrics.ShopReport{}
 	for _, rep := range all {
 		if s.Shop(rep.Shop) && (len(f.shops) == 0 || slices.Contains(f.shops, rep.Shop)) {
 			out = append(out, rep)
 		}
 	}
-	writeJSON(w, map[string]any{"at": a.Now().UTC().Format(time.RFC3339Nano), "shops": out})
+	return out, true
 }

@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"slices"
 	"sort"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/metrics"
 )
 
@@ -110,22 +108,8 @@ func (a *API) recordTrend(ctx context.Context, holder string, every time.Duratio
 
 // trend serves GET /api/v1/shops/trend: each shop's samples of its day.
 func (a *API) trend(w http.ResponseWriter, r *http.Request) {
-	s := a.guard(w, r)
-	if s == nil {
-		return
-	}
-	if s.Role == config.RoleAgent {
-		http.Error(w, "shop figures are outside an agent token's scope", http.StatusForbidden)
-		return
-	}
-	f, code, msg := parseFilter(r, s)
-	if code != 0 {
-		http.Error(w, msg, code)
-		return
-	}
-	reps, err := a.reports(r.Context())
-	if err != nil {
-		http.Error(w, "reading shop figures failed", http.StatusServiceUnavailable)
+	reps, ok := a.scopedReports(w, r)
+	if !ok {
 		return
 	}
 	type shopTrend struct {
@@ -135,9 +119,6 @@ func (a *API) trend(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []shopTrend{}
 	for _, rep := range reps {
-		if !s.Shop(rep.Shop) || len(f.shops) > 0 && !slices.Contains(f.shops, rep.Shop) {
-			continue
-		}
 		m, err := a.Trends.Trend(r.Context(), rep.Shop, rep.Day)
 		if err != nil {
 			http.Error(w, "reading the trend failed", http.StatusServiceUnavailable)
