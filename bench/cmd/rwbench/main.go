@@ -24,6 +24,9 @@ func main() {
 
 func run() int {
 	def := bench.DefaultSettings()
+	// A flag set of its own: a dependency (opencc) registers "-dir" on the
+	// process-wide flag.CommandLine, which would clash with ours.
+	flag := flag.NewFlagSet("rwbench", flag.ExitOnError)
 	var (
 		smoke    = flag.Bool("smoke", false, "tiny sizes: check that every part runs and reports (a few seconds each)")
 		only     = flag.String("only", strings.Join(bench.AllParts, ","), "parts to run, comma separated: "+strings.Join(bench.AllParts, ","))
@@ -36,7 +39,7 @@ func run() int {
 		keep     = flag.String("dir", "", "keep configs, logs and profiles in this directory (default: a temporary one)")
 		repEnv   = flag.String("replica-env", "", "KEY=VALUE,... added to the environment of replica child processes (e.g. GOMEMLIMIT=64MiB)")
 	)
-	flag.Parse()
+	flag.Parse(os.Args[1:]) //nolint:errcheck // ExitOnError
 	s := def
 	if *smoke {
 		s = bench.SmokeSettings()
