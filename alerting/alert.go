@@ -56,6 +56,11 @@ const (
 	ReasonRecovered = "recovered"
 	ReasonRefunded  = "refunded" // an order awaiting shipment was refunded
 	ReasonClosed    = "closed"   // a dispute or complaint was closed
+	// ReasonPriority marks a firing reply_warning that is a priority
+	// buyer's escalation (open refund, dispute or complaint, or complaint
+	// intent): critical, earlier than the ordinary warning, and for the
+	// supervisor too.
+	ReasonPriority = "priority"
 )
 
 // Alert is one alert record as written to the alerts topic and every sink.

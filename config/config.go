@@ -130,6 +130,11 @@ type ReplySLA struct {
 	Thresholds []time.Duration `yaml:"thresholds"`
 	// WarnBefore is how long before each threshold a warning goes out.
 	WarnBefore time.Duration `yaml:"warn_before"`
+	// PriorityWarnBefore is how long before the first threshold a priority
+	// buyer's wait (open refund, dispute or complaint, or complaint intent)
+	// warns, at severity critical; 0 turns it off. A lead as long as the
+	// threshold (JD's 30 s with the default 90 s) warns at the wait's start.
+	PriorityWarnBefore time.Duration `yaml:"priority_warn_before"`
 	// OutsideHours is what a buyer message outside service hours does:
 	// OutsideIgnore or OutsideStartAtOpen.
 	OutsideHours string `yaml:"outside_hours"`
@@ -237,7 +242,9 @@ type ShopReplySLA struct {
 	Thresholds   []time.Duration `yaml:"thresholds,omitempty"`
 	WarnBefore   *time.Duration  `yaml:"warn_before,omitempty"`
 	OutsideHours string          `yaml:"outside_hours,omitempty"`
-	Target       *float64        `yaml:"target,omitempty"`
+	// PriorityWarnBefore replaces reply_sla.priority_warn_before.
+	PriorityWarnBefore *time.Duration `yaml:"priority_warn_before,omitempty"`
+	Target             *float64       `yaml:"target,omitempty"`
 }
 
 // Values of the enumerated keys.
@@ -292,10 +299,11 @@ func Default() *Config {
 		ServiceHours:      []TimeRange{{Start: "08:00", End: "23:00"}},
 		ServiceExceptions: []Exception{},
 		ReplySLA: ReplySLA{
-			Thresholds:   []time.Duration{3 * time.Minute, 5 * time.Minute},
-			WarnBefore:   60 * time.Second,
-			OutsideHours: OutsideIgnore,
-			Target:       0.9,
+			Thresholds:         []time.Duration{3 * time.Minute, 5 * time.Minute},
+			WarnBefore:         60 * time.Second,
+			PriorityWarnBefore: 90 * time.Second,
+			OutsideHours:       OutsideIgnore,
+			Target:             0.9,
 		},
 		Clock: Clock{Grace: 2 * time.Second, Allowance: 2 * time.Second, Tick: 100 * time.Millisecond, AllowedLateness: time.Hour,
 			MaxEventAge: 7 * 24 * time.Hour},

@@ -233,7 +233,7 @@ func (c *Config) topRules(p *problems) *detectors.Rules {
 	loc := location(p, "timezone", c.Timezone)
 	ranges := parseRanges(p, "service_hours", c.ServiceHours, true)
 	exc, excOK := parseExceptions(p, "service_exceptions", c.ServiceExceptions)
-	sla, slaOK := checkSLA(p, "reply_sla", c.ReplySLA, slaKeys{true, true, true, true})
+	sla, slaOK := checkSLA(p, "reply_sla", c.ReplySLA, slaKeys{true, true, true, true, true})
 	if loc == nil || ranges == nil || !excOK || !slaOK {
 		return nil
 	}
@@ -348,6 +348,9 @@ func (c *Config) shopRules(p *problems, id string, o ShopOverride, top *detector
 	if o.ReplySLA.Target != nil {
 		sla.Target = *o.ReplySLA.Target
 	}
+	if o.ReplySLA.PriorityWarnBefore != nil {
+		sla.PriorityWarnBefore = *o.ReplySLA.PriorityWarnBefore
+	}
 	// Inherited keys were checked at the top level; check what the shop sets
 	// and how it combines with what it inherits.
 	mergedSLA, slaOK := checkSLA(p, prefix+".reply_sla", sla, slaKeys{
@@ -355,6 +358,7 @@ func (c *Config) shopRules(p *problems, id string, o ShopOverride, top *detector
 		warnBefore: o.ReplySLA.WarnBefore != nil || o.ReplySLA.Thresholds != nil,
 		outside:    o.ReplySLA.OutsideHours != "",
 		target:     o.ReplySLA.Target != nil,
+		priority:   o.ReplySLA.PriorityWarnBefore != nil,
 	})
 
 	seats, keys := mergeSeats(c.Seats, o.Seats)
@@ -375,18 +379,19 @@ func (c *Config) shopRules(p *problems, id string, o ShopOverride, top *detector
 
 func rulesOf(platform string, sched *hours.Schedule, sla ReplySLA) *detectors.Rules {
 	return &detectors.Rules{
-		Platform:    platform,
-		Hours:       sched,
-		Thresholds:  slices.Clone(sla.Thresholds),
-		WarnBefore:  sla.WarnBefore,
-		StartAtOpen: sla.OutsideHours == OutsideStartAtOpen,
-		Target:      sla.Target,
+		Platform:           platform,
+		Hours:              sched,
+		Thresholds:         slices.Clone(sla.Thresholds),
+		WarnBefore:         sla.WarnBefore,
+		PriorityWarnBefore: sla.PriorityWarnBefore,
+		StartAtOpen:        sla.OutsideHours == OutsideStartAtOpen,
+		Target:             sla.Target,
 	}
 }
 
 // slaKeys says which reply_sla keys to check: a shop checks only the keys
 // it sets, and warn_before whenever it may no longer fit the thresholds.
-type slaKeys struct{ thresholds, warnBefore, outside, target bool }
+type slaKeys struct{ thresholds, warnBefore, outside, target, priority bool }
 
 // checkSLA checks reply rules; ok is false when they cannot be used.
 func checkSLA(p *problems, prefix string, sla ReplySLA, keys slaKeys) (ReplySLA, bool) {
@@ -424,6 +429,12 @@ func checkSLA(p *problems, prefix string, sla ReplySLA, keys slaKeys) (ReplySLA,
 		ok = false
 	case thresholdsOK && len(sla.Thresholds) > 0 && sla.WarnBefore >= sla.Thresholds[0]:
 		p.add(prefix+".warn_before", "%s is not shorter than the first threshold %s", fmtDur(sla.WarnBefore), fmtDur(sla.Thresholds[0]))
+		ok = false
+	}
+	switch {
+	case !keys.priority:
+	case sla.PriorityWarnBefore < 0:
+		p.add(prefix+".priority_warn_before", "must not be negative")
 		ok = false
 	}
 	return sla, ok

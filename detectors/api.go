@@ -24,6 +24,10 @@ type Rules struct {
 	// StartAtOpen starts the clock of an outside-hours buyer message at the
 	// next opening instead of ignoring it (profile option outside_hours: start_at_open).
 	StartAtOpen bool
+	// PriorityWarnBefore is how long before the first threshold a priority
+	// buyer's wait warns, at severity critical (DESIGN.md §3); 0 turns the
+	// priority escalation off.
+	PriorityWarnBefore time.Duration
 	// Target is the reply rate the shop aims for (0 to 1); figures only.
 	Target float64
 	// Seats are the shop's seat rules (DESIGN.md §2).

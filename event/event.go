@@ -20,6 +20,10 @@ const (
 	Chat     Stream = "chat"
 	Orders   Stream = "orders"
 	Presence Stream = "presence"
+	// Buyers is replywatch's internal topic where a buyer's chat and order
+	// facts meet by key (DESIGN.md §3): chat messages of buyers and human
+	// agents, and the order events the join needs.
+	Buyers Stream = "buyers"
 )
 
 // Limits from the contract.
@@ -66,6 +70,22 @@ var streamTypes = map[Stream]map[string]bool{
 		TypeRefundRequested: true, TypeRefundCompleted: true, TypeRefundRejected: true,
 		TypeDisputeOpened: true, TypeDisputeClosed: true, TypeComplaintOpened: true, TypeReviewPosted: true},
 	Presence: {TypeAgentStatus: true},
+	Buyers: {TypeMessage: true, TypeOrderPaid: true, TypeOrderGrouped: true, TypeRefundRequested: true,
+		TypeRefundCompleted: true, TypeRefundRejected: true, TypeDisputeOpened: true, TypeDisputeClosed: true,
+		TypeComplaintOpened: true},
+}
+
+// JoinFact reports whether an event of stream s is one the buyer join
+// needs: a buyer's or a human agent's message, or an order event in the
+// Buyers stream's types.
+func JoinFact(s Stream, e *Event) bool {
+	if !streamTypes[Buyers][e.Type] {
+		return false
+	}
+	if e.Type == TypeMessage {
+		return s == Chat && (e.Sender == SenderBuyer || e.Sender == SenderAgent)
+	}
+	return s == Orders
 }
 
 // Platforms accepted in the platform field.
@@ -95,7 +115,15 @@ type Event struct {
 	ShipBy      *Time  `json:"ship_by,omitempty"`
 	Rating      int    `json:"rating,omitempty"`
 	Status      string `json:"status,omitempty"`
+
+	// Intent is what replywatch read in a buyer message's text
+	// (IntentComplaint), set on the facts it repartitions to the buyers
+	// topic; producers do not send it.
+	Intent string `json:"intent,omitempty"`
 }
+
+// IntentComplaint marks a buyer message with complaint or bad-review intent.
+const IntentComplaint = "complaint"
 
 // Time is an RFC 3339 timestamp that keeps millisecond precision and its
 // original offset when encoded again.
@@ -285,7 +313,17 @@ func (e *Event) Validate(s Stream, now time.Time) *Error {
 			return bad(ReasonBadField, "%s is longer than %d bytes", f.name, MaxIDLen)
 		}
 	}
-	switch s {
+	as := s
+	if s == Buyers {
+		as = Orders
+		if e.Type == TypeMessage {
+			as = Chat
+		}
+		if e.Intent != "" && e.Intent != IntentComplaint {
+			return bad(ReasonBadField, "intent %q is not %s", e.Intent, IntentComplaint)
+		}
+	}
+	switch as {
 	case Chat:
 		if e.BuyerID == "" {
 			return bad(ReasonMissing, "buyer_id is required for %s", e.Type)
