@@ -68,9 +68,12 @@ type App struct {
 	Registry  *prometheus.Registry
 	Metrics   *metrics.Process
 	Processor *pipeline.Processor
-	Reporter  *metrics.Reporter
-	Store     *state.Redis
-	Redis     redis.UniversalClient
+	// Repartition writes the chat and order facts of the buyer join to
+	// the buyers topic.
+	Repartition *pipeline.Repartitioner
+	Reporter    *metrics.Reporter
+	Store       *state.Redis
+	Redis       redis.UniversalClient
 	// Notifier delivers alerts to people; nil when notify.enabled is false.
 	Notifier *notify.Notifier
 	// API serves /api/v1 and the pages; Stream follows the alerts topic
@@ -104,7 +107,7 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pm := metrics.NewProcess(reg)
 	pm.BuildInfo.WithLabelValues(Version, Revision).Set(1)
-	pm.Init([]string{cfg.Kafka.Topics.Chat, cfg.Kafka.Topics.Orders, cfg.Kafka.Topics.Presence}, event.Reasons)
+	pm.Init([]string{cfg.Kafka.Topics.Chat, cfg.Kafka.Topics.Orders, cfg.Kafka.Topics.Presence, cfg.Kafka.Topics.Buyers}, event.Reasons)
 
 	client, err := state.Dial(cfg.Redis.URL, cfg.Redis.Mode, cfg.Redis.Addrs, cfg.Redis.MasterName)
 	if err != nil {
@@ -148,6 +151,18 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	textRules, err := cfg.TextRules()
+	if err != nil {
+		return nil, fmt.Errorf("building the text rules: %w", err)
+	}
+	k := cfg.Kafka
+	repart := pipeline.NewRepartitioner(pipeline.RepartitionConfig{
+		Brokers: k.Brokers, GroupID: k.GroupID + "-repartition", StartOffset: k.StartOffset,
+		Chat: k.Topics.Chat, Orders: k.Topics.Orders, Buyers: k.Topics.Buyers, Partitions: k.BuyersPartitions,
+		BatchSize: k.BatchSize, BatchWait: k.BatchWait, SessionTimeout: k.SessionTimeout, RebalanceTimeout: k.RebalanceTimeout,
+	}, func(shop, msg string) bool { return detectors.ComplaintIntent(textRules, shop, msg) },
+		o.Log.With(zap.String("component", "repartition")))
+	repart.Now = o.Now
 	sinks := pipeline.NewKafkaSinks(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
 	proc := pipeline.New(pipeline.Options{
 		Config:   pipelineConfig(cfg),
@@ -205,7 +220,7 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	if o.TrendEvery <= 0 {
 		o.TrendEvery = time.Minute
 	}
-	a := &App{Config: cfg, Registry: reg, Metrics: pm, Processor: proc, Reporter: rep, Store: store,
+	a := &App{Config: cfg, Registry: reg, Metrics: pm, Processor: proc, Repartition: repart, Reporter: rep, Store: store,
 		Redis: client, Notifier: notifier, API: api, Stream: hub, holder: o.Holder, trendEvery: o.TrendEvery,
 		log: o.Log, sinks: sinks, listener: o.Listener}
 	checks := []httpapi.Check{
@@ -253,6 +268,7 @@ func pipelineConfig(cfg *config.Config) pipeline.Config {
 			event.Chat:     cfg.Kafka.Topics.Chat,
 			event.Orders:   cfg.Kafka.Topics.Orders,
 			event.Presence: cfg.Kafka.Topics.Presence,
+			event.Buyers:   cfg.Kafka.Topics.Buyers,
 		},
 		BatchSize:        cfg.Kafka.BatchSize,
 		BatchWait:        cfg.Kafka.BatchWait,
@@ -308,6 +324,8 @@ func handlers(cfg *config.Config) (map[event.Stream]pipeline.Handler, error) {
 		},
 		event.Presence: pipeline.SeatHandler{Engine: &detectors.SeatEngine{Rules: rules}},
 		event.Orders:   pipeline.OrderHandler{Engine: &detectors.OrderEngine{Rules: cfg.OrderRules()}},
+		event.Buyers: pipeline.BuyerJoinHandler{Engine: &detectors.JoinEngine{Rules: rules, Orders: cfg.OrderRules(),
+			PerAgent: cfg.Metrics.PerAgent}},
 	}, nil
 }
 
@@ -390,9 +408,24 @@ func (a *App) Run(ctx context.Context) error {
 			return a.Notifier.Run(ctx)
 		}, func(error) { cancel() })
 	}
+	if a.Repartition != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			return a.Repartition.Run(ctx)
+		}, func(error) { cancel() })
+	}
 	if a.Processor != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
+			// The buyers topic exists before the group subscribes to it,
+			// with the partition count configured, not a broker default.
+			k := a.Config.Kafka
+			if err := pipeline.EnsureTopic(ctx, k.Brokers, k.Topics.Buyers, k.BuyersPartitions); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
 			return a.Processor.Run(ctx)
 		}, func(error) {
 			a.Processor.Stop()

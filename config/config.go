@@ -72,7 +72,10 @@ type Kafka struct {
 	// records to arrive, so that one Redis step writes this batch and
 	// reads what the next one needs (it delays the batch's alerts by at
 	// most this much).
-	BatchWait        time.Duration `yaml:"batch_wait"`
+	BatchWait time.Duration `yaml:"batch_wait"`
+	// BuyersPartitions is the partition count replywatch creates the
+	// buyers topic with when it does not exist.
+	BuyersPartitions int           `yaml:"buyers_partitions"`
 	SessionTimeout   time.Duration `yaml:"session_timeout"`
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
 }
@@ -83,6 +86,10 @@ type Topics struct {
 	Orders   string `yaml:"orders"`
 	Presence string `yaml:"presence"`
 	Alerts   string `yaml:"alerts"`
+	// Buyers is replywatch's own topic where a buyer's chat and order
+	// facts meet by key (repartitioned by replywatch, whatever partitioner
+	// the producers of chat and orders use).
+	Buyers string `yaml:"buyers"`
 }
 
 // Redis says where state is kept.
@@ -279,7 +286,8 @@ func Default() *Config {
 			GroupID:          "replywatch",
 			ClientID:         "replywatch",
 			StartOffset:      OffsetEarliest,
-			Topics:           Topics{Chat: "cs.chat", Orders: "cs.orders", Presence: "cs.presence", Alerts: "cs.alerts"},
+			Topics:           Topics{Chat: "cs.chat", Orders: "cs.orders", Presence: "cs.presence", Alerts: "cs.alerts", Buyers: "cs.buyers"},
+			BuyersPartitions: 12,
 			BatchSize:        500,
 			BatchWait:        20 * time.Millisecond,
 			SessionTimeout:   10 * time.Second,

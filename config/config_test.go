@@ -171,6 +171,7 @@ var badCases = []struct {
 		`kafka.topics.orders: "cs.chat" is already the chat topic (line 2)`,
 		`kafka.topics.presence: "cs presence" is not a Kafka topic name (letters, digits, '.', '_', '-') (line 2)`,
 		`kafka.topics.alerts: "cs.chat.DLT" ends in .DLT, which is reserved for dead letters (line 2)`,
+		`kafka.buyers_partitions: 0 is not between 1 and 10000 (line 3)`,
 	}},
 	{"timings.bad.yml", []string{
 		`kafka.session_timeout: 100ms is too short, the least is 1s (line 2)`,
@@ -264,7 +265,8 @@ var fullConfig = &Config{
 		GroupID:          "rw-prod",
 		ClientID:         "rw-prod-1",
 		StartOffset:      OffsetLatest,
-		Topics:           Topics{Chat: "prod.chat", Orders: "prod.orders", Presence: "prod.presence", Alerts: "prod.alerts"},
+		Topics:           Topics{Chat: "prod.chat", Orders: "prod.orders", Presence: "prod.presence", Alerts: "prod.alerts", Buyers: "prod.buyers"},
+		BuyersPartitions: 24,
 		BatchSize:        1000,
 		BatchWait:        50 * time.Millisecond,
 		SessionTimeout:   30 * time.Second,

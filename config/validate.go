@@ -124,6 +124,7 @@ func (c *Config) validateKafka(p *problems) {
 	seen := map[string]string{}
 	for _, t := range []struct{ key, name string }{
 		{"chat", k.Topics.Chat}, {"orders", k.Topics.Orders}, {"presence", k.Topics.Presence}, {"alerts", k.Topics.Alerts},
+		{"buyers", k.Topics.Buyers},
 	} {
 		path := "kafka.topics." + t.key
 		switch {
@@ -141,6 +142,9 @@ func (c *Config) validateKafka(p *problems) {
 		p.add("kafka.batch_size", "%d is not between 1 and 10000", k.BatchSize)
 	}
 	atLeast(p, "kafka.batch_wait", k.BatchWait, time.Millisecond)
+	if k.BuyersPartitions < 1 || k.BuyersPartitions > 10000 {
+		p.add("kafka.buyers_partitions", "%d is not between 1 and 10000", k.BuyersPartitions)
+	}
 	atLeast(p, "kafka.session_timeout", k.SessionTimeout, time.Second)
 	atLeast(p, "kafka.rebalance_timeout", k.RebalanceTimeout, time.Second)
 }

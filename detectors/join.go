@@ -10,6 +10,7 @@ import (
 
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/text"
 )
 
 // The buyer join (DESIGN.md §3) meets a buyer's chat and orders by key: it
@@ -576,4 +577,21 @@ func (s *joinStep) dayOf(ms int64) int32 {
 	}
 	y, m, d := time.UnixMilli(ms).In(loc).Date()
 	return int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+}
+
+// ComplaintIntent reports whether a buyer's message shows complaint or
+// bad-review intent by the shop's text rules (DESIGN.md §4), which makes
+// the buyer a priority.
+func ComplaintIntent(rules TextRulesFunc, shop, msg string) bool {
+	if rules == nil || msg == "" {
+		return false
+	}
+	tr := rules(shop)
+	if tr == nil || tr.Matcher == nil {
+		return false
+	}
+	n := normPool.Get().(*text.Normalized)
+	defer normPool.Put(n)
+	n.Reset(msg)
+	return len(tr.Matcher.ScanNormalized(n, buyerCategories...)) > 0
 }

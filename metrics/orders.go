@@ -20,6 +20,11 @@ type OrderFigures struct {
 	// AvgRefundSeconds is the mean request-to-completion time of refunds
 	// completed today.
 	AvgRefundSeconds *float64 `json:"avg_refund_seconds,omitempty"`
+	// Converted is today's consulting buyers who paid within the
+	// conversion window; InquiryConversionRate is Converted / consulting
+	// buyers (询单转化率), absent while no one consulted.
+	Converted             int64    `json:"converted_buyers"`
+	InquiryConversionRate *float64 `json:"inquiry_conversion_rate,omitempty"`
 }
 
 // orderFigures computes the order figures from a shop's counters.
@@ -39,12 +44,14 @@ func orderFigures(f *state.ShopFigures) OrderFigures {
 		o.ReviewSatisfaction = &v
 	}
 	o.AvgRefundSeconds = avgSeconds(f.Day[detectors.FieldRefundMs], o.Refunds)
+	o.Converted = f.Day[detectors.FieldConverted]
+	o.InquiryConversionRate = ratio(o.Converted, f.Day[detectors.FieldConsulting])
 	return o
 }
 
 // orderGauges are the order gauges of CONTRACT.md §6.
 type orderGauges struct {
-	awaiting, breached, disputes, satisfaction, avgRefund *prometheus.GaugeVec
+	awaiting, breached, disputes, satisfaction, avgRefund, conversion *prometheus.GaugeVec
 }
 
 func (g *orderGauges) register(gauge func(name, help string, labels ...string) *prometheus.GaugeVec) {
@@ -52,11 +59,12 @@ func (g *orderGauges) register(gauge func(name, help string, labels ...string) *
 	g.breached = gauge("replywatch_shipping_breached_orders", "Orders whose shipping deadline passed today unshipped.", "shop")
 	g.disputes = gauge("replywatch_open_disputes", "Open disputes and complaints with a respond_by.", "shop", "kind")
 	g.satisfaction = gauge("replywatch_review_satisfaction", "Reviews today rated 4-5 / reviews today (absent while none).", "shop")
+	g.conversion = gauge("replywatch_inquiry_conversion_rate", "Consulting buyers today who paid within orders.conversion_window / consulting buyers (absent while none).", "shop")
 	g.avgRefund = gauge("replywatch_avg_refund_seconds", "Mean refund_requested to refund_completed time of refunds completed today (absent while none).", "shop")
 }
 
 func (g *orderGauges) reset() {
-	for _, v := range []*prometheus.GaugeVec{g.awaiting, g.breached, g.disputes, g.satisfaction, g.avgRefund} {
+	for _, v := range []*prometheus.GaugeVec{g.awaiting, g.breached, g.disputes, g.satisfaction, g.avgRefund, g.conversion} {
 		v.Reset()
 	}
 }
@@ -72,5 +80,8 @@ func (g *orderGauges) export(shop string, o OrderFigures) {
 	}
 	if o.AvgRefundSeconds != nil {
 		g.avgRefund.WithLabelValues(shop).Set(*o.AvgRefundSeconds)
+	}
+	if o.InquiryConversionRate != nil {
+		g.conversion.WithLabelValues(shop).Set(*o.InquiryConversionRate)
 	}
 }

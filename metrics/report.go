@@ -74,6 +74,12 @@ type AgentReport struct {
 	Response30sRate    *float64         `json:"response_30s_rate,omitempty"`
 	AvgResponseSeconds *float64         `json:"avg_response_seconds,omitempty"`
 	Flagged            map[string]int64 `json:"flagged_messages"`
+	// Converted is today's consulting buyers who paid, credited to the
+	// agent as the last to send them a human reply before payment;
+	// ConversionRate is Converted over the buyers assigned to the agent
+	// who consulted today (absent while none).
+	Converted      int64    `json:"converted_buyers"`
+	ConversionRate *float64 `json:"inquiry_conversion_rate,omitempty"`
 }
 
 // ratio is num/den, or nil while den is 0.
@@ -210,7 +216,7 @@ func splitAgentField(k string, known []string) (agent, field string, ok bool) {
 
 func agentReports(rules *detectors.Rules, f *state.ShopFigures, maxAgents int) ([]AgentReport, int) {
 	known := []string{detectors.FieldConsulting, detectors.FieldMessages, detectors.FieldAnswered30,
-		detectors.FieldRespMs, detectors.FieldRespN, detectors.FieldWaiting}
+		detectors.FieldRespMs, detectors.FieldRespN, detectors.FieldWaiting, detectors.FieldConverted}
 	for _, t := range rules.Thresholds {
 		known = append(known, detectors.ThresholdField(detectors.FieldBreached, t))
 	}
@@ -260,6 +266,8 @@ func agentReports(rules *detectors.Rules, f *state.ShopFigures, maxAgents int) (
 			Response30sRate:    ratio(d[detectors.FieldAnswered30], d[detectors.FieldMessages]),
 			AvgResponseSeconds: avgSeconds(d[detectors.FieldRespMs], d[detectors.FieldRespN]),
 			Flagged:            flagged(d),
+			Converted:          d[detectors.FieldConverted],
+			ConversionRate:     ratio(d[detectors.FieldConverted], d[detectors.FieldConsulting]),
 		}
 		for _, t := range rules.Thresholds {
 			ar.Breached[alerting.FormatThreshold(t)] = d[detectors.ThresholdField(detectors.FieldBreached, t)]

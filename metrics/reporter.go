@@ -68,6 +68,7 @@ type Reporter struct {
 	agSeat, agIdle                                                         *prometheus.GaugeVec
 	agWaiting, agConsulting, agBreached, agAvg, agRate30, agMessages       *prometheus.GaugeVec
 	flagged, agFlagged, effRate, effProjected, consultingProjected         *prometheus.GaugeVec
+	agConverted, agConversion                                              *prometheus.GaugeVec
 	dropped                                                                prometheus.Counter
 	orders                                                                 orderGauges
 
@@ -140,6 +141,8 @@ func (r *Reporter) Register(reg prometheus.Registerer) {
 	r.agAvg = r.gauge("replywatch_agent_avg_response_seconds", "Mean response time of the agent's replies that ended waits today.", "shop", "agent")
 	r.agRate30 = r.gauge("replywatch_agent_response_30s_rate", "Share of buyer messages the agent answered within 30 s today.", "shop", "agent")
 	r.agMessages = r.gauge("replywatch_agent_buyer_messages", "Buyer messages today while assigned to the agent.", "shop", "agent")
+	r.agConverted = r.gauge("replywatch_agent_converted_buyers", "Consulting buyers today who paid within the conversion window, credited to the agent who last sent them a human reply before payment.", "shop", "agent")
+	r.agConversion = r.gauge("replywatch_agent_inquiry_conversion_rate", "The agent's converted buyers / buyers assigned to the agent who consulted today (absent while none).", "shop", "agent")
 	r.flagged = r.gauge("replywatch_flagged_messages", "Messages today matched by a text rule, per category.", "shop", "category")
 	r.agFlagged = r.gauge("replywatch_agent_flagged_messages", "The agent's messages (or their buyers' for complaint_intent) matched by a text rule today.", "shop", "agent", "category")
 	r.effRate = r.gauge("replywatch_effective_reply_rate", "PDD effective reply rate so far today: consulting buyers a human replied within effective_reply.within of their first message / consulting buyers.", "shop")
@@ -230,7 +233,8 @@ func (r *Reporter) tick(ctx context.Context) {
 func (r *Reporter) reset() {
 	for _, g := range []*prometheus.GaugeVec{r.waiting, r.oldest, r.consulting, r.breached, r.rate, r.messages,
 		r.rate30, r.avgResp, r.seats, r.idle, r.uncovered, r.agSeat, r.agIdle, r.shopInfo, r.target, r.inHours,
-		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages, r.flagged, r.agFlagged, r.effRate, r.effProjected, r.consultingProjected} {
+		r.agWaiting, r.agConsulting, r.agBreached, r.agAvg, r.agRate30, r.agMessages, r.flagged, r.agFlagged, r.effRate, r.effProjected, r.consultingProjected,
+		r.agConverted, r.agConversion} {
 		g.Reset()
 	}
 	r.orders.reset()
@@ -350,6 +354,10 @@ func (r *Reporter) export(rep ShopReport, dropped int) {
 		r.agWaiting.WithLabelValues(shop, a.Agent).Set(float64(a.Waiting))
 		r.agConsulting.WithLabelValues(shop, a.Agent).Set(float64(a.Consulting))
 		r.agMessages.WithLabelValues(shop, a.Agent).Set(float64(a.Messages))
+		r.agConverted.WithLabelValues(shop, a.Agent).Set(float64(a.Converted))
+		if a.ConversionRate != nil {
+			r.agConversion.WithLabelValues(shop, a.Agent).Set(*a.ConversionRate)
+		}
 		setIf(r.agRate30.WithLabelValues, a.Response30sRate, shop, a.Agent)
 		setIf(r.agAvg.WithLabelValues, a.AvgResponseSeconds, shop, a.Agent)
 		for th, v := range a.Breached {

@@ -110,3 +110,26 @@ func (h OrderHandler) Advance(e Entity, now time.Time, fx *detectors.Effects) {
 func (h OrderHandler) NextDue(e Entity) (time.Time, bool) {
 	return h.Engine.NextDue(e.(*detectors.OrderBook))
 }
+
+// BuyerJoinHandler runs the buyer join (inquiry conversion, priority
+// buyers) over the buyers topic, where the repartition stage puts a
+// buyer's chat and order facts side by side. Its entities are
+// *detectors.BuyerJoin.
+type BuyerJoinHandler struct{ Engine *detectors.JoinEngine }
+
+func (h BuyerJoinHandler) New(key string) Entity {
+	shop, buyer := splitKey(key)
+	return &detectors.BuyerJoin{Shop: shop, Buyer: buyer}
+}
+
+func (h BuyerJoinHandler) Event(e Entity, ev *event.Event, fx *detectors.Effects) detectors.Result {
+	return h.Engine.Event(e.(*detectors.BuyerJoin), ev, fx)
+}
+
+func (h BuyerJoinHandler) Advance(e Entity, now time.Time, fx *detectors.Effects) {
+	h.Engine.Advance(e.(*detectors.BuyerJoin), now, fx)
+}
+
+func (h BuyerJoinHandler) NextDue(e Entity) (time.Time, bool) {
+	return h.Engine.NextDue(e.(*detectors.BuyerJoin))
+}
