@@ -151,17 +151,10 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	textRules, err := cfg.TextRules()
+	repart, err := repartitioner(cfg, o.Log.With(zap.String("component", "repartition")))
 	if err != nil {
-		return nil, fmt.Errorf("building the text rules: %w", err)
+		return nil, err
 	}
-	k := cfg.Kafka
-	repart := pipeline.NewRepartitioner(pipeline.RepartitionConfig{
-		Brokers: k.Brokers, GroupID: k.GroupID + "-repartition", StartOffset: k.StartOffset,
-		Chat: k.Topics.Chat, Orders: k.Topics.Orders, Buyers: k.Topics.Buyers, Partitions: k.BuyersPartitions,
-		BatchSize: k.BatchSize, BatchWait: k.BatchWait, SessionTimeout: k.SessionTimeout, RebalanceTimeout: k.RebalanceTimeout,
-	}, func(shop, msg string) bool { return detectors.ComplaintIntent(textRules, shop, msg) },
-		o.Log.With(zap.String("component", "repartition")))
 	repart.Now = o.Now
 	sinks := pipeline.NewKafkaSinks(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
 	proc := pipeline.New(pipeline.Options{
@@ -304,6 +297,21 @@ func rebuildFrom(cfg *config.Config) func(time.Time) time.Time {
 		}
 		return from
 	}
+}
+
+// repartitioner builds the stage that writes the buyer join's facts to the
+// buyers topic, in its own consumer group.
+func repartitioner(cfg *config.Config, log *zap.Logger) (*pipeline.Repartitioner, error) {
+	textRules, err := cfg.TextRules()
+	if err != nil {
+		return nil, fmt.Errorf("building the text rules: %w", err)
+	}
+	k := cfg.Kafka
+	return pipeline.NewRepartitioner(pipeline.RepartitionConfig{
+		Brokers: k.Brokers, GroupID: k.GroupID + "-repartition", StartOffset: k.StartOffset,
+		Chat: k.Topics.Chat, Orders: k.Topics.Orders, Buyers: k.Topics.Buyers, Partitions: k.BuyersPartitions,
+		BatchSize: k.BatchSize, BatchWait: k.BatchWait, SessionTimeout: k.SessionTimeout, RebalanceTimeout: k.RebalanceTimeout,
+	}, func(shop, msg string) bool { return detectors.ComplaintIntent(textRules, shop, msg) }, log), nil
 }
 
 // handlers are the detectors plugged into each input stream. Streams

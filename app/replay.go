@@ -60,6 +60,12 @@ func Replay(ctx context.Context, cfg *config.Config, src Source, at time.Time, l
 	if err != nil {
 		return nil, err
 	}
+	// The buyer join reads what the repartition stage would write.
+	repart, err := repartitioner(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	repart.Now = func() time.Time { return time.Time{} }
 	rp, err := pipeline.NewReplayer(ctx, pipeline.Options{
 		Config: pipelineConfig(cfg), Store: store, Handlers: hs,
 		Metrics: metrics.NewProcess(nopRegisterer{}), Log: log, Location: cfg.Location,
@@ -101,7 +107,13 @@ func Replay(ctx context.Context, cfg *config.Config, src Source, at time.Time, l
 				next = next.Add(interval)
 			}
 		}
-		return rp.Add(ctx, stream, key, value)
+		if err := rp.Add(ctx, stream, key, value); err != nil {
+			return err
+		}
+		if k, fact, ok := repart.Fact(stream, value); ok {
+			return rp.Add(ctx, event.Buyers, k, fact)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

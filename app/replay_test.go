@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/event"
 	"github.com/replywatch/replywatch/internal/scenario"
@@ -64,8 +65,12 @@ func gaugesOf(reports []metrics.ShopReport) map[string]float64 {
 		if o.AvgRefundSeconds != nil {
 			out["replywatch_avg_refund_seconds{shop="+s.Shop+"}"] = *o.AvgRefundSeconds
 		}
+		if o.InquiryConversionRate != nil {
+			out["replywatch_inquiry_conversion_rate{shop="+s.Shop+"}"] = *o.InquiryConversionRate
+		}
 		for _, a := range s.Agents {
 			out["replywatch_agent_consulting_buyers{agent="+a.Agent+",shop="+s.Shop+"}"] = float64(a.Consulting)
+			out["replywatch_agent_converted_buyers{agent="+a.Agent+",shop="+s.Shop+"}"] = float64(a.Converted)
 			if a.AvgResponseSeconds != nil {
 				out["replywatch_agent_avg_response_seconds{agent="+a.Agent+",shop="+s.Shop+"}"] = *a.AvgResponseSeconds
 			}
@@ -109,13 +114,23 @@ func TestReplayEqualsPipeline(t *testing.T) {
 	if res.Shops[0].Orders.AwaitingShipment == 0 {
 		t.Fatal("simulated day has no orders awaiting shipment")
 	}
+	escalated := 0
+	for _, a := range res.Alerts {
+		if a.Reason == alerting.ReasonPriority {
+			escalated++
+		}
+	}
+	if res.Shops[0].Orders.Converted+res.Shops[1].Orders.Converted == 0 || escalated == 0 {
+		t.Fatalf("simulated day has %d converted buyers and %d priority escalations: the join is not exercised",
+			res.Shops[0].Orders.Converted+res.Shops[1].Orders.Converted, escalated)
+	}
 
 	produceRecords(t, e.broker, recs)
 	r := start(t, cfg, &fakeClock{t: at}, "live")
 	liveEqualsReplay(t, e.broker, r.app, recs, res)
-	t.Logf("%d events, %d alert records (%d about orders), shops %s: consulting %d, 3m rate %s, awaiting shipment %d",
-		len(recs), len(res.Alerts), orderAlerts, res.Shops[0].Shop, res.Shops[0].Consulting,
-		strconv.FormatFloat(res.Shops[0].ReplyRate["3m"], 'f', 3, 64), res.Shops[0].Orders.AwaitingShipment)
+	t.Logf("%d events, %d alert records (%d about orders, %d priority escalations), shops %s: consulting %d, 3m rate %s, awaiting shipment %d, converted %d",
+		len(recs), len(res.Alerts), orderAlerts, escalated, res.Shops[0].Shop, res.Shops[0].Consulting,
+		strconv.FormatFloat(res.Shops[0].ReplyRate["3m"], 'f', 3, 64), res.Shops[0].Orders.AwaitingShipment, res.Shops[0].Orders.Converted)
 }
 
 // replayRecords runs the offline replay of recs at time at.

@@ -105,10 +105,21 @@ func EnsureTopic(ctx context.Context, brokers []string, topic string, partitions
 	return nil
 }
 
-// fact is the record the join reads for ev, or nil when the join does
-// not need the event (or it is not usable: the processor dead-letters it
-// from its own topic).
+// Fact is the buyers-topic record (key and value) the join reads for a
+// record of stream s; ok is false when the join does not need the event,
+// or it is not usable (the processor dead-letters it from its own topic).
+func (r *Repartitioner) Fact(s event.Stream, value []byte) (key string, fact []byte, ok bool) {
+	f := r.fact(s, value)
+	if f == nil {
+		return "", nil, false
+	}
+	return string(f.Key), f.Value, true
+}
+
 func (r *Repartitioner) fact(s event.Stream, value []byte) *kafka.Message {
+	if s != event.Chat && s != event.Orders {
+		return nil
+	}
 	ev, err := event.Decode(s, value, r.Now())
 	if err != nil || !event.JoinFact(s, ev) {
 		return nil
