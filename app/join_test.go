@@ -185,6 +185,11 @@ func TestJoinDay(t *testing.T) {
 			cfg := orderConfig(t, broker, redis, "g1")
 			cfg.Kafka.BuyersPartitions = 5
 			if c.first == nil {
+				// A bad chat record first: dead-lettered from cs.chat by
+				// the processor, skipped by the repartition stage, and
+				// nothing stalls (invariant 5).
+				produceRaw(t, broker, "cs.chat", "s1/b1",
+					[]byte(`{"event_id":"x1","type":"message","ts":"2026-11-24T10:00:00+08:00","shop_id":"s1","buyer_id":"b1"}`))
 				produce(t, broker, "cs.orders", orders...)
 				produce(t, broker, "cs.chat", chat...)
 			} else {
@@ -222,6 +227,39 @@ func TestJoinDay(t *testing.T) {
 				}
 				return nil
 			})
+			if c.first == nil {
+				// Everything delivered again, as a producer retrying or a
+				// repartition batch read again after a rebalance: no
+				// figure moves and no alert record is added (invariant 1).
+				before := len(readAlerts(t, broker))
+				produce(t, broker, "cs.orders", orders...)
+				produce(t, broker, "cs.chat", chat...)
+				facts := 0
+				for _, ev := range chat {
+					facts += b2i(event.JoinFact(event.Chat, &ev))
+				}
+				for _, ev := range orders {
+					facts += b2i(event.JoinFact(event.Orders, &ev))
+				}
+				dup := "replywatch_events_total{result=duplicate,topic=cs.buyers}"
+				eventually(t, 20*time.Second, "the facts delivered again", func() error {
+					if v := scrape(t, r.app.Addr())[dup]; v != float64(facts) {
+						return fmt.Errorf("%s = %v", dup, v)
+					}
+					return nil
+				})
+				business := maps.Clone(wantJoinFigures)
+				maps.DeleteFunc(business, func(k string, _ float64) bool { return strings.HasPrefix(k, "replywatch_events_total") })
+				if err := expectFigures(scrape(t, r.app.Addr()), business); err != nil {
+					t.Errorf("after redelivery: %v", err)
+				}
+				if after := len(readAlerts(t, broker)); after != before {
+					t.Errorf("redelivery added %d alert records", after-before)
+				}
+				if dl := readTopic(t, broker, "cs.chat.DLT", 300*time.Millisecond); len(dl) != 1 {
+					t.Errorf("%d records on cs.chat.DLT, want the bad one", len(dl))
+				}
+			}
 			// The escalation supersedes nothing on cs.alerts: the ordinary
 			// warning of b4's wait is there too, under its own id.
 			var ordinary []string
@@ -235,4 +273,11 @@ func TestJoinDay(t *testing.T) {
 			}
 		})
 	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
