@@ -109,6 +109,21 @@ func (l *lane) add(it *Item, now time.Time) []settled {
 	var out []settled
 	a := &it.Alert
 	switch {
+	case a.Status == alerting.Resolved && l.remembered(inhibitedMark+a.ID, now):
+		// The firing record was inhibited: nobody heard of it.
+		return []settled{{it, resultInhibited}}
+	case a.Kind == alerting.KindReplyWarning && a.Status == alerting.Firing && a.Reason == alerting.ReasonPriority:
+		// A priority buyer's escalation supersedes the ordinary warning
+		// of the same wait, queued or still to come.
+		l.remember(priorityMark+waitKey(a), now)
+		if w := l.warns[waitKey(a)]; w != nil && w.Alert.Reason != alerting.ReasonPriority {
+			l.cancel(w)
+			l.remember(inhibitedMark+w.Alert.ID, now)
+			out = append(out, settled{w, resultInhibited})
+		}
+	case a.Kind == alerting.KindReplyWarning && a.Status == alerting.Firing && l.remembered(priorityMark+waitKey(a), now):
+		l.remember(inhibitedMark+a.ID, now)
+		return []settled{{it, resultInhibited}}
 	case a.Status == alerting.Resolved:
 		// A resolved record cancels its firing one while that is queued:
 		// nobody needs to hear of either.
@@ -138,6 +153,24 @@ func (l *lane) add(it *Item, now time.Time) []settled {
 	g.items = append(g.items, it)
 	l.count++
 	return out
+}
+
+// Marks kept with the seen (alert_id, status) keys: a wait whose priority
+// escalation this lane took, and an alert whose firing record it inhibited.
+const (
+	priorityMark  = "\x00priority\x1f"
+	inhibitedMark = "\x00inhibited\x1f"
+)
+
+// remember keeps a mark for seenFor.
+func (l *lane) remember(key string, now time.Time) {
+	l.seen[key] = now
+	l.seenQ = append(l.seenQ, seenAt{key, now})
+}
+
+func (l *lane) remembered(key string, _ time.Time) bool {
+	_, ok := l.seen[key]
+	return ok
 }
 
 // cancel flags a queued item; it is dropped where it waits.

@@ -449,3 +449,45 @@ func TestSameRecordTwiceIsQueuedOnce(t *testing.T) {
 		t.Fatalf("re-read after an undelivered message: %+v", out)
 	}
 }
+
+// A priority buyer's escalation (a critical reply_warning, reason
+// priority) supersedes the ordinary warning of the same wait: queued
+// before it or arriving after it, the ordinary one is not sent, nor its
+// resolution; another wait's warning still is.
+func TestPriorityEscalationSupersedesWarning(t *testing.T) {
+	r := NewRoute(config.Route{Receiver: "cs-ding", GroupBy: []string{"buyer_id", "kind"}})
+	now := t0.Add(2*time.Minute + 30*time.Second)
+	escalation := func(buyer string) alerting.Alert {
+		a := warning(0, buyer)
+		a.ID, a.Severity, a.Reason = "pr-"+buyer, alerting.Critical, alerting.ReasonPriority
+		a.At = a.Due.Add(-90 * time.Second)
+		return a
+	}
+	l := newTestLane()
+	queued := item(warning(0, "b1"), r)
+	l.add(queued, now)
+	out := l.add(item(escalation("b1"), r), now.Add(time.Second))
+	if len(out) != 1 || out[0].item != queued || out[0].how != resultInhibited {
+		t.Fatalf("the escalation must supersede the queued warning of its wait: %+v", out)
+	}
+	l2 := newTestLane()
+	if out := l2.add(item(escalation("b2"), r), now); len(out) != 0 {
+		t.Fatalf("escalation: %+v", out)
+	}
+	late := item(warning(0, "b2"), r)
+	if out := l2.add(late, now.Add(30*time.Second)); len(out) != 1 || out[0].item != late || out[0].how != resultInhibited {
+		t.Fatalf("the warning after the escalation of its wait: %+v, want inhibited", out)
+	}
+	res := warning(0, "b2")
+	res.Status, res.Reason = alerting.Resolved, alerting.ReasonReplied
+	if out := l2.add(item(res, r), now.Add(40*time.Second)); len(out) != 1 || out[0].how != resultInhibited {
+		t.Fatalf("the resolution of an inhibited warning: %+v, want inhibited", out)
+	}
+	other := item(warning(0, "b3"), r)
+	if out := l2.add(other, now.Add(30*time.Second)); len(out) != 0 {
+		t.Fatalf("another wait's warning: %+v, want queued", out)
+	}
+	if l2.pending() != 2 {
+		t.Errorf("pending %d, want the escalation and b3's warning", l2.pending())
+	}
+}
