@@ -16,11 +16,11 @@ const portTries = 20
 
 // Topics are the names the demo broker creates.
 type Topics struct {
-	Chat, Orders, Presence, Alerts string
+	Chat, Orders, Presence, Alerts, Buyers string
 }
 
 // DefaultTopics are the contract's topic names.
-var DefaultTopics = Topics{Chat: "cs.chat", Orders: "cs.orders", Presence: "cs.presence", Alerts: "cs.alerts"}
+var DefaultTopics = Topics{Chat: "cs.chat", Orders: "cs.orders", Presence: "cs.presence", Alerts: "cs.alerts", Buyers: "cs.buyers"}
 
 // Broker is an in-process Kafka-protocol broker on a loopback port.
 type Broker struct {
@@ -38,7 +38,7 @@ func StartBroker(port int, t Topics) (*Broker, error) {
 		kfake.NumBrokers(1),
 		// The processor's group joins and leaves in well under a second.
 		kfake.GroupMinSessionTimeout(100 * time.Millisecond),
-		kfake.SeedTopics(inputPartitions, t.Chat, t.Orders, t.Presence),
+		kfake.SeedTopics(inputPartitions, t.Chat, t.Orders, t.Presence, t.Buyers),
 		kfake.SeedTopics(1, t.Alerts, t.Chat+".DLT", t.Orders+".DLT", t.Presence+".DLT"),
 	}
 	tries := portTries

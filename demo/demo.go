@@ -151,6 +151,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	if len(o.Brokers) > 0 {
 		cfg.Kafka.Topics = runTopics(runID)
 	}
+	cfg.Kafka.BuyersPartitions = inputPartitions
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("configuring the demo: %w", err)
 	}
@@ -199,11 +200,11 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 		defer func() {
 			cctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
-			if err := removeKafka(cctx, brokers, cfg.Kafka.Topics, cfg.Kafka.GroupID, cfg.Notify.GroupID); err != nil {
+			if err := removeKafka(cctx, brokers, cfg.Kafka.Topics, cfg.Kafka.GroupID, cfg.Kafka.GroupID+"-repartition", cfg.Notify.GroupID); err != nil {
 				fmt.Fprintf(stdout, "could not remove everything the demo created in Kafka: %v\n", err)
 				return
 			}
-			fmt.Fprintf(stdout, "removed the demo's topics %s.* and consumer groups %s, %s\n", runID, cfg.Kafka.GroupID, cfg.Notify.GroupID)
+			fmt.Fprintf(stdout, "removed the demo's topics %s.* and consumer groups %s, %s-repartition, %s\n", runID, cfg.Kafka.GroupID, cfg.Kafka.GroupID, cfg.Notify.GroupID)
 		}()
 	}
 	ln, moved, err := listen(o.Listen)

@@ -29,14 +29,15 @@ func newRunID() string {
 // runTopics are the contract's topic names under the run's prefix.
 func runTopics(id string) config.Topics {
 	d := config.Default().Kafka.Topics
-	return config.Topics{Chat: id + "." + d.Chat, Orders: id + "." + d.Orders, Presence: id + "." + d.Presence, Alerts: id + "." + d.Alerts}
+	return config.Topics{Chat: id + "." + d.Chat, Orders: id + "." + d.Orders, Presence: id + "." + d.Presence, Alerts: id + "." + d.Alerts,
+		Buyers: id + "." + d.Buyers}
 }
 
 // topicsOf lists the topics a run writes: inputs, alerts and dead letters,
 // with their partition counts.
 func topicsOf(t config.Topics) []kafka.TopicConfig {
 	var out []kafka.TopicConfig
-	for _, in := range []string{t.Chat, t.Orders, t.Presence} {
+	for _, in := range []string{t.Chat, t.Orders, t.Presence, t.Buyers} {
 		out = append(out, kafka.TopicConfig{Topic: in, NumPartitions: inputPartitions, ReplicationFactor: -1},
 			kafka.TopicConfig{Topic: in + ".DLT", NumPartitions: 1, ReplicationFactor: -1})
 	}

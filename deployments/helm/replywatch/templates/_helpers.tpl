@@ -71,6 +71,7 @@ values (they win over the same keys under config).
 {{- $_ := set $kafka "brokers" .Values.kafka.brokers -}}
 {{- $_ := set $kafka "group_id" .Values.kafka.groupId -}}
 {{- $_ := set $kafka "topics" .Values.kafka.topics -}}
+{{- $_ := set $kafka "buyers_partitions" .Values.kafka.partitions -}}
 {{- $_ := set $cfg "kafka" $kafka -}}
 {{- $redis := deepCopy (get $cfg "redis" | default dict) -}}
 {{- $_ := set $redis "url" .Values.redis.url -}}
