@@ -388,6 +388,10 @@ func sameFigures(t *testing.T, addr string, page map[string]map[string]string) e
 		check("waiting_buyers", "replywatch_waiting_buyers{shop="+name+"}", shop["waiting_buyers"])
 		check("response_30s_rate", "replywatch_response_30s_rate{shop="+name+"}", shop["response_30s_rate"])
 		check("avg_response_seconds", "replywatch_avg_response_seconds{shop="+name+"}", shop["avg_response_seconds"])
+		orders, _ := shop["orders"].(map[string]any)
+		check("orders_awaiting_shipment", "replywatch_orders_awaiting_shipment{shop="+name+"}", orders["orders_awaiting_shipment"])
+		check("shipping_breached_orders", "replywatch_shipping_breached_orders{shop="+name+"}", orders["shipping_breached_orders"])
+		check("inquiry_conversion_rate", "replywatch_inquiry_conversion_rate{shop="+name+"}", orders["inquiry_conversion_rate"])
 		for _, th := range []string{"20s", "40s"} {
 			rates, _ := shop["reply_rate"].(map[string]any)
 			breached, _ := shop["reply_breached_buyers"].(map[string]any)

@@ -44,6 +44,26 @@
     return svg;
   }
 
+  // The orders row: awaiting shipment, orders late today, open disputes
+  // and complaints with the soonest respond_by among those already warned
+  // of (firing dispute_deadline alerts), and inquiry conversion.
+  let firingNow = new Map();
+  function ordersRow(r) {
+    const o = r.orders || {};
+    const open = Object.values(o.open_disputes || {}).reduce((a, b) => a + b, 0);
+    const due = [...firingNow.values()].filter((a) => a.kind === "dispute_deadline" && a.shop_id === r.shop && a.due)
+      .map((a) => a.due).sort((a, b) => new Date(a) - new Date(b))[0];
+    return el("div", { class: "small orders" },
+      el("div", {}, el("div", { class: "label", text: t("awaiting") }),
+        field("orders_awaiting_shipment", o.orders_awaiting_shipment, num(o.orders_awaiting_shipment))),
+      el("div", {}, el("div", { class: "label", text: t("late") }),
+        field("shipping_breached_orders", o.shipping_breached_orders, num(o.shipping_breached_orders))),
+      el("div", {}, el("div", { class: "label", text: t("disputes") }),
+        field("open_disputes", open, num(open)), due ? " · " + localTime(due, zoneOf[r.shop]) : ""),
+      el("div", {}, el("div", { class: "label", text: t("conversion") }),
+        field("inquiry_conversion_rate", o.inquiry_conversion_rate, pct(o.inquiry_conversion_rate))));
+  }
+
   function tile(r) {
     const ths = thresholds(r);
     const worst = ths.map((th) => grade((r.reply_rate || {})[th], r.reply_rate_target));
@@ -72,6 +92,7 @@
           field("seats:online", seats.online, num(seats.online)), " / ", field("seats:busy", seats.busy, num(seats.busy))),
         el("div", {}, el("div", { class: "label", text: t("away") + "/" + t("offline") }),
           field("seats:away", seats.away, num(seats.away)), " / ", field("seats:offline", seats.offline, num(seats.offline)))),
+      ordersRow(r),
       el("div", { class: "label", text: t("trend") }),
       trendSVG((trends[r.shop] || {}).points, ths));
   }
@@ -110,6 +131,7 @@
   }
 
   function renderAlerts(firing) {
+    firingNow = firing;
     const list = [...firing.values()].sort((a, b) => (b.at || "").localeCompare(a.at || "")).slice(0, 30);
     const ol = document.getElementById("alerts");
     if (list.length === 0) { ol.replaceChildren(el("li", { class: "empty", text: t("none") })); return; }
