@@ -36,7 +36,7 @@ const (
 )
 
 // AllParts lists every part in run order.
-var AllParts = []string{PartCeiling, PartE2E, PartScaling, PartDelay, PartMemory, PartBacklog}
+var AllParts = []string{PartCeiling, PartE2E, PartJoin, PartScaling, PartDelay, PartMemory, PartBacklog}
 
 // Settings size a run.
 type Settings struct {
@@ -204,6 +204,7 @@ func Run(ctx context.Context, s Settings, progress io.Writer) (*Report, error) {
 	}{
 		{PartCeiling, h.ceiling},
 		{PartE2E, h.e2e},
+		{PartJoin, h.join},
 		{PartScaling, h.scaling},
 		{PartDelay, h.delay},
 		{PartMemory, h.memory},
