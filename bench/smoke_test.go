@@ -30,6 +30,8 @@ var smokeFigures = []struct{ part, name string }{
 	{PartE2E, "Redis round trips per batch"},
 	{PartE2E, "Redis commands per event"},
 	{PartE2E, "processor CPU per event"},
+	{PartJoin, "events/s, chat only"},
+	{PartJoin, "events/s, orders 20 % of events"},
 	{PartE2E, "Redis CPU per event"},
 	{"scaling 1", "chat events/s"},
 	{"scaling 1", "CPU per replica"},
