@@ -265,12 +265,12 @@ func writeTable(w io.Writer, res *app.ReplayResult, skipped int) {
 func writeOrders(w io.Writer, res *app.ReplayResult) {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "shop\tawaiting shipment\tshipping breached\topen disputes\topen complaints\treviews\tsatisfaction\trefunds\tavg refund\t")
+	fmt.Fprintln(tw, "shop\tawaiting shipment\tshipping breached\topen disputes\topen complaints\treviews\tsatisfaction\trefunds\tavg refund\tconverted\tconversion\t")
 	for _, s := range res.Shops {
 		o := s.Orders
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t\n", s.Shop, o.AwaitingShipment, o.ShippingBreached,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%d\t%s\t\n", s.Shop, o.AwaitingShipment, o.ShippingBreached,
 			o.OpenDisputes[detectors.DisputeKindDispute], o.OpenDisputes[detectors.DisputeKindComplaint],
-			o.Reviews, pct(o.ReviewSatisfaction), o.Refunds, secs(o.AvgRefundSeconds))
+			o.Reviews, pct(o.ReviewSatisfaction), o.Refunds, secs(o.AvgRefundSeconds), o.Converted, pct(o.InquiryConversionRate))
 	}
 	tw.Flush()
 	counts := map[string]int{}
