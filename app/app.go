@@ -331,7 +331,7 @@ func handlers(cfg *config.Config) (map[event.Stream]pipeline.Handler, error) {
 			}},
 		},
 		event.Presence: pipeline.SeatHandler{Engine: &detectors.SeatEngine{Rules: rules}},
-		event.Orders:   pipeline.OrderHandler{Engine: &detectors.OrderEngine{Rules: cfg.OrderRules()}},
+		event.Orders:   pipeline.OrderHandler{Engine: &detectors.OrderEngine{Rules: cfg.OrderRules(), JoinReviews: true}},
 		event.Buyers: pipeline.BuyerJoinHandler{Engine: &detectors.JoinEngine{Rules: rules, Orders: cfg.OrderRules(),
 			PerAgent: cfg.Metrics.PerAgent}},
 	}, nil

@@ -97,6 +97,11 @@ type BuyerJoin struct {
 	pays     []int64    // payment times, ascending
 	days     []convDay  // ascending by day, at most maxDays
 	esc      []escalate // escalations fired and not retracted, by wait start
+	// reviewed are the orders (hashes of their ids) whose first rated
+	// review was seen, at most maxJoinCases; orderAgent is the agent the
+	// latest order fact named.
+	reviewed   []uint64
+	orderAgent string
 }
 
 type joinFact struct {
@@ -172,7 +177,12 @@ func (e *JoinEngine) Event(b *BuyerJoin, ev *event.Event, fx *Effects) Result {
 		b.platform = ev.Platform
 	}
 	b.lastTS = max(b.lastTS, ts)
+	if ev.Type != event.TypeMessage && ev.AgentID != "" {
+		b.orderAgent = ev.AgentID
+	}
 	switch ev.Type {
+	case event.TypeReviewPosted:
+		s.review(ev, ts)
 	case event.TypeMessage:
 		s.message(ev, ts)
 	case event.TypeOrderPaid, event.TypeOrderGrouped:
@@ -281,6 +291,44 @@ func (s *joinStep) chatClock() int64 {
 		return s.b.facts[n-1].at
 	}
 	return 0
+}
+
+// review raises bad_review for an order's first rated review at or under
+// the shop's bad_review_at, to the agent the event names, else the agent
+// who last sent the buyer a human reply before it (咨询差评挽回: the one
+// who served them), else the agent of the buyer's latest order fact. Its
+// id is the order rules' (kind, shop, buyer, order).
+func (s *joinStep) review(ev *event.Event, ts int64) {
+	b := s.b
+	if ev.Rating == 0 || s.or == nil {
+		return
+	}
+	h := xxhash.Sum64String(ev.OrderID)
+	if slices.Contains(b.reviewed, h) {
+		return
+	}
+	b.reviewed = append(b.reviewed, h)
+	if len(b.reviewed) > maxJoinCases {
+		b.reviewed = b.reviewed[1:]
+	}
+	if ev.Rating > s.or.BadReviewAt || s.fx == nil {
+		return
+	}
+	agent := ev.AgentID
+	if agent == "" {
+		agent = s.lastReplier(ts)
+	}
+	if agent == "" {
+		agent = b.orderAgent
+	}
+	at := time.UnixMilli(ts)
+	a := alerting.Alert{ID: alerting.ID(alerting.KindBadReview, b.Shop, b.Buyer, ev.OrderID), Kind: alerting.KindBadReview,
+		Status: alerting.Firing, Severity: alerting.Critical, Platform: b.platform, ShopID: b.Shop, BuyerID: b.Buyer,
+		AgentID: agent, OrderID: ev.OrderID, Since: at, Due: at, At: at}
+	if a.Platform == "" {
+		a.Platform = s.or.Platform
+	}
+	s.fx.Alerts = append(s.fx.Alerts, a)
 }
 
 // consulted records an in-window buyer message at ts for its day.

@@ -15,6 +15,7 @@ import (
 //	pays(uvarint n) n×time
 //	days(uvarint n) n×{day(varint) first(time) conv(1) agent(str)}
 //	esc(uvarint n) n×{start(time) resolved(1) agent(str)}
+//	reviewed(uvarint n) n×8 LE  orderAgent(str)
 const joinCodecVersion = 1
 
 // MarshalBinary encodes the join state without Shop and Buyer.
@@ -58,6 +59,11 @@ func (b *BuyerJoin) MarshalBinary() ([]byte, error) {
 		out = append(out, flag(e.resolved, 1))
 		out = appendStr(out, e.agent)
 	}
+	out = binary.AppendUvarint(out, uint64(len(b.reviewed)))
+	for _, h := range b.reviewed {
+		out = binary.LittleEndian.AppendUint64(out, h)
+	}
+	out = appendStr(out, b.orderAgent)
 	return out, nil
 }
 
@@ -137,6 +143,15 @@ func (b *BuyerJoin) UnmarshalBinary(data []byte) error {
 		e.agent = d.str("escalation agent")
 		n.esc = append(n.esc, e)
 	}
+	nr := d.count("reviewed orders", maxJoinCases)
+	if d.err == nil && len(data)-d.off < 8*nr {
+		d.fail("truncated reviewed orders")
+	}
+	for i := 0; d.err == nil && i < nr; i++ {
+		n.reviewed = append(n.reviewed, binary.LittleEndian.Uint64(data[d.off:]))
+		d.off += 8
+	}
+	n.orderAgent = d.str("order agent")
 	if d.err == nil && d.off != len(data) {
 		d.fail("trailing bytes")
 	}

@@ -189,6 +189,41 @@ func TestJoin(t *testing.T) {
 // The escalation's record: a critical reply_warning for the first
 // threshold, from the wait start, due at the threshold, to the assigned
 // agent, with an id of its own that stays the same on every derivation.
+// bad_review goes to the agent who last served the buyer in chat when the
+// review names none; an order's second review raises nothing.
+func TestJoinBadReview(t *testing.T) {
+	e := joinEngine()
+	b := &BuyerJoin{Shop: "s1", Buyer: "b1"}
+	fx := &Effects{}
+	review := func(id, order, at string, rating int, agent string) *event.Event {
+		return &event.Event{EventID: id, Type: event.TypeReviewPosted, TS: joinTime(at), ShopID: "s1", BuyerID: "b1",
+			OrderID: order, Rating: rating, AgentID: agent}
+	}
+	steps := []*event.Event{
+		jo("order_paid", "o1", "09:00:00").event(0),
+		jb("10:00:00").event(1), jr("10:01:00", "a1").event(2), jr("10:05:00", "a2").event(3),
+		review("r1", "o1", "11:00:00", 1, ""),
+		review("r2", "o1", "11:05:00", 1, ""), // the same order again
+		review("r3", "o2", "11:10:00", 5, ""), // a good one
+		review("r4", "o3", "11:20:00", 2, "a9"),
+	}
+	for _, ev := range steps {
+		e.Event(b, ev, fx)
+	}
+	var got []string
+	for _, a := range fx.Alerts {
+		if a.Kind == alerting.KindBadReview {
+			got = append(got, a.OrderID+":"+a.AgentID+"@"+a.At.In(shanghai).Format("15:04"))
+			if a.ID != alerting.ID(alerting.KindBadReview, "s1", "b1", a.OrderID) || a.Severity != alerting.Critical {
+				t.Errorf("record %+v", a)
+			}
+		}
+	}
+	if want := []string{"o1:a2@11:00", "o3:a9@11:20"}; !slices.Equal(got, want) {
+		t.Errorf("bad reviews %q, want %q", got, want)
+	}
+}
+
 func TestJoinEscalationRecord(t *testing.T) {
 	as, _ := runJoin(t, joinEngine(), []jstep{jo("dispute_opened", "o1", "09:00:00"), jbOf("10:00:00", "a7"),
 		jadvance("10:01:31"), jr("10:04:00", "a7")})

@@ -87,6 +87,10 @@ const (
 // state of its own.
 type OrderEngine struct {
 	Rules OrderRulesFunc
+	// JoinReviews leaves bad_review to the buyer join, which credits it
+	// to the agent who last replied to the buyer in chat; reviews are
+	// still counted here.
+	JoinReviews bool
 }
 
 // OrderBook is the state of one buyer's orders in one shop (the cs.orders
@@ -141,9 +145,10 @@ type orderCase struct {
 
 // orderStep is one call into the engine.
 type orderStep struct {
-	b  *OrderBook
-	r  *OrderRules
-	fx *Effects
+	b           *OrderBook
+	r           *OrderRules
+	fx          *Effects
+	joinReviews bool
 }
 
 // Order applies one cs.orders event at its event time. Timers of the book
@@ -158,7 +163,7 @@ func (e *OrderEngine) Order(b *OrderBook, ev *event.Event, fx *Effects) Result {
 	if b.seen.seen(xxhash.Sum64String(ev.EventID), orderSeenIDs) {
 		return Duplicate
 	}
-	s := orderStep{b: b, r: e.Rules(b.Shop), fx: fx}
+	s := orderStep{b: b, r: e.Rules(b.Shop), fx: fx, joinReviews: e.JoinReviews}
 	ts := ev.Ms()
 	s.fireAll(ts)
 	if ev.Platform != "" {
@@ -534,7 +539,7 @@ func (s *orderStep) review(o *order, ts int64, ev *event.Event) {
 	if ev.Rating >= 4 {
 		s.daily(ts, FieldReviewsGood, 1)
 	}
-	if ev.Rating > s.r.BadReviewAt {
+	if ev.Rating > s.r.BadReviewAt || s.joinReviews {
 		return
 	}
 	agent := ev.AgentID

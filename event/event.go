@@ -72,7 +72,7 @@ var streamTypes = map[Stream]map[string]bool{
 	Presence: {TypeAgentStatus: true},
 	Buyers: {TypeMessage: true, TypeOrderPaid: true, TypeOrderGrouped: true, TypeRefundRequested: true,
 		TypeRefundCompleted: true, TypeRefundRejected: true, TypeDisputeOpened: true, TypeDisputeClosed: true,
-		TypeComplaintOpened: true},
+		TypeComplaintOpened: true, TypeReviewPosted: true},
 }
 
 // JoinFact reports whether an event of stream s is one the buyer join
