@@ -103,10 +103,10 @@ var textCases = []struct {
 		{"agent", "a1", "10:06:00", "亲，请耐心等待", nil, nil},
 		{"agent", "a1", "10:16:01", "亲，请耐心等待", nil, nil},
 	}},
-	{"perfunctory replies alert past the allowance, counted all the same", 2, []textMsg{
+	{"with an allowance perfunctory replies are only counted, per agent-day", 2, []textMsg{
 		{"agent", "a1", "10:00:00", "嗯", nil, []string{"flag:perfunctory+1", "a:a1:flag:perfunctory+1"}},
 		{"agent", "a1", "10:01:00", "哦", nil, []string{"flag:perfunctory+1", "a:a1:flag:perfunctory+1"}},
-		{"agent", "a1", "10:02:00", "？", []string{"abusive_reply/perfunctory:perfunctory:(punctuation only)"}, []string{"flag:perfunctory+1", "a:a1:flag:perfunctory+1"}},
+		{"agent", "a1", "10:02:00", "？", nil, []string{"flag:perfunctory+1", "a:a1:flag:perfunctory+1"}},
 		{"agent", "a1", "2026-11-25 10:00:00", "嗯", nil, []string{"flag:perfunctory+1", "a:a1:flag:perfunctory+1"}}, // a new day
 	}},
 	{"fillers one after another keep their own terms", 0, []textMsg{
