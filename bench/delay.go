@@ -142,7 +142,9 @@ func (h *harness) delay(ctx context.Context) error {
 
 // waitOwned waits until the replicas together own every input partition.
 func waitOwned(ctx context.Context, timeout time.Duration, reps ...*Replica) error {
-	want := float64(Topics[TopicChat] + Topics[TopicOrders] + Topics[TopicPresence])
+	// The replicas create the buyers topic with the default partition
+	// count, buyersPartitions, and own its partitions too.
+	want := float64(Topics[TopicChat] + Topics[TopicOrders] + Topics[TopicPresence] + buyersPartitions)
 	deadline := time.Now().Add(timeout)
 	for {
 		total := 0.0

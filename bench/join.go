@@ -21,7 +21,8 @@ const PartJoin = "join"
 // TopicBuyers is the buyers topic of the benchmark replicas.
 const TopicBuyers = "cs.buyers"
 
-// buyersPartitions is its partition count: the chat topic's.
+// buyersPartitions is its partition count: the chat topic's, and the
+// configuration's default, which every benchmark replica creates it with.
 const buyersPartitions = 12
 
 // orderShare is the share of orders in the mixed run.
