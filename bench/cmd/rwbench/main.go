@@ -32,6 +32,7 @@ func run() int {
 		only     = flag.String("only", strings.Join(bench.AllParts, ","), "parts to run, comma separated: "+strings.Join(bench.AllParts, ","))
 		events   = flag.Int("events", 0, fmt.Sprintf("chat events of the end-to-end backlog (default %d)", def.Events))
 		day      = flag.Int("day-events", 0, fmt.Sprintf("least events of the simulated day of the backlog part (default %d)", def.DayEvents))
+		storm    = flag.Int("storm-events", 0, fmt.Sprintf("chat events of the bad-day backlog of the storm part (default %d)", def.StormEvents))
 		rate     = flag.Int("live-rate", 0, fmt.Sprintf("live chat events/s of the delay and rebalance runs (default %d)", def.LiveRate))
 		delayFor = flag.Duration("delay-for", 0, fmt.Sprintf("length of each delay run (default %s)", def.DelayFor))
 		warm     = flag.Duration("warm", 0, fmt.Sprintf("memory part: steady traffic before the RSS is sampled (default %s)", def.Warm))
@@ -65,6 +66,9 @@ func run() int {
 	}
 	if *day > 0 {
 		s.DayEvents = *day
+	}
+	if *storm > 0 {
+		s.StormEvents = *storm
 	}
 	if *rate > 0 {
 		s.LiveRate = *rate
