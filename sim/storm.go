@@ -78,12 +78,7 @@ func Storm(o StormOptions, emit func(Record) error) error {
 	if err := g.flush(1<<62 - 1); err != nil {
 		return err
 	}
-	for _, r := range g.held {
-		if err := emit(r); err != nil {
-			return err
-		}
-	}
-	return nil
+	return g.release()
 }
 
 // stormFollowUps are the buyers' answers to the first reply.
@@ -135,6 +130,11 @@ func (g *storm) flush(t int64) error {
 
 // send emits r, now and then twice, or holds it back for a few records.
 func (g *storm) send(r Record) error {
+	if len(g.held) > 0 && r.Event.TS.Sub(g.held[0].Event.TS.Time) > time.Second {
+		if err := g.release(); err != nil {
+			return err
+		}
+	}
 	if g.r.Float64() < g.o.Late {
 		if len(g.held) == 0 {
 			g.holdN = 1 + g.r.IntN(40)
@@ -151,15 +151,21 @@ func (g *storm) send(r Record) error {
 		}
 	}
 	if len(g.held) > 0 {
-		if g.holdN--; g.holdN <= 0 || r.Event.TS.Sub(g.held[0].Event.TS.Time) > time.Second {
-			for _, h := range g.held {
-				if err := g.emit(h); err != nil {
-					return err
-				}
-			}
-			g.held = g.held[:0]
+		if g.holdN--; g.holdN <= 0 {
+			return g.release()
 		}
 	}
+	return nil
+}
+
+// release emits the records held back.
+func (g *storm) release() error {
+	for _, h := range g.held {
+		if err := g.emit(h); err != nil {
+			return err
+		}
+	}
+	g.held = g.held[:0]
 	return nil
 }
 

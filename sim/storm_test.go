@@ -66,7 +66,7 @@ func TestStormIsABadDay(t *testing.T) {
 	if dups == 0 || dups > convs/10 {
 		t.Errorf("%d records sent twice of %d, want a few", dups, n)
 	}
-	if late == 0 || late > n/20 || lateMs > 2000 {
+	if late == 0 || late > n/20 || lateMs > 1000 {
 		t.Errorf("%d records out of order of %d, the latest %d ms behind: want a few, by little", late, n, lateMs)
 	}
 	if share := float64(slowReplies) / convs; share < 0.45 || share > 0.65 {
