@@ -72,3 +72,13 @@ func BenchmarkUnmarshal(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkID is the id of a reply alert, derived for every alert.
+func BenchmarkID(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if id := ID(KindReplyBreach, "3m", "shop-01", "b100001", "1794362400000"); len(id) != 32 {
+			b.Fatal(id)
+		}
+	}
+}

@@ -178,6 +178,15 @@ func (a *Alert) unmarshalSlow(b []byte) error {
 	return nil
 }
 
+// Values of the enumerated fields, shared by every record read.
+var (
+	kinds = []string{KindReplyWarning, KindReplyBreach, KindLongNoReply, KindIdleSeat, KindSeatAway, KindShopUncovered,
+		KindShippingWarning, KindShippingBreach, KindDisputeDeadline, KindBadReview, KindAbusiveReply, KindComplaintRisk,
+		KindOffPlatformTrade, KindEffectiveReplyRisk}
+	statuses   = []string{Firing, Resolved}
+	severities = []string{Info, Warning, Critical}
+)
+
 // scan reads b into a when b is a record the fast path understands
 // completely, and reports whether it did.
 func (a *Alert) scan(b []byte) bool {
@@ -189,11 +198,11 @@ func (a *Alert) scan(b []byte) bool {
 		case "alert_id":
 			dst = &a.ID
 		case "kind":
-			dst = &a.Kind
+			return s.Intern(&a.Kind, kinds)
 		case "status":
-			dst = &a.Status
+			return s.Intern(&a.Status, statuses)
 		case "severity":
-			dst = &a.Severity
+			return s.Intern(&a.Severity, severities)
 		case "threshold":
 			dst = &a.Threshold
 		case "platform":

@@ -357,16 +357,6 @@ var (
 	knownStatuses  = []string{"online", "busy", "away", "offline"}
 )
 
-// intern is v as one of known without allocating, or a new string.
-func intern(v []byte, known []string) string {
-	for _, k := range known {
-		if string(v) == k {
-			return k
-		}
-	}
-	return string(v)
-}
-
 // scan reads value into e when it is an event the fast path understands
 // completely (the contract's field names, strings without escapes,
 // integers, times Time.UnmarshalJSON accepts) and reports whether it did.
@@ -374,17 +364,6 @@ func intern(v []byte, known []string) string {
 // Decode starts again with json.Unmarshal.
 func (e *Event) scan(value []byte) bool {
 	sc := jsonscan.New(value)
-	str := func(dst *string, known []string) bool {
-		v, ok := sc.Raw()
-		if ok {
-			if known != nil {
-				*dst = intern(v, known)
-			} else {
-				*dst = string(v)
-			}
-		}
-		return ok
-	}
 	tm := func() (Time, bool) {
 		v, ok := sc.Raw()
 		if !ok {
@@ -396,33 +375,33 @@ func (e *Event) scan(value []byte) bool {
 	return sc.Object(func(name []byte) bool {
 		switch string(name) {
 		case "event_id":
-			return str(&e.EventID, nil)
+			return sc.Intern(&e.EventID, nil)
 		case "type":
-			return str(&e.Type, knownTypes)
+			return sc.Intern(&e.Type, knownTypes)
 		case "ts":
 			t, ok := tm()
 			e.TS = t
 			return ok
 		case "shop_id":
-			return str(&e.ShopID, nil)
+			return sc.Intern(&e.ShopID, nil)
 		case "platform":
-			return str(&e.Platform, knownPlatforms)
+			return sc.Intern(&e.Platform, knownPlatforms)
 		case "buyer_id":
-			return str(&e.BuyerID, nil)
+			return sc.Intern(&e.BuyerID, nil)
 		case "sender":
-			return str(&e.Sender, knownSenders)
+			return sc.Intern(&e.Sender, knownSenders)
 		case "agent_id":
-			return str(&e.AgentID, nil)
+			return sc.Intern(&e.AgentID, nil)
 		case "from_agent_id":
-			return str(&e.FromAgentID, nil)
+			return sc.Intern(&e.FromAgentID, nil)
 		case "msg_id":
-			return str(&e.MsgID, nil)
+			return sc.Intern(&e.MsgID, nil)
 		case "text":
-			return str(&e.Text, nil)
+			return sc.Intern(&e.Text, nil)
 		case "order_id":
-			return str(&e.OrderID, nil)
+			return sc.Intern(&e.OrderID, nil)
 		case "status":
-			return str(&e.Status, knownStatuses)
+			return sc.Intern(&e.Status, knownStatuses)
 		case "amount_cents":
 			n, ok := sc.Int()
 			e.AmountCents = n

@@ -121,6 +121,23 @@ func (s *Scanner) String() (string, bool) {
 	return string(v), true
 }
 
+// Intern reads a string value without escapes into dst: one of known
+// when it is one (without allocating), else a new string.
+func (s *Scanner) Intern(dst *string, known []string) bool {
+	v, ok := s.raw()
+	if !ok {
+		return false
+	}
+	for _, k := range known {
+		if string(v) == k {
+			*dst = k
+			return true
+		}
+	}
+	*dst = string(v)
+	return true
+}
+
 // Bool reads true or false.
 func (s *Scanner) Bool() (bool, bool) {
 	rest := s.b[s.i:]
