@@ -166,7 +166,11 @@ func Run(ctx context.Context, s Settings, progress io.Writer) (*Report, error) {
 		Revision:   revision(),
 	}}
 	h.dir = s.Dir
-	if h.dir == "" {
+	if h.dir != "" {
+		if err := os.MkdirAll(h.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", h.dir, err)
+		}
+	} else {
 		d, err := os.MkdirTemp("", "rwbench-")
 		if err != nil {
 			return nil, fmt.Errorf("creating a work directory: %w", err)

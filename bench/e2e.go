@@ -140,7 +140,9 @@ func (h *harness) replay(ctx context.Context, part, group string) (replayed, err
 	for _, w := range ws {
 		events += w.hwm
 	}
-	timeout := 60*time.Second + time.Duration(events)*50*time.Microsecond
+	// Generous: a guard against a hang, not a target (a loaded machine
+	// may run at a tenth of the usual rate).
+	timeout := 2*time.Minute + time.Duration(events)*time.Millisecond
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	last := time.Now()
 	prog, err := waitApplied(wctx, h.redis.Client, ws, 20*time.Millisecond, func(n int64) {
