@@ -28,6 +28,11 @@ const (
 	KindEffectiveReplyRisk = "effective_reply_risk"
 )
 
+// Kinds lists every kind of alert.
+var Kinds = []string{KindReplyWarning, KindReplyBreach, KindLongNoReply, KindIdleSeat, KindSeatAway, KindShopUncovered,
+	KindShippingWarning, KindShippingBreach, KindDisputeDeadline, KindBadReview, KindAbusiveReply, KindComplaintRisk,
+	KindOffPlatformTrade, KindEffectiveReplyRisk}
+
 // Statuses.
 const (
 	Firing   = "firing"

@@ -180,9 +180,6 @@ func (a *Alert) unmarshalSlow(b []byte) error {
 
 // Values of the enumerated fields, shared by every record read.
 var (
-	kinds = []string{KindReplyWarning, KindReplyBreach, KindLongNoReply, KindIdleSeat, KindSeatAway, KindShopUncovered,
-		KindShippingWarning, KindShippingBreach, KindDisputeDeadline, KindBadReview, KindAbusiveReply, KindComplaintRisk,
-		KindOffPlatformTrade, KindEffectiveReplyRisk}
 	statuses   = []string{Firing, Resolved}
 	severities = []string{Info, Warning, Critical}
 )
@@ -198,7 +195,7 @@ func (a *Alert) scan(b []byte) bool {
 		case "alert_id":
 			dst = &a.ID
 		case "kind":
-			return s.Intern(&a.Kind, kinds)
+			return s.Intern(&a.Kind, Kinds)
 		case "status":
 			return s.Intern(&a.Status, statuses)
 		case "severity":

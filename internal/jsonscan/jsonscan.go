@@ -1,10 +1,19 @@
 // Package jsonscan reads one flat JSON object of known fields (strings
-// without escapes, integers, booleans) strictly and fast, for decoders
-// that hand anything else to encoding/json. It never guesses: whatever it
-// does not fully understand (an escape, null, a fraction, nesting, a
-// syntax error, bytes after the object) makes the read fail, and the
-// caller decodes the value again with encoding/json, which then gives the
-// result or the error it always gave.
+// without escapes, integers, booleans; members the caller drops may be
+// any string, literal or integer) strictly and fast, for decoders that
+// hand anything else to encoding/json. It never guesses: whatever it does
+// not fully understand (an escape in a kept string, null, a fraction,
+// nesting, a syntax error, bytes after the object) makes the read fail,
+// and the caller decodes the value again with encoding/json, which then
+// gives the result or the error it always gave.
+//
+// Why not a library: encoding/json/v2 needs GOEXPERIMENT=jsonv2 with Go
+// 1.26, and the drop-in decoders (github.com/goccy/go-json,
+// github.com/go-json-experiment/json) differ from encoding/json in error
+// texts and edge cases (names in other case, duplicate names, invalid
+// UTF-8) that the dead-letter reasons of event.Decode expose; with a
+// fallback to encoding/json they would save less than this scanner (see
+// BENCHMARKS.md, "The hot path").
 package jsonscan
 
 import "unicode/utf8"
@@ -107,6 +116,74 @@ func (s *Scanner) raw() ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Quoted reads a string value without escapes and returns it with its
+// quotes, for a json.Unmarshaler of the caller's (time.Time) to judge.
+func (s *Scanner) Quoted() ([]byte, bool) {
+	start := s.i
+	if _, ok := s.raw(); !ok {
+		return nil, false
+	}
+	return s.b[start:s.i], true
+}
+
+// Skip reads a value the caller does not keep: a string (escapes
+// included), true, false, null or an integer (not an object or array).
+func (s *Scanner) Skip() bool {
+	if s.i >= len(s.b) {
+		return false
+	}
+	switch s.b[s.i] {
+	case '"':
+		return s.skipString()
+	case 't', 'f':
+		_, ok := s.Bool()
+		return ok
+	case 'n':
+		if len(s.b)-s.i >= 4 && string(s.b[s.i:s.i+4]) == "null" {
+			s.i += 4
+			return true
+		}
+		return false
+	}
+	_, ok := s.Int()
+	return ok
+}
+
+// skipString reads a string with any valid escapes, as encoding/json's
+// scanner accepts it (it does not judge UTF-8 in a value it drops).
+func (s *Scanner) skipString() bool {
+	for j := s.i + 1; j < len(s.b); j++ {
+		switch c := s.b[j]; {
+		case c == '"':
+			s.i = j + 1
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			j++
+			if j >= len(s.b) {
+				return false
+			}
+			switch s.b[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if j+4 >= len(s.b) {
+					return false
+				}
+				for _, h := range s.b[j+1 : j+5] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return false
+					}
+				}
+				j += 4
+			default:
+				return false
+			}
+		}
+	}
+	return false
 }
 
 // Raw reads a string value without escapes; its bytes alias the input.

@@ -25,6 +25,8 @@ func read(in string) (map[string]any, bool) {
 			v, ok := s.String()
 			out[string(name)] = v
 			return ok
+		case 'x':
+			return s.Skip()
 		}
 		return false
 	})
@@ -53,7 +55,14 @@ func TestScannerTakesOnlyWhatItUnderstands(t *testing.T) {
 		{`{"s":"tab	"}`, false}, // a raw control character is not JSON
 		{`{"s":"bad` + "\xff" + `"}`, false},
 		{`{"s\u0041":"x"}`, false},
-		{`{"x":1}`, false}, // a member the caller does not know
+		{`{"y":1}`, false}, // a member the caller does not know
+		{`{"x":"a\"b\\c\/\b\f\n\r\t\u00e9\uD83D","x2":true,"x3":null,"x4":-7,"n":1}`, true}, // skipped
+		{`{"x":"bad\x"}`, false},
+		{`{"x":"bad\u12g4"}`, false},
+		{`{"x":"ctl` + "\x01" + `"}`, false},
+		{`{"x":{}}`, false},
+		{`{"x":1.5}`, false},
+		{`{"x":nul}`, false},
 		{`{"s":"x"} {}`, false},
 		{`{"s":"x",}`, false},
 		{`{"b":truex}`, false},
