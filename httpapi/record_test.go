@@ -64,3 +64,43 @@ func FuzzRecord(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRecord is an alert record read as the alert stream reads each
+// one (json.Unmarshal into a record).
+func BenchmarkRecord(b *testing.B) {
+	rec := sampleRecord()
+	b.ReportAllocs()
+	for b.Loop() {
+		var r record
+		if err := json.Unmarshal(rec, &r); err != nil || r.ID != "i1" {
+			b.Fatal(r, err)
+		}
+	}
+}
+
+// BenchmarkRecordUnmarshalJSON is the same through UnmarshalJSON itself,
+// without encoding/json's validating scan.
+func BenchmarkRecordUnmarshalJSON(b *testing.B) {
+	rec := sampleRecord()
+	b.ReportAllocs()
+	for b.Loop() {
+		var r record
+		if err := r.UnmarshalJSON(rec); err != nil || r.ID != "i1" {
+			b.Fatal(r, err)
+		}
+	}
+}
+
+// BenchmarkRecordEncodingJSON is the record read by encoding/json alone,
+// as before the scanner.
+func BenchmarkRecordEncodingJSON(b *testing.B) {
+	rec := sampleRecord()
+	type plain record
+	b.ReportAllocs()
+	for b.Loop() {
+		var r plain
+		if err := json.Unmarshal(rec, &r); err != nil || r.ID != "i1" {
+			b.Fatal(r, err)
+		}
+	}
+}
