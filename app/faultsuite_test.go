@@ -13,6 +13,7 @@ import (
 
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/internal/scenario"
 	"github.com/replywatch/replywatch/internal/testenv"
 	"github.com/replywatch/replywatch/sim"
 )
@@ -184,10 +185,10 @@ func TestFaults(t *testing.T) {
 				}
 				return sameOutcome(live, replayed)
 			})
-			if err := oneConditionPerID(alerts); err != nil {
+			if err := scenario.OneConditionPerID(alerts); err != nil {
 				t.Error(err)
 			}
-			expected, seen := breaches(res.Alerts), breaches(alerts)
+			expected, seen := scenario.Breaches(res.Alerts), scenario.Breaches(alerts)
 			if seen != expected {
 				t.Errorf("breaches seen %d, expected %d", seen, expected)
 			}
@@ -227,29 +228,4 @@ func busyMorning(t *testing.T) []sim.Record {
 		t.Fatal(err)
 	}
 	return recs
-}
-
-// breaches counts the distinct firing reply_breach ids.
-func breaches(alerts []alerting.Alert) int {
-	ids := map[string]bool{}
-	for _, a := range alerts {
-		if a.Kind == alerting.KindReplyBreach && a.Status == alerting.Firing {
-			ids[a.ID] = true
-		}
-	}
-	return len(ids)
-}
-
-// oneConditionPerID fails when two records with one alert id describe
-// different conditions.
-func oneConditionPerID(alerts []alerting.Alert) error {
-	cond := map[string]string{}
-	for _, a := range alerts {
-		c := strings.Join([]string{a.Kind, a.Threshold, a.ShopID, a.BuyerID, a.OrderID, a.Since.UTC().String()}, "|")
-		if prev, ok := cond[a.ID]; ok && prev != c {
-			return fmt.Errorf("alert id %s stands for %s and for %s", a.ID, prev, c)
-		}
-		cond[a.ID] = c
-	}
-	return nil
 }
