@@ -20,7 +20,7 @@ import (
 // certificate for 127.0.0.1 and localhost and a client certificate, as PEM
 // files in a directory of the test.
 type Certs struct {
-	CAFile               string
+	CAFile                string
 	ServerCert, ServerKey string
 	ClientCert, ClientKey string
 	// Server is a TLS configuration serving the server certificate and
