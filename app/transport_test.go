@@ -3,6 +3,9 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -120,6 +123,27 @@ func TestSecuredKafkaAndRedis(t *testing.T) {
 			if c := readyz(r.app.Addr()); c != 200 {
 				t.Errorf("/readyz %d", c)
 			}
+
+			// Passwords the servers refuse keep a replica out of service,
+			// /readyz naming both parts.
+			bad := *cfg
+			bad.Kafka.GroupID, bad.Kafka.SASL.Password, bad.Kafka.SASL.PasswordFile = "g-bad", "wrong", ""
+			bad.Redis.Password = "wrong"
+			rb := start(t, &bad, &fakeClock{t: endOfDay}, "bad")
+			eventually(t, 30*time.Second, "/readyz of the replica with wrong passwords", func() error {
+				res, err := http.Get("http://" + rb.app.Addr() + "/readyz")
+				if err != nil {
+					return err
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "kafka") ||
+					!strings.Contains(string(body), "WRONGPASS") {
+					return fmt.Errorf("/readyz %d: %s", res.StatusCode, body)
+				}
+				t.Logf("/readyz with wrong passwords: %d %s", res.StatusCode, body)
+				return nil
+			})
 		})
 	}
 }
