@@ -35,7 +35,7 @@ type soakSample struct {
 }
 
 // The soak (make soak): the built binary under live simulated traffic (six
-// shops, ts = the wall clock) for -soak (30 min), while a second replica
+// busy shops, ts = the wall clock) for -soak (30 min), while a second replica
 // joins and leaves the group every fifth of the run, so partitions move
 // to and from the soaked one again and again. Its goroutines and resident
 // memory are sampled every 5 s: once warmed up (the first fifth) neither
@@ -76,7 +76,7 @@ func TestSoak(t *testing.T) {
 	var produced []sim.Record
 	trafficDone := make(chan error, 1)
 	go func() {
-		trafficDone <- sim.Live(context.Background(), sim.Options{Seed: 41, Shops: 6, Agents: 4, Rate: 8,
+		trafficDone <- sim.Live(context.Background(), sim.Options{Seed: 41, Shops: 6, Agents: 4, Rate: 150,
 			Start: start.In(loc), End: stopAt.In(loc), Location: loc}, time.Now, func(r sim.Record) error {
 			mu.Lock()
 			produced = append(produced, r)
@@ -112,8 +112,8 @@ func TestSoak(t *testing.T) {
 			other = nil
 		}
 		if m := scrapeOf(soaked); m != nil {
-			samples = append(samples, soakSample{at: now.Sub(start), goroutines: m["go_goroutines"],
-				rss: m["process_resident_memory_bytes"], heap: m["go_memstats_heap_inuse_bytes"]})
+			samples = append(samples, soakSample{at: now.Sub(start), goroutines: m["go_goroutines{}"],
+				rss: m["process_resident_memory_bytes{}"], heap: m["go_memstats_heap_inuse_bytes{}"]})
 		}
 		time.Sleep(5 * time.Second) // the sampling period
 	}
@@ -166,6 +166,9 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("no sample in the second fifth of the run (%d samples)", len(samples))
 	}
 	g0, r0 := median(warmG), median(warmR)
+	if g0 == 0 || r0 == 0 {
+		t.Fatalf("no go_goroutines or process_resident_memory_bytes on /metrics (warm %v goroutines, %v bytes)", g0, r0)
+	}
 	maxG, maxR := 0.0, 0.0
 	for _, s := range samples {
 		maxG, maxR = max(maxG, s.goroutines), max(maxR, s.rss)
@@ -175,8 +178,8 @@ func TestSoak(t *testing.T) {
 	var final soakSample
 	testenv.Eventually(t, 30*time.Second, "goroutines back to the warm level", func() error {
 		m := scrapeOf(soaked)
-		final = soakSample{at: time.Since(start), goroutines: m["go_goroutines"], rss: m["process_resident_memory_bytes"],
-			heap: m["go_memstats_heap_inuse_bytes"]}
+		final = soakSample{at: time.Since(start), goroutines: m["go_goroutines{}"], rss: m["process_resident_memory_bytes{}"],
+			heap: m["go_memstats_heap_inuse_bytes{}"]}
 		if final.goroutines > g0+20 {
 			return fmt.Errorf("goroutines grew: %v warm, %v now (max %v)", g0, final.goroutines, maxG)
 		}
