@@ -5,6 +5,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,15 +25,16 @@ func TestClusterFailoverKeepsWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	masters := 0
+	// ForEachMaster calls fn on every master at once.
+	var masters atomic.Int32
 	if err := cl.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
 		if n, err := m.DBSize(ctx).Result(); err != nil || n == 0 {
 			return fmt.Errorf("master %s holds %d keys (%v)", m.Options().Addr, n, err)
 		}
-		masters++
+		masters.Add(1)
 		return nil
-	}); err != nil || masters != 3 {
-		t.Fatalf("%d masters: %v", masters, err)
+	}); err != nil || masters.Load() != 3 {
+		t.Fatalf("%d masters: %v", masters.Load(), err)
 	}
 	from, to := c.Failover()
 	if r, _, err := role(to); err != nil || r != "master" || from == to {
