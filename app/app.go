@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/alerting/kafkasink"
 	"github.com/replywatch/replywatch/alerting/notify"
 	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/detectors"
@@ -82,7 +83,7 @@ type App struct {
 	// stopStreams ends the requests in flight, long-lived streams included.
 	stopStreams context.CancelFunc
 	log         *zap.Logger
-	sinks       *pipeline.KafkaSinks
+	sinks       *kafkasink.Sinks
 	http        *http.Server
 	listener    net.Listener
 	checks      []httpapi.Check
@@ -148,7 +149,7 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	sinks := pipeline.NewKafkaSinks(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
+	sinks := kafkasink.New(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
 	proc := pipeline.New(pipeline.Options{
 		Config:   pipelineConfig(cfg),
 		Store:    store,

@@ -111,7 +111,7 @@ func (c *Config) defaults() {
 // Processor consumes the input topics as one member of the consumer group.
 type Processor struct {
 	cfg      Config
-	store    state.Store
+	store    Store
 	handlers map[event.Stream]Handler
 	alerts   AlertSink
 	dlt      DeadLetterSink
@@ -134,7 +134,7 @@ type Processor struct {
 // Options are the parts a Processor is built from.
 type Options struct {
 	Config   Config
-	Store    state.Store
+	Store    Store
 	Handlers map[event.Stream]Handler // streams without a handler are validated and counted only
 	Alerts   AlertSink
 	DLT      DeadLetterSink
@@ -313,14 +313,20 @@ func (p *Processor) takeoverAfter() time.Duration {
 
 func (p *Processor) newWorker(gen *kafka.Generation, topic string, stream event.Stream, partition int, token int64) *worker {
 	cache, _ := lru.New[string, Entity](p.cfg.CacheEntries)
-	return &worker{
+	log := p.log.With(zap.String("topic", topic), zap.Int("partition", partition))
+	w := &worker{
 		p: p, gen: gen, topic: topic, stream: stream, partition: partition,
 		scope: state.Scope(string(stream), partition), token: token,
-		handler: p.handlers[stream], cache: cache, applied: -1,
+		handler: p.handlers[stream], applied: -1,
+		step:      &Step{Handler: p.handlers[stream], Cache: cache, Language: p.cfg.Language, Location: p.location, Log: log},
 		clock:     Clock{Grace: p.cfg.Grace, Allowance: p.cfg.Allowance},
 		partLabel: partLabel(partition),
-		log:       p.log.With(zap.String("topic", topic), zap.Int("partition", partition)),
+		log:       log,
+		cur:       records{last: -1},
+		next:      records{last: -1},
 	}
+	w.courier = &courier{deliver: w.deliver}
+	return w
 }
 
 // highWaterMark asks the broker for a partition's high-water mark. A broker

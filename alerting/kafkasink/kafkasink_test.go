@@ -1,4 +1,4 @@
-package pipeline
+package kafkasink
 
 import (
 	"bytes"
@@ -65,8 +65,8 @@ func TestPermanentWrite(t *testing.T) {
 		{kafka.LeaderNotAvailable, false},
 		{errors.New("unexpected EOF"), false},
 	} {
-		if got := permanentWrite(c.err); got != c.want {
-			t.Errorf("permanentWrite(%v) = %v, want %v", c.err, got, c.want)
+		if got := Permanent(c.err); got != c.want {
+			t.Errorf("Permanent(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }
