@@ -96,39 +96,34 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64, need func(what s
 	e := encPool.Get().(*batchEnc)
 	a := e.args[:0]
 	a = append(a, b.Token, b.Offset, base, stateTTL, dayTTL, leaseEnd(b.Now, b.Lease), b.Expect)
-	a = appendStates(a, b.States)
-	a = e.timers.appendTimers(a, b.Timers)
-	a = e.appendCounters(a, b.Figures, need)
-	a = e.appendWaits(a, b.Waits)
-	for _, act := range b.Activity {
-		e.addShop(act.Shop)
+	for _, sec := range applySections {
+		a = sec.encode(e, a, b, need)
 	}
-	a = e.appendShops(a, need)
-	a = appendOutbox(a, b.Outbox)
-	a = appendAcks(a, b.Acks)
-	a = appendActivity(a, b.Activity)
 	e.args = a
 	return e
 }
 
-// appendStates lays out the "states set" and "states deleted" sections.
-func appendStates(a []any, states map[string][]byte) []any {
-	nSet := 0
-	for _, v := range states {
-		if v != nil {
-			nSet++
-		}
-	}
-	a = append(a, nSet)
+// appendStatesSet lays out the "states set" section.
+func appendStatesSet(a []any, states map[string][]byte) []any {
+	n := len(a)
+	a = append(a, 0)
 	for k, v := range states {
 		if v != nil {
 			a = append(a, k, v)
+			a[n] = a[n].(int) + 1
 		}
 	}
-	a = append(a, len(states)-nSet)
+	return a
+}
+
+// appendStatesDeleted lays out the "states deleted" section.
+func appendStatesDeleted(a []any, states map[string][]byte) []any {
+	n := len(a)
+	a = append(a, 0)
 	for k, v := range states {
 		if v == nil {
 			a = append(a, k)
+			a[n] = a[n].(int) + 1
 		}
 	}
 	return a
@@ -231,9 +226,13 @@ func (e *batchEnc) appendWaits(a []any, waits []detectors.WaitOp) []any {
 	return a
 }
 
-// appendShops lays out the "shops" section: those the writer did not add
-// recently.
-func (e *batchEnc) appendShops(a []any, need func(string) bool) []any {
+// appendShops lays out the "shops" section: the shops and agent sets of
+// the batch's counters, waiting sets and activity that the writer did not
+// add recently.
+func (e *batchEnc) appendShops(a []any, acts []detectors.Activity, need func(string) bool) []any {
+	for _, act := range acts {
+		e.addShop(act.Shop)
+	}
 	n := len(a)
 	a = append(a, 0)
 	for _, s := range e.shops {
@@ -341,21 +340,18 @@ func (g *timerGroups) group(ops []timerOp) []timerOp {
 	return out
 }
 
-// appendTimers lays out the "timers set" and "timers removed" sections:
-// one ZADD or ZREM per bucket touched, and each bucket's earliest new due
-// for the index of first dues.
-func (g *timerGroups) appendTimers(a []any, timers map[string]int64) []any {
-	for _, set := range []bool{true, false} {
-		ops := g.tmp[:0]
-		for k, due := range timers {
-			if (due > 0) == set {
-				ops = append(ops, timerOp{bucket: timerBucket(k), due: max(due, 0), key: k})
-			}
+// appendTimers lays out the "timers set" (set true) or "timers removed"
+// section: one ZADD or ZREM per bucket touched, and for sets each bucket's
+// earliest new due for the index of first dues.
+func (g *timerGroups) appendTimers(a []any, timers map[string]int64, set bool) []any {
+	ops := g.tmp[:0]
+	for k, due := range timers {
+		if (due > 0) == set {
+			ops = append(ops, timerOp{bucket: timerBucket(k), due: max(due, 0), key: k})
 		}
-		g.tmp = ops
-		a = appendTimerGroup(a, g.group(ops), set)
 	}
-	return a
+	g.tmp = ops
+	return appendTimerGroup(a, g.group(ops), set)
 }
 
 // appendTimerGroup lays out ops, grouped by bucket, as one section.

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"testing"
@@ -100,23 +101,42 @@ func BenchmarkEncodeBatch(b *testing.B) {
 	}
 }
 
-// TestEncodedBatchMatchesMemory: a busy batch (deltas over days and shops,
-// buyers added to and removed from shop and agent sets in one batch, agent
-// activity, timers set and removed) leaves Redis with the figures and
-// timers the memory store keeps, which applies the batch op by op.
+// TestEncodedBatchMatchesMemory runs apply.lua on redis-server with
+// batches that fill every section (states set and deleted, timers set and
+// removed, deltas over days and shops, buyers added to and removed from
+// shop and agent sets in one batch, outbox records and acks, agent
+// activity): Redis is left with the states, timers, figures and outbox
+// that the memory store keeps, which applies the batches op by op.
 func TestEncodedBatchMatchesMemory(t *testing.T) {
 	r := NewRedis(newClient(t, testenv.Redis(t)), "rw", 72*time.Hour)
 	m := NewMemory()
+	var keys []string
 	for _, s := range []Store{r, m} {
 		claim(t, s, "chat.0", 1)
 		b := encodeBenchBatch()
+		b.Outbox = []Delivery{{Key: "x1:firing", Payload: []byte("1")}, {Key: "x2:firing", Payload: []byte("2")}}
 		apply(t, s, "chat.0", b)
 		b = encodeBenchBatch() // and again: removals of what exists
 		b.Offset = 2
+		keys = keys[:0]
 		for k, due := range b.Timers {
 			b.Timers[k] = max(due-1, 0)
+			if due == 0 {
+				b.States[k] = nil
+			}
+			keys = append(keys, k)
 		}
+		b.Acks = []string{"x1:firing"}
 		apply(t, s, "chat.0", b)
+	}
+	if lr, lm := load(t, r, "chat.0", keys, 0, 0), load(t, m, "chat.0", keys, 0, 0); !reflect.DeepEqual(lr.States, lm.States) || len(lr.States) == len(keys) {
+		t.Errorf("Redis holds %d of the %d states, memory %d", len(lr.States), len(keys), len(lm.States))
+	}
+	for _, s := range []Store{r, m} {
+		ds, err := s.Outbox(context.Background(), "chat.0", 1, 1<<50, time.Second, 10)
+		if err != nil || len(ds) != 1 || ds[0].Key != "x2:firing" {
+			t.Errorf("outbox of %T after the ack: %v, %v", s, ds, err)
+		}
 	}
 	if fr, fm := figures(t, r, []string{"chat.0"}), figures(t, m, []string{"chat.0"}); !reflect.DeepEqual(fr, fm) {
 		t.Errorf("figures in Redis:\n%v\nin memory:\n%v", fr, fm)
