@@ -67,7 +67,9 @@ type applySection struct {
 // TestApplySectionsMatchLua fails when the two differ.
 var applySections = []applySection{
 	{"states set", func(_ *batchEnc, a []any, b *Batch, _ func(string) bool) []any { return appendStatesSet(a, b.States) }},
-	{"states deleted", func(_ *batchEnc, a []any, b *Batch, _ func(string) bool) []any { return appendStatesDeleted(a, b.States) }},
+	{"states deleted", func(_ *batchEnc, a []any, b *Batch, _ func(string) bool) []any {
+		return appendStatesDeleted(a, b.States)
+	}},
 	{"timers set", func(e *batchEnc, a []any, b *Batch, _ func(string) bool) []any {
 		return e.timers.appendTimers(a, b.Timers, true)
 	}},
