@@ -170,66 +170,16 @@ func (w *worker) recover(ctx, fetchCtx context.Context, err error) bool {
 
 // start claims the partition in the store and positions the reader.
 func (w *worker) start(ctx context.Context, assigned int64) error {
-	var claimed state.Claimed
-	var fencedSince time.Time
-	err := retry(ctx, w.log, "claim", func() error {
-		var err error
-		w.p.metrics.RedisRoundTrips.WithLabelValues("claim").Inc()
-		claimed, err = w.p.store.Claim(ctx, w.scope, w.token)
-		if !errors.Is(err, state.ErrFenced) {
-			return err
-		}
-		// A newer generation owns the partition. If it is this group's, our
-		// own generation ends within a heartbeat and ctx with it. If ours
-		// lives on well past any rebalance, the stored token is from before
-		// the group was recreated (generations restart at 1): take over.
-		// Elapsed time is measured on the monotonic clock, not the
-		// processing wall clock (which tests and replays set).
-		if fencedSince.IsZero() {
-			fencedSince = time.Now()
-		}
-		if time.Since(fencedSince) < w.p.takeoverAfter() {
-			return err
-		}
-		w.log.Warn("partition owned by a higher generation that no member of this group holds: the group was recreated; taking the partition over",
-			zap.Int64("token", w.token), zap.Error(err))
-		claimed, err = w.p.store.Takeover(ctx, w.scope, w.token)
-		return err
-	})
+	claimed, err := w.claim(ctx)
 	if err != nil {
 		return err
 	}
 	w.applied = claimed.Offset
 	w.nextDue = claimed.NextDue
 	w.replayUntil = -1
-	start := assigned
-	lost := false
-	switch {
-	case assigned >= 0 && claimed.Offset+1 > assigned:
-		start = claimed.Offset + 1 // the store is ahead of the last commit
-	case assigned < 0 && claimed.Offset >= 0:
-		start = claimed.Offset + 1
-	case assigned >= 0 && claimed.Offset < 0:
-		// The group committed offsets, so this partition's state was in
-		// Redis once: Redis lost it (a restart without persistence).
-		lost = true
-	case assigned >= 0 && claimed.Offset+1 < assigned:
-		// Redis holds an older state (restored from an older snapshot): the
-		// records since are read again.
-		w.log.Warn("store is behind the committed offset: reading the gap again",
-			zap.Int64("applied", claimed.Offset), zap.Int64("committed", assigned))
-		start = claimed.Offset + 1
-	}
+	start, lost := w.startOffset(assigned, claimed.Offset)
 	w.committed = start
-	hwm, err := w.p.highWaterMark(ctx, w.topic, w.partition)
-	w.lastRecord, w.lastAsked = time.Now(), time.Now()
-	if err != nil {
-		w.log.Warn("cannot read high-water mark; assuming behind until records arrive or the partition stays idle",
-			zap.Error(err), zap.Duration("idle_after", w.p.cfg.IdleAfter))
-		w.behind = true
-	} else {
-		w.behind = (start >= 0 && start < hwm) || (start < 0 && hwm > 0 && assigned == kafka.FirstOffset)
-	}
+	w.behind = w.startsBehind(ctx, start, assigned)
 	w.reader = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       w.p.cfg.Brokers,
 		Topic:         w.topic,
@@ -257,6 +207,73 @@ func (w *worker) start(ctx context.Context, assigned int64) error {
 	// leased past that, so pages do not come back.
 	w.sweep(ctx, w.p.now().Add(w.p.cfg.OutboxLease).UnixMilli())
 	return nil
+}
+
+// claim makes this generation the partition's owner in the store,
+// retrying until it can.
+func (w *worker) claim(ctx context.Context) (state.Claimed, error) {
+	var claimed state.Claimed
+	var fencedSince time.Time
+	err := retry(ctx, w.log, "claim", func() error {
+		var err error
+		w.p.metrics.RedisRoundTrips.WithLabelValues("claim").Inc()
+		claimed, err = w.p.store.Claim(ctx, w.scope, w.token)
+		if !errors.Is(err, state.ErrFenced) {
+			return err
+		}
+		// A newer generation owns the partition. If it is this group's, our
+		// own generation ends within a heartbeat and ctx with it. If ours
+		// lives on well past any rebalance, the stored token is from before
+		// the group was recreated (generations restart at 1): take over.
+		// Elapsed time is measured on the monotonic clock, not the
+		// processing wall clock (which tests and replays set).
+		if fencedSince.IsZero() {
+			fencedSince = time.Now()
+		}
+		if time.Since(fencedSince) < w.p.takeoverAfter() {
+			return err
+		}
+		w.log.Warn("partition owned by a higher generation that no member of this group holds: the group was recreated; taking the partition over",
+			zap.Int64("token", w.token), zap.Error(err))
+		claimed, err = w.p.store.Takeover(ctx, w.scope, w.token)
+		return err
+	})
+	return claimed, err
+}
+
+// startOffset is where reading starts, given the group's committed offset
+// (assigned, negative when none) and the store's applied one; lost says
+// the store lost the partition's state.
+func (w *worker) startOffset(assigned, applied int64) (start int64, lost bool) {
+	switch {
+	case assigned >= 0 && applied+1 > assigned:
+		return applied + 1, false // the store is ahead of the last commit
+	case assigned < 0 && applied >= 0:
+		return applied + 1, false
+	case assigned >= 0 && applied < 0:
+		// The group committed offsets, so this partition's state was in
+		// Redis once: Redis lost it (a restart without persistence).
+		return assigned, true
+	case assigned >= 0 && applied+1 < assigned:
+		// Redis holds an older state (restored from an older snapshot): the
+		// records since are read again.
+		w.log.Warn("store is behind the committed offset: reading the gap again",
+			zap.Int64("applied", applied), zap.Int64("committed", assigned))
+		return applied + 1, false
+	}
+	return assigned, false
+}
+
+// startsBehind asks the broker whether records wait past start.
+func (w *worker) startsBehind(ctx context.Context, start, assigned int64) bool {
+	hwm, err := w.p.highWaterMark(ctx, w.topic, w.partition)
+	w.lastRecord, w.lastAsked = time.Now(), time.Now()
+	if err != nil {
+		w.log.Warn("cannot read high-water mark; assuming behind until records arrive or the partition stays idle",
+			zap.Error(err), zap.Duration("idle_after", w.p.cfg.IdleAfter))
+		return true
+	}
+	return (start >= 0 && start < hwm) || (start < 0 && hwm > 0 && assigned == kafka.FirstOffset)
 }
 
 // fetch reads up to BatchSize records, waiting at most Tick for the first
