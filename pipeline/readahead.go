@@ -49,10 +49,12 @@ func (r *readAhead) dueFor(t int64, limit int) (keys []string, ok bool) {
 }
 
 // readAhead takes the records the reader already holds, up to a batch, as
-// the following batch, decoded past offset applied; when it holds none, it
-// waits up to wait for the first. Its clock observations wait until it is
-// processed.
+// the following batch; when it holds none, it waits up to wait for the
+// first. They are decoded past offset applied on another goroutine, on
+// the other core while this batch's step runs: awaitNext waits for it.
+// Their clock observations wait until the batch is processed.
 func (w *worker) readAhead(ctx context.Context, applied int64, wall time.Time, wait time.Duration) {
+	w.awaitNext()
 	if w.reader == nil || w.handler == nil {
 		return
 	}
@@ -88,7 +90,21 @@ func (w *worker) readAhead(ctx context.Context, applied int64, wall time.Time, w
 			break // caught up: the batch ends here, as in fetch
 		}
 	}
-	w.decode(f, applied, wall)
+	done := make(chan struct{})
+	w.decoding = done
+	go func() {
+		defer close(done)
+		w.decode(f, applied, wall)
+	}()
+}
+
+// awaitNext waits until the following batch is decoded: nothing may touch
+// w.next while it is.
+func (w *worker) awaitNext() {
+	if w.decoding != nil {
+		<-w.decoding
+		w.decoding = nil
+	}
 }
 
 // request is what the following batch will need from the store, given the
@@ -97,6 +113,7 @@ func (w *worker) readAhead(ctx context.Context, applied int64, wall time.Time, w
 // event time it holds while it is behind; when it catches up, the wall
 // clock a tick from now). Nil without a following batch.
 func (w *worker) request(wall time.Time) *state.LoadRequest {
+	w.awaitNext()
 	f := &w.next
 	if w.handler == nil || len(f.msgs) == 0 {
 		return nil

@@ -67,6 +67,8 @@ type worker struct {
 	cur   records
 	next  records
 	ahead *readAhead
+	// decoding is closed once next is decoded (nil when it is).
+	decoding chan struct{}
 }
 
 // records is a fetched batch and, once decoded, its records and dead
@@ -279,6 +281,7 @@ func (w *worker) startsBehind(ctx context.Context, start, assigned int64) bool {
 // fetch reads up to BatchSize records, waiting at most Tick for the first
 // and BatchWait for the rest; a batch read ahead is taken as it is.
 func (w *worker) fetch(ctx context.Context) {
+	w.awaitNext()
 	if len(w.next.msgs) > 0 {
 		w.cur, w.next = w.next, w.cur
 		w.next.reset()
@@ -669,6 +672,7 @@ func (w *worker) seekRebuild(ctx context.Context, upTo int64) error {
 
 // forget drops the batches in hand and what was read ahead.
 func (w *worker) forget() {
+	w.awaitNext()
 	w.cur.reset()
 	w.next.reset()
 	w.ahead = nil
