@@ -26,6 +26,11 @@ type delivery struct {
 // partition whose sink falls this far behind waits for it.
 const courierQueue = 8
 
+// courierDrain bounds how long a stopping partition waits for the alerts
+// still queued: what is not delivered by then stays in the outbox, and the
+// partition's next owner sends it with the same ids.
+const courierDrain = 5 * time.Second
+
 // courier delivers a partition's alerts off the worker's path: the
 // worker writes a batch (its alerts in the outbox with it) and goes on to
 // the next while the courier hands the alerts to the sink, in the order
@@ -37,6 +42,7 @@ type courier struct {
 	deliver func(ctx context.Context, d delivery) bool
 	jobs    chan delivery
 	done    chan struct{}
+	cancel  context.CancelFunc
 
 	mu   sync.Mutex
 	acks []string
@@ -46,6 +52,7 @@ type courier struct {
 func (c *courier) start(ctx context.Context) {
 	c.jobs = make(chan delivery, courierQueue)
 	c.done = make(chan struct{})
+	ctx, c.cancel = context.WithCancel(ctx)
 	go func() {
 		defer close(c.done)
 		for d := range c.jobs {
@@ -54,13 +61,21 @@ func (c *courier) start(ctx context.Context) {
 	}()
 }
 
-// stop waits for the deliveries already sent.
+// stop waits for the deliveries already sent, at most courierDrain.
 func (c *courier) stop() {
 	if c.jobs == nil {
 		return
 	}
 	close(c.jobs)
-	<-c.done
+	t := time.NewTimer(courierDrain)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+		c.cancel()
+		<-c.done
+	}
+	c.cancel()
 	c.jobs = nil
 }
 
