@@ -256,7 +256,7 @@ func TestDayRulesSurviveFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := state.NewRedis(client, "rw", 72*time.Hour)
-	sinks := pipeline.NewKafkaSinks([]string{broker}, "cs.alerts")
+	sinks := kafkasink.New([]string{broker}, "cs.alerts")
 	t.Cleanup(func() { sinks.Close() })
 	newReplica := func(name string) *replica {
 		sink := &failingSink{Sink: sinks}
