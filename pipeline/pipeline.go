@@ -116,6 +116,17 @@ func (c *Config) defaults() {
 	}
 }
 
+// Store is what the pipeline needs of the state: claiming partitions, the
+// one read and write step per batch, and the alert outbox. state.Redis and
+// state.Memory are ones.
+type Store interface {
+	Claim(ctx context.Context, scope string, token int64) (state.Claimed, error)
+	Takeover(ctx context.Context, scope string, token int64) (state.Claimed, error)
+	Load(ctx context.Context, scope string, keys []string, dueBy int64, limit int) (state.Loaded, error)
+	ApplyLoad(ctx context.Context, scope string, b *state.Batch, next *state.LoadRequest) (state.Applied, error)
+	Outbox(ctx context.Context, scope string, token int64, now int64, lease time.Duration, limit int) ([]state.Delivery, error)
+}
+
 // Processor consumes the input topics as one member of the consumer group.
 type Processor struct {
 	cfg      Config
