@@ -26,7 +26,7 @@ bench-smoke:
 #   make bench-micro > new.txt
 #   go run golang.org/x/perf/cmd/benchstat@latest old.txt new.txt
 bench-micro:
-	$(GO) test -run '^$$' -bench '$(MICRO)' -benchmem -count $(COUNT) ./event/ ./detectors/ ./pipeline/ ./state/
+	$(GO) test -run '^$$' -bench '$(MICRO)' -benchmem -count $(COUNT) ./event/ ./alerting/ ./detectors/ ./pipeline/ ./state/
 
 # The text rules: precision and recall per category on the labelled corpus,
 # matching speed on one core, the worker's batch step with and without

@@ -33,10 +33,11 @@ const (
 	PartDelay   = "delay"
 	PartMemory  = "memory"
 	PartBacklog = "backlog"
+	PartStorm   = "storm"
 )
 
 // AllParts lists every part in run order.
-var AllParts = []string{PartCeiling, PartE2E, PartScaling, PartDelay, PartMemory, PartBacklog}
+var AllParts = []string{PartCeiling, PartE2E, PartScaling, PartDelay, PartMemory, PartBacklog, PartStorm}
 
 // Settings size a run.
 type Settings struct {
@@ -45,6 +46,8 @@ type Settings struct {
 	Events int `json:"events"`
 	// DayEvents is the least size of the simulated day of the backlog part.
 	DayEvents int `json:"day_events"`
+	// StormEvents is the size of the bad day of the storm part.
+	StormEvents int `json:"storm_events"`
 	// LiveRate is the live chat rate (events/s) of the delay and rebalance runs.
 	LiveRate int `json:"live_rate"`
 	// DelayFor is how long each delay run produces live traffic.
@@ -91,6 +94,7 @@ func DefaultSettings() Settings {
 		Only:            AllParts,
 		Events:          2_000_000,
 		DayEvents:       5_000_000,
+		StormEvents:     1_000_000,
 		LiveRate:        20_000,
 		DelayFor:        30 * time.Second,
 		ProbesPerSecond: 100,
@@ -114,6 +118,7 @@ func SmokeSettings() Settings {
 		Only:            AllParts,
 		Events:          20_000,
 		DayEvents:       20_000,
+		StormEvents:     20_000,
 		LiveRate:        2_000,
 		DelayFor:        4 * time.Second,
 		ProbesPerSecond: 20,
@@ -161,7 +166,11 @@ func Run(ctx context.Context, s Settings, progress io.Writer) (*Report, error) {
 		Revision:   revision(),
 	}}
 	h.dir = s.Dir
-	if h.dir == "" {
+	if h.dir != "" {
+		if err := os.MkdirAll(h.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", h.dir, err)
+		}
+	} else {
 		d, err := os.MkdirTemp("", "rwbench-")
 		if err != nil {
 			return nil, fmt.Errorf("creating a work directory: %w", err)
@@ -208,6 +217,7 @@ func Run(ctx context.Context, s Settings, progress io.Writer) (*Report, error) {
 		{PartDelay, h.delay},
 		{PartMemory, h.memory},
 		{PartBacklog, h.backlog},
+		{PartStorm, h.storm},
 	}
 	for _, p := range parts {
 		if !s.has(p.name) || ctx.Err() != nil {

@@ -51,6 +51,12 @@ var smokeFigures = []struct{ part, name string }{
 	{PartBacklog, "time to catch up"},
 	{PartBacklog, "catch-up rate"},
 	{PartBacklog, "processor peak RSS"},
+	{PartStorm, "bare kafka-go consumption"},
+	{PartStorm, "sustained chat events/s on the bad day"},
+	{PartStorm, "share of bare consumption"},
+	{PartStorm, "alert records per event"},
+	{PartStorm, "distinct conversations per million events"},
+	{PartStorm, "processor CPU per event"},
 }
 
 // smokeMeasured are figures that must be present and finite but may be

@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -233,7 +232,9 @@ func (n *Notifier) handle(ctx context.Context, p *partition, msgs []kafka.Messag
 	for _, m := range msgs {
 		rec := &record{part: p, offset: m.Offset}
 		var a alerting.Alert
-		if err := json.Unmarshal(m.Value, &a); err != nil || a.ID == "" || (a.Status != alerting.Firing && a.Status != alerting.Resolved) {
+		// UnmarshalJSON itself: json.Unmarshal would scan the record once
+		// more to validate it first, and the errors are the same.
+		if err := a.UnmarshalJSON(m.Value); err != nil || a.ID == "" || (a.Status != alerting.Firing && a.Status != alerting.Resolved) {
 			if err == nil {
 				err = errors.New("not an alert record (alert_id or status missing)")
 			}
