@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -118,9 +117,7 @@ func (s *Step) Run(in *Input) (*Output, error) {
 	out.Batch.Figures = s.fx.Figures
 	out.Batch.Waits = s.fx.Waits
 	out.Batch.Activity = s.fx.Activity
-	if err := s.stamp(out, in); err != nil {
-		return nil, err
-	}
+	s.stamp(out, in)
 	return out, nil
 }
 
@@ -209,23 +206,23 @@ func (s *Step) encode(b *state.Batch, now time.Time) error {
 
 // stamp completes the batch's alerts (summary, emitted time, replay mark)
 // and lays them out as outbox records.
-func (s *Step) stamp(out *Output, in *Input) error {
+func (s *Step) stamp(out *Output, in *Input) {
 	if len(s.fx.Alerts) == 0 {
-		return nil
+		return
 	}
 	// The alerts outlive the step (their delivery runs alongside the next
 	// batch): they must not share the effects' reused array.
 	out.Alerts = slices.Clone(s.fx.Alerts)
 	out.Batch.Outbox = make([]state.Delivery, len(out.Alerts))
+	// One buffer holds the batch's payloads: AppendJSON writes the
+	// contract's compact JSON, which needs no second pass.
+	buf := make([]byte, 0, 512*len(out.Alerts))
 	for i := range out.Alerts {
 		a := &out.Alerts[i]
 		a.Replay = in.Replay
 		a.Stamp(in.Wall, s.Language, s.Location(a.ShopID))
-		payload, err := json.Marshal(a)
-		if err != nil {
-			return fmt.Errorf("encoding alert %s: %w", a.Key(), err)
-		}
-		out.Batch.Outbox[i] = state.Delivery{Key: a.Key(), Payload: payload}
+		start := len(buf)
+		buf = a.AppendJSON(buf)
+		out.Batch.Outbox[i] = state.Delivery{Key: a.Key(), Payload: buf[start:len(buf):len(buf)]}
 	}
-	return nil
 }
