@@ -28,6 +28,9 @@ import (
 type Hub struct {
 	Brokers []string
 	Topic   string
+	// Dialer connects to the brokers when they need TLS or SASL
+	// (kafka.DefaultDialer when nil).
+	Dialer *kafka.Dialer
 	// Keep is how many recent records the hub holds for resuming clients
 	// (default 10,000); Buffer how many records a subscriber may fall behind
 	// before it is dropped (default 1,024); Heartbeat how often an idle
@@ -137,7 +140,7 @@ func (h *Hub) offsets(ctx context.Context, first bool) (map[int]int64, error) {
 	var err error
 	for _, b := range h.Brokers {
 		var c *kafka.Conn
-		if c, err = kafka.DialContext(ctx, "tcp", b); err != nil {
+		if c, err = h.dialer().DialContext(ctx, "tcp", b); err != nil {
 			continue
 		}
 		parts, err = c.ReadPartitions(h.Topic)
@@ -151,7 +154,7 @@ func (h *Hub) offsets(ctx context.Context, first bool) (map[int]int64, error) {
 	}
 	out := map[int]int64{}
 	for _, p := range parts {
-		c, err := kafka.DialLeader(ctx, "tcp", fmt.Sprintf("%s:%d", p.Leader.Host, p.Leader.Port), h.Topic, p.ID)
+		c, err := h.dialer().DialLeader(ctx, "tcp", fmt.Sprintf("%s:%d", p.Leader.Host, p.Leader.Port), h.Topic, p.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -170,8 +173,15 @@ func (h *Hub) offsets(ctx context.Context, first bool) (map[int]int64, error) {
 	return out, nil
 }
 
+func (h *Hub) dialer() *kafka.Dialer {
+	if h.Dialer != nil {
+		return h.Dialer
+	}
+	return kafka.DefaultDialer
+}
+
 func (h *Hub) reader(p int, from int64) (*kafka.Reader, error) {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: h.Brokers, Topic: h.Topic, Partition: p,
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: h.Brokers, Dialer: h.Dialer, Topic: h.Topic, Partition: p,
 		MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond})
 	if err := r.SetOffset(from); err != nil {
 		r.Close()

@@ -184,6 +184,7 @@ func (w *worker) start(ctx context.Context, assigned int64) error {
 	w.behind = w.startsBehind(ctx, start, assigned)
 	w.reader = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       w.p.cfg.Brokers,
+		Dialer:        w.p.cfg.Dialer,
 		Topic:         w.topic,
 		Partition:     w.partition,
 		MinBytes:      1,

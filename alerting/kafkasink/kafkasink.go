@@ -55,6 +55,10 @@ func New(brokers []string, alertsTopic string) *Sinks {
 	}
 }
 
+// UseTransport has the writer reach the brokers through t (TLS, SASL);
+// call it before the first write.
+func (k *Sinks) UseTransport(t kafka.RoundTripper) { k.w.Transport = t }
+
 // Close flushes and closes the writer.
 func (k *Sinks) Close() error { return k.w.Close() }
 

@@ -95,6 +95,7 @@ func (n *Notifier) consume(ctx context.Context) error {
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                n.o.GroupID,
 		Brokers:           n.o.Brokers,
+		Dialer:            n.o.Dialer,
 		Topics:            []string{n.o.Topic},
 		StartOffset:       start,
 		SessionTimeout:    n.o.SessionTimeout,
@@ -142,6 +143,7 @@ func (n *Notifier) read(ctx context.Context, gen *kafka.Generation, p *partition
 	log := n.o.Log.With(zap.String("topic", p.topic), zap.Int("partition", p.id))
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:     n.o.Brokers,
+		Dialer:      n.o.Dialer,
 		Topic:       p.topic,
 		Partition:   p.id,
 		MinBytes:    1,
