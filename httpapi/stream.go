@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +47,9 @@ type Hub struct {
 	low   map[int]int64 // the oldest offset per partition still held
 	ring  []hubEvent
 	subs  map[*subscriber]struct{}
+	// nsubs is len(subs), read without the lock: records are decoded
+	// only while someone may want them.
+	nsubs atomic.Int64
 
 	subscribers prometheus.Gauge
 	dropped     prometheus.Counter
@@ -54,8 +60,24 @@ type Hub struct {
 type hubEvent struct {
 	part int
 	off  int64
-	rec  record
 	data []byte
+	// rec is data decoded (once decoded is set): at publish while the hub
+	// has subscribers, else by the client that needs it.
+	decoded bool
+	rec     record
+	// id is the hub's position after the record and frame the whole SSE
+	// event with that id, written once at publish while the hub has
+	// subscribers: what every client in step with the hub sends as it is.
+	id    string
+	frame []byte
+}
+
+// decode reads the fields the filters need, once.
+func (ev *hubEvent) decode() {
+	if !ev.decoded {
+		_ = json.Unmarshal(ev.data, &ev.rec) // an undecodable record reaches no one's filter
+		ev.decoded = true
+	}
 }
 
 type subscriber struct {
@@ -199,16 +221,18 @@ func (h *Hub) read(ctx context.Context, p int, from int64) {
 				break
 			}
 			from = m.Offset + 1
-			h.publish(event(p, m))
+			ev := event(p, m)
+			if h.nsubs.Load() > 0 {
+				ev.decode() // outside the lock
+			}
+			h.publish(ev)
 		}
 		r.Close()
 	}
 }
 
 func event(p int, m kafka.Message) hubEvent {
-	ev := hubEvent{part: p, off: m.Offset, data: m.Value}
-	_ = json.Unmarshal(m.Value, &ev.rec) // an undecodable record reaches no one's filter
-	return ev
+	return hubEvent{part: p, off: m.Offset, data: m.Value}
 }
 
 // publish appends ev and hands it to every subscriber; one that has no
@@ -216,8 +240,14 @@ func event(p int, m kafka.Message) hubEvent {
 func (h *Hub) publish(ev hubEvent) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.ring = append(h.ring, ev)
 	h.pos[ev.part] = ev.off + 1
+	if len(h.subs) > 0 {
+		ev.decode()
+		ev.id = Position(h.pos).String()
+		ev.frame = make([]byte, 0, len("id: \ndata: \n\n")+len(ev.id)+len(ev.data))
+		ev.frame = append(append(append(append(append(ev.frame, "id: "...), ev.id...), "\ndata: "...), ev.data...), "\n\n"...)
+	}
+	h.ring = append(h.ring, ev)
 	if len(h.ring) >= 2*h.Keep {
 		for _, old := range h.ring[:len(h.ring)-h.Keep] {
 			h.low[old.part] = old.off + 1
@@ -229,6 +259,7 @@ func (h *Hub) publish(ev hubEvent) {
 		case s.ch <- ev:
 		default:
 			delete(h.subs, s)
+			h.nsubs.Add(-1)
 			close(s.gone)
 			h.subscribers.Dec()
 			h.dropped.Inc()
@@ -287,6 +318,7 @@ func (h *Hub) subscribe(ctx context.Context) (*subscriber, Position, []hubEvent,
 	defer h.mu.Unlock()
 	s := &subscriber{ch: make(chan hubEvent, h.Buffer), gone: make(chan struct{})}
 	h.subs[s] = struct{}{}
+	h.nsubs.Add(1)
 	h.subscribers.Inc()
 	pos, low := Position{}, Position{}
 	for k, v := range h.pos {
@@ -305,6 +337,7 @@ func (h *Hub) unsubscribe(s *subscriber) {
 	defer h.mu.Unlock()
 	if _, ok := h.subs[s]; ok {
 		delete(h.subs, s)
+		h.nsubs.Add(-1)
 		h.subscribers.Dec()
 	}
 }
@@ -388,10 +421,13 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	// batching holds the flush while a run of records is written: one
 	// flush (and system call) for the run rather than one per record.
+	// The write deadline is set once per run of records.
 	batching := false
 	write := func(chunk string) error {
-		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if _, err := fmt.Fprint(w, chunk); err != nil {
+		if !batching {
+			_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		}
+		if _, err := io.WriteString(w, chunk); err != nil {
 			return err
 		}
 		if batching {
@@ -401,6 +437,12 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	}
 
 	sentID := ""
+	// inStep says the client's position is the hub's before the next
+	// record the hub hands it: each record's id is then the hub's, and its
+	// frame is written as it is (no per-client formatting).
+	inStep := false
+	sent := 0
+	defer func() { h.sent.Add(float64(sent)) }()
 	// send passes one record on if the scope and filter let it through, and
 	// moves the client's position past it either way.
 	send := func(ev hubEvent) error {
@@ -408,17 +450,27 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			return nil // sent already
 		}
 		cur[ev.part] = ev.off + 1
+		ev.decode()
 		if !f.match(s, &ev.rec) {
 			return nil
 		}
+		sent++
+		if inStep && ev.frame != nil {
+			sentID = ev.id
+			_, err := w.Write(ev.frame)
+			if err == nil && !batching {
+				err = rc.Flush()
+			}
+			return err
+		}
 		id := cur.String()
 		sentID = id
-		h.sent.Inc()
 		return write("id: " + id + "\ndata: " + string(ev.data) + "\n\n")
 	}
 	// run sends ev and whatever else is queued already (at most 256), then
 	// flushes.
 	run := func(ev hubEvent) error {
+		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		batching = true
 		err := send(ev)
 		for k := 0; k < 256 && err == nil; k++ {
@@ -488,6 +540,9 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// What the hub hands over from here follows pos: a client whose
+	// position is pos now stays in step with the hub.
+	inStep = maps.Equal(cur, pos)
 	beat := time.NewTicker(h.Heartbeat)
 	defer beat.Stop()
 	for {

@@ -37,6 +37,8 @@ func run() int {
 		warm     = flag.Duration("warm", 0, fmt.Sprintf("memory part: steady traffic before the RSS is sampled (default %s)", def.Warm))
 		out      = flag.String("out", "", "write the report as JSON here (e.g. bench/results/2026-11-24.json); profiles go beside it")
 		keep     = flag.String("dir", "", "keep configs, logs and profiles in this directory (default: a temporary one)")
+		clients  = flag.Int("sse-clients", 0, fmt.Sprintf("delivery part: SSE clients held open in a process of their own (default %d)", def.SSEClients))
+		hold     = flag.Duration("sse-hold", 0, fmt.Sprintf("delivery part: least time the SSE clients are held open (default %s)", def.SSEHold))
 		repEnv   = flag.String("replica-env", "", "KEY=VALUE,... added to the environment of replica child processes (e.g. GOMEMLIMIT=64MiB)")
 	)
 	flag.Parse(os.Args[1:]) //nolint:errcheck // ExitOnError
@@ -74,6 +76,12 @@ func run() int {
 	}
 	if *warm > 0 {
 		s.Warm = *warm
+	}
+	if *clients > 0 {
+		s.SSEClients = *clients
+	}
+	if *hold > 0 {
+		s.SSEHold = *hold
 	}
 	s.Dir = *keep
 	for _, kv := range strings.Split(*repEnv, ",") {
