@@ -198,9 +198,12 @@ func New(cfg *config.Config, o Options) (*App, error) {
 
 	hub := httpapi.NewHub(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts, reg, o.Log.With(zap.String("component", "stream")))
 	api := &httpapi.API{
-		Auth: httpapi.NewAuth(cfg.API.Tokens), Alerts: store, Figures: store, Trends: store,
+		Auth: httpapi.NewAuth(cfg.API.Tokens), Alerts: store, Figures: store, Trends: store, Waiting: store,
 		Shops: apiShops(cfg), Info: shopInfo(cfg), PerAgent: cfg.Metrics.PerAgent, MaxAgents: cfg.Metrics.MaxAgents,
 		Stream: hub, MaxAge: cfg.Redis.StateTTL, Now: o.Now, Log: o.Log.With(zap.String("component", "api")),
+	}
+	if notifier != nil {
+		api.Intake = notifier
 	}
 	if o.TrendEvery <= 0 {
 		o.TrendEvery = time.Minute

@@ -46,6 +46,11 @@ type API struct {
 	MaxAge time.Duration
 	// Trends, when set, serves /api/v1/shops/trend (see RecordTrend).
 	Trends TrendStore
+	// Waiting, when set, serves /api/v1/waiting: an agent's waiting buyers.
+	Waiting WaitingSource
+	// Intake, when set, serves POST /api/v1/alertmanager: Alertmanager's
+	// notifications delivered to replywatch's receivers.
+	Intake Intake
 	Now    func() time.Time
 	Log    *zap.Logger
 
@@ -118,6 +123,11 @@ func (a *API) guard(w http.ResponseWriter, r *http.Request) *Scope {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="replywatch"`)
 		}
 		http.Error(w, msg, code)
+		return nil
+	}
+	if s.Role == config.RoleAlertmanager {
+		http.Error(w, "an alertmanager token only posts to /api/v1/alertmanager", http.StatusForbidden)
+		return nil
 	}
 	return s
 }
@@ -145,6 +155,12 @@ func (a *API) Mount(mux *http.ServeMux) {
 	}
 	if a.Trends != nil {
 		mux.HandleFunc("GET /api/v1/shops/trend", a.trend)
+	}
+	if a.Waiting != nil {
+		mux.HandleFunc("GET /api/v1/waiting", a.waiting)
+	}
+	if a.Intake != nil {
+		mux.HandleFunc("POST /api/v1/alertmanager", a.alertmanager)
 	}
 	a.mountPages(mux)
 }
