@@ -204,7 +204,7 @@ func (h *harness) deliveryPhase(ctx context.Context, i int, ph deliveryPhase, re
 	// clients) to the last batch.
 	var fromAt time.Time
 	var fromApplied int64
-	wctx, cancel := context.WithTimeout(ctx, 60*time.Second+time.Duration(h.s.Events)*100*time.Microsecond)
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second+time.Duration(h.s.Events)*time.Millisecond)
 	prog, err := waitApplied(wctx, h.redis.Client, ws, 20*time.Millisecond, func(n int64) {
 		if fromAt.IsZero() && n > 0 {
 			fromAt, fromApplied = time.Now(), n

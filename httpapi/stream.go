@@ -35,11 +35,16 @@ type Hub struct {
 	// Keep is how many recent records the hub holds for resuming clients
 	// (default 10,000); Buffer how many records a subscriber may fall behind
 	// before it is dropped (default 1,024); Heartbeat how often an idle
-	// stream gets a comment line (default 15 s).
-	Keep      int
-	Buffer    int
-	Heartbeat time.Duration
-	Log       *zap.Logger
+	// stream gets a comment line (default 15 s). FlushEvery is the least
+	// time between two writes to one stream (default 100 ms): what arrives
+	// meanwhile goes out in the next write, so that a busy topic costs a
+	// write and a wake-up per client ten times a second rather than one per
+	// record.
+	Keep       int
+	Buffer     int
+	Heartbeat  time.Duration
+	FlushEvery time.Duration
+	Log        *zap.Logger
 
 	mu    sync.Mutex
 	ready chan struct{}
@@ -115,6 +120,9 @@ func (h *Hub) defaults() {
 	}
 	if h.Heartbeat <= 0 {
 		h.Heartbeat = 15 * time.Second
+	}
+	if h.FlushEvery <= 0 {
+		h.FlushEvery = 100 * time.Millisecond
 	}
 }
 
@@ -467,13 +475,12 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		sentID = id
 		return write("id: " + id + "\ndata: " + string(ev.data) + "\n\n")
 	}
-	// run sends ev and whatever else is queued already (at most 256), then
-	// flushes.
+	// run sends ev and whatever else is queued already, then flushes.
 	run := func(ev hubEvent) error {
 		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		batching = true
 		err := send(ev)
-		for k := 0; k < 256 && err == nil; k++ {
+		for k := 0; k < h.Buffer && err == nil; k++ {
 			select {
 			case next := <-sub.ch:
 				err = send(next)
@@ -545,6 +552,9 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	inStep = maps.Equal(cur, pos)
 	beat := time.NewTicker(h.Heartbeat)
 	defer beat.Stop()
+	pause := time.NewTimer(0)
+	<-pause.C
+	var flushed time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -553,7 +563,21 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			// Too far behind: the client reconnects with its last id.
 			return
 		case ev := <-sub.ch:
-			if err := run(ev); err != nil {
+			// At most one write per FlushEvery: what comes meanwhile waits
+			// in the buffer and goes out with ev.
+			if wait := h.FlushEvery - time.Since(flushed); wait > 0 {
+				pause.Reset(wait)
+				select {
+				case <-ctx.Done():
+					return
+				case <-sub.gone:
+					return
+				case <-pause.C:
+				}
+			}
+			err := run(ev)
+			flushed = time.Now()
+			if err != nil {
 				return
 			}
 		case <-beat.C:
