@@ -283,3 +283,59 @@ func amFingerprint(t *testing.T, api string) string {
 	t.Fatal("Alertmanager holds no ReplywatchConsumerLagGrowing")
 	return ""
 }
+
+// TestNotifyAloneTakesAlertmanager: "replywatch notify" (the notifier
+// without the processor) delivers Alertmanager's notifications too, and
+// serves no other API.
+func TestNotifyAloneTakesAlertmanager(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig(t, e.broker, e.redis, "am-alone")
+	ding := notifytest.DingTalk(t, "tok-sre", "SEC-sre")
+	cfg.Notify.Receivers = []config.Receiver{{Name: "sre-ding", DingTalk: &config.DingTalk{URL: ding.URL(), Timeout: 5 * time.Second,
+		AccessToken: "tok-sre", Secret: "SEC-sre", Limits: []config.Limit{{Messages: 20, Per: time.Minute}}}}}
+	cfg.Notify.Route.Receiver = "sre-ding"
+	wait := 50 * time.Millisecond
+	cfg.Notify.Route.GroupWait = &wait
+	cfg.API.Tokens = []config.Token{{Name: "am", SHA256: hashOf("am-token"), Role: config.RoleAlertmanager}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, Options{Log: zaptest.NewLogger(t), NotifyOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{app: a, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- a.Run(ctx) }()
+	t.Cleanup(func() { r.stop(t) })
+	addr := a.Addr()
+
+	body := `{"version":"4","status":"firing","receiver":"x","alerts":[{"status":"firing",
+		"labels":{"alertname":"ReplywatchDown","job":"replywatch","severity":"critical","team":"sre"},
+		"annotations":{"summary":"replywatch 全部副本不可用"},"startsAt":"` + time.Now().UTC().Format(time.RFC3339) + `","fingerprint":"f00d"}]}`
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/alertmanager", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer am-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST /api/v1/alertmanager = %s", resp.Status)
+	}
+	testenv.Eventually(t, 30*time.Second, "the alert in DingTalk", func() error {
+		if n := len(ding.Received()); n != 1 {
+			return fmt.Errorf("%d messages, want 1", n)
+		}
+		return nil
+	})
+	if got := ding.Received()[0]; !strings.Contains(got.Title, "ReplywatchDown") || !strings.Contains(got.Text, "replywatch 全部副本不可用") {
+		t.Errorf("message %q / %q", got.Title, got.Text)
+	}
+	if code, _ := get(t, addr, "/api/v1/alerts", "am-token"); code != 404 {
+		t.Errorf("GET /api/v1/alerts on the notifier alone = %d, want 404", code)
+	}
+}

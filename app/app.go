@@ -136,9 +136,12 @@ func New(cfg *config.Config, o Options) (*App, error) {
 			}},
 			{Name: "notify", Fn: notifier.Check, Advisory: true},
 		}
+		// Alertmanager's notifications are delivered by the notifier alone
+		// too: POST /api/v1/alertmanager is all the API it serves.
+		intake := &httpapi.API{Auth: httpapi.NewAuth(cfg.API.Tokens), Intake: notifier, Log: o.Log.With(zap.String("component", "api"))}
 		a.http = &http.Server{
 			Addr:              cfg.HTTP.Addr,
-			Handler:           httpapi.Handler(reg, a.checks, func(ok bool) { pm.Ready.Set(b2f(ok)) }),
+			Handler:           httpapi.NewHandler(reg, a.checks, func(ok bool) { pm.Ready.Set(b2f(ok)) }, intake),
 			ReadHeaderTimeout: 5 * time.Second,
 		}
 		return a, nil

@@ -148,6 +148,12 @@ func (a *API) Mount(mux *http.ServeMux) {
 	if a.Log == nil {
 		a.Log = zap.NewNop()
 	}
+	if a.Intake != nil {
+		mux.HandleFunc("POST /api/v1/alertmanager", a.alertmanager)
+	}
+	if a.Alerts == nil {
+		return // the notifier alone ("replywatch notify") serves only the intake
+	}
 	mux.HandleFunc("GET /api/v1/alerts", a.alerts)
 	mux.HandleFunc("GET /api/v1/shops", a.shops)
 	if a.Stream != nil {
@@ -158,9 +164,6 @@ func (a *API) Mount(mux *http.ServeMux) {
 	}
 	if a.Waiting != nil {
 		mux.HandleFunc("GET /api/v1/waiting", a.waiting)
-	}
-	if a.Intake != nil {
-		mux.HandleFunc("POST /api/v1/alertmanager", a.alertmanager)
 	}
 	a.mountPages(mux)
 }
