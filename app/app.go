@@ -138,7 +138,7 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		}
 		// Alertmanager's notifications are delivered by the notifier alone
 		// too: POST /api/v1/alertmanager is all the API it serves.
-		intake := &httpapi.API{Auth: httpapi.NewAuth(cfg.API.Tokens), Intake: notifier, Log: o.Log.With(zap.String("component", "api"))}
+		intake := &httpapi.API{Auth: httpapi.NewAuth(cfg.API.Tokens), Intake: notifier, IntakeOnly: true, Log: o.Log.With(zap.String("component", "api"))}
 		a.http = &http.Server{
 			Addr:              cfg.HTTP.Addr,
 			Handler:           httpapi.NewHandler(reg, a.checks, func(ok bool) { pm.Ready.Set(b2f(ok)) }, intake),

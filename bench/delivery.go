@@ -160,7 +160,8 @@ func (h *harness) deliveryPhase(ctx context.Context, i int, ph deliveryPhase, re
 	if err != nil {
 		return res, err
 	}
-	rep, err := StartChild(fmt.Sprintf("delivery-%d", i), cfg, h.dir, "", append(env, h.s.ReplicaEnv...)...)
+	profile := h.profilePath(fmt.Sprintf("delivery-%d", i))
+	rep, err := StartChild(fmt.Sprintf("delivery-%d", i), cfg, h.dir, profile, append(env, h.s.ReplicaEnv...)...)
 	if err != nil {
 		return res, err
 	}
@@ -236,6 +237,7 @@ func (h *harness) deliveryPhase(ctx context.Context, i int, ph deliveryPhase, re
 	if err != nil {
 		return res, err
 	}
+	h.report.Profiles = append(h.report.Profiles, profile)
 	res.alerts = sumCounter(fams, "replywatch_alerts_total", nil)
 	res.routed = sumCounter(fams, "replywatch_notify_records_total", map[string]string{"result": "routed"})
 	return res, stopSubs()

@@ -51,8 +51,11 @@ type API struct {
 	// Intake, when set, serves POST /api/v1/alertmanager: Alertmanager's
 	// notifications delivered to replywatch's receivers.
 	Intake Intake
-	Now    func() time.Time
-	Log    *zap.Logger
+	// IntakeOnly serves the intake alone: the notifier without the
+	// processor ("replywatch notify") has nothing else to show.
+	IntakeOnly bool
+	Now        func() time.Time
+	Log        *zap.Logger
 
 	mu     sync.Mutex
 	cached []metrics.ShopReport
@@ -151,8 +154,8 @@ func (a *API) Mount(mux *http.ServeMux) {
 	if a.Intake != nil {
 		mux.HandleFunc("POST /api/v1/alertmanager", a.alertmanager)
 	}
-	if a.Alerts == nil {
-		return // the notifier alone ("replywatch notify") serves only the intake
+	if a.IntakeOnly {
+		return
 	}
 	mux.HandleFunc("GET /api/v1/alerts", a.alerts)
 	mux.HandleFunc("GET /api/v1/shops", a.shops)
