@@ -65,7 +65,7 @@ func (h *harness) delivery(ctx context.Context) error {
 	}
 	const part = PartDelivery
 	r := h.report
-	var base []float64
+	var base, baseCPU []float64
 	for i, ph := range phases {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -96,7 +96,13 @@ func (h *harness) delivery(ctx context.Context) error {
 				fmt.Sprintf("fewest to one client %s, reconnects after a drop %d, errors %d; subscriber process CPU %.1f s over %.0f s held",
 					thousands(res.subs.Fewest), res.subs.Reconnects, res.subs.Errors, res.subCPU.Seconds(), res.held.Seconds()))
 		}
+		if ph.clients > 0 && res.subs.Records > 0 && len(baseCPU) > 0 {
+			extra := res.costs.perEvent(res.costs.child) - baseCPU[0]
+			r.add(part, ph.name+": replica CPU per SSE record delivered", extra*float64(res.costs.events)/float64(res.subs.Records), "µs",
+				"replica CPU per event above the first phase's, times the events, over the records the clients received")
+		}
 		if !ph.notify && ph.clients == 0 {
+			baseCPU = append(baseCPU, res.costs.perEvent(res.costs.child))
 			base = append(base, res.rate)
 		} else if len(base) > 0 {
 			r.add(part, ph.name+": events/s against the first phase", 100*res.rate/base[0], "%", "")
@@ -161,9 +167,27 @@ func (h *harness) deliveryPhase(ctx context.Context, i int, ph deliveryPhase, re
 		return res, err
 	}
 	profile := h.profilePath(fmt.Sprintf("delivery-%d", i))
-	rep, err := StartChild(fmt.Sprintf("delivery-%d", i), cfg, h.dir, profile, append(env, h.s.ReplicaEnv...)...)
-	if err != nil {
-		return res, err
+	var rep *Replica
+	// The replica's HTTP port is picked free before it binds it: another
+	// process may take it meanwhile, and then the replica exits. Start it
+	// again on another port (it has applied nothing: it answers before it
+	// joins the group only when its listener is up).
+	for attempt := 1; ; attempt++ {
+		if rep, err = StartChild(fmt.Sprintf("delivery-%d", i), cfg, h.dir, profile, append(env, h.s.ReplicaEnv...)...); err != nil {
+			return res, err
+		}
+		err = waitHTTP(ctx, "http://"+rep.addr+"/healthz", time.Minute, rep.done)
+		if err == nil {
+			break
+		}
+		_ = rep.Stop(10 * time.Second)
+		if attempt == 3 {
+			return res, fmt.Errorf("the replica did not start (see %s): %w", filepath.Join(h.dir, rep.Name+".log"), err)
+		}
+		h.logf("delivery: %s: starting the replica again: %v", ph.name, err)
+		if err := h.redis.Reset(ctx); err != nil {
+			return res, err
+		}
 	}
 	m.childPIDs = []string{rep.PID()} // started after the meter: its CPU counts from 0
 	defer h.stop(rep)
@@ -172,9 +196,6 @@ func (h *harness) deliveryPhase(ctx context.Context, i int, ph deliveryPhase, re
 	var subStart time.Duration
 	var openedAt time.Time
 	if ph.clients > 0 {
-		if err := waitHTTP(ctx, "http://"+rep.addr+"/healthz", time.Minute); err != nil {
-			return res, err
-		}
 		subs, err = StartSubscribers(ctx, "http://"+rep.addr+"/api/v1/alerts/stream", ph.clients,
 			filepath.Join(h.dir, fmt.Sprintf("subscribers-%d.log", i)))
 		if err != nil {
@@ -257,11 +278,16 @@ func createTopic(ctx context.Context, broker, topic string, partitions int) erro
 	return nil
 }
 
-// waitHTTP polls url until it answers 200.
-func waitHTTP(ctx context.Context, url string, within time.Duration) error {
+// waitHTTP polls url until it answers 200, or its server exited.
+func waitHTTP(ctx context.Context, url string, within time.Duration, exited <-chan struct{}) error {
 	deadline := time.Now().Add(within)
 	var last error
 	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("the server of %s exited", url)
+		default:
+		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return err
