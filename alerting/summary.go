@@ -57,10 +57,11 @@ var summaryTexts = map[string]*summaryText{
 			KindDisputeDeadline: "{who} 的纠纷或投诉须于 {due} 前处理",
 			KindBadReview:       "{who} 收到买家 {buyer} 的差评，请尽快联系挽回{ctx}",
 			KindAbusiveReply:    "{who} 对买家 {buyer} 的回复含辱骂、威胁或阴阳怪气内容",
-			KindAbusiveReply + "/" + ReasonPerfunctory: "{who} 对买家 {buyer} 的回复敷衍",
-			KindComplaintRisk:                          "{who} 的消息显示投诉或差评意向",
-			KindOffPlatformTrade:                       "{who} 对买家 {buyer} 的回复疑似引导站外交易",
-			KindEffectiveReplyRisk:                     "{who} 今日有效回复率有低于 50% 的风险",
+			KindAbusiveReply + "/" + ReasonPerfunctory:          "{who} 对买家 {buyer} 的回复敷衍",
+			KindAbusiveReply + "/" + ReasonPerfunctory + "/day": "{who} 今日敷衍回复超过允许的条数",
+			KindComplaintRisk:      "{who} 的消息显示投诉或差评意向",
+			KindOffPlatformTrade:   "{who} 对买家 {buyer} 的回复疑似引导站外交易",
+			KindEffectiveReplyRisk: "{who} 今日有效回复率有低于 50% 的风险",
 		},
 		resolved: "已解除·", open: "【", close: "】",
 		shop: "店铺 ", buyer: "买家 ", agent: "客服 ", order: "订单 ", join: " ", sep: "：",
@@ -92,10 +93,11 @@ var summaryTexts = map[string]*summaryText{
 			KindDisputeDeadline: "{who} has a dispute or complaint to answer by {due}",
 			KindBadReview:       "{who} got a bad review from buyer {buyer}: contact them while it can still be won back{ctx}",
 			KindAbusiveReply:    "{who} sent buyer {buyer} a reply with abuse, threats or sarcasm",
-			KindAbusiveReply + "/" + ReasonPerfunctory: "{who} sent buyer {buyer} a perfunctory reply",
-			KindComplaintRisk:                          "{who} wrote of a complaint or bad review",
-			KindOffPlatformTrade:                       "{who} sent buyer {buyer} a reply that may lead off the platform",
-			KindEffectiveReplyRisk:                     "{who} may end today with an effective reply rate under 50%",
+			KindAbusiveReply + "/" + ReasonPerfunctory:          "{who} sent buyer {buyer} a perfunctory reply",
+			KindAbusiveReply + "/" + ReasonPerfunctory + "/day": "{who} sent more perfunctory replies today than allowed",
+			KindComplaintRisk:      "{who} wrote of a complaint or bad review",
+			KindOffPlatformTrade:   "{who} sent buyer {buyer} a reply that may lead off the platform",
+			KindEffectiveReplyRisk: "{who} may end today with an effective reply rate under 50%",
 		},
 		resolved: "resolved: ", open: "[", close: "] ",
 		shop: "shop ", buyer: "buyer ", agent: "agent ", order: "order ", join: ": ", sep: ": ",
@@ -161,6 +163,13 @@ func Summary(a *Alert, lang string, loc *time.Location) string {
 	}
 
 	body, ok := tx.bodies[a.Kind+"/"+a.Reason]
+	if a.BuyerID == "" {
+		// An agent's day rather than one conversation (perfunctory replies
+		// past the day's allowance).
+		if b, day := tx.bodies[a.Kind+"/"+a.Reason+"/day"]; day {
+			body, ok = b, true
+		}
+	}
 	if !ok {
 		body, ok = tx.bodies[a.Kind]
 	}

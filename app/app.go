@@ -183,6 +183,7 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	}
 	rules := &shoprules.Evaluator{
 		Store: store, Sink: sinks, Rules: cfg.Rules(), Language: cfg.Alerts.Language, Lag: cfg.Clock.Grace,
+		AlertBelow: func(shop string) float64 { return cfg.EffectiveReplyOf(shop).AlertBelow }, PerfunctoryAfter: cfg.PerfunctoryAlertAfterOf,
 		Log: o.Log.With(zap.String("component", "shoprules")), Alerts: pm.Alerts, OnAlert: o.OnAlert,
 		Ready: proc.CaughtUp,
 	}
@@ -192,12 +193,6 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		Name: "replywatch_shop_rules_clock_seconds",
 		Help: "The time (Unix seconds) the shop-level rules were last evaluated at on this replica: the reporter's clock minus the clock grace.",
 	}, rules.Clock))
-	risk := &riskWatcher{
-		sink: sinks, language: cfg.Alerts.Language, location: cfg.Location, metrics: pm,
-		log: o.Log.With(zap.String("component", "effective-reply-risk")), wall: o.Now,
-		alertBelow: func(shop string) float64 { return cfg.EffectiveReplyOf(shop).AlertBelow },
-	}
-	rep.OnReport = risk.observe
 
 	hub := httpapi.NewHub(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts, reg, o.Log.With(zap.String("component", "stream")))
 	api := &httpapi.API{

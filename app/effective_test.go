@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/event"
 )
@@ -70,7 +72,8 @@ func TestEffectiveReplyRiskOverKafkaAndRedis(t *testing.T) {
 		}
 	}
 	produce(t, e.broker, "cs.chat", buyers...)
-	r := start(t, testConfig(t, e.broker, e.redis, "risk"), &fakeClock{t: sh("12:00:00")}, "r1")
+	clock := &fakeClock{t: sh("12:00:00")}
+	r := start(t, testConfig(t, e.broker, e.redis, "risk"), clock, "r1")
 	id := alerting.ID(alerting.KindEffectiveReplyRisk, "s1", "2026-11-24")
 	risk := func() []alerting.Alert {
 		var out []alerting.Alert
@@ -88,8 +91,9 @@ func TestEffectiveReplyRiskOverKafkaAndRedis(t *testing.T) {
 		}
 		return nil
 	})
-	// Reports go on every 100 ms: the alert is not raised again.
-	time.Sleep(500 * time.Millisecond)
+	// Later evaluations do not raise it again.
+	evaluatedAt(t, r, clock, sh("12:00:10"))
+	evaluatedAt(t, r, clock, sh("12:00:20"))
 	if got := risk(); len(got) != 1 {
 		t.Fatalf("risk alerts after more reports: %+v", got)
 	}
@@ -101,4 +105,64 @@ func TestEffectiveReplyRiskOverKafkaAndRedis(t *testing.T) {
 		}
 		return expectFigures(scrape(t, r.app.Addr()), map[string]float64{"replywatch_effective_reply_rate{shop=s1}": 100.0 / 120})
 	})
+}
+
+// Perfunctory replies with an allowance (text.perfunctory_alert_after: 3)
+// over Kafka and Redis: a1 sends a filler reply to each of five buyers,
+// whose conversations are spread over the chat partitions, a2 to three.
+// a1's day alerts once, as abusive_reply with reason perfunctory and no
+// buyer, once the summed count passes 3; a2's, at the allowance, does
+// not; no message alerts on its own. Per-agent figures are off: the
+// agents' counts are kept for the rule all the same.
+func TestPerfunctoryAgentDayOverKafkaAndRedis(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig(t, e.broker, e.redis, "perf")
+	cfg.Text.PerfunctoryAlertAfter = 3
+	cfg.Metrics.PerAgent = false
+	cfg = quietShopRules(t, cfg)
+	var evs []event.Event
+	partitions := map[int]bool{}
+	for i, agent := range []string{"a1", "a1", "a1", "a1", "a1", "a2", "a2", "a2"} {
+		b := fmt.Sprintf("pb%d", i)
+		partitions[(&kafka.Hash{}).Balance(kafka.Message{Key: []byte("s1/" + b)}, 0, 1, 2, 3)] = true
+		at := sh("10:00:00").Add(time.Duration(i) * time.Minute)
+		evs = append(evs,
+			event.Event{EventID: "q" + b, Type: event.TypeMessage, TS: event.Time{Time: at}, ShopID: "s1", BuyerID: b, Sender: event.SenderBuyer, Text: "在吗"},
+			event.Event{EventID: "r" + b, Type: event.TypeMessage, TS: event.Time{Time: at.Add(10 * time.Second)}, ShopID: "s1", BuyerID: b,
+				Sender: event.SenderAgent, AgentID: agent, Text: "嗯"})
+	}
+	if len(partitions) < 2 {
+		t.Fatalf("the buyers' conversations are all on one partition: %v", partitions)
+	}
+	produce(t, e.broker, "cs.chat", evs...)
+	clock := &fakeClock{t: sh("12:00:00")}
+	r := start(t, cfg, clock, "r1")
+	perf := func() []alerting.Alert {
+		var out []alerting.Alert
+		for _, a := range readAlerts(t, e.broker) {
+			if a.Reason == alerting.ReasonPerfunctory {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	id := alerting.ID(alerting.KindAbusiveReply, "s1", "a1", "2026-11-24", alerting.ReasonPerfunctory)
+	eventually(t, 30*time.Second, "a1's perfunctory day alerted", func() error {
+		if err := expectFigures(scrape(t, r.app.Addr()), map[string]float64{"replywatch_flagged_messages{category=perfunctory,shop=s1}": 8}); err != nil {
+			return err
+		}
+		if got := perf(); len(got) != 1 || got[0].ID != id {
+			return fmt.Errorf("perfunctory alerts %+v", got)
+		}
+		return nil
+	})
+	evaluatedAt(t, r, clock, sh("12:00:10"))
+	got := perf()
+	if len(got) != 1 {
+		t.Fatalf("perfunctory alerts after more evaluations: %+v", got)
+	}
+	if a := got[0]; a.Kind != alerting.KindAbusiveReply || a.AgentID != "a1" || a.BuyerID != "" || a.Severity != alerting.Warning ||
+		a.Category != "perfunctory" || a.Status != alerting.Firing {
+		t.Errorf("perfunctory alert %+v", a)
+	}
 }

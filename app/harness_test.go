@@ -210,3 +210,19 @@ func expectFigures(got map[string]float64, want map[string]float64) error {
 	}
 	return nil
 }
+
+// evaluatedAt moves the clock to now and waits until the lease holder's
+// shop-level rules have evaluated at it (their clock gauge, the reporter's
+// clock minus the grace, reached it): what the rules would do at now is
+// then done, with no sleep.
+func evaluatedAt(t *testing.T, r *running, clock *fakeClock, now time.Time) {
+	t.Helper()
+	clock.Set(now)
+	want := float64(now.Add(-r.app.Config.Clock.Grace).UnixMilli()) / 1000
+	eventually(t, 30*time.Second, "shop-level rules evaluated at "+now.Format(time.TimeOnly), func() error {
+		if got := scrape(t, r.app.Addr())["replywatch_shop_rules_clock_seconds{}"]; got < want {
+			return fmt.Errorf("shop-level rules clock %v, want %v", got, want)
+		}
+		return nil
+	})
+}

@@ -71,7 +71,8 @@ func Replay(ctx context.Context, cfg *config.Config, src Source, at time.Time, l
 	// report_interval of event time, on the figures of every record up to
 	// then.
 	seatLog := &alertLog{}
-	rules := &shoprules.Evaluator{Store: store, Sink: seatLog, Rules: cfg.Rules(), Language: cfg.Alerts.Language, Log: log}
+	rules := &shoprules.Evaluator{Store: store, Sink: seatLog, Rules: cfg.Rules(), Language: cfg.Alerts.Language, Log: log,
+		AlertBelow: func(shop string) float64 { return cfg.EffectiveReplyOf(shop).AlertBelow }, PerfunctoryAfter: cfg.PerfunctoryAlertAfterOf}
 	interval := cfg.Metrics.ReportInterval
 	var next time.Time
 	var seats map[string]shoprules.Seats

@@ -19,7 +19,7 @@ import (
 	// database, so the database is compiled in.
 	_ "time/tzdata"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is the whole configuration file. Durations are written as "3m",

@@ -12,7 +12,7 @@ import (
 
 	"github.com/replywatch/replywatch/detectors"
 	"github.com/replywatch/replywatch/event"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // badCases maps every testdata/*.bad.yml to the exact errors it must give,

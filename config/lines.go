@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/agnivade/levenshtein"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // This file makes messages point into the file: the line of the key a

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/replywatch/replywatch/alerting"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // This file walks YAML node trees alongside the Go types of Config: to check

@@ -17,8 +17,9 @@ type Text struct {
 	Lexicons []string `yaml:"lexicons"`
 	// Allow are phrases never flagged.
 	Allow []string `yaml:"allow"`
-	// PerfunctoryAlertAfter is how many perfunctory replies of an agent to
-	// a buyer in a day are only counted before they alert (0: every one).
+	// PerfunctoryAlertAfter is how many perfunctory replies of an agent in
+	// a shop-local day, to all their buyers, are only counted before the
+	// agent-day alerts, once (0: every perfunctory reply alerts).
 	PerfunctoryAlertAfter int `yaml:"perfunctory_alert_after"`
 }
 
@@ -124,6 +125,15 @@ func (c *Config) TextRules() (detectors.TextRulesFunc, error) {
 		}
 		return fallback
 	}, nil
+}
+
+// PerfunctoryAlertAfterOf is a shop's text.perfunctory_alert_after: its
+// own, else the top-level one.
+func (c *Config) PerfunctoryAlertAfterOf(shop string) int {
+	if o, ok := c.Shops[shop]; ok && o.Text.PerfunctoryAlertAfter != nil {
+		return *o.Text.PerfunctoryAlertAfter
+	}
+	return c.Text.PerfunctoryAlertAfter
 }
 
 // textShopIDs are the configured shops in order, so messages come in a

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/event"
 )
 
@@ -148,30 +147,4 @@ func DecodeEffectiveState(st *EffectiveState, b []byte) ([]byte, error) {
 		st.reply = st.first + int64(r-1)
 	}
 	return b[k:], nil
-}
-
-// Effective-reply risk (DESIGN.md §4): PDD fines a shop whose day ends
-// with at least riskMinConsulting consulting buyers and an effective
-// reply rate under 50 %.
-const riskMinConsulting = 100
-
-// EffectiveRisk reports whether the day's projection puts the shop at
-// risk: at least 100 consulting buyers projected and the projected rate
-// under alertBelow.
-func EffectiveRisk(projectedConsulting, projectedRate, alertBelow float64) bool {
-	return projectedConsulting >= riskMinConsulting && projectedRate < alertBelow
-}
-
-// EffectiveRiskAlert is the shop-level effective_reply_risk alert of a
-// shop-local day: firing while at risk, resolved (reason recovered) when
-// the projection is back. One id per shop and day.
-func EffectiveRiskAlert(shop, platform, day string, at time.Time, firing bool) alerting.Alert {
-	a := alerting.Alert{
-		ID: alerting.ID(alerting.KindEffectiveReplyRisk, shop, day), Kind: alerting.KindEffectiveReplyRisk,
-		Status: alerting.Firing, Severity: alerting.Warning, Platform: platform, ShopID: shop, At: at,
-	}
-	if !firing {
-		a.Status, a.Reason = alerting.Resolved, alerting.ReasonRecovered
-	}
-	return a
 }

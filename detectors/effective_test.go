@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/event"
 )
 
@@ -85,18 +86,65 @@ func TestEffectiveReply(t *testing.T) {
 	}
 }
 
+// TestEffectiveRisk: the risk is raised only once the day is warmed up
+// (30 buyers so far, a fifth of a usual day in) with 100 consulting buyers
+// projected and the rate under the line.
 func TestEffectiveRisk(t *testing.T) {
+	p := func(consulting int64, share, projected, rate float64) Projection {
+		return Projection{Consulting: consulting, Share: share, Projected: true, ProjectedConsulting: projected, Rate: rate}
+	}
 	for _, c := range []struct {
-		consulting, rate, below float64
-		want                    bool
+		name  string
+		p     Projection
+		below float64
+		want  bool
 	}{
-		{100, 0.59, 0.6, true},
-		{99.9, 0.1, 0.6, false}, // under 100 buyers the platform does not fine
-		{150, 0.6, 0.6, false},  // at the line is not under it
-		{1000, 0.45, 0.5, true},
+		{"under the line", p(40, 0.3, 133, 0.59), 0.6, true},
+		{"at the line is not under it", p(40, 0.3, 133, 0.6), 0.6, false},
+		{"under 100 buyers projected the platform does not fine", p(29, 0.3, 99.9, 0.1), 0.6, false},
+		{"ten buyers at 10:00 are too few to judge the day by", p(10, 0.09, 110, 0.3), 0.6, false},
+		{"29 buyers so far are too few", p(29, 0.25, 116, 0.3), 0.6, false},
+		{"too early in the day", p(40, 0.19, 210, 0.3), 0.6, false},
+		{"warmed up", p(30, 0.2, 150, 0.3), 0.6, true},
+		{"not projected", Projection{Consulting: 500, Share: 0.5, Rate: 0.1}, 0.6, false},
 	} {
-		if got := EffectiveRisk(c.consulting, c.rate, c.below); got != c.want {
-			t.Errorf("EffectiveRisk(%v, %v, %v) = %v", c.consulting, c.rate, c.below, got)
+		if got := EffectiveRisk(c.p, c.below); got != c.want {
+			t.Errorf("%s: EffectiveRisk(%+v, %v) = %v", c.name, c.p, c.below, got)
 		}
+	}
+}
+
+// TestEffectiveRiskHysteresis: a rate hovering at the line fires once and
+// resolves only clear of it; a new day resolves the last day's alert.
+func TestEffectiveRiskHysteresis(t *testing.T) {
+	var sp EffectiveSpell
+	at := clockAt(shanghai, "12:00:00")
+	var got []string
+	step := func(day string, rate, projected float64) {
+		var fx Effects
+		EvaluateEffectiveRisk("s1", "pdd", day, Projection{Consulting: 60, Share: 0.3, Projected: true, ProjectedConsulting: projected, Rate: rate}, 0.6, &sp, at, &fx)
+		for _, a := range fx.Alerts {
+			if a.Kind != alerting.KindEffectiveReplyRisk || !a.At.Equal(at) || a.AgentID != "" {
+				t.Errorf("alert %+v", a)
+			}
+			n := "?"
+			for k := range 4 {
+				if a.ID == EffectiveRiskAlert("s1", "pdd", baseDay, k, at, true).ID { // the new day resolves the last day's
+					n = fmt.Sprint(k)
+				}
+			}
+			got = append(got, fmt.Sprintf("%.2f:%s:%s", rate, a.Status, n))
+		}
+		at = at.Add(time.Minute)
+	}
+	for _, r := range []float64{0.61, 0.59, 0.61, 0.58, 0.62, 0.64, 0.649, 0.65, 0.64, 0.59} {
+		step(baseDay, r, 200)
+	}
+	step(baseDay, 0.3, 85) // the day's projection fell under 90 buyers
+	step(baseDay, 0.3, 200)
+	step("2026-11-25", 0.9, 200)
+	want := []string{"0.59:firing:1", "0.65:resolved:1", "0.59:firing:2", "0.30:resolved:2", "0.30:firing:3", "0.90:resolved:3"}
+	if !slices.Equal(got, want) {
+		t.Errorf("alerts %v, want %v", got, want)
 	}
 }

@@ -3,7 +3,9 @@ package detectors
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +21,8 @@ type TextRules struct {
 	// Matcher holds the shop's lexicons: the defaults and its own.
 	Matcher *text.Matcher
 	// PerfunctoryAlertAfter is how many perfunctory replies an agent may
-	// send a buyer in a day before they alert (0: every one alerts).
+	// send in a shop-local day, to all their buyers, before the day
+	// alerts, once (0: every one alerts).
 	PerfunctoryAlertAfter int
 }
 
@@ -79,15 +82,9 @@ func (e *TextEngine) lateness() int64 {
 
 // TextState is what the text rules remember of one conversation: the
 // agents' recent replies, to recognise the same reply sent again and
-// again, and the perfunctory replies of the current agent-day. All times
-// are Unix ms.
+// again. All times are Unix ms.
 type TextState struct {
 	recent []sentReply // oldest first, at most repeatKeep
-	// perfDay, perfAgent and perfN count perfunctory replies of one agent
-	// on one shop-local day in this conversation.
-	perfDay   string
-	perfAgent string
-	perfN     int
 }
 
 type sentReply struct {
@@ -200,16 +197,15 @@ func (e *TextEngine) Message(st *TextState, shop, buyer string, ev *event.Event,
 			}
 		}
 		fx.Figures = append(fx.Figures, FigureDelta{Shop: shop, Day: d, Field: FlagField(text.Perfunctory), Delta: 1})
-		if e.PerAgent && ev.AgentID != "" {
+		// The agent's count is what an allowance is judged on (by the
+		// shop-level rules, over every partition the agent's buyers are
+		// on), so it is kept whether per-agent figures are or not.
+		if (e.PerAgent || tr.PerfunctoryAlertAfter > 0) && ev.AgentID != "" {
 			fx.Figures = append(fx.Figures, FigureDelta{Shop: shop, Day: d, Field: AgentField(ev.AgentID, FlagField(text.Perfunctory)), Delta: 1})
 		}
-		if st.perfDay != d || st.perfAgent != ev.AgentID {
-			st.perfDay, st.perfAgent, st.perfN = d, ev.AgentID, 0
-		}
-		st.perfN++
-		// An abusive reply alerted already; perfunctory ones alert past
-		// the shop's allowance.
-		if abusive != nil || st.perfN <= tr.PerfunctoryAlertAfter {
+		// An abusive reply alerted already; with an allowance, the
+		// shop-level rules alert the agent's day once past it.
+		if abusive != nil || tr.PerfunctoryAlertAfter > 0 {
 			return
 		}
 		a := base
@@ -281,13 +277,15 @@ func (st *TextState) sent(h uint32, at, lateness int64) []int64 {
 }
 
 // Empty reports whether the state remembers nothing.
-func (st *TextState) Empty() bool { return len(st.recent) == 0 && st.perfN == 0 }
+func (st *TextState) Empty() bool { return len(st.recent) == 0 }
 
-// Encoding of a TextState, version 1:
+// Encoding of a TextState, version 2:
 //
 //	version(1) n(1) n×{hash(4 LE) at(varint, the first absolute, then delta) repeat(1)}
-//	perfDay(str) perfAgent(str) perfN(uvarint)
-const textCodecVersion = 1
+//
+// Version 1 ended with a per-conversation perfunctory count (day, agent,
+// count) that the per-agent-day figure replaced: it is read and dropped.
+const textCodecVersion = 2
 
 // AppendBinary appends the state's encoding to b.
 func (st *TextState) AppendBinary(b []byte) []byte {
@@ -303,19 +301,17 @@ func (st *TextState) AppendBinary(b []byte) []byte {
 		}
 		b = append(b, f)
 	}
-	b = appendTextStr(b, st.perfDay)
-	b = appendTextStr(b, st.perfAgent)
-	return binary.AppendUvarint(b, uint64(st.perfN))
+	return b
 }
 
 // DecodeTextState reads a TextState from the front of b and returns the
 // rest of b.
 func DecodeTextState(st *TextState, b []byte) ([]byte, error) {
 	bad := func(what string) error { return fmt.Errorf("%w: text state: %s", ErrCorrupt, what) }
-	if len(b) < 2 || b[0] != textCodecVersion {
+	if len(b) < 2 || (b[0] != textCodecVersion && b[0] != 1) {
 		return nil, bad("unknown version")
 	}
-	n := int(b[1])
+	version, n := b[0], int(b[1])
 	b = b[2:]
 	if n > repeatKeep {
 		return nil, bad("too many replies")
@@ -339,19 +335,21 @@ func DecodeTextState(st *TextState, b []byte) ([]byte, error) {
 		st.recent = append(st.recent, sentReply{hash: h, at: prev, repeat: b[0] == 1})
 		b = b[1:]
 	}
-	var err error
-	if st.perfDay, b, err = readTextStr(b); err != nil {
-		return nil, bad("day")
+	if version == 1 {
+		var err error
+		if _, b, err = readTextStr(b); err != nil {
+			return nil, bad("day")
+		}
+		if _, b, err = readTextStr(b); err != nil {
+			return nil, bad("agent")
+		}
+		_, k := binary.Uvarint(b)
+		if k <= 0 {
+			return nil, bad("count")
+		}
+		b = b[k:]
 	}
-	if st.perfAgent, b, err = readTextStr(b); err != nil {
-		return nil, bad("agent")
-	}
-	v, k := binary.Uvarint(b)
-	if k <= 0 {
-		return nil, bad("count")
-	}
-	st.perfN = int(v)
-	return b[k:], nil
+	return b, nil
 }
 
 // appendTextStr and readTextStr write and read a string as a uvarint
@@ -367,4 +365,65 @@ func readTextStr(b []byte) (string, []byte, error) {
 		return "", nil, ErrCorrupt
 	}
 	return string(b[k : k+int(n)]), b[k+int(n):], nil
+}
+
+// PerfunctorySpell is what the shop-level rules remember of a shop's
+// perfunctory replies: the agents already alerted for on its current
+// shop-local day. It is kept with the lease's fencing, so each agent-day
+// alerts once whichever replica holds the lease.
+type PerfunctorySpell struct {
+	Day     string   `json:"day,omitempty"`
+	Alerted []string `json:"alerted,omitempty"` // sorted
+}
+
+// EvaluatePerfunctory alerts, once per agent and shop-local day, an agent
+// whose perfunctory replies that day (counts: the agent's figure summed
+// over every partition, which their buyers span) passed the shop's
+// allowance after (DESIGN.md §4). With an allowance of 0 every perfunctory
+// message alerts on its own, from TextEngine, and this does nothing.
+func EvaluatePerfunctory(shop, platform, day string, counts map[string]int64, after int, sp *PerfunctorySpell, now time.Time, fx *Effects) {
+	if sp.Day != day {
+		*sp = PerfunctorySpell{Day: day}
+	}
+	if after <= 0 {
+		return
+	}
+	agents := make([]string, 0, len(counts))
+	for a, n := range counts {
+		if n > int64(after) {
+			agents = append(agents, a)
+		}
+	}
+	slices.Sort(agents)
+	for _, a := range agents {
+		i, found := slices.BinarySearch(sp.Alerted, a)
+		if found {
+			continue
+		}
+		sp.Alerted = slices.Insert(sp.Alerted, i, a)
+		fx.Alerts = append(fx.Alerts, alerting.Alert{
+			ID:   alerting.ID(alerting.KindAbusiveReply, shop, a, day, alerting.ReasonPerfunctory),
+			Kind: alerting.KindAbusiveReply, Status: alerting.Firing, Severity: alerting.Warning,
+			Reason: alerting.ReasonPerfunctory, Category: string(text.Perfunctory),
+			Platform: platform, ShopID: shop, AgentID: a, At: now,
+		})
+	}
+	if len(sp.Alerted) == 0 {
+		sp.Day = "" // nothing to remember
+	}
+}
+
+// PerfunctoryCounts picks the agents' perfunctory reply counts out of a
+// shop's daily figures.
+func PerfunctoryCounts(day map[string]int64) map[string]int64 {
+	suffix := ":" + FlagField(text.Perfunctory)
+	out := map[string]int64{}
+	for k, v := range day {
+		if rest, ok := strings.CutPrefix(k, "a:"); ok {
+			if a, ok := strings.CutSuffix(rest, suffix); ok && a != "" && v > 0 {
+				out[a] = v
+			}
+		}
+	}
+	return out
 }

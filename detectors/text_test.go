@@ -103,10 +103,10 @@ var textCases = []struct {
 		{"agent", "a1", "10:06:00", "亲，请耐心等待", nil, nil},
 		{"agent", "a1", "10:16:01", "亲，请耐心等待", nil, nil},
 	}},
-	{"perfunctory replies alert past the allowance, counted all the same", 2, []textMsg{
+	{"with an allowance perfunctory replies are only counted, per agent-day", 2, []textMsg{
 		{"agent", "a1", "10:00:00", "嗯", nil, []string{"flag:perfunctory+1", "a:a1:flag:perfunctory+1"}},
 		{"agent", "a1", "10:01:00", "哦", nil, []string{"flag:perfunctory+1", "a:a1:flag:perfunctory+1"}},
-		{"agent", "a1", "10:02:00", "？", []string{"abusive_reply/perfunctory:perfunctory:(punctuation only)"}, []string{"flag:perfunctory+1", "a:a1:flag:perfunctory+1"}},
+		{"agent", "a1", "10:02:00", "？", nil, []string{"flag:perfunctory+1", "a:a1:flag:perfunctory+1"}},
 		{"agent", "a1", "2026-11-25 10:00:00", "嗯", nil, []string{"flag:perfunctory+1", "a:a1:flag:perfunctory+1"}}, // a new day
 	}},
 	{"fillers one after another keep their own terms", 0, []textMsg{
@@ -256,5 +256,53 @@ func TestRepeatOrderFree(t *testing.T) {
 		if first == "" && len(got) == 1 {
 			first = got[0]
 		}
+	}
+}
+
+// TestEvaluatePerfunctory: an agent-day alerts once past the allowance,
+// again on a new day; agents within it and an allowance of 0 (every
+// message alerts on its own) alert nothing here.
+func TestEvaluatePerfunctory(t *testing.T) {
+	now := clockAt(shanghai, "12:00:00")
+	var sp PerfunctorySpell
+	var got []string
+	eval := func(day string, counts map[string]int64, after int) {
+		var fx Effects
+		EvaluatePerfunctory("s1", "pdd", day, counts, after, &sp, now, &fx)
+		for _, a := range fx.Alerts {
+			if a.ID != alerting.ID(alerting.KindAbusiveReply, "s1", a.AgentID, day, alerting.ReasonPerfunctory) ||
+				a.Kind != alerting.KindAbusiveReply || a.Reason != alerting.ReasonPerfunctory || a.BuyerID != "" || a.Status != alerting.Firing {
+				t.Errorf("alert %+v", a)
+			}
+			got = append(got, day+":"+a.AgentID)
+		}
+	}
+	eval(baseDay, map[string]int64{"a1": 3, "a2": 1}, 3)
+	eval(baseDay, map[string]int64{"a1": 4, "a2": 4, "a3": 9}, 3)
+	eval(baseDay, map[string]int64{"a1": 5, "a2": 4, "a3": 9}, 3)
+	eval("2026-11-25", map[string]int64{"a1": 4}, 3)
+	eval("2026-11-25", map[string]int64{"a1": 40}, 0)
+	want := []string{baseDay + ":a1", baseDay + ":a2", baseDay + ":a3", "2026-11-25:a1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("alerts %v, want %v", got, want)
+	}
+	if c := PerfunctoryCounts(map[string]int64{"a:a1:flag:perfunctory": 2, "flag:perfunctory": 5, "a:a2:flag:abuse": 1, "a:x:y:flag:perfunctory": 1}); len(c) != 2 || c["a1"] != 2 || c["x:y"] != 1 {
+		t.Errorf("counts %v", c)
+	}
+}
+
+// TestTextStateVersion1: a conversation's text state written before the
+// perfunctory count moved to the agent-day reads back, the count dropped.
+func TestTextStateVersion1(t *testing.T) {
+	st := TextState{recent: []sentReply{{hash: 7, at: 1000}, {hash: 7, at: 2000, repeat: true}}}
+	v2 := st.AppendBinary(nil)
+	v1 := append([]byte{1}, v2[1:]...)
+	v1 = appendTextStr(v1, baseDay)
+	v1 = appendTextStr(v1, "a1")
+	v1 = append(v1, 2, 0xEE) // count 2, then what follows the state
+	var back TextState
+	rest, err := DecodeTextState(&back, v1)
+	if err != nil || !slices.Equal(rest, []byte{0xEE}) || !slices.Equal(back.recent, st.recent) {
+		t.Fatalf("version 1 read back as %+v, rest %v, %v", back, rest, err)
 	}
 }

@@ -1,4 +1,4 @@
-package metrics
+package metrics_test
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/detectors"
 	"github.com/replywatch/replywatch/event"
 	"github.com/replywatch/replywatch/hours"
@@ -20,6 +21,13 @@ import (
 // absolute error of the projected rate and the relative error of the
 // projected consulting buyers (BENCHMARKS.md), and fails only when the
 // projection is far off (a rate error over 0.2).
+//
+// It also counts how often effective_reply_risk would fire on each
+// shop-day judged every minute of the service window, with the line put at
+// the day's own final rate (a shop ending right at alert_below, the worst
+// case for flapping): by the rule (warm-up and hysteresis) and by the bare
+// comparison (projected rate under the line with 100 buyers projected).
+// The rule must raise at most two alerts on any shop-day.
 func TestEffectiveReplyBacktest(t *testing.T) {
 	loc := sim.Shanghai()
 	sched := hours.MustNew(loc, hours.Range{Start: 8 * 60, End: 23 * 60})
@@ -30,7 +38,9 @@ func TestEffectiveReplyBacktest(t *testing.T) {
 	checks := []string{"12:00", "16:00", "20:00"}
 
 	type sample struct{ rateErr, consultErr float64 }
+	type counts struct{ consulting, effective int64 }
 	errs := map[string][]sample{}
+	var flaps struct{ shopDays, rule, bare, ruleMulti, bareMulti, ruleMax, bareMax int }
 	for seed := uint64(1); seed <= 4; seed++ {
 		day := time.Date(2026, 11, 10+int(seed), 0, 0, 0, 0, loc)
 		var evs []event.Event
@@ -46,22 +56,27 @@ func TestEffectiveReplyBacktest(t *testing.T) {
 		}
 		slices.SortStableFunc(evs, func(a, b event.Event) int { return a.TS.Compare(b.TS.Time) })
 		convs := map[string]*detectors.ChatState{}
-		type counts struct{ consulting, effective int64 }
 		totals := map[string]*counts{}
-		at := map[string]map[string]counts{} // check time → shop → counts
+		// The shops' counts at the end of each minute of the window.
+		open, close := clock(t, day, "08:00"), clock(t, day, "23:00")
+		var minutes []time.Time
+		for m := open.Add(time.Minute); !m.After(close); m = m.Add(time.Minute) {
+			minutes = append(minutes, m)
+		}
+		byMinute := make([]map[string]counts, len(minutes))
 		next := 0
 		snapshot := func() {
 			m := map[string]counts{}
 			for s, c := range totals {
 				m[s] = *c
 			}
-			at[checks[next]] = m
+			byMinute[next] = m
 			next++
 		}
 		var fx detectors.Effects
 		for i := range evs {
 			ev := &evs[i]
-			for next < len(checks) && !ev.TS.Before(clock(t, day, checks[next])) {
+			for next < len(minutes) && !ev.TS.Before(minutes[next]) {
 				snapshot()
 			}
 			key := ev.ShopID + "/" + ev.BuyerID
@@ -88,21 +103,57 @@ func TestEffectiveReplyBacktest(t *testing.T) {
 				}
 			}
 		}
-		for next < len(checks) {
+		for next < len(minutes) {
 			snapshot()
 		}
-		for _, hm := range checks {
-			for shop, c := range at[hm] {
-				final := totals[shop]
-				if final.consulting == 0 {
+		for shop, final := range totals {
+			if final.consulting == 0 {
+				continue
+			}
+			finalRate := float64(final.effective) / float64(final.consulting)
+			for i, m := range minutes {
+				hm := m.Format("15:04")
+				if !slices.Contains(checks, hm) {
 					continue
 				}
-				rate, proj, ok, projected := effectiveReply(sched, clock(t, day, hm), c.consulting, c.effective)
-				if !ok || !projected {
+				c := byMinute[i][shop]
+				p := detectors.ProjectEffective(sched, m, c.consulting, c.effective)
+				if !p.Projected {
 					continue
 				}
-				finalRate := float64(final.effective) / float64(final.consulting)
-				errs[hm] = append(errs[hm], sample{math.Abs(rate - finalRate), math.Abs(proj-float64(final.consulting)) / float64(final.consulting)})
+				errs[hm] = append(errs[hm], sample{math.Abs(p.Rate - finalRate), math.Abs(p.ProjectedConsulting-float64(final.consulting)) / float64(final.consulting)})
+			}
+			// Flapping, with the line at the day's final rate.
+			var sp detectors.EffectiveSpell
+			rule, bare, firing := 0, 0, false
+			for i, m := range minutes {
+				c := byMinute[i][shop]
+				p := detectors.ProjectEffective(sched, m, c.consulting, c.effective)
+				var fx detectors.Effects
+				detectors.EvaluateEffectiveRisk(shop, "pdd", day.Format(time.DateOnly), p, finalRate, &sp, m, &fx)
+				for _, a := range fx.Alerts {
+					if a.Status == alerting.Firing {
+						rule++
+					}
+				}
+				risk := p.Projected && p.ProjectedConsulting >= 100 && p.Rate < finalRate
+				if risk && !firing {
+					bare++
+				}
+				firing = risk
+			}
+			flaps.shopDays++
+			flaps.rule += rule
+			flaps.bare += bare
+			flaps.ruleMax, flaps.bareMax = max(flaps.ruleMax, rule), max(flaps.bareMax, bare)
+			if rule > 1 {
+				flaps.ruleMulti++
+			}
+			if bare > 1 {
+				flaps.bareMulti++
+			}
+			if rule > 2 {
+				t.Errorf("seed %d shop %s: effective_reply_risk fired %d times in a day", seed, shop, rule)
 			}
 		}
 	}
@@ -123,6 +174,10 @@ func TestEffectiveReplyBacktest(t *testing.T) {
 			t.Errorf("at %s the projected rate is off by %.3f on average", hm, r/n)
 		}
 	}
+	fmt.Fprintf(&table, "\nflapping, line at each shop-day's final rate, judged every minute 08:00-23:00 (%d shop-days):\n", flaps.shopDays)
+	fmt.Fprintf(&table, "%-26s %8s %28s %18s\n", "", "alerts", "shop-days with more than one", "most in one day")
+	fmt.Fprintf(&table, "%-26s %8d %28d %18d\n", "warm-up and hysteresis", flaps.rule, flaps.ruleMulti, flaps.ruleMax)
+	fmt.Fprintf(&table, "%-26s %8d %28d %18d\n", "bare comparison", flaps.bare, flaps.bareMulti, flaps.bareMax)
 	t.Log(table.String())
 }
 

@@ -122,10 +122,10 @@ func Report(f *state.ShopFigures, info ShopInfo, now time.Time, perAgent bool, m
 	r.AvgResponseSeconds = avgSeconds(f.Day[detectors.FieldRespMs], f.Day[detectors.FieldRespN])
 	r.seats(f, rules, now, perAgent, maxAgents)
 	r.Flagged = flagged(f.Day)
-	if rate, proj, ok, projected := effectiveReply(rules.Hours, now, r.Consulting, f.Day[detectors.FieldEffective]); ok {
-		r.EffectiveReplyRate = &rate
-		if projected {
-			r.EffectiveReplyRateProjected, r.ConsultingProjected = &rate, &proj
+	if p := detectors.ProjectEffective(rules.Hours, now, r.Consulting, f.Day[detectors.FieldEffective]); p.Consulting > 0 {
+		r.EffectiveReplyRate = &p.Rate
+		if p.Projected {
+			r.EffectiveReplyRateProjected, r.ConsultingProjected = &p.Rate, &p.ProjectedConsulting
 		}
 	}
 	r.Orders = orderFigures(f)

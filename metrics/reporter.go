@@ -59,9 +59,6 @@ type Reporter struct {
 	Process   *Process
 	// Rules, when set, are evaluated on each report's figures.
 	Rules ShopRules
-	// OnReport, when set, sees the shops' reports of each collection while
-	// this replica holds the lease (shop-level rules evaluated on them).
-	OnReport func(ctx context.Context, now time.Time, reps []ShopReport)
 
 	waiting, oldest, consulting, breached, rate, messages, rate30, avgResp *prometheus.GaugeVec
 	shopInfo, target, inHours, seats, idle, uncovered                      *prometheus.GaugeVec
@@ -273,9 +270,6 @@ func (r *Reporter) Collect(ctx context.Context) error {
 		}
 		reports = append(reports, rep)
 		dropped += d
-	}
-	if r.OnReport != nil {
-		r.OnReport(ctx, now, reports)
 	}
 	// The refill is whole before a scrape sees it.
 	r.mu.Lock()

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/event"
 	"github.com/replywatch/replywatch/metrics"
 	"github.com/replywatch/replywatch/state"
@@ -63,24 +64,37 @@ type Config struct {
 	Language      string
 }
 
+// defaults fills what c leaves unset: configuration keys from the
+// configuration's own defaults (config.Default, the one place they are
+// written), the pipeline's internal bounds from here.
 func (c *Config) defaults() {
+	d := config.Default()
 	if c.BatchSize <= 0 {
-		c.BatchSize = 500
+		c.BatchSize = d.Kafka.BatchSize
 	}
 	if c.BatchWait <= 0 {
-		c.BatchWait = 20 * time.Millisecond
+		c.BatchWait = d.Kafka.BatchWait
 	}
 	if c.Tick <= 0 {
-		c.Tick = 100 * time.Millisecond
+		c.Tick = d.Clock.Tick
 	}
 	if c.SessionTimeout <= 0 {
-		c.SessionTimeout = 10 * time.Second
+		c.SessionTimeout = d.Kafka.SessionTimeout
 	}
 	if c.RebalanceTimeout <= 0 {
-		c.RebalanceTimeout = 10 * time.Second
+		c.RebalanceTimeout = d.Kafka.RebalanceTimeout
 	}
 	if c.OutboxLease <= 0 {
-		c.OutboxLease = 30 * time.Second
+		c.OutboxLease = d.Alerts.Lease
+	}
+	if c.CacheEntries <= 0 {
+		c.CacheEntries = d.Redis.CacheEntries
+	}
+	if c.Language == "" {
+		c.Language = d.Alerts.Language
+	}
+	if c.GroupID == "" {
+		c.GroupID = d.Kafka.GroupID
 	}
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = time.Second
@@ -99,12 +113,6 @@ func (c *Config) defaults() {
 	}
 	if c.IdleAfter <= 0 {
 		c.IdleAfter = 5 * time.Second
-	}
-	if c.Language == "" {
-		c.Language = "zh"
-	}
-	if c.GroupID == "" {
-		c.GroupID = "replywatch"
 	}
 }
 

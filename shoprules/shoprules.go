@@ -1,10 +1,12 @@
-// Package shoprules runs the rules that need a whole shop's figures (the
-// seat rules idle_seat and shop_uncovered, DESIGN.md §2) on the one replica
-// that holds the reporter lease: each evaluation reads the rules' spells,
-// judges every shop's summed figures with detectors.EvaluateSeats, writes
-// the spells and the alerts to deliver in one step under the fencing token
-// it claimed with the lease, then hands the alerts to the sink. The rules
-// themselves live in detectors; the storage in state.
+// Package shoprules runs the rules that need a whole shop's figures on the
+// one replica that holds the reporter lease: the seat rules idle_seat and
+// shop_uncovered (DESIGN.md §2), effective_reply_risk and the perfunctory
+// replies of an agent-day (§4). Each evaluation reads the rules' spells,
+// judges every shop's summed figures with detectors.EvaluateSeats,
+// EvaluateEffectiveRisk and EvaluatePerfunctory, writes the spells and the
+// alerts to deliver in one step under the fencing token it claimed with
+// the lease, then hands the alerts to the sink. The rules themselves live
+// in detectors; the storage in state.
 package shoprules
 
 import (
@@ -47,6 +49,15 @@ type Seats struct {
 	Uncovered time.Duration
 }
 
+// spells is what an evaluation keeps of one shop: its seat spells (the
+// fields of the record as it was before the other rules joined them), its
+// effective-reply risk and the agents alerted for perfunctory replies.
+type spells struct {
+	detectors.SeatSpells
+	Effective   *detectors.EffectiveSpell   `json:"effective,omitempty"`
+	Perfunctory *detectors.PerfunctorySpell `json:"perfunctory,omitempty"`
+}
+
 // Evaluator evaluates the shop-level rules, on the replica that holds the
 // reporter lease. It is safe for concurrent use; evaluations run one at a
 // time.
@@ -55,6 +66,12 @@ type Evaluator struct {
 	Sink     Sink
 	Rules    detectors.RulesFunc
 	Language string
+	// AlertBelow is a shop's effective_reply.alert_below; nil turns
+	// effective_reply_risk off.
+	AlertBelow func(shop string) float64
+	// PerfunctoryAfter is a shop's text.perfunctory_alert_after; nil or 0
+	// leaves perfunctory replies to alert one by one (detectors.TextEngine).
+	PerfunctoryAfter func(shop string) int
 	// Lag is subtracted from the reporter's clock: the figures show the
 	// partitions' clocks, which run the clock grace behind the wall.
 	Lag time.Duration
@@ -90,6 +107,40 @@ func (e *Evaluator) Drop() {
 // the first).
 func (e *Evaluator) Clock() float64 { return float64(e.clock.Load()) / 1000 }
 
+// evaluateDay judges the rules of a shop's day so far at at, the time its
+// daily figures were read for (the reporter's clock, as the exported
+// projection): effective_reply_risk on the projection of its effective
+// reply rate, and the perfunctory replies of each of its agents.
+func (e *Evaluator) evaluateDay(sp *spells, f *state.ShopFigures, rules *detectors.Rules, at time.Time, fx *detectors.Effects) {
+	if rules.Hours == nil {
+		return
+	}
+	day := rules.Hours.Day(at)
+	if e.AlertBelow != nil {
+		es := detectors.EffectiveSpell{}
+		if sp.Effective != nil {
+			es = *sp.Effective
+		}
+		p := detectors.ProjectEffective(rules.Hours, at, f.Day[detectors.FieldConsulting], f.Day[detectors.FieldEffective])
+		detectors.EvaluateEffectiveRisk(f.Shop, rules.Platform, day, p, e.AlertBelow(f.Shop), &es, at, fx)
+		sp.Effective = nil
+		if es != (detectors.EffectiveSpell{}) {
+			sp.Effective = &es
+		}
+	}
+	if e.PerfunctoryAfter != nil {
+		ps := detectors.PerfunctorySpell{}
+		if sp.Perfunctory != nil {
+			ps = *sp.Perfunctory
+		}
+		detectors.EvaluatePerfunctory(f.Shop, rules.Platform, day, detectors.PerfunctoryCounts(f.Day), e.PerfunctoryAfter(f.Shop), &ps, at, fx)
+		sp.Perfunctory = nil
+		if len(ps.Alerted) > 0 {
+			sp.Perfunctory = &ps
+		}
+	}
+}
+
 // Evaluate judges every shop of figs at now minus Lag, writes what changed
 // and delivers new and undelivered alerts. It returns each shop's seats.
 func (e *Evaluator) Evaluate(ctx context.Context, figs map[string]*state.ShopFigures, now time.Time) (map[string]Seats, error) {
@@ -116,21 +167,22 @@ func (e *Evaluator) Evaluate(ctx context.Context, figs map[string]*state.ShopFig
 	for _, shop := range slices.Sorted(maps.Keys(figs)) {
 		f := figs[shop]
 		rules := e.Rules(shop)
-		var sp detectors.SeatSpells
+		var sp spells
 		old := st.Spells[shop]
 		if old != nil {
-			if err := sp.UnmarshalBinary(old); err != nil {
+			if err := json.Unmarshal(old, &sp); err != nil {
 				// A spell lost is at worst an alert fired again with its
 				// own id: carry on from nothing rather than stall the shop.
 				e.Log.Warn("shop-level rules: unreadable spells, starting afresh", zap.String("shop_id", shop), zap.Error(err))
-				sp = detectors.SeatSpells{}
+				sp = spells{}
 			}
 		}
 		sh := detectors.SeatsFromCounters(shop, f.Now, f.Waiting, f.OldestStart, f.AgentOldest)
 		var fx detectors.Effects
-		u := rules.EvaluateSeats(&sh, &sp, at, &fx)
+		u := rules.EvaluateSeats(&sh, &sp.SeatSpells, at, &fx)
 		out[shop] = Seats{View: rules.View(&sh, at), Uncovered: u}
-		blob, err := sp.MarshalBinary()
+		e.evaluateDay(&sp, f, rules, now, &fx)
+		blob, err := json.Marshal(&sp)
 		if err != nil {
 			return nil, fmt.Errorf("encoding spells of %s: %w", shop, err)
 		}

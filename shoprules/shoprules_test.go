@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap/zaptest"
 
@@ -60,10 +61,23 @@ type replica struct {
 	sink  *failingSink
 }
 
+// leaseTTL is long enough that a lease never lapses by the wall clock
+// during a test: a holder's death is played by lapse.
+const leaseTTL = time.Hour
+
+// lapse ends the reporter lease as its running out after its holder died
+// would: the next contender takes it.
+func lapse(t *testing.T, client redis.UniversalClient) {
+	t.Helper()
+	if err := client.Del(context.Background(), "rw:lease:reporter").Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (r *replica) tick(t *testing.T, now time.Time) bool {
 	t.Helper()
 	ctx := context.Background()
-	held, err := r.store.Lease(ctx, "reporter", r.name, time.Second)
+	held, err := r.store.Lease(ctx, "reporter", r.name, leaseTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +85,11 @@ func (r *replica) tick(t *testing.T, now time.Time) bool {
 		r.ev.Drop()
 		return false
 	}
-	figs, err := r.store.Figures(ctx, []string{"chat.0", "presence.0"}, func(string) string { return now.In(shanghai).Format(time.DateOnly) })
+	scopes, err := r.store.Scopes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	figs, err := r.store.Figures(ctx, scopes, func(string) string { return now.In(shanghai).Format(time.DateOnly) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,12 +155,10 @@ func TestFailoverFiresOnceWithTheSameID(t *testing.T) {
 	}
 	// a dies mid-spell, without giving the lease up. b takes over once the
 	// lease lapses and fires the pending spell when it is due.
-	testenv.Eventually(t, 5*time.Second, "b takes the lapsed lease", func() error {
-		if !b.tick(t, at("10:03:30")) {
-			return errors.New("lease still held")
-		}
-		return nil
-	})
+	lapse(t, client)
+	if !b.tick(t, at("10:03:30")) || a.tick(t, at("10:03:30")) {
+		t.Fatal("b did not take the lapsed lease alone")
+	}
 	for _, now := range []string{"10:03:35", "10:03:40", "10:04:00"} {
 		b.tick(t, at(now))
 	}
@@ -155,14 +171,15 @@ func TestFailoverFiresOnceWithTheSameID(t *testing.T) {
 	// alerts topic refuses it, and b dies. a comes back and takes over.
 	wait(3, "b2", "10:05:00", true)
 	b.tick(t, at("10:07:00"))
+	if a.tick(t, at("10:07:00")) {
+		t.Fatal("a took b's lease")
+	}
 	b.sink.failing = true
 	b.tick(t, at("10:08:05"))
-	testenv.Eventually(t, 5*time.Second, "a takes the lapsed lease", func() error {
-		if !a.tick(t, at("10:08:10")) {
-			return errors.New("lease still held")
-		}
-		return nil
-	})
+	lapse(t, client)
+	if !a.tick(t, at("10:08:10")) {
+		t.Fatal("a did not take the lapsed lease")
+	}
 	a.tick(t, at("10:08:15"))
 
 	// a1 replies at 10:08:30. b, woken up with its old token, would resolve
@@ -187,6 +204,9 @@ func TestFailoverFiresOnceWithTheSameID(t *testing.T) {
 	}
 	var got []string
 	for _, al := range readAlerts(t, broker) {
+		if al.Kind != alerting.KindIdleSeat || al.Severity != alerting.Warning {
+			t.Errorf("unexpected alert %+v", al)
+		}
 		s := al.ID + " " + al.Status
 		if al.Reason != "" {
 			s += "/" + al.Reason
@@ -214,9 +234,119 @@ func readAlerts(t *testing.T, broker string) []alerting.Alert {
 		if err := json.Unmarshal(m.Value, &a); err != nil {
 			t.Fatal(fmt.Errorf("alert record %s: %w", m.Value, err))
 		}
-		if a.Kind != alerting.KindIdleSeat || string(m.Key) != a.ShopID || a.Severity != alerting.Warning {
+		if string(m.Key) != a.ShopID {
 			t.Errorf("unexpected alert record %s keyed %s", m.Value, m.Key)
 		}
 		out = append(out, a)
+	}
+}
+
+// TestDayRulesSurviveFailover: effective_reply_risk and the perfunctory
+// replies of an agent-day, judged on figures summed over two partitions,
+// across two lease holders over Redis. The risk fires once, the new holder
+// neither raises it again nor forgets to resolve it; the agent's
+// perfunctory replies, split between the partitions, alert once past the
+// allowance, whichever holder sees them; the replaced holder writes
+// nothing.
+func TestDayRulesSurviveFailover(t *testing.T) {
+	ctx := context.Background()
+	broker, _ := testenv.Kafka(t, map[string]int{"cs.alerts": 1})
+	client, err := state.Dial(testenv.Redis(t), state.ModeStandalone, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := state.NewRedis(client, "rw", 72*time.Hour)
+	sinks := pipeline.NewKafkaSinks([]string{broker}, "cs.alerts")
+	t.Cleanup(func() { sinks.Close() })
+	newReplica := func(name string) *replica {
+		sink := &failingSink{Sink: sinks}
+		return &replica{name: name, store: store, sink: sink, ev: &shoprules.Evaluator{Store: store, Sink: sink,
+			Rules: func(string) *detectors.Rules { return testRules }, Language: "en", Log: zaptest.NewLogger(t).Named(name),
+			AlertBelow: func(string) float64 { return 0.6 }, PerfunctoryAfter: func(string) int { return 2 }}}
+	}
+	offsets := map[string]int64{}
+	add := func(scope, field string, d int64) {
+		t.Helper()
+		b := &state.Batch{Token: 1, Offset: offsets[scope],
+			Figures: []detectors.FigureDelta{{Shop: "s1", Day: "2026-11-24", Field: field, Delta: d}}}
+		offsets[scope]++
+		if _, err := store.Apply(ctx, scope, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []string{"chat.0", "chat.1", "presence.0"} {
+		if _, err := store.Claim(ctx, s, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	perf := detectors.AgentField("a1", detectors.FlagField("perfunctory"))
+	// 120 buyers by noon, 20 effectively replied: the day projects to ~500
+	// at 0.17. a1 sent two perfunctory replies, the allowance.
+	for _, s := range []string{"chat.0", "chat.1"} {
+		add(s, detectors.FieldConsulting, 60)
+		add(s, detectors.FieldEffective, 10)
+	}
+	add("chat.0", perf, 2)
+	a, b := newReplica("a"), newReplica("b")
+	if !a.tick(t, at("12:00:00")) || b.tick(t, at("12:00:00")) {
+		t.Fatal("a did not take the lease alone")
+	}
+	a.tick(t, at("12:00:15"))
+	// a dies; b takes over: the risk is not raised again. a1's third
+	// perfunctory reply, to a buyer on the other partition, alerts once.
+	lapse(t, client)
+	if !b.tick(t, at("12:00:30")) || a.tick(t, at("12:00:30")) {
+		t.Fatal("b did not take the lapsed lease alone")
+	}
+	add("chat.1", perf, 1)
+	b.tick(t, at("12:00:45"))
+	add("chat.1", perf, 1)
+	b.tick(t, at("12:01:00"))
+	// b dies in turn; 70 more buyers were effectively replied (0.75): a,
+	// back, resolves the risk b inherited. b, with its old token, writes
+	// and delivers nothing.
+	lapse(t, client)
+	add("chat.0", detectors.FieldEffective, 70)
+	if !a.tick(t, at("12:01:15")) {
+		t.Fatal("a did not take the lapsed lease")
+	}
+	a.tick(t, at("12:01:30"))
+	// a2 passes the allowance: b, with its old token, would alert it.
+	add("chat.0", detectors.AgentField("a2", detectors.FlagField("perfunctory")), 3)
+	figs, err := store.Figures(ctx, []string{"chat.0", "chat.1"}, func(string) string { return "2026-11-24" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.ev.Evaluate(ctx, figs, at("12:01:45")); !errors.Is(err, state.ErrFenced) {
+		t.Fatalf("the replaced holder's evaluation: %v, want ErrFenced", err)
+	}
+	a.tick(t, at("12:02:00"))
+	a.tick(t, at("12:02:15"))
+
+	risk := alerting.ID(alerting.KindEffectiveReplyRisk, "s1", "2026-11-24")
+	perfID := alerting.ID(alerting.KindAbusiveReply, "s1", "a1", "2026-11-24", alerting.ReasonPerfunctory)
+	perfA2 := alerting.ID(alerting.KindAbusiveReply, "s1", "a2", "2026-11-24", alerting.ReasonPerfunctory)
+	want := []string{risk + " firing", perfID + " firing", risk + " resolved/recovered", perfA2 + " firing"}
+	var got []string
+	for _, al := range readAlerts(t, broker) {
+		s := al.ID + " " + al.Status
+		if al.Reason != "" && al.Reason != alerting.ReasonPerfunctory {
+			s += "/" + al.Reason
+		}
+		got = append(got, s)
+		switch al.ID {
+		case perfID:
+			if al.Kind != alerting.KindAbusiveReply || al.Reason != alerting.ReasonPerfunctory || al.AgentID != "a1" || al.BuyerID != "" ||
+				al.Category != "perfunctory" || !strings.Contains(al.Summary, "agent a1") {
+				t.Errorf("perfunctory alert %+v", al)
+			}
+		case risk:
+			if al.Kind != alerting.KindEffectiveReplyRisk || al.AgentID != "" {
+				t.Errorf("risk alert %+v", al)
+			}
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("alerts topic holds:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -128,6 +128,11 @@ type Matcher struct {
 	// without running each category's automaton. Filler terms (哦, 啊) are
 	// in most messages and only matter in short ones (see filler).
 	any *automaton
+	// starts is a filter of the first two characters of every term of
+	// any: a message with no such pair of characters holds no term, which
+	// a few lookups per character settle, cheaper than the automaton.
+	// nil when a term is a single character.
+	starts *pairFilter
 	// fillerRunes are the characters of the filler terms.
 	fillerRunes map[rune]bool
 }
@@ -149,6 +154,7 @@ func Compile(lexicons ...*Lexicon) (*Matcher, error) {
 		}
 	}
 	m.any = build(every)
+	m.starts = newPairFilter(every)
 	m.fillerRunes = map[rune]bool{}
 	for _, t := range all.Terms[Perfunctory] {
 		for _, r := range Normalize(t).Text {
@@ -179,7 +185,7 @@ func (m *Matcher) Scan(s string, cats ...Category) []Match {
 
 // ScanNormalized is Scan over an already normalised message.
 func (m *Matcher) ScanNormalized(n *Normalized, cats ...Category) []Match {
-	if !m.any.matches(n) {
+	if !m.starts.mayHold(n.Text) || !m.any.matches(n) {
 		// No term anywhere: only an empty (punctuation-only) reply or a
 		// phone number can still be found.
 		return m.scanTermless(n, cats)
@@ -403,3 +409,52 @@ func afterOrderWord(before string) bool {
 }
 
 func maskPhone(d [11]byte) string { return string(d[:3]) + "****" + string(d[7:]) }
+
+// pairBits is the size of a pairFilter: with the default lexicons' few
+// hundred terms about one pair in a hundred that starts no term still
+// passes it.
+const pairBits = 1 << 16
+
+// pairFilter is a set of character pairs that may have false positives
+// and no false negatives (a one-hash Bloom filter).
+type pairFilter [pairBits / 64]uint64
+
+func pairHash(a, b rune) uint32 { return (uint32(a)*0x9E3779B1 ^ uint32(b)*0x85EBCA77) >> 16 }
+
+// newPairFilter holds the first two characters of each normalised term;
+// nil when a term has fewer (it could match without a pair).
+func newPairFilter(terms []string) *pairFilter {
+	f := new(pairFilter)
+	for _, t := range terms {
+		p := Normalize(t).Text
+		if p == "" {
+			continue
+		}
+		a, n := utf8.DecodeRuneInString(p)
+		if n == len(p) {
+			return nil
+		}
+		b, _ := utf8.DecodeRuneInString(p[n:])
+		h := pairHash(a, b)
+		f[h/64] |= 1 << (h % 64)
+	}
+	return f
+}
+
+// mayHold reports whether s may hold a term: whether a pair of
+// consecutive characters of s is in the filter (always, for a nil filter).
+func (f *pairFilter) mayHold(s string) bool {
+	if f == nil {
+		return true
+	}
+	prev := rune(-1)
+	for _, r := range s {
+		if prev >= 0 {
+			if h := pairHash(prev, r); f[h/64]&(1<<(h%64)) != 0 {
+				return true
+			}
+		}
+		prev = r
+	}
+	return false
+}

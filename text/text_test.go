@@ -249,3 +249,66 @@ func BenchmarkScanTraffic(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(float64(flagged)/float64(b.N), "flags/msg")
 }
+
+// TestPairFilter: the filter that spares the automaton most messages
+// passes every term of the default lexicons wherever it stands, stops most
+// ordinary traffic, and is off when a term is a single character.
+func TestPairFilter(t *testing.T) {
+	lex, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Compile(lex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.starts == nil {
+		t.Fatal("no pair filter for the default lexicons")
+	}
+	for c, ts := range lex.Terms {
+		if c == Perfunctory {
+			continue
+		}
+		for _, term := range ts {
+			for _, s := range []string{term, "亲，" + term, term + "吧", "您好" + term + "的"} {
+				if !m.starts.mayHold(Normalize(s).Text) {
+					t.Errorf("%s term %q in %q does not pass the filter", c, term, s)
+				}
+			}
+		}
+	}
+	// Simulated traffic, nearly all of it ordinary questions and answers.
+	var msgs, passed, held int
+	loc := sim.Shanghai()
+	err = sim.Generate(sim.Options{Seed: 3, Shops: 4, Start: time.Date(2026, 11, 11, 9, 0, 0, 0, loc), End: time.Date(2026, 11, 11, 21, 0, 0, 0, loc)},
+		func(r sim.Record) error {
+			if ev := r.Event; ev.Type == event.TypeMessage && ev.Text != "" {
+				n := Normalize(ev.Text)
+				msgs++
+				if m.starts.mayHold(n.Text) {
+					passed++
+				}
+				if m.any.matches(&n) {
+					held++
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("of %d simulated messages %d pass the filter, %d hold a term", msgs, passed, held)
+	if passed < held || float64(passed) > 0.3*float64(msgs) {
+		t.Errorf("of %d simulated messages %d pass the filter (%d hold a term)", msgs, passed, held)
+	}
+	one, err := Compile(lex, &Lexicon{Name: "shop", Terms: map[Category][]string{Abuse: {"滚"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one.starts != nil {
+		t.Error("a pair filter with a one-character term")
+	}
+	if ms := one.Scan("滚", Abuse); len(ms) != 1 {
+		t.Errorf("a one-character term is not found: %v", ms)
+	}
+}
