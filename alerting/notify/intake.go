@@ -121,6 +121,8 @@ func (n *Notifier) Accept(ctx context.Context, alerts []alerting.Alert, receiver
 		}
 		fresh = append(fresh, it)
 	}
-	n.add(fresh)
-	return len(fresh), nil
+	// A lane also knows what it queued or sent a moment ago, before its
+	// mark is written.
+	dups := n.add(fresh)
+	return len(fresh) - dups, nil
 }
