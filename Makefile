@@ -9,7 +9,7 @@ BENCH_FLAGS ?=
 MICRO ?= .
 COUNT ?= 6
 
-.PHONY: bench bench-smoke bench-micro bench-notify bench-sse bench-delivery bench-text test faults
+.PHONY: bench bench-smoke bench-micro bench-notify bench-sse bench-delivery bench-text test faults soak
 
 # The full suite (about 10 minutes on 2 cores): an in-process kfake broker,
 # a redis-server child and simulated traffic. Prints the markdown table and
@@ -26,7 +26,7 @@ bench-smoke:
 #   make bench-micro > new.txt
 #   go run golang.org/x/perf/cmd/benchstat@latest old.txt new.txt
 bench-micro:
-	$(GO) test -run '^$$' -bench '$(MICRO)' -benchmem -count $(COUNT) ./event/ ./detectors/ ./pipeline/ ./state/
+	$(GO) test -run '^$$' -bench '$(MICRO)' -benchmem -count $(COUNT) ./event/ ./alerting/ ./detectors/ ./pipeline/ ./state/
 
 # The text rules: precision and recall per category on the labelled corpus,
 # matching speed on one core, the worker's batch step with and without
@@ -57,17 +57,29 @@ SSE_FLAGS ?=
 bench-sse:
 	REPLYWATCH_BENCH_SSE=1 $(SSE_FLAGS) $(GO) test ./app -run '^TestSSELoad$$' -v -count 1 -timeout 15m
 
-# The fault suite (a few minutes): a busy simulated morning read as a
+# The fault suite (about ten minutes): a busy simulated morning read as a
 # backlog from an in-process broker into a real redis-server, with a fault
 # striking mid-backlog (Redis stopped 10 s, restarted with and without
-# persistence or from an older snapshot, SCRIPT FLUSH, broker restarts
-# with and without traffic after it) and the built binary killed with
-# SIGKILL and stopped with SIGTERM under load. After each, figures and alerts must be the offline replay's.
+# persistence or from an older snapshot, SCRIPT FLUSH, 50 ms added to every
+# Redis round trip, broker restarts with and without traffic after it);
+# the built binary killed with SIGKILL and stopped with SIGTERM under load;
+# and the built binary scaled 1→3→1 with a replica killed while it
+# delivers alerts, on a standalone Redis, on a three-master Redis Cluster
+# and on a Sentinel-watched primary, a master failed over mid-run on the
+# last two (redis-server, redis-cli and redis-sentinel on PATH). After each, figures and alerts must be the offline replay's.
 # Each case prints a FAULT line; BENCHMARKS.md records them. A short subset
 # (broker restart, Redis restarted empty, poison records) runs in every
 # `go test ./app/`.
 faults:
 	./scripts/faults.sh
+
+# The soak: the built binary under live simulated traffic for SOAK (30
+# minutes by default; make soak SOAK=5m for less) while a second replica
+# joins and leaves, with goroutine and resident-memory checks and exact
+# figures at the end. Prints a SOAK line; BENCHMARKS.md records it.
+SOAK ?= 30m
+soak:
+	$(GO) test -tags soak -count=1 -timeout 3h -v -run '^TestSoak$$' ./cmd/replywatch/ -args -soak=$(SOAK)
 
 # The whole test suite, as CI runs it.
 test:

@@ -28,6 +28,11 @@ const (
 	KindEffectiveReplyRisk = "effective_reply_risk"
 )
 
+// Kinds lists every kind of alert.
+var Kinds = []string{KindReplyWarning, KindReplyBreach, KindLongNoReply, KindIdleSeat, KindSeatAway, KindShopUncovered,
+	KindShippingWarning, KindShippingBreach, KindDisputeDeadline, KindBadReview, KindAbusiveReply, KindComplaintRisk,
+	KindOffPlatformTrade, KindEffectiveReplyRisk}
+
 // Statuses.
 const (
 	Firing   = "firing"
@@ -117,8 +122,18 @@ func (a *Alert) InZone(loc *time.Location) {
 // (kind, threshold, shop, buyer, wait start, ...): the same condition gives
 // the same id on any replica, after any restart or replay.
 func ID(parts ...string) string {
-	h := sha256.Sum256([]byte(strings.Join(parts, "\x1f")))
-	return hex.EncodeToString(h[:16])
+	var buf [256]byte // the parts of an id usually fit: no allocation
+	b := buf[:0]
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0x1f)
+		}
+		b = append(b, p...)
+	}
+	h := sha256.Sum256(b)
+	var out [32]byte
+	hex.Encode(out[:], h[:16])
+	return string(out[:])
 }
 
 // Key is the identity of one delivery: a firing record and the resolved

@@ -1,7 +1,10 @@
 package alerting
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -19,6 +22,19 @@ func TestKeySeparatesDeliveries(t *testing.T) {
 	for _, c := range keyCases {
 		if got := c.a.Key(); got != c.want {
 			t.Errorf("Key() = %q, want %q", got, c.want)
+		}
+	}
+}
+
+// Ids are the first 16 bytes of the SHA-256 of the parts joined by 0x1f,
+// in hex, as they always were: a changed id would deliver every open alert
+// again after an upgrade.
+func TestIDIsTheSameAcrossVersions(t *testing.T) {
+	for _, parts := range [][]string{{"reply_breach", "3m", "s1", "b1", "1700000000000"}, {}, {""}, {"a", ""},
+		{strings.Repeat("长", 200), "b"}} {
+		h := sha256.Sum256([]byte(strings.Join(parts, "\x1f")))
+		if got, want := ID(parts...), hex.EncodeToString(h[:16]); got != want {
+			t.Errorf("ID(%q) = %s, want %s", parts, got, want)
 		}
 	}
 }

@@ -3,10 +3,15 @@ package alerting
 import (
 	"encoding/json"
 	"time"
+	"unicode/utf8"
+
+	"github.com/replywatch/replywatch/internal/jsonscan"
 )
 
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
+// wireAlert is the record as encoding/json reads it: the path of records
+// the fast reader does not take (see UnmarshalJSON).
 type wireAlert struct {
 	*alias
 	Since     string `json:"since,omitempty"`
@@ -17,13 +22,6 @@ type wireAlert struct {
 
 type alias Alert
 
-func fmtTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.Format(timeLayout)
-}
-
 func parseTime(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
@@ -31,13 +29,139 @@ func parseTime(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, s)
 }
 
-// MarshalJSON writes the contract's alert JSON.
+// MarshalJSON writes the contract's alert JSON (AppendJSON).
 func (a Alert) MarshalJSON() ([]byte, error) {
-	return json.Marshal(wireAlert{alias: (*alias)(&a), Since: fmtTime(a.Since), Due: fmtTime(a.Due), At: fmtTime(a.At), EmittedAt: fmtTime(a.EmittedAt)})
+	return a.AppendJSON(make([]byte, 0, 512)), nil
 }
 
-// UnmarshalJSON reads the contract's alert JSON.
+// AppendJSON appends the contract's alert JSON to b and returns it: the
+// fields in the contract's order, empty strings, false and zero times
+// left out, strings escaped exactly as encoding/json escapes them (HTML
+// characters, U+2028 and U+2029 included), times in the contract's format
+// with their own offset. The output is compact and valid, so writers of
+// the alerts topic use it as it is, without json.Marshal compacting it
+// again.
+func (a *Alert) AppendJSON(b []byte) []byte {
+	b = append(b, `{"alert_id":`...)
+	b = appendString(b, a.ID)
+	b = append(b, `,"kind":`...)
+	b = appendString(b, a.Kind)
+	b = append(b, `,"status":`...)
+	b = appendString(b, a.Status)
+	b = append(b, `,"severity":`...)
+	b = appendString(b, a.Severity)
+	b = appendField(b, `,"threshold":`, a.Threshold)
+	b = appendField(b, `,"platform":`, a.Platform)
+	b = append(b, `,"shop_id":`...)
+	b = appendString(b, a.ShopID)
+	b = appendField(b, `,"buyer_id":`, a.BuyerID)
+	b = appendField(b, `,"agent_id":`, a.AgentID)
+	b = appendField(b, `,"order_id":`, a.OrderID)
+	b = appendField(b, `,"reason":`, a.Reason)
+	b = appendField(b, `,"summary":`, a.Summary)
+	b = appendField(b, `,"category":`, a.Category)
+	b = appendField(b, `,"term":`, a.Term)
+	b = appendField(b, `,"excerpt":`, a.Excerpt)
+	if a.Replay {
+		b = append(b, `,"replay":true`...)
+	}
+	b = appendTime(b, `,"since":`, a.Since)
+	b = appendTime(b, `,"due":`, a.Due)
+	b = appendTime(b, `,"at":`, a.At)
+	b = appendTime(b, `,"emitted_at":`, a.EmittedAt)
+	return append(b, '}')
+}
+
+func appendField(b []byte, name, v string) []byte {
+	if v == "" {
+		return b
+	}
+	return appendString(append(b, name...), v)
+}
+
+func appendTime(b []byte, name string, t time.Time) []byte {
+	if t.IsZero() {
+		return b
+	}
+	b = append(b, name...)
+	b = append(b, '"')
+	b = t.AppendFormat(b, timeLayout)
+	return append(b, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString writes s as a JSON string exactly as encoding/json does
+// with its default HTML escaping: <, > and & as \u003c, \u003e, \u0026,
+// control characters as \b \f \n \r \t or \u00XX, invalid UTF-8 as
+// \ufffd, U+2028 and U+2029 escaped.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// UnmarshalJSON reads the contract's alert JSON. Records as replywatch
+// writes them (the fields it knows, plain strings) are read by a scanner
+// of their own; anything else (escapes, null, unknown or differently
+// cased names, a syntax error) goes through encoding/json, whose result
+// and errors the fast path matches exactly.
 func (a *Alert) UnmarshalJSON(b []byte) error {
+	// Fields the record leaves out keep their values, as with encoding/json.
+	fast := *a
+	if fast.scan(b) {
+		*a = fast
+		return nil
+	}
+	return a.unmarshalSlow(b)
+}
+
+func (a *Alert) unmarshalSlow(b []byte) error {
 	w := wireAlert{alias: (*alias)(a)}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
@@ -52,4 +176,80 @@ func (a *Alert) UnmarshalJSON(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// Values of the enumerated fields, shared by every record read.
+var (
+	statuses   = []string{Firing, Resolved}
+	severities = []string{Info, Warning, Critical}
+)
+
+// scan reads b into a when b is a record the fast path understands
+// completely, and reports whether it did.
+func (a *Alert) scan(b []byte) bool {
+	s := jsonscan.New(b)
+	var times [4]string
+	ok := s.Object(func(name []byte) bool {
+		var dst *string
+		switch string(name) {
+		case "alert_id":
+			dst = &a.ID
+		case "kind":
+			return s.Intern(&a.Kind, Kinds)
+		case "status":
+			return s.Intern(&a.Status, statuses)
+		case "severity":
+			return s.Intern(&a.Severity, severities)
+		case "threshold":
+			dst = &a.Threshold
+		case "platform":
+			dst = &a.Platform
+		case "shop_id":
+			dst = &a.ShopID
+		case "buyer_id":
+			dst = &a.BuyerID
+		case "agent_id":
+			dst = &a.AgentID
+		case "order_id":
+			dst = &a.OrderID
+		case "reason":
+			dst = &a.Reason
+		case "summary":
+			dst = &a.Summary
+		case "category":
+			dst = &a.Category
+		case "term":
+			dst = &a.Term
+		case "excerpt":
+			dst = &a.Excerpt
+		case "since":
+			dst = &times[0]
+		case "due":
+			dst = &times[1]
+		case "at":
+			dst = &times[2]
+		case "emitted_at":
+			dst = &times[3]
+		case "replay":
+			v, ok := s.Bool()
+			a.Replay = v
+			return ok
+		default:
+			return false
+		}
+		v, ok := s.String()
+		*dst = v
+		return ok
+	})
+	if !ok {
+		return false
+	}
+	for i, dst := range []*time.Time{&a.Since, &a.Due, &a.At, &a.EmittedAt} {
+		t, err := parseTime(times[i])
+		if err != nil {
+			return false
+		}
+		*dst = t
+	}
+	return true
 }

@@ -3,6 +3,7 @@ package alerting
 import (
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -29,6 +30,37 @@ type summaryText struct {
 	since    string    // "{}" is the start
 	quote    [2]string // around a message excerpt
 	duration func(time.Duration) string
+
+	// thresholds caches threshold texts: a configuration has few.
+	mu         sync.RWMutex
+	thresholds map[string]string
+}
+
+// maxThresholds bounds the threshold cache of a language.
+const maxThresholds = 64
+
+// threshold is threshold s ("3m") written in the language ("3 分钟"), s
+// itself when it is not a duration.
+func (tx *summaryText) threshold(s string) string {
+	tx.mu.RLock()
+	w, ok := tx.thresholds[s]
+	tx.mu.RUnlock()
+	if ok {
+		return w
+	}
+	w = s
+	if d, err := time.ParseDuration(s); err == nil {
+		w = tx.duration(d)
+	}
+	tx.mu.Lock()
+	if tx.thresholds == nil {
+		tx.thresholds = map[string]string{}
+	}
+	if len(tx.thresholds) < maxThresholds {
+		tx.thresholds[s] = w
+	}
+	tx.mu.Unlock()
+	return w
 }
 
 var summaryTexts = map[string]*summaryText{
@@ -113,41 +145,100 @@ var (
 	shopKinds  = map[string]bool{KindShopUncovered: true, KindEffectiveReplyRisk: true}
 )
 
+// Placeholders of a body template.
+const (
+	phWho = iota
+	phBuyer
+	phThreshold
+	phDue
+	phSince
+	phCtx
+)
+
+var placeholders = []string{phWho: "{who}", phBuyer: "{buyer}", phThreshold: "{t}", phDue: "{due}", phSince: "{since}", phCtx: "{ctx}"}
+
+// segment is a piece of a parsed body: literal text, then a placeholder
+// (ph < 0: none).
+type segment struct {
+	lit string
+	ph  int
+}
+
+// parseBody splits a body template into segments once, so that a summary
+// is written by appending and not by a replacer built for every alert.
+func parseBody(body string) []segment {
+	var segs []segment
+	for body != "" {
+		at, ph := len(body), -1
+		for i, p := range placeholders {
+			if j := strings.Index(body, p); j >= 0 && j < at {
+				at, ph = j, i
+			}
+		}
+		segs = append(segs, segment{lit: body[:at], ph: ph})
+		if ph < 0 {
+			break
+		}
+		body = body[at+len(placeholders[ph]):]
+	}
+	return segs
+}
+
+// parsedBodies are the bodies of every language, parsed.
+var parsedBodies = func() map[string]map[string][]segment {
+	out := map[string]map[string][]segment{}
+	for lang, tx := range summaryTexts {
+		m := map[string][]segment{}
+		for k, body := range tx.bodies {
+			m[k] = parseBody(body)
+		}
+		out[lang] = m
+	}
+	return out
+}()
+
+var defaultBody = parseBody("{who}{ctx}")
+
 // Summary is the alert's one human-readable line, in Chinese for lang "zh"
 // (and any unknown language), in English for "en", with times in loc.
 func Summary(a *Alert, lang string, loc *time.Location) string {
 	tx, ok := summaryTexts[lang]
 	if !ok {
-		tx = summaryTexts["zh"]
+		lang = "zh"
+		tx = summaryTexts[lang]
 	}
 	if loc == nil {
 		loc = time.UTC
 	}
-	clock := func(t time.Time) string { return formatClock(t, loc, a.Since, a.At) }
+	c := clocker{loc: loc, refs: [2]time.Time{a.Since, a.At}}
 
 	title, ok := tx.titles[a.Kind]
 	if !ok {
 		title = a.Kind
 	}
-	var sb strings.Builder
-	sb.WriteString(tx.open)
+	b := make([]byte, 0, 192)
+	b = append(b, tx.open...)
 	if a.Status == Resolved {
-		sb.WriteString(tx.resolved)
+		b = append(b, tx.resolved...)
 	}
-	sb.WriteString(title)
-	sb.WriteString(tx.close)
+	b = append(b, title...)
+	b = append(b, tx.close...)
 
-	who := tx.shop + a.ShopID
-	switch {
-	case shopKinds[a.Kind]:
-	case agentKinds[a.Kind]:
-		if a.AgentID != "" {
-			who += tx.join + tx.agent + a.AgentID
+	appendWho := func(b []byte) []byte {
+		b = append(b, tx.shop...)
+		b = append(b, a.ShopID...)
+		switch {
+		case shopKinds[a.Kind]:
+		case agentKinds[a.Kind]:
+			if a.AgentID != "" {
+				b = append(append(append(b, tx.join...), tx.agent...), a.AgentID...)
+			}
+		case a.OrderID != "":
+			b = append(append(append(b, tx.join...), tx.order...), a.OrderID...)
+		case a.BuyerID != "":
+			b = append(append(append(b, tx.join...), tx.buyer...), a.BuyerID...)
 		}
-	case a.OrderID != "":
-		who += tx.join + tx.order + a.OrderID
-	case a.BuyerID != "":
-		who += tx.join + tx.buyer + a.BuyerID
+		return b
 	}
 
 	if a.Status == Resolved {
@@ -155,68 +246,96 @@ func Summary(a *Alert, lang string, loc *time.Location) string {
 		if !ok {
 			reason = a.Reason
 		}
-		sb.WriteString(who + tx.sep + reason)
+		b = appendWho(b)
+		b = append(append(b, tx.sep...), reason...)
 		if !a.At.IsZero() {
-			sb.WriteString(tx.lparen + clock(a.At) + tx.rparen)
+			b = append(b, tx.lparen...)
+			b = c.append(b, a.At)
+			b = append(b, tx.rparen...)
 		}
-		return sb.String()
+		return string(b)
 	}
 
-	body, ok := tx.bodies[a.Kind+"/"+a.Reason]
+	segs, ok := parsedBodies[lang][a.Kind+"/"+a.Reason]
 	if a.BuyerID == "" {
 		// An agent's day rather than one conversation (perfunctory replies
 		// past the day's allowance).
-		if b, day := tx.bodies[a.Kind+"/"+a.Reason+"/day"]; day {
-			body, ok = b, true
+		if day, isDay := parsedBodies[lang][a.Kind+"/"+a.Reason+"/day"]; isDay {
+			segs, ok = day, true
 		}
 	}
 	if !ok {
-		body, ok = tx.bodies[a.Kind]
+		segs, ok = parsedBodies[lang][a.Kind]
 	}
 	if !ok {
-		body = "{who}{ctx}"
+		segs = defaultBody
 	}
-	since := ""
-	if !a.Since.IsZero() {
-		since = strings.Replace(tx.since, "{}", clock(a.Since), 1)
+	appendSince := func(b []byte) []byte {
+		pre, post, _ := strings.Cut(tx.since, "{}")
+		b = append(b, pre...)
+		b = c.append(b, a.Since)
+		return append(b, post...)
 	}
-	var ctx []string
-	if a.AgentID != "" {
-		ctx = append(ctx, tx.agent+a.AgentID)
+	for _, s := range segs {
+		b = append(b, s.lit...)
+		switch s.ph {
+		case phWho:
+			b = appendWho(b)
+		case phBuyer:
+			b = append(b, a.BuyerID...)
+		case phThreshold:
+			b = append(b, tx.threshold(a.Threshold)...)
+		case phDue:
+			b = c.append(b, a.Due)
+		case phSince:
+			if !a.Since.IsZero() {
+				b = appendSince(b)
+			}
+		case phCtx:
+			if a.AgentID == "" && a.Since.IsZero() {
+				break
+			}
+			b = append(b, tx.lparen...)
+			if a.AgentID != "" {
+				b = append(append(b, tx.agent...), a.AgentID...)
+				if !a.Since.IsZero() {
+					b = append(b, tx.comma...)
+				}
+			}
+			if !a.Since.IsZero() {
+				b = appendSince(b)
+			}
+			b = append(b, tx.rparen...)
+		}
 	}
-	if since != "" {
-		ctx = append(ctx, since)
-	}
-	ctxs := ""
-	if len(ctx) > 0 {
-		ctxs = tx.lparen + strings.Join(ctx, tx.comma) + tx.rparen
-	}
-	thr := a.Threshold
-	if d, err := time.ParseDuration(a.Threshold); err == nil {
-		thr = tx.duration(d)
-	}
-	sb.WriteString(strings.NewReplacer("{who}", who, "{buyer}", a.BuyerID, "{t}", thr,
-		"{due}", clock(a.Due), "{since}", since, "{ctx}", ctxs).Replace(body))
 	if a.Excerpt != "" {
-		sb.WriteString(tx.sep + tx.quote[0] + a.Excerpt + tx.quote[1])
+		b = append(append(append(append(b, tx.sep...), tx.quote[0]...), a.Excerpt...), tx.quote[1]...)
 	}
-	return sb.String()
+	return string(b)
 }
 
-// formatClock writes t's time of day in loc, with the date when the alert
-// spans days (t is not on the day of each of refs).
-func formatClock(t time.Time, loc *time.Location, refs ...time.Time) string {
+// clocker writes clock times in loc, with the date when the alert spans
+// days (the time is not on the day of each of refs).
+type clocker struct {
+	loc  *time.Location
+	refs [2]time.Time
+}
+
+func (c *clocker) append(b []byte, t time.Time) []byte {
 	if t.IsZero() {
-		return "?"
+		return append(b, '?')
 	}
-	t = t.In(loc)
-	day := t.Format(time.DateOnly)
-	for _, r := range refs {
-		if !r.IsZero() && r.In(loc).Format(time.DateOnly) != day {
-			return t.Format(time.DateTime)
+	t = t.In(c.loc)
+	y, m, d := t.Date()
+	for _, r := range c.refs {
+		if r.IsZero() {
+			continue
+		}
+		if ry, rm, rd := r.In(c.loc).Date(); ry != y || rm != m || rd != d {
+			return t.AppendFormat(b, time.DateTime)
 		}
 	}
-	return t.Format(time.TimeOnly)
+	return t.AppendFormat(b, time.TimeOnly)
 }
 
 // zhDuration writes a duration as "1 小时 30 分钟", "3 分钟", "30 秒".

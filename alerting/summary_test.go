@@ -129,11 +129,11 @@ func TestSummary(t *testing.T) {
 }
 
 func TestSummaryEveryKindWorded(t *testing.T) {
-	kinds := []string{KindReplyWarning, KindReplyBreach, KindLongNoReply, KindIdleSeat, KindSeatAway, KindShopUncovered,
-		KindShippingWarning, KindShippingBreach, KindDisputeDeadline, KindAbusiveReply, KindComplaintRisk,
-		KindOffPlatformTrade, KindEffectiveReplyRisk, KindBadReview}
+	if len(Kinds) != 14 {
+		t.Errorf("Kinds lists %d kinds, the contract 14", len(Kinds))
+	}
 	for lang, tx := range summaryTexts {
-		for _, k := range kinds {
+		for _, k := range Kinds {
 			if tx.titles[k] == "" || tx.bodies[k] == "" {
 				t.Errorf("%s: kind %s has no title or body", lang, k)
 			}

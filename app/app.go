@@ -106,9 +106,14 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	pm.BuildInfo.WithLabelValues(Version, Revision).Set(1)
 	pm.Init([]string{cfg.Kafka.Topics.Chat, cfg.Kafka.Topics.Orders, cfg.Kafka.Topics.Presence}, event.Reasons)
 
-	client, err := state.Dial(cfg.Redis.URL, cfg.Redis.Mode, cfg.Redis.Addrs, cfg.Redis.MasterName)
+	client, err := dialRedis(cfg, os.Getenv)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to Redis: %w", err)
+	}
+	dialer, transport, err := kafkaSecurity(cfg, os.Getenv)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("connecting to Kafka: %w", err)
 	}
 	store := state.NewRedis(client, cfg.Redis.Prefix, cfg.Redis.StateTTL)
 	reg.MustRegister(metrics.NewRedisMemory(func(ctx context.Context) (string, error) {
@@ -118,7 +123,7 @@ func New(cfg *config.Config, o Options) (*App, error) {
 
 	var notifier *notify.Notifier
 	if cfg.Notify.Enabled || o.NotifyOnly {
-		notifier, err = notify.FromConfig(cfg, notify.Deps{Redis: client, Registry: reg, Deliveries: pm.AlertDeliveries, Log: o.Log, Getenv: os.Getenv, Out: o.NotifyOut})
+		notifier, err = notify.FromConfig(cfg, notify.Deps{Redis: client, Registry: reg, Deliveries: pm.AlertDeliveries, Log: o.Log, Kafka: dialer, Getenv: os.Getenv, Out: o.NotifyOut})
 		if err != nil {
 			client.Close()
 			return nil, fmt.Errorf("building the notifier: %w", err)
@@ -152,8 +157,13 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		return nil, err
 	}
 	sinks := pipeline.NewKafkaSinks(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
+	pc := pipelineConfig(cfg)
+	if transport != nil {
+		sinks.UseTransport(transport)
+		pc.Dialer, pc.Transport = dialer, transport
+	}
 	proc := pipeline.New(pipeline.Options{
-		Config:   pipelineConfig(cfg),
+		Config:   pc,
 		Store:    store,
 		Handlers: hs,
 		Alerts:   sinks,
@@ -195,6 +205,7 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	}, rules.Clock))
 
 	hub := httpapi.NewHub(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts, reg, o.Log.With(zap.String("component", "stream")))
+	hub.Dialer = dialer
 	api := &httpapi.API{
 		Auth: httpapi.NewAuth(cfg.API.Tokens), Alerts: store, Figures: store, Trends: store, Waiting: store,
 		Shops: apiShops(cfg), Info: shopInfo(cfg), PerAgent: cfg.Metrics.PerAgent, MaxAgents: cfg.Metrics.MaxAgents,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/internal/scenario"
 	"github.com/replywatch/replywatch/internal/testenv"
 	"github.com/replywatch/replywatch/sim"
 )
@@ -29,6 +30,9 @@ import (
 type faultEnv struct {
 	kafka *testenv.KafkaBroker
 	redis *testenv.RedisProc
+	// proxy, for the cases that slow Redis down, stands between the
+	// replica and redis-server.
+	proxy *testenv.LatencyProxy
 	// rest produces the records held back for after the fault, if any.
 	rest func()
 	// afterSnapshot waits until every record, held ones too, was applied.
@@ -40,7 +44,9 @@ var faultCases = []struct {
 	redisArgs []string
 	// hold keeps the second half of the records back until the fault has
 	// struck (rest produces them).
-	hold   bool
+	hold bool
+	// proxy puts a LatencyProxy between the replica and Redis.
+	proxy  bool
 	inject func(t *testing.T, f *faultEnv)
 }{
 	{name: "redis stopped (SIGSTOP) 10 s", inject: func(t *testing.T, f *faultEnv) {
@@ -82,6 +88,11 @@ var faultCases = []struct {
 			time.Sleep(200 * time.Millisecond) // spacing of the faults
 		}
 	}},
+	{name: "redis 50 ms slower each way under the backlog", proxy: true, inject: func(t *testing.T, f *faultEnv) {
+		// Every round trip takes 100 ms more from now on, until the end:
+		// the rest of the backlog is read against a slow Redis.
+		f.proxy.SetDelay(50 * time.Millisecond)
+	}},
 	{name: "broker restarted, no traffic after", inject: func(t *testing.T, f *faultEnv) {
 		f.kafka.Restart()
 	}},
@@ -103,6 +114,10 @@ func TestFaults(t *testing.T) {
 			extra := newBuyers(at)
 			cfg := testConfig(t, k.Addr, f.redis.URL, "g1")
 			cfg.Shops = nil
+			if c.proxy {
+				f.proxy = testenv.Latency(t, f.redis.Addr)
+				cfg.Redis.URL = "redis://" + f.proxy.Addr + "/0"
+			}
 			res := replayRecords(t, cfg, append(append([]sim.Record(nil), recs...), extra...), after)
 
 			held := extra
@@ -143,8 +158,18 @@ func TestFaults(t *testing.T) {
 			c.inject(t, f)
 			clock.Set(after)
 			want := gaugesOf(res.Shops)
+			// peak is the most chat records seen behind while recovering.
+			peak := 0.0
 			eventually(t, 180*time.Second, "figures exact after the fault", func() error {
-				return expectFigures(scrape(t, r.app.Addr()), want)
+				m := scrape(t, r.app.Addr())
+				lag := 0.0
+				for name, v := range m {
+					if strings.HasPrefix(name, "replywatch_consumer_lag_messages{") && strings.Contains(name, "topic=cs.chat") {
+						lag += v
+					}
+				}
+				peak = max(peak, lag)
+				return expectFigures(m, want)
 			})
 			recovery := time.Since(struck)
 			var alerts []alerting.Alert
@@ -160,16 +185,16 @@ func TestFaults(t *testing.T) {
 				}
 				return sameOutcome(live, replayed)
 			})
-			if err := oneConditionPerID(alerts); err != nil {
+			if err := scenario.OneConditionPerID(alerts); err != nil {
 				t.Error(err)
 			}
-			expected, seen := breaches(res.Alerts), breaches(alerts)
+			expected, seen := scenario.Breaches(res.Alerts), scenario.Breaches(alerts)
 			if seen != expected {
 				t.Errorf("breaches seen %d, expected %d", seen, expected)
 			}
 			m := scrape(t, r.app.Addr())
-			t.Logf("FAULT %s: %d events, breaches expected %d seen %d, alert records %d (replay %d), figures exact %.1f s after the fault, state rebuilds %v",
-				c.name, len(recs)+len(held), expected, seen, len(alerts), len(res.Alerts), recovery.Seconds(),
+			t.Logf("FAULT %s: %d events, breaches expected %d seen %d, alert records %d (replay %d), figures exact %.1f s after the fault, chat lag at most %.0f records meanwhile, state rebuilds %v",
+				c.name, len(recs)+len(held), expected, seen, len(alerts), len(res.Alerts), recovery.Seconds(), peak,
 				m["replywatch_state_rebuilds_total{topic=cs.chat}"])
 		})
 	}
@@ -203,29 +228,4 @@ func busyMorning(t *testing.T) []sim.Record {
 		t.Fatal(err)
 	}
 	return recs
-}
-
-// breaches counts the distinct firing reply_breach ids.
-func breaches(alerts []alerting.Alert) int {
-	ids := map[string]bool{}
-	for _, a := range alerts {
-		if a.Kind == alerting.KindReplyBreach && a.Status == alerting.Firing {
-			ids[a.ID] = true
-		}
-	}
-	return len(ids)
-}
-
-// oneConditionPerID fails when two records with one alert id describe
-// different conditions.
-func oneConditionPerID(alerts []alerting.Alert) error {
-	cond := map[string]string{}
-	for _, a := range alerts {
-		c := strings.Join([]string{a.Kind, a.Threshold, a.ShopID, a.BuyerID, a.OrderID, a.Since.UTC().String()}, "|")
-		if prev, ok := cond[a.ID]; ok && prev != c {
-			return fmt.Errorf("alert id %s stands for %s and for %s", a.ID, prev, c)
-		}
-		cond[a.ID] = c
-	}
-	return nil
 }

@@ -33,13 +33,14 @@ const (
 	PartDelay   = "delay"
 	PartMemory  = "memory"
 	PartBacklog = "backlog"
+	PartStorm   = "storm"
 	// PartDelivery replays the chat backlog with and without the notifier
 	// and SSE clients (delivery.go).
 	PartDelivery = "delivery"
 )
 
 // AllParts lists every part in run order.
-var AllParts = []string{PartCeiling, PartE2E, PartScaling, PartDelay, PartMemory, PartBacklog, PartDelivery}
+var AllParts = []string{PartCeiling, PartE2E, PartScaling, PartDelay, PartMemory, PartBacklog, PartStorm, PartDelivery}
 
 // Settings size a run.
 type Settings struct {
@@ -48,6 +49,8 @@ type Settings struct {
 	Events int `json:"events"`
 	// DayEvents is the least size of the simulated day of the backlog part.
 	DayEvents int `json:"day_events"`
+	// StormEvents is the size of the bad day of the storm part.
+	StormEvents int `json:"storm_events"`
 	// LiveRate is the live chat rate (events/s) of the delay and rebalance runs.
 	LiveRate int `json:"live_rate"`
 	// DelayFor is how long each delay run produces live traffic.
@@ -98,6 +101,7 @@ func DefaultSettings() Settings {
 		Only:            AllParts,
 		Events:          2_000_000,
 		DayEvents:       5_000_000,
+		StormEvents:     1_000_000,
 		LiveRate:        20_000,
 		DelayFor:        30 * time.Second,
 		ProbesPerSecond: 100,
@@ -123,6 +127,7 @@ func SmokeSettings() Settings {
 		Only:            AllParts,
 		Events:          20_000,
 		DayEvents:       20_000,
+		StormEvents:     20_000,
 		LiveRate:        2_000,
 		DelayFor:        4 * time.Second,
 		ProbesPerSecond: 20,
@@ -172,7 +177,11 @@ func Run(ctx context.Context, s Settings, progress io.Writer) (*Report, error) {
 		Revision:   revision(),
 	}}
 	h.dir = s.Dir
-	if h.dir == "" {
+	if h.dir != "" {
+		if err := os.MkdirAll(h.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", h.dir, err)
+		}
+	} else {
 		d, err := os.MkdirTemp("", "rwbench-")
 		if err != nil {
 			return nil, fmt.Errorf("creating a work directory: %w", err)
@@ -219,6 +228,7 @@ func Run(ctx context.Context, s Settings, progress io.Writer) (*Report, error) {
 		{PartDelay, h.delay},
 		{PartMemory, h.memory},
 		{PartBacklog, h.backlog},
+		{PartStorm, h.storm},
 		{PartDelivery, h.delivery},
 	}
 	for _, p := range parts {

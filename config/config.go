@@ -75,6 +75,9 @@ type Kafka struct {
 	BatchWait        time.Duration `yaml:"batch_wait"`
 	SessionTimeout   time.Duration `yaml:"session_timeout"`
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+	// TLS and SASL secure the connections to the brokers (config/transport.go).
+	TLS  TLS  `yaml:"tls"`
+	SASL SASL `yaml:"sasl"`
 }
 
 // Topics names the Kafka topics.
@@ -103,6 +106,13 @@ type Redis struct {
 	// keeps decoded in memory. Beyond it they are read from Redis again:
 	// memory stays flat however many conversations there are.
 	CacheEntries int `yaml:"cache_entries"`
+	// Username and Password (or PasswordFile) are an ACL user's, when not
+	// in the URL; TLS is the URL's rediss:// with settings
+	// (config/transport.go).
+	Username     string `yaml:"username,omitempty"`
+	Password     Secret `yaml:"password,omitempty"`
+	PasswordFile string `yaml:"password_file,omitempty"`
+	TLS          TLS    `yaml:"tls"`
 }
 
 // HTTP is the metrics and health endpoint.
@@ -462,6 +472,7 @@ func (c *Config) YAML() ([]byte, error) {
 	masked := *c
 	masked.Redis.URL = MaskURL(c.Redis.URL)
 	masked.Notify = maskedNotify(c.Notify)
+	masked.maskTransport()
 	n, err := toNode(&masked)
 	if err != nil {
 		return nil, fmt.Errorf("writing config as YAML: %w", err)

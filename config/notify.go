@@ -437,9 +437,10 @@ func (s Secret) Masked() Secret {
 	return "xxxxx"
 }
 
-// CheckSecrets resolves every receiver secret, so that a missing file or
-// environment variable is reported by validate and at start rather than
-// at the first alert. Load does not call it: a processor-only replica
+// CheckSecrets resolves every receiver secret, the Kafka and Redis
+// passwords and TLS files, so that a missing file or environment variable
+// is reported by validate and at start rather than at the first alert or
+// connection. Load does not call it: a processor-only replica
 // need not hold the notifier's secrets.
 func (c *Config) CheckSecrets(getenv func(string) string) error {
 	var p problems
@@ -458,6 +459,7 @@ func (c *Config) CheckSecrets(getenv func(string) string) error {
 			}
 		}
 	}
+	c.checkTransportSecrets(&p, getenv)
 	if len(p) == 0 {
 		return nil
 	}

@@ -59,6 +59,7 @@ func (c *Config) Validate() error {
 	var p problems
 	c.validateKafka(&p)
 	c.validateRedis(&p)
+	c.validateTransport(&p)
 	if c.HTTP.Addr == "" {
 		p.add("http.addr", "is required")
 	} else if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {

@@ -93,3 +93,23 @@ func TestTimeKeepsMillisecondsAndOffset(t *testing.T) {
 		t.Errorf("key = %s", ev.Key(Chat))
 	}
 }
+
+// Records as the simulator and most producers write them take the fast
+// reader (its agreement with encoding/json is FuzzDecode's); the rest
+// still decode, through encoding/json.
+func TestCommonRecordsTakeTheFastReader(t *testing.T) {
+	for _, v := range []string{
+		`{"event_id":"1-1794362400-14","type":"message","ts":"2026-11-11T10:00:50.878+08:00","shop_id":"shop-01","platform":"pdd","buyer_id":"b100001","sender":"buyer","agent_id":"shop-01-a1","msg_id":"1794362400-14","text":"怎么还没发货","order_id":"o01-p1000001"}`,
+		`{` + ok + `,"type":"order_paid","buyer_id":"b1","order_id":"o1","amount_cents":1999}`,
+		`{` + ok + `,"type":"agent_status","agent_id":"a1","status":"away"}`,
+	} {
+		var ev Event
+		if !ev.scan([]byte(v)) {
+			t.Errorf("the fast reader refused %s", v)
+		}
+	}
+	ev, err := Decode(Chat, []byte(`{`+ok+`,"type":"message","buyer_id":"b\u00e9","sender":"buyer","extra":[1]}`), now)
+	if err != nil || ev.BuyerID != "bé" {
+		t.Errorf("an escaped id and an unknown member: %+v %v", ev, err)
+	}
+}

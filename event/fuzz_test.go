@@ -3,6 +3,7 @@ package event
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,8 +82,22 @@ func FuzzDecode(f *testing.F) {
 	f.Add(byte(1), []byte(`{"event_id":"e1","ts":"2026-11-24T10:00:00z","type":"order_paid","shop_id":"s1","buyer_id":"b1","order_id":"o1","amount_cents":1e3}`))
 	f.Add(byte(2), []byte(`[{"event_id":"e1"}]`))
 	f.Add(byte(2), []byte(``))
+	f.Add(byte(0), []byte(`{"event_id":"1-1794362400-14","type":"message","ts":"2026-11-11T10:00:50.878+08:00","shop_id":"shop-01","platform":"pdd","buyer_id":"b100001","sender":"buyer","agent_id":"shop-01-a1","msg_id":"1794362400-14","text":"怎么还没发货","order_id":"o01-p1000001"}`))
+	f.Add(byte(1), []byte(` {"event_id":"e1","ts":"2026-11-24T10:00:00Z","type":"dispute_opened","shop_id":"s1","buyer_id":"b1","order_id":"o1","amount_cents":-0,"rating":5,"respond_by":"2026-11-25t10:00:00z","ship_by":"2026-11-25T10:00:00.5+08:00","status":"x"} `))
+	f.Add(byte(1), []byte(`{"event_id":"e1","Event_ID":"e2","ts":"2026-11-24T10:00:00Z","type":"order_paid","shop_id":"s1","buyer_id":"b1","order_id":"o1","amount_cents":99999999999999999999}`))
 	f.Fuzz(func(t *testing.T, s byte, value []byte) {
 		stream := streams[int(s)%len(streams)]
+		// The fast reader, when it takes a value, reads exactly what
+		// encoding/json reads.
+		var fast, slow Event
+		if utf8.Valid(value) && fast.scan(value) {
+			if err := unmarshal(value, &slow); err != nil {
+				t.Fatalf("the fast reader took %q, encoding/json rejects it: %v", value, err)
+			}
+			if !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("%q: fast reader %+v, encoding/json %+v", value, fast, slow)
+			}
+		}
 		ev, err := Decode(stream, value, now)
 		if err != nil {
 			var de *Error

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +32,9 @@ import (
 type Hub struct {
 	Brokers []string
 	Topic   string
+	// Dialer connects to the brokers when they need TLS or SASL
+	// (kafka.DefaultDialer when nil).
+	Dialer *kafka.Dialer
 	// Keep is how many recent records the hub holds for resuming clients
 	// (default 10,000); Buffer how many records a subscriber may fall behind
 	// before it is dropped (default 1,024); Heartbeat how often an idle
@@ -81,7 +83,9 @@ type hubEvent struct {
 // decode reads the fields the filters need, once.
 func (ev *hubEvent) decode() {
 	if !ev.decoded {
-		_ = json.Unmarshal(ev.data, &ev.rec) // an undecodable record reaches no one's filter
+		// UnmarshalJSON itself: json.Unmarshal would scan the record twice
+		// more before it. An undecodable record reaches no one's filter.
+		_ = ev.rec.UnmarshalJSON(ev.data)
 		ev.decoded = true
 	}
 }
@@ -169,7 +173,7 @@ func (h *Hub) offsets(ctx context.Context, first bool) (map[int]int64, error) {
 	var err error
 	for _, b := range h.Brokers {
 		var c *kafka.Conn
-		if c, err = kafka.DialContext(ctx, "tcp", b); err != nil {
+		if c, err = h.dialer().DialContext(ctx, "tcp", b); err != nil {
 			continue
 		}
 		parts, err = c.ReadPartitions(h.Topic)
@@ -183,7 +187,7 @@ func (h *Hub) offsets(ctx context.Context, first bool) (map[int]int64, error) {
 	}
 	out := map[int]int64{}
 	for _, p := range parts {
-		c, err := kafka.DialLeader(ctx, "tcp", fmt.Sprintf("%s:%d", p.Leader.Host, p.Leader.Port), h.Topic, p.ID)
+		c, err := h.dialer().DialLeader(ctx, "tcp", fmt.Sprintf("%s:%d", p.Leader.Host, p.Leader.Port), h.Topic, p.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -202,8 +206,15 @@ func (h *Hub) offsets(ctx context.Context, first bool) (map[int]int64, error) {
 	return out, nil
 }
 
+func (h *Hub) dialer() *kafka.Dialer {
+	if h.Dialer != nil {
+		return h.Dialer
+	}
+	return kafka.DefaultDialer
+}
+
 func (h *Hub) reader(p int, from int64) (*kafka.Reader, error) {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: h.Brokers, Topic: h.Topic, Partition: p,
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: h.Brokers, Dialer: h.Dialer, Topic: h.Topic, Partition: p,
 		MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond})
 	if err := r.SetOffset(from); err != nil {
 		r.Close()
@@ -477,7 +488,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		if !ev.decoded {
 			// Shared with other clients: decoded into a copy of one's own.
 			var r record
-			_ = json.Unmarshal(ev.data, &r) // an undecodable record reaches no one's filter
+			_ = r.UnmarshalJSON(ev.data) // an undecodable record reaches no one's filter
 			rec = &r
 		}
 		if !f.match(s, rec) {

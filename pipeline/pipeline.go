@@ -28,7 +28,12 @@ import (
 
 // Config is what the pipeline needs from the configuration.
 type Config struct {
-	Brokers          []string
+	Brokers []string
+	// Dialer connects the consumer group and the partition readers, and
+	// Transport the client and the alert writer, when the brokers need TLS
+	// or SASL (kafka-go's defaults when nil).
+	Dialer           *kafka.Dialer
+	Transport        kafka.RoundTripper
 	GroupID          string
 	ClientID         string
 	StartOffset      string // earliest | latest
@@ -172,7 +177,7 @@ func New(o Options) *Processor {
 	return &Processor{
 		cfg: o.Config, store: o.Store, handlers: o.Handlers, alerts: o.Alerts, dlt: o.DLT,
 		metrics: o.Metrics, log: o.Log, now: o.Now, location: o.Location, onAlert: o.OnAlert,
-		client:   &kafka.Client{Addr: kafka.TCP(o.Config.Brokers...), Timeout: 10 * time.Second},
+		client:   &kafka.Client{Addr: kafka.TCP(o.Config.Brokers...), Timeout: 10 * time.Second, Transport: o.Config.Transport},
 		stopping: make(chan struct{}),
 		badLog:   rate.NewLimiter(rate.Every(time.Second), 5),
 		behind:   map[string]bool{},
@@ -230,6 +235,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                p.cfg.GroupID,
 		Brokers:           p.cfg.Brokers,
+		Dialer:            p.cfg.Dialer,
 		Topics:            topics,
 		StartOffset:       start,
 		SessionTimeout:    p.cfg.SessionTimeout,

@@ -61,6 +61,10 @@ func NewKafkaSinks(brokers []string, alertsTopic string) *KafkaSinks {
 	}
 }
 
+// UseTransport has the writer reach the brokers through t (TLS, SASL);
+// call it before the first write.
+func (k *KafkaSinks) UseTransport(t kafka.RoundTripper) { k.w.Transport = t }
+
 // Close flushes and closes the writer.
 func (k *KafkaSinks) Close() error { return k.w.Close() }
 

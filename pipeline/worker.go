@@ -254,6 +254,7 @@ func (w *worker) start(ctx context.Context, assigned int64) error {
 	}
 	w.reader = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       w.p.cfg.Brokers,
+		Dialer:        w.p.cfg.Dialer,
 		Topic:         w.topic,
 		Partition:     w.partition,
 		MinBytes:      1,

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -78,9 +79,33 @@ const (
 // credentials, database and TLS from url. It does not wait for Redis to
 // answer.
 func Dial(url, mode string, addrs []string, masterName string) (redis.UniversalClient, error) {
+	return DialAuth(url, mode, addrs, masterName, Auth{})
+}
+
+// Auth is what is given apart from the url: an ACL user and its password
+// (replacing the url's when Password is set), and a TLS configuration
+// (replacing the one rediss:// implies; the url's host stays the name
+// checked when it names none).
+type Auth struct {
+	Username, Password string
+	TLS                *tls.Config
+}
+
+// DialAuth is Dial with credentials and TLS given apart from the url.
+func DialAuth(url, mode string, addrs []string, masterName string, a Auth) (redis.UniversalClient, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("state: parsing redis url: %w", err)
+	}
+	if a.Password != "" {
+		opts.Username, opts.Password = a.Username, a.Password
+	}
+	if a.TLS != nil {
+		c := a.TLS.Clone()
+		if c.ServerName == "" && opts.TLSConfig != nil {
+			c.ServerName = opts.TLSConfig.ServerName
+		}
+		opts.TLSConfig = c
 	}
 	// The url's credentials, TLS and pool settings, for the sentinels or
 	// the cluster's seeds.

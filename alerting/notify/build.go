@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/replywatch/replywatch/config"
@@ -24,6 +25,8 @@ type Deps struct {
 	// it is already registered.
 	Deliveries *prometheus.CounterVec
 	Log        *zap.Logger
+	// Kafka connects to the brokers when they need TLS or SASL.
+	Kafka *kafka.Dialer
 	// Getenv resolves "${VAR}" secrets.
 	Getenv func(string) string
 	// Out receives what the log receiver writes (the demo's terminal);
@@ -59,6 +62,7 @@ func FromConfig(cfg *config.Config, d Deps) (*Notifier, error) {
 	}
 	return New(Options{
 		Brokers:          cfg.Kafka.Brokers,
+		Dialer:           d.Kafka,
 		Topic:            cfg.Kafka.Topics.Alerts,
 		GroupID:          n.GroupID,
 		StartOffset:      cfg.Kafka.StartOffset,

@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -96,6 +95,7 @@ func (n *Notifier) consume(ctx context.Context) error {
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                n.o.GroupID,
 		Brokers:           n.o.Brokers,
+		Dialer:            n.o.Dialer,
 		Topics:            []string{n.o.Topic},
 		StartOffset:       start,
 		SessionTimeout:    n.o.SessionTimeout,
@@ -143,6 +143,7 @@ func (n *Notifier) read(ctx context.Context, gen *kafka.Generation, p *partition
 	log := n.o.Log.With(zap.String("topic", p.topic), zap.Int("partition", p.id))
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:     n.o.Brokers,
+		Dialer:      n.o.Dialer,
 		Topic:       p.topic,
 		Partition:   p.id,
 		MinBytes:    1,
@@ -233,7 +234,9 @@ func (n *Notifier) handle(ctx context.Context, p *partition, msgs []kafka.Messag
 	for _, m := range msgs {
 		rec := &record{part: p, offset: m.Offset}
 		var a alerting.Alert
-		if err := json.Unmarshal(m.Value, &a); err != nil || a.ID == "" || (a.Status != alerting.Firing && a.Status != alerting.Resolved) {
+		// UnmarshalJSON itself: json.Unmarshal would scan the record once
+		// more to validate it first, and the errors are the same.
+		if err := a.UnmarshalJSON(m.Value); err != nil || a.ID == "" || (a.Status != alerting.Firing && a.Status != alerting.Resolved) {
 			if err == nil {
 				err = errors.New("not an alert record (alert_id or status missing)")
 			}

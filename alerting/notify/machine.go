@@ -195,7 +195,7 @@ func (a *Alertmanager) Send(ctx context.Context, m *Message, now time.Time) erro
 		pipe := a.Redis.Pipeline()
 		for _, it := range m.Items {
 			if it.Alert.Status == alerting.Firing {
-				v, _ := json.Marshal(it.Alert)
+				v, _ := it.Alert.MarshalJSON()
 				pipe.HSet(ctx, a.Key, it.Alert.ID, v)
 			} else {
 				pipe.HDel(ctx, a.Key, it.Alert.ID)

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
@@ -18,7 +19,9 @@ import (
 
 // Options are the parts a Notifier is built from.
 type Options struct {
-	Brokers          []string
+	Brokers []string
+	// Dialer connects to the brokers when they need TLS or SASL.
+	Dialer           *kafka.Dialer
 	Topic            string
 	GroupID          string
 	StartOffset      string // earliest | latest

@@ -1,4 +1,4 @@
-//go:build faults
+//go:build faults || soak
 
 package main
 
@@ -81,7 +81,9 @@ func shopGauges(reports []metrics.ShopReport) map[string]float64 {
 		out["replywatch_consulting_buyers{shop="+s.Shop+"}"] = float64(s.Consulting)
 		out["replywatch_buyer_messages{shop="+s.Shop+"}"] = float64(s.Messages)
 		out["replywatch_waiting_buyers{shop="+s.Shop+"}"] = float64(s.Waiting)
-		out["replywatch_response_30s_rate{shop="+s.Shop+"}"] = s.Response30sRate
+		if s.Response30sRate != nil { // absent while no buyer message was answered
+			out["replywatch_response_30s_rate{shop="+s.Shop+"}"] = *s.Response30sRate
+		}
 		for _, th := range s.Thresholds {
 			out["replywatch_reply_breached_buyers{shop="+s.Shop+",threshold="+th+"}"] = float64(s.Breached[th])
 		}

@@ -193,3 +193,29 @@ func SameOutcome(got, want map[string]string) error {
 	}
 	return nil
 }
+
+// OneConditionPerID fails when two records with one alert id describe
+// different conditions (kind, threshold, shop, buyer, order, since): an
+// id sent again must be the same alert.
+func OneConditionPerID(alerts []alerting.Alert) error {
+	cond := map[string]string{}
+	for _, a := range alerts {
+		c := strings.Join([]string{a.Kind, a.Threshold, a.ShopID, a.BuyerID, a.OrderID, a.Since.UTC().String()}, "|")
+		if prev, ok := cond[a.ID]; ok && prev != c {
+			return fmt.Errorf("alert id %s stands for %s and for %s", a.ID, prev, c)
+		}
+		cond[a.ID] = c
+	}
+	return nil
+}
+
+// Breaches counts the distinct firing reply_breach ids.
+func Breaches(alerts []alerting.Alert) int {
+	ids := map[string]bool{}
+	for _, a := range alerts {
+		if a.Kind == alerting.KindReplyBreach && a.Status == alerting.Firing {
+			ids[a.ID] = true
+		}
+	}
+	return len(ids)
+}

@@ -1,0 +1,294 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/replywatch/replywatch/internal/redisproc"
+)
+
+// RedisCluster is a real Redis Cluster of three masters, each with one
+// replica: six redis-server processes with cluster mode on, joined by
+// `redis-cli --cluster create`.
+type RedisCluster struct {
+	// Addrs are the six nodes' host:port, the seeds a client is given.
+	Addrs []string
+	// URL is a redis:// URL of database 0 of the first node, for the
+	// settings a cluster client takes from it.
+	URL   string
+	Nodes []*RedisProc
+
+	t testing.TB
+}
+
+// Cluster starts a three-master Redis Cluster with one replica each on
+// loopback ports and waits until every node says the cluster is ok. Nodes
+// time out after 2 s, so a dead master is replaced quickly.
+func Cluster(t testing.TB) *RedisCluster {
+	t.Helper()
+	cli := lookPath(t, "redis-cli")
+	c := &RedisCluster{t: t}
+	for range 6 {
+		n := RedisServerArgs(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no")
+		c.Nodes = append(c.Nodes, n)
+		c.Addrs = append(c.Addrs, n.Addr)
+	}
+	c.URL = c.Nodes[0].URL
+	args := append(append([]string{"--cluster", "create"}, c.Addrs...), "--cluster-replicas", "1", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	Eventually(t, 60*time.Second, "every cluster node ok", func() error {
+		for _, a := range c.Addrs {
+			n := node(a)
+			info, err := n.ClusterInfo(context.Background()).Result()
+			n.Close()
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_known_nodes:6") {
+				return fmt.Errorf("node %s: %s", a, strings.Join(strings.Fields(info)[:3], " "))
+			}
+		}
+		return nil
+	})
+	return c
+}
+
+// node is a plain client of one server; the caller closes it.
+func node(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second})
+}
+
+// role is the replication role of the server at addr ("master", "slave")
+// and, for a replica, its master's port.
+func role(addr string) (string, int, error) {
+	c := node(addr)
+	defer c.Close()
+	info, err := c.Info(context.Background(), "replication").Result()
+	if err != nil {
+		return "", 0, err
+	}
+	var r string
+	port := 0
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(line, ":")
+		switch k {
+		case "role":
+			r = v
+		case "master_port":
+			port, _ = strconv.Atoi(v)
+		}
+	}
+	return r, port, nil
+}
+
+// Failover promotes the replica of the master holding the most keys with
+// CLUSTER FAILOVER (the replica takes over once it has every write of its
+// master, as an operator's planned failover does), and waits until the
+// replica is a master, its old master a replica, and every node agrees on
+// the cluster being ok. It returns the old master's and the new master's
+// addresses.
+func (c *RedisCluster) Failover() (from, to string) {
+	c.t.Helper()
+	ctx := context.Background()
+	most := int64(-1)
+	for _, a := range c.Addrs {
+		r, _, err := role(a)
+		if err != nil {
+			c.t.Fatalf("cluster node %s: %v", a, err)
+		}
+		if r != "master" {
+			continue
+		}
+		n := node(a)
+		keys, err := n.DBSize(ctx).Result()
+		n.Close()
+		if err != nil {
+			c.t.Fatalf("cluster node %s: %v", a, err)
+		}
+		if keys > most {
+			most, from = keys, a
+		}
+	}
+	_, fromPort, _ := strings.Cut(from, ":")
+	for _, a := range c.Addrs {
+		if r, port, err := role(a); err == nil && r == "slave" && strconv.Itoa(port) == fromPort {
+			to = a
+		}
+	}
+	if to == "" {
+		c.t.Fatalf("no replica of cluster master %s", from)
+	}
+	n := node(to)
+	err := n.ClusterFailover(ctx).Err()
+	n.Close()
+	if err != nil {
+		c.t.Fatalf("CLUSTER FAILOVER on %s: %v", to, err)
+	}
+	Eventually(c.t, 60*time.Second, "replica "+to+" promoted", func() error {
+		if r, _, err := role(to); err != nil || r != "master" {
+			return fmt.Errorf("%s is %s (%v)", to, r, err)
+		}
+		if r, _, err := role(from); err != nil || r != "slave" {
+			return fmt.Errorf("old master %s is %s (%v)", from, r, err)
+		}
+		for _, a := range c.Addrs {
+			n := node(a)
+			info, err := n.ClusterInfo(ctx).Result()
+			n.Close()
+			if err != nil || !strings.Contains(info, "cluster_state:ok") {
+				return fmt.Errorf("node %s not ok (%v)", a, err)
+			}
+		}
+		return nil
+	})
+	return from, to
+}
+
+// RedisSentinel is a Redis primary with one replica watched by three
+// sentinels (quorum 2), each a real process.
+type RedisSentinel struct {
+	// Addrs are the sentinels' host:port; MasterName the monitored name.
+	Addrs      []string
+	MasterName string
+	// URL is a redis:// URL of database 0 of the first primary, for the
+	// settings a sentinel client takes from it.
+	URL     string
+	Servers []*RedisProc
+
+	t testing.TB
+}
+
+// Sentinel starts a primary, its replica and three sentinels on loopback
+// ports, and waits until every sentinel knows the replica and the other
+// sentinels. A primary unreachable for 2 s is down.
+func Sentinel(t testing.TB) *RedisSentinel {
+	t.Helper()
+	bin := lookPath(t, "redis-server")
+	s := &RedisSentinel{t: t, MasterName: "replywatch"}
+	primary := RedisServer(t)
+	replica := RedisServerArgs(t, "--replicaof", "127.0.0.1", strconv.Itoa(primary.port))
+	s.Servers = []*RedisProc{primary, replica}
+	s.URL = primary.URL
+	for i := range 3 {
+		dir := t.TempDir()
+		var p *exec.Cmd
+		var addr string
+		for attempt := 0; ; attempt++ {
+			port, err := redisproc.FreePort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			conf := filepath.Join(dir, "sentinel.conf")
+			text := fmt.Sprintf("port %d\nbind 127.0.0.1\nprotected-mode no\ndir %s\nlogfile %q\n"+
+				"sentinel monitor %s 127.0.0.1 %d 2\nsentinel down-after-milliseconds %[4]s 2000\n"+
+				"sentinel failover-timeout %[4]s 20000\nsentinel parallel-syncs %[4]s 1\n",
+				port, dir, filepath.Join(dir, "sentinel.log"), s.MasterName, primary.port)
+			if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p = exec.Command(bin, conf, "--sentinel")
+			p.Dir = dir
+			if err := p.Start(); err != nil {
+				t.Fatalf("starting sentinel %d: %v", i, err)
+			}
+			addr = "127.0.0.1:" + strconv.Itoa(port)
+			deadline := time.Now().Add(10 * time.Second)
+			for redisproc.Ping(addr) != nil && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if redisproc.Ping(addr) == nil {
+				break
+			}
+			_ = p.Process.Kill()
+			_ = p.Wait()
+			if attempt == 2 {
+				out, _ := os.ReadFile(filepath.Join(dir, "sentinel.log"))
+				t.Fatalf("sentinel %d did not answer: %s", i, out)
+			}
+		}
+		t.Cleanup(func() { _ = p.Process.Kill(); _ = p.Wait() })
+		s.Addrs = append(s.Addrs, addr)
+	}
+	Eventually(t, 60*time.Second, "sentinels know the replica and each other", func() error {
+		for _, a := range s.Addrs {
+			c := redis.NewSentinelClient(&redis.Options{Addr: a})
+			replicas, err := c.Replicas(context.Background(), s.MasterName).Result()
+			master, err2 := c.Master(context.Background(), s.MasterName).Result()
+			c.Close()
+			if err != nil || err2 != nil {
+				return fmt.Errorf("sentinel %s: %v %v", a, err, err2)
+			}
+			if len(replicas) != 1 || master["num-other-sentinels"] != "2" {
+				return fmt.Errorf("sentinel %s: %d replicas, %s other sentinels", a, len(replicas), master["num-other-sentinels"])
+			}
+		}
+		return nil
+	})
+	return s
+}
+
+// Failover has a sentinel promote the replica (SENTINEL FAILOVER) and
+// waits until every sentinel names it primary and the old primary follows
+// it. It returns the old and the new primary's addresses.
+func (s *RedisSentinel) Failover() (from, to string) {
+	s.t.Helper()
+	ctx := context.Background()
+	c := redis.NewSentinelClient(&redis.Options{Addr: s.Addrs[0]})
+	defer c.Close()
+	old, err := c.GetMasterAddrByName(ctx, s.MasterName).Result()
+	if err != nil {
+		s.t.Fatalf("SENTINEL GET-MASTER-ADDR-BY-NAME: %v", err)
+	}
+	from = strings.Join(old, ":")
+	if err := c.Failover(ctx, s.MasterName).Err(); err != nil {
+		s.t.Fatalf("SENTINEL FAILOVER: %v", err)
+	}
+	Eventually(s.t, 60*time.Second, "the replica promoted and the old primary following it", func() error {
+		for _, a := range s.Addrs {
+			c := redis.NewSentinelClient(&redis.Options{Addr: a})
+			addr, err := c.GetMasterAddrByName(ctx, s.MasterName).Result()
+			c.Close()
+			if err != nil {
+				return err
+			}
+			if to = strings.Join(addr, ":"); to == from {
+				return fmt.Errorf("sentinel %s still names %s", a, from)
+			}
+		}
+		if r, _, err := role(to); err != nil || r != "master" {
+			return fmt.Errorf("new primary %s is %s (%v)", to, r, err)
+		}
+		if r, _, err := role(from); err != nil || r != "slave" {
+			return fmt.Errorf("old primary %s is %s (%v)", from, r, err)
+		}
+		return nil
+	})
+	return from, to
+}
+
+// lookPath finds a Redis program, skipping the test without it (failing
+// when the CI environment variable is set).
+func lookPath(t testing.TB, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		msg := name + " not found: install it with apt-get install redis-server redis-tools"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return bin
+}
