@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -33,7 +32,7 @@ type replayLog struct {
 func (l *replayLog) Deliver(_ context.Context, ds []alerting.Delivery) error {
 	for _, d := range ds {
 		var a alerting.Alert
-		if err := json.Unmarshal(d.Payload, &a); err != nil {
+		if err := a.UnmarshalJSON(d.Payload); err != nil {
 			return fmt.Errorf("decoding alert %s: %w", d.Key, err)
 		}
 		l.alerts = append(l.alerts, a)

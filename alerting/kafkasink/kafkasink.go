@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/internal/jsonscan"
 )
 
 // DeadLetter is one input record that could not be used.
@@ -66,15 +67,39 @@ type alertKey struct {
 	ShopID string `json:"shop_id"`
 }
 
+// shopOf reads a record's shop_id, the alerts topic's key: the strict
+// scanner for the records replywatch writes, encoding/json for anything
+// it does not take (escapes, say).
+func shopOf(payload []byte) ([]byte, error) {
+	var shop []byte
+	sc := jsonscan.New(payload)
+	ok := sc.Object(func(name []byte) bool {
+		if string(name) == "shop_id" {
+			v, ok := sc.Raw()
+			shop = v
+			return ok
+		}
+		return sc.Skip()
+	})
+	if ok && shop != nil {
+		return shop, nil
+	}
+	var a alertKey
+	if err := json.Unmarshal(payload, &a); err != nil {
+		return nil, err
+	}
+	return []byte(a.ShopID), nil
+}
+
 // Deliver writes the records to the alerts topic, keyed by shop_id.
 func (k *Sinks) Deliver(ctx context.Context, ds []alerting.Delivery) error {
 	msgs := make([]kafka.Message, len(ds))
 	for i, d := range ds {
-		var a alertKey
-		if err := json.Unmarshal(d.Payload, &a); err != nil {
+		shop, err := shopOf(d.Payload)
+		if err != nil {
 			return fmt.Errorf("decoding outbox record %s: %w", d.Key, err)
 		}
-		msgs[i] = kafka.Message{Topic: k.AlertsTopic, Key: []byte(a.ShopID), Value: d.Payload}
+		msgs[i] = kafka.Message{Topic: k.AlertsTopic, Key: shop, Value: d.Payload}
 	}
 	if err := k.w.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("writing %d alerts to %s: %w", len(msgs), k.AlertsTopic, err)
