@@ -9,7 +9,7 @@ BENCH_FLAGS ?=
 MICRO ?= .
 COUNT ?= 6
 
-.PHONY: bench bench-smoke bench-micro bench-notify bench-sse bench-text test faults soak
+.PHONY: bench bench-smoke bench-micro bench-notify bench-sse bench-delivery bench-text test faults soak
 
 # The full suite (about 10 minutes on 2 cores): an in-process kfake broker,
 # a redis-server child and simulated traffic. Prints the markdown table and
@@ -43,6 +43,13 @@ bench-text:
 # with a receiver answering in 50 ms (BENCHMARKS.md, "The notifier").
 bench-notify:
 	$(GO) test -run '^$$' -bench 'Notifier' -benchtime 1x -count 3 ./alerting/notify/
+
+# The processor replaying the simulated day with the notifier off and on
+# and with 0 and 500 SSE clients (in a process of their own), about 4
+# minutes: BENCHMARKS.md, "The processor with the notifier and 500 alert
+# streams".
+bench-delivery:
+	$(GO) run ./bench/cmd/rwbench --only delivery --events 300000
 
 # The processor's events/s with and without 500 alert streams (SSE) open,
 # in one run of about 3 minutes; SSE_FLAGS e.g. "REPLYWATCH_BENCH_SSE_RATE=20000".

@@ -339,6 +339,67 @@ func TestAPIScopes(t *testing.T) {
 		}
 	}
 
+	// Waiting buyers, listed from the start of each wait with its
+	// deadlines: an agent sees their own, a supervisor an agent's buyers in
+	// the supervisor's shops.
+	for _, c := range []struct {
+		path, token string
+		code        int
+	}{
+		{"/api/v1/waiting", "", 401}, {"/api/v1/waiting?agent=a2", "agent-a1-secret", 403},
+		{"/api/v1/waiting?agent=a9&shop=s2", "sup-s1-secret", 403}, {"/api/v1/waiting", "sup-s1-secret", 400},
+	} {
+		if code, b := get(t, addr, c.path, c.token); code != c.code {
+			t.Errorf("GET %s as %q = %d %s, want %d", c.path, c.token, code, b, c.code)
+		}
+	}
+	loc := cfg.Location("s1")
+	for _, c := range []struct {
+		path, token string
+		want        []string
+	}{
+		{"/api/v1/waiting", "agent-a1-secret", []string{"s1/b1/a1 10:00:00 10:03:00", "s1/b6/a1 10:06:00 10:09:00"}},
+		{"/api/v1/waiting?agent=a1", "agent-a1-secret", []string{"s1/b1/a1 10:00:00 10:03:00", "s1/b6/a1 10:06:00 10:09:00"}},
+		{"/api/v1/waiting?agent=a2", "sup-s1-secret", []string{"s1/b2/a2 10:00:00 10:03:00", "s1/b4/a2 10:06:00 10:09:00"}},
+		{"/api/v1/waiting?agent=a9", "sup-s1-secret", nil},
+		{"/api/v1/waiting", "agent-a9-secret", []string{"s2/b3/a9 10:00:00 10:03:00", "s2/b5/a9 10:06:00 10:09:00"}},
+	} {
+		code, b := get(t, addr, c.path, c.token)
+		if code != 200 {
+			t.Errorf("GET %s as %q = %d %s", c.path, c.token, code, b)
+			continue
+		}
+		var body struct {
+			Buyers []struct {
+				Shop      string `json:"shop_id"`
+				Agent     string `json:"agent_id"`
+				Buyer     string `json:"buyer_id"`
+				WaitStart string `json:"wait_start"`
+				Deadline  string `json:"deadline"`
+				Deadlines []struct{ Threshold, At string }
+			}
+		}
+		if err := json.Unmarshal(b, &body); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, w := range body.Buyers {
+			start, err1 := time.Parse(time.RFC3339Nano, w.WaitStart)
+			dl, err2 := time.Parse(time.RFC3339Nano, w.Deadline)
+			if err1 != nil || err2 != nil || len(w.Deadlines) != 2 || w.Deadlines[1].Threshold != "5m" {
+				t.Errorf("GET %s: entry %+v", c.path, w)
+				continue
+			}
+			if _, off := start.Zone(); off != 8*3600 {
+				t.Errorf("GET %s: wait start %s is not in the shop's time", c.path, w.WaitStart)
+			}
+			got = append(got, w.Shop+"/"+w.Buyer+"/"+w.Agent+" "+start.In(loc).Format("15:04:05")+" "+dl.In(loc).Format("15:04:05"))
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("GET %s as %q: %v, want %v", c.path, c.token, got, c.want)
+		}
+	}
+
 	// /api/v1/shops holds the figures /metrics exports.
 	eventually(t, 10*time.Second, "figures", func() error {
 		code, b := get(t, addr, "/api/v1/shops", "sup-s1-secret")

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/alerting/kafkasink"
 	"github.com/replywatch/replywatch/alerting/notify"
 	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/detectors"
@@ -85,7 +86,7 @@ type App struct {
 	// stopStreams ends the requests in flight, long-lived streams included.
 	stopStreams context.CancelFunc
 	log         *zap.Logger
-	sinks       *pipeline.KafkaSinks
+	sinks       *kafkasink.Sinks
 	http        *http.Server
 	listener    net.Listener
 	checks      []httpapi.Check
@@ -144,9 +145,12 @@ func New(cfg *config.Config, o Options) (*App, error) {
 			}},
 			{Name: "notify", Fn: notifier.Check, Advisory: true},
 		}
+		// Alertmanager's notifications are delivered by the notifier alone
+		// too: POST /api/v1/alertmanager is all the API it serves.
+		intake := &httpapi.API{Auth: httpapi.NewAuth(cfg.API.Tokens), Intake: notifier, IntakeOnly: true, Log: o.Log.With(zap.String("component", "api"))}
 		a.http = &http.Server{
 			Addr:              cfg.HTTP.Addr,
-			Handler:           httpapi.Handler(reg, a.checks, func(ok bool) { pm.Ready.Set(b2f(ok)) }),
+			Handler:           httpapi.NewHandler(reg, a.checks, func(ok bool) { pm.Ready.Set(b2f(ok)) }, intake),
 			ReadHeaderTimeout: 5 * time.Second,
 		}
 		return a, nil
@@ -161,7 +165,7 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		return nil, err
 	}
 	repart.Now = o.Now
-	sinks := pipeline.NewKafkaSinks(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
+	sinks := kafkasink.New(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
 	pc := pipelineConfig(cfg)
 	if transport != nil {
 		sinks.UseTransport(transport)
@@ -212,9 +216,12 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	hub := httpapi.NewHub(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts, reg, o.Log.With(zap.String("component", "stream")))
 	hub.Dialer = dialer
 	api := &httpapi.API{
-		Auth: httpapi.NewAuth(cfg.API.Tokens), Alerts: store, Figures: store, Trends: store,
+		Auth: httpapi.NewAuth(cfg.API.Tokens), Alerts: store, Figures: store, Trends: store, Waiting: store,
 		Shops: apiShops(cfg), Info: shopInfo(cfg), PerAgent: cfg.Metrics.PerAgent, MaxAgents: cfg.Metrics.MaxAgents,
 		Stream: hub, MaxAge: cfg.Redis.StateTTL, Now: o.Now, Log: o.Log.With(zap.String("component", "api")),
+	}
+	if notifier != nil {
+		api.Intake = notifier
 	}
 	if o.TrendEvery <= 0 {
 		o.TrendEvery = time.Minute

@@ -14,10 +14,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/alerting/kafkasink"
 	"github.com/replywatch/replywatch/event"
 	"github.com/replywatch/replywatch/internal/scenario"
 	"github.com/replywatch/replywatch/internal/testenv"
-	"github.com/replywatch/replywatch/pipeline"
 )
 
 // readyz returns the status code of a replica's /readyz, 0 when it does not answer.
@@ -167,8 +167,8 @@ func TestHugeRecordDoesNotStallItsPartition(t *testing.T) {
 		t.Errorf("dead letter headers rw-truncated %q rw-original-size %q, want value and %d",
 			header(d, "rw-truncated"), header(d, "rw-original-size"), len(huge))
 	}
-	if len(d.Value) != pipeline.MaxDeadLetterValue || !bytes.Equal(d.Value, huge[:len(d.Value)]) {
-		t.Errorf("dead letter value is %d bytes, want the first %d of the record", len(d.Value), pipeline.MaxDeadLetterValue)
+	if len(d.Value) != kafkasink.MaxDeadLetterValue || !bytes.Equal(d.Value, huge[:len(d.Value)]) {
+		t.Errorf("dead letter value is %d bytes, want the first %d of the record", len(d.Value), kafkasink.MaxDeadLetterValue)
 	}
 	m := scrape(t, r.app.Addr())
 	if v := m["replywatch_dead_letters_total{reason=oversize,topic=cs.chat}"]; v != 1 {

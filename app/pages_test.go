@@ -290,21 +290,27 @@ func TestPagesInBrowser(t *testing.T) {
 	start = time.Now()
 	produce(t, e.broker, "cs.chat", buyerMsg("p13", "s1", "b9", "a1", start), buyerMsg("p14", "s1", "b10", "a2", start))
 	breach = alerting.ID(alerting.KindReplyBreach, "20s", "s1", "b9", strconv.FormatInt(start.UnixMilli(), 10))
+	warning := alerting.ID(alerting.KindReplyWarning, "20s", "s1", "b9", strconv.FormatInt(start.UnixMilli(), 10))
 	type row struct {
 		Text   string `json:"text"`
 		Breach bool   `json:"breach"`
 		Due    string `json:"due"`
+		Kinds  string `json:"kinds"`
 	}
 	var seen []row
-	var breachSeen time.Time
+	var firstSeen, breachSeen time.Time
 	deadline = time.Now().Add(60 * time.Second)
 	for breachSeen.IsZero() && time.Now().Before(deadline) {
 		r := eval[*row](t, bctx, `(() => {
 			const li = document.querySelector('li[data-buyer="b9"]');
 			if (!li) return null;
 			const c = li.querySelector(".countdown");
-			return {text: c.textContent, breach: li.classList.contains("breach"), due: c.dataset.due}; })()`)
+			return {text: c.textContent, breach: li.classList.contains("breach"), due: c.dataset.due,
+				kinds: li.querySelector(".kinds").textContent}; })()`)
 		if r != nil {
+			if firstSeen.IsZero() {
+				firstSeen = time.Now()
+			}
 			seen = append(seen, *r)
 			if r.Breach {
 				breachSeen = time.Now()
@@ -318,6 +324,16 @@ func TestPagesInBrowser(t *testing.T) {
 	first := seen[0]
 	if first.Breach || !strings.HasPrefix(first.Text, "00:") || first.Text == "00:00" {
 		t.Errorf("b9 first showed %+v, want a running countdown", first)
+	}
+	// b9 is listed from the start of the wait, before any warning: the
+	// waiting set, not the first alert, brings the buyer to the page.
+	waitStart := "等待自 " + start.In(cfg.Location("s1")).Format("15:04:05")
+	if !strings.Contains(first.Kinds, waitStart) || !strings.Contains(first.Kinds, "等待回复") {
+		t.Errorf("b9 first showed %q, want the wait start (%s) and no alert yet", first.Kinds, waitStart)
+	}
+	if warned, ok := arrivals.await(warning+":firing", 30*time.Second); !ok || !firstSeen.Before(warned) {
+		t.Errorf("b9 showed on the agent page at %v, its warning reached cs.alerts at %v (%v): want the buyer shown before",
+			firstSeen, warned, ok)
 	}
 	due, _ := strconv.ParseInt(seen[len(seen)-1].Due, 10, 64)
 	if want := start.Add(20 * time.Second).UnixMilli(); due != want {
@@ -344,7 +360,7 @@ func TestPagesInBrowser(t *testing.T) {
 	buyers := eval[[]string](t, bctx, `[...document.querySelectorAll("li[data-buyer]")].map(li => li.dataset.buyer).sort()`)
 	notified := eval[int](t, bctx, `window.rwNotified`)
 	if strings.Join(buyers, ",") != "b4,b9" {
-		t.Errorf("a1's page lists buyers %v, want b4 and b9 (a1's buyers with alerts)", buyers)
+		t.Errorf("a1's page lists buyers %v, want b4 and b9 (a1's waiting buyers)", buyers)
 	}
 	if notified < 1 {
 		t.Errorf("no browser notification for b9's warning")

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -146,7 +145,7 @@ type alertLog struct{ alerts []alerting.Alert }
 func (l *alertLog) Deliver(_ context.Context, ds []state.Delivery) error {
 	for _, d := range ds {
 		var a alerting.Alert
-		if err := json.Unmarshal(d.Payload, &a); err != nil {
+		if err := a.UnmarshalJSON(d.Payload); err != nil {
 			return fmt.Errorf("decoding alert %s: %w", d.Key, err)
 		}
 		l.alerts = append(l.alerts, a)

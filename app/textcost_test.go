@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/replywatch/replywatch/alerting/kafkasink"
 	"github.com/replywatch/replywatch/event"
 	"github.com/replywatch/replywatch/metrics"
 	"github.com/replywatch/replywatch/pipeline"
@@ -133,7 +134,7 @@ func runBacklog(t *testing.T, e env, name string, text bool, events int64) (floa
 		hs[event.Chat] = ch
 	}
 	pm := metrics.NewProcess(prometheus.NewRegistry())
-	sinks := pipeline.NewKafkaSinks(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
+	sinks := kafkasink.New(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
 	defer sinks.Close()
 	proc := pipeline.New(pipeline.Options{
 		Config: pipelineConfig(cfg), Store: state.NewRedis(client, cfg.Redis.Prefix, cfg.Redis.StateTTL),

@@ -34,10 +34,13 @@ const (
 	PartMemory  = "memory"
 	PartBacklog = "backlog"
 	PartStorm   = "storm"
+	// PartDelivery replays the chat backlog with and without the notifier
+	// and SSE clients (delivery.go).
+	PartDelivery = "delivery"
 )
 
 // AllParts lists every part in run order.
-var AllParts = []string{PartCeiling, PartE2E, PartJoin, PartScaling, PartDelay, PartMemory, PartBacklog, PartStorm}
+var AllParts = []string{PartCeiling, PartE2E, PartJoin, PartScaling, PartDelay, PartMemory, PartBacklog, PartStorm, PartDelivery}
 
 // Settings size a run.
 type Settings struct {
@@ -79,6 +82,10 @@ type Settings struct {
 	// default 10s); MinSession the broker's least session timeout.
 	Session    time.Duration `json:"session"`
 	MinSession time.Duration `json:"min_session"`
+	// SSEClients is how many Server-Sent Events clients the delivery part
+	// holds open, for at least SSEHold.
+	SSEClients int           `json:"sse_clients"`
+	SSEHold    time.Duration `json:"sse_hold"`
 	// ReplicaEnv is added to the environment of replica child processes
 	// (KEY=VALUE), e.g. GOMEMLIMIT=64MiB to see its effect on RSS.
 	ReplicaEnv []string `json:"replica_env,omitempty"`
@@ -108,6 +115,8 @@ func DefaultSettings() Settings {
 		Warm:            40 * time.Second,
 		SteadyRate:      5_000,
 		MinSession:      time.Second,
+		SSEClients:      500,
+		SSEHold:         60 * time.Second,
 	}
 }
 
@@ -133,6 +142,8 @@ func SmokeSettings() Settings {
 		SteadyRate:      500,
 		Session:         time.Second,
 		MinSession:      100 * time.Millisecond,
+		SSEClients:      20,
+		SSEHold:         time.Second,
 	}
 }
 
@@ -219,6 +230,7 @@ func Run(ctx context.Context, s Settings, progress io.Writer) (*Report, error) {
 		{PartMemory, h.memory},
 		{PartBacklog, h.backlog},
 		{PartStorm, h.storm},
+		{PartDelivery, h.delivery},
 	}
 	for _, p := range parts {
 		if !s.has(p.name) || ctx.Err() != nil {

@@ -43,8 +43,10 @@ const (
 // asks this process to be one; otherwise it returns at once. Call it first
 // in main and TestMain. The replica is what "replywatch run --config FILE"
 // runs (config.Load, app.New, Run until SIGTERM), so a child's memory and
-// CPU are the processor's alone.
+// CPU are the processor's alone. The same binary also serves as a process
+// of SSE subscribers (StartSubscribers), so that theirs are not either.
 func MaybeReplica() {
+	maybeSubscribers()
 	path := os.Getenv(envReplicaConfig)
 	if path == "" {
 		return

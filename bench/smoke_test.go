@@ -59,6 +59,10 @@ var smokeFigures = []struct{ part, name string }{
 	{PartStorm, "alert records per event"},
 	{PartStorm, "distinct conversations per million events"},
 	{PartStorm, "processor CPU per event"},
+	{PartDelivery, "notifier off, no SSE clients: chat events/s"},
+	{PartDelivery, "notifier on (webhook answering in 50 ms), no SSE clients: alert records the notifier read and routed"},
+	{PartDelivery, "20 SSE clients, notifier off: SSE records received"},
+	{PartDelivery, "notifier on and 20 SSE clients: chat events/s"},
 }
 
 // smokeMeasured are figures that must be present and finite but may be

@@ -13,7 +13,8 @@ type API struct {
 
 // Token is one bearer token, kept as the SHA-256 of its text, with its
 // scope: a supervisor sees the listed shops, an agent their own buyers and
-// alerts.
+// alerts; an alertmanager token only posts Alertmanager's notifications
+// to /api/v1/alertmanager and reads nothing.
 type Token struct {
 	Name string `yaml:"name"`
 	// SHA256 is the lowercase hex SHA-256 of the token text.
@@ -27,6 +28,9 @@ type Token struct {
 const (
 	RoleSupervisor = "supervisor"
 	RoleAgent      = "agent"
+	// RoleAlertmanager posts Alertmanager's webhook notifications, which
+	// replywatch delivers to its own receivers.
+	RoleAlertmanager = "alertmanager"
 )
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -54,7 +58,7 @@ func (c *Config) validateAPI(p *problems) {
 		default:
 			hashes[t.SHA256] = t.Name
 		}
-		if !oneOf(p, path+".role", t.Role, RoleSupervisor, RoleAgent) {
+		if !oneOf(p, path+".role", t.Role, RoleSupervisor, RoleAgent, RoleAlertmanager) {
 			continue
 		}
 		switch t.Role {
@@ -76,6 +80,13 @@ func (c *Config) validateAPI(p *problems) {
 			}
 			if len(t.Shops) > 0 {
 				p.add(path+".shops", "only supervisor tokens list shops")
+			}
+		case RoleAlertmanager:
+			if len(t.Shops) > 0 {
+				p.add(path+".shops", "only supervisor tokens list shops")
+			}
+			if t.Agent != "" {
+				p.add(path+".agent", "only agent tokens name an agent")
 			}
 		}
 	}

@@ -42,7 +42,7 @@ var badCases = []struct {
 		`api.tokens[1].sha256: is required (the lowercase hex SHA-256 of the token) (line 4)`,
 		`api.tokens[1].agent: an agent token needs its agent id (line 4)`,
 		`api.tokens[2].name: is required (line 5)`,
-		`api.tokens[2].role: "admin" is not one of supervisor, agent (line 5)`,
+		`api.tokens[2].role: "admin" is not one of supervisor, agent, alertmanager (line 5)`,
 		`api.tokens[4].sha256: is the same as token "b"'s (line 7)`,
 		`api.tokens[4].shops: only supervisor tokens list shops (line 7)`,
 		`api.tokens[5].shops[1]: "" is not a shop id (1 to 128 characters) (line 8)`,

@@ -209,15 +209,16 @@ func TestRulesWithPromtool(t *testing.T) {
 	}
 }
 
-// receiverFor is where Alertmanager must send an alert with these labels.
+// receiverFor is where Alertmanager must send an alert with these labels:
+// an SRE alert also goes to the on-call DingTalk group through replywatch.
 func receiverFor(team, severity string) string {
 	switch {
 	case team == "supervisors":
 		return "supervisors-wecom"
 	case severity == "critical":
-		return "sre-page"
+		return "sre-dingtalk,sre-page"
 	default:
-		return "sre-default"
+		return "sre-dingtalk,sre-default"
 	}
 }
 

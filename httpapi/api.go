@@ -46,8 +46,16 @@ type API struct {
 	MaxAge time.Duration
 	// Trends, when set, serves /api/v1/shops/trend (see RecordTrend).
 	Trends TrendStore
-	Now    func() time.Time
-	Log    *zap.Logger
+	// Waiting, when set, serves /api/v1/waiting: an agent's waiting buyers.
+	Waiting WaitingSource
+	// Intake, when set, serves POST /api/v1/alertmanager: Alertmanager's
+	// notifications delivered to replywatch's receivers.
+	Intake Intake
+	// IntakeOnly serves the intake alone: the notifier without the
+	// processor ("replywatch notify") has nothing else to show.
+	IntakeOnly bool
+	Now        func() time.Time
+	Log        *zap.Logger
 
 	mu     sync.Mutex
 	cached []metrics.ShopReport
@@ -118,6 +126,11 @@ func (a *API) guard(w http.ResponseWriter, r *http.Request) *Scope {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="replywatch"`)
 		}
 		http.Error(w, msg, code)
+		return nil
+	}
+	if s.Role == config.RoleAlertmanager {
+		http.Error(w, "an alertmanager token only posts to /api/v1/alertmanager", http.StatusForbidden)
+		return nil
 	}
 	return s
 }
@@ -138,6 +151,12 @@ func (a *API) Mount(mux *http.ServeMux) {
 	if a.Log == nil {
 		a.Log = zap.NewNop()
 	}
+	if a.Intake != nil {
+		mux.HandleFunc("POST /api/v1/alertmanager", a.alertmanager)
+	}
+	if a.IntakeOnly {
+		return
+	}
 	mux.HandleFunc("GET /api/v1/alerts", a.alerts)
 	mux.HandleFunc("GET /api/v1/shops", a.shops)
 	if a.Stream != nil {
@@ -145,6 +164,9 @@ func (a *API) Mount(mux *http.ServeMux) {
 	}
 	if a.Trends != nil {
 		mux.HandleFunc("GET /api/v1/shops/trend", a.trend)
+	}
+	if a.Waiting != nil {
+		mux.HandleFunc("GET /api/v1/waiting", a.waiting)
 	}
 	a.mountPages(mux)
 }

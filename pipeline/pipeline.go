@@ -121,10 +121,21 @@ func (c *Config) defaults() {
 	}
 }
 
+// Store is what the pipeline needs of the state: claiming partitions, the
+// one read and write step per batch, and the alert outbox. state.Redis and
+// state.Memory are ones.
+type Store interface {
+	Claim(ctx context.Context, scope string, token int64) (state.Claimed, error)
+	Takeover(ctx context.Context, scope string, token int64) (state.Claimed, error)
+	Load(ctx context.Context, scope string, keys []string, dueBy int64, limit int) (state.Loaded, error)
+	ApplyLoad(ctx context.Context, scope string, b *state.Batch, next *state.LoadRequest) (state.Applied, error)
+	Outbox(ctx context.Context, scope string, token int64, now int64, lease time.Duration, limit int) ([]state.Delivery, error)
+}
+
 // Processor consumes the input topics as one member of the consumer group.
 type Processor struct {
 	cfg      Config
-	store    state.Store
+	store    Store
 	handlers map[event.Stream]Handler
 	alerts   AlertSink
 	dlt      DeadLetterSink
@@ -147,7 +158,7 @@ type Processor struct {
 // Options are the parts a Processor is built from.
 type Options struct {
 	Config   Config
-	Store    state.Store
+	Store    Store
 	Handlers map[event.Stream]Handler // streams without a handler are validated and counted only
 	Alerts   AlertSink
 	DLT      DeadLetterSink
@@ -327,14 +338,20 @@ func (p *Processor) takeoverAfter() time.Duration {
 
 func (p *Processor) newWorker(gen *kafka.Generation, topic string, stream event.Stream, partition int, token int64) *worker {
 	cache, _ := lru.New[string, Entity](p.cfg.CacheEntries)
-	return &worker{
+	log := p.log.With(zap.String("topic", topic), zap.Int("partition", partition))
+	w := &worker{
 		p: p, gen: gen, topic: topic, stream: stream, partition: partition,
 		scope: state.Scope(string(stream), partition), token: token,
-		handler: p.handlers[stream], cache: cache, applied: -1,
+		handler: p.handlers[stream], applied: -1,
+		step:      &Step{Handler: p.handlers[stream], Cache: cache, Language: p.cfg.Language, Location: p.location, Log: log},
 		clock:     Clock{Grace: p.cfg.Grace, Allowance: p.cfg.Allowance},
 		partLabel: partLabel(partition),
-		log:       p.log.With(zap.String("topic", topic), zap.Int("partition", partition)),
+		log:       log,
+		cur:       records{last: -1},
+		next:      records{last: -1},
 	}
+	w.courier = &courier{deliver: w.deliver}
+	return w
 }
 
 // highWaterMark asks the broker for a partition's high-water mark. A broker

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/event"
-	"github.com/replywatch/replywatch/state"
 )
 
 // Replayer runs the pipeline's own batch step over recorded events with no
@@ -31,10 +29,10 @@ type replayLog struct {
 	dead   []DeadLetter
 }
 
-func (l *replayLog) Deliver(_ context.Context, ds []state.Delivery) error {
+func (l *replayLog) Deliver(_ context.Context, ds []alerting.Delivery) error {
 	for _, d := range ds {
 		var a alerting.Alert
-		if err := json.Unmarshal(d.Payload, &a); err != nil {
+		if err := a.UnmarshalJSON(d.Payload); err != nil {
 			return fmt.Errorf("decoding alert %s: %w", d.Key, err)
 		}
 		l.alerts = append(l.alerts, a)
@@ -73,18 +71,18 @@ func (r *Replayer) Add(ctx context.Context, stream event.Stream, key string, val
 	if !ok {
 		return fmt.Errorf("no topic configured for stream %q", stream)
 	}
-	off := w.applied + 1 + int64(len(w.msgs))
+	off := w.applied + 1 + int64(len(w.cur.msgs))
 	// A high-water mark past the record: more is coming, the clock follows event time.
-	w.msgs = append(w.msgs, kafka.Message{Topic: w.topic, Offset: off, HighWaterMark: off + 2, Key: []byte(key), Value: append([]byte(nil), value...), Time: r.at})
-	if len(w.msgs) >= r.p.cfg.BatchSize {
+	w.cur.msgs = append(w.cur.msgs, kafka.Message{Topic: w.topic, Offset: off, HighWaterMark: off + 2, Key: []byte(key), Value: append([]byte(nil), value...), Time: r.at})
+	if len(w.cur.msgs) >= r.p.cfg.BatchSize {
 		return r.flush(ctx, w)
 	}
 	return nil
 }
 
 func (r *Replayer) flush(ctx context.Context, w *worker) error {
-	err := w.step(ctx)
-	w.msgs = w.msgs[:0]
+	err := w.process(ctx)
+	w.cur.reset()
 	return err
 }
 
@@ -92,7 +90,7 @@ func (r *Replayer) flush(ctx context.Context, w *worker) error {
 // store's figures include every record added.
 func (r *Replayer) Flush(ctx context.Context) error {
 	for _, w := range r.workers {
-		if len(w.msgs) > 0 {
+		if len(w.cur.msgs) > 0 {
 			if err := r.flush(ctx, w); err != nil {
 				return err
 			}
@@ -110,7 +108,7 @@ func (r *Replayer) Finish(ctx context.Context) error {
 		}
 		w.behind = false
 		for i := 0; ; i++ {
-			if err := w.step(ctx); err != nil {
+			if err := w.process(ctx); err != nil {
 				return err
 			}
 			if w.nextDue == 0 || w.nextDue >= w.clock.Now().UnixMilli() || i > 1_000_000 {
@@ -118,8 +116,8 @@ func (r *Replayer) Finish(ctx context.Context) error {
 			}
 		}
 		// Acknowledge the last deliveries so the outbox is left empty.
-		if len(w.acks) > 0 {
-			if err := w.step(ctx); err != nil {
+		if w.acks = append(w.acks, w.courier.take()...); len(w.acks) > 0 {
+			if err := w.process(ctx); err != nil {
 				return err
 			}
 		}

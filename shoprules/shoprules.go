@@ -197,7 +197,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, figs map[string]*state.ShopFig
 	for i := range alerts {
 		a := &alerts[i]
 		a.Stamp(now, e.Language, e.Rules(a.ShopID).Hours.Loc)
-		payload, err := json.Marshal(a)
+		payload, err := a.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("encoding alert %s: %w", a.Key(), err)
 		}
@@ -229,7 +229,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, figs map[string]*state.ShopFig
 	if e.OnAlert != nil {
 		for _, d := range pending {
 			var a alerting.Alert
-			if json.Unmarshal(d.Payload, &a) == nil {
+			if a.UnmarshalJSON(d.Payload) == nil {
 				e.OnAlert(a)
 			}
 		}

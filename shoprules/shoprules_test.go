@@ -15,10 +15,10 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/replywatch/replywatch/alerting"
+	"github.com/replywatch/replywatch/alerting/kafkasink"
 	"github.com/replywatch/replywatch/detectors"
 	"github.com/replywatch/replywatch/hours"
 	"github.com/replywatch/replywatch/internal/testenv"
-	"github.com/replywatch/replywatch/pipeline"
 	"github.com/replywatch/replywatch/shoprules"
 	"github.com/replywatch/replywatch/state"
 )
@@ -111,7 +111,7 @@ func TestFailoverFiresOnceWithTheSameID(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := state.NewRedis(client, "rw", 72*time.Hour)
-	sinks := pipeline.NewKafkaSinks([]string{broker}, "cs.alerts")
+	sinks := kafkasink.New([]string{broker}, "cs.alerts")
 	t.Cleanup(func() { sinks.Close() })
 	newReplica := func(name string) *replica {
 		sink := &failingSink{Sink: sinks}
@@ -256,7 +256,7 @@ func TestDayRulesSurviveFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := state.NewRedis(client, "rw", 72*time.Hour)
-	sinks := pipeline.NewKafkaSinks([]string{broker}, "cs.alerts")
+	sinks := kafkasink.New([]string{broker}, "cs.alerts")
 	t.Cleanup(func() { sinks.Close() })
 	newReplica := func(name string) *replica {
 		sink := &failingSink{Sink: sinks}

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -12,16 +11,53 @@ import (
 )
 
 // batchEnc holds the ARGV of apply.lua for one batch. Encoders are pooled:
-// Apply is the hot path and a batch's argument list is large.
+// Apply is the hot path and a batch's argument list is large. Deltas and
+// waiting-set changes are gathered in maps, in the order the batch first
+// names them, not sorted: Redis does not care about their order.
 type batchEnc struct {
-	args   []any
-	timers []timerOp
-	figs   []detectors.FigureDelta
-	waits  []detectors.WaitOp
-	shops  []string
+	args []any
+	// sums are the figure deltas summed per day, shop and field, and figs
+	// their keys in first-seen order; days the days among them.
+	sums map[figKey]int64
+	figs []figKey
+	days []string
+	// runs are the waiting-set changes per set and buyer (by index in
+	// waits), and sets the sets in first-seen order.
+	runs  map[waitBuyer]int
+	waits []waitRun
+	sets  map[waitSet]int
+	order []waitSetRuns
+	// shops are the shops and agent sets the batch names, once each.
+	shops   []string
+	shopSet map[string]bool
+	timers  timerGroups
 }
 
-var encPool = sync.Pool{New: func() any { return new(batchEnc) }}
+type figKey struct{ day, shop, field string }
+
+type waitSet struct{ shop, agent string }
+
+type waitBuyer struct {
+	set   waitSet
+	buyer string
+}
+
+// waitRun is a buyer's changes to one waiting set in a batch: the first
+// tells whether it began with an add, the last decides.
+type waitRun struct {
+	firstAdd bool
+	last     detectors.WaitOp
+}
+
+// waitSetRuns is a waiting set and its buyers' runs, in first-seen order.
+type waitSetRuns struct {
+	set  waitSet
+	runs []int
+}
+
+var encPool = sync.Pool{New: func() any {
+	return &batchEnc{sums: map[figKey]int64{}, runs: map[waitBuyer]int{}, sets: map[waitSet]int{}, shopSet: map[string]bool{}}
+}}
 
 // release returns e to the pool without keeping the batch's data alive.
 func (e *batchEnc) release() {
@@ -29,18 +65,29 @@ func (e *batchEnc) release() {
 		return
 	}
 	clear(e.args)
-	clear(e.timers)
+	clear(e.sums)
 	clear(e.figs)
+	clear(e.days)
+	clear(e.runs)
 	clear(e.waits)
+	clear(e.sets)
+	for i := range e.order {
+		clear(e.order[i].runs)
+		e.order[i].runs = e.order[i].runs[:0]
+	}
 	clear(e.shops)
+	clear(e.shopSet)
+	e.figs, e.days, e.waits, e.shops = e.figs[:0], e.days[:0], e.waits[:0], e.shops[:0]
+	e.timers.reset()
 	encPool.Put(e)
 }
 
-// encodeBatch lays b out as apply.lua's ARGV (see its header). Figure
-// deltas are summed per shop, day and field and grouped by counter hash
-// (one per day, one for current counters), so each hash is one read and
-// one write; waiting-set changes are reduced to each buyer's last one, which
-// is what applying them in order leaves.
+// encodeBatch lays b out as apply.lua's ARGV, section by section in the
+// order of applySections (see apply.lua's header). Figure deltas are summed
+// per shop, day and field and grouped by counter hash (one per day, one for
+// current counters), so each hash is one read and one write; waiting-set
+// changes are reduced to each buyer's last one, which is what applying them
+// in order leaves.
 //
 // need tells whether the partition's Redis needs a write this writer made
 // recently: "d:<day>" the day hash's TTL, "s:<shop>" the shop's entry in the
@@ -49,37 +96,63 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64, need func(what s
 	e := encPool.Get().(*batchEnc)
 	a := e.args[:0]
 	a = append(a, b.Token, b.Offset, base, stateTTL, dayTTL, leaseEnd(b.Now, b.Lease), b.Expect)
-
-	nSet := 0
-	for _, v := range b.States {
-		if v != nil {
-			nSet++
-		}
+	for _, sec := range applySections {
+		a = sec.encode(e, a, b, need)
 	}
-	a = append(a, nSet)
-	for k, v := range b.States {
+	e.args = a
+	return e
+}
+
+// appendStatesSet lays out the "states set" section.
+func appendStatesSet(a []any, states map[string][]byte) []any {
+	n := len(a)
+	a = append(a, 0)
+	for k, v := range states {
 		if v != nil {
 			a = append(a, k, v)
+			a[n] = a[n].(int) + 1
 		}
 	}
-	a = append(a, len(b.States)-nSet)
-	for k, v := range b.States {
+	return a
+}
+
+// appendStatesDeleted lays out the "states deleted" section.
+func appendStatesDeleted(a []any, states map[string][]byte) []any {
+	n := len(a)
+	a = append(a, 0)
+	for k, v := range states {
 		if v == nil {
 			a = append(a, k)
+			a[n] = a[n].(int) + 1
 		}
 	}
+	return a
+}
 
-	a = e.appendTimers(a, b.Timers)
+// addShop lists shop (or an agent's waiting set, named like a shop so that
+// Figures finds it) with the batch's shops.
+func (e *batchEnc) addShop(shop string) {
+	if !e.shopSet[shop] {
+		e.shopSet[shop] = true
+		e.shops = append(e.shops, shop)
+	}
+}
 
-	e.shops = e.shops[:0]
-	figs := append(e.figs[:0], b.Figures...)
-	slices.SortFunc(figs, func(x, y detectors.FigureDelta) int {
-		return cmp.Or(cmp.Compare(x.Day, y.Day), cmp.Compare(x.Shop, y.Shop), cmp.Compare(x.Field, y.Field))
-	})
-	hashes := len(a)
-	a = append(a, 0)
-	for i := 0; i < len(figs); {
-		day := figs[i].Day
+// appendCounters lays out the "counter hashes" section: the deltas summed
+// per day, shop and field, one hash per day.
+func (e *batchEnc) appendCounters(a []any, figs []detectors.FigureDelta, need func(string) bool) []any {
+	for _, f := range figs {
+		k := figKey{f.Day, f.Shop, f.Field}
+		if _, ok := e.sums[k]; !ok {
+			e.figs = append(e.figs, k)
+			if !slices.Contains(e.days, f.Day) { // a batch spans a day or two
+				e.days = append(e.days, f.Day)
+			}
+		}
+		e.sums[k] += f.Delta
+	}
+	a = append(a, len(e.days))
+	for _, day := range e.days {
 		suffix, ttl := "n", 0
 		if day != "" {
 			suffix = "d:" + day
@@ -87,102 +160,115 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64, need func(what s
 				ttl = 1
 			}
 		}
-		a[hashes] = a[hashes].(int) + 1
 		a = append(a, suffix, ttl, 0)
 		fields := len(a) - 1
-		for i < len(figs) && figs[i].Day == day {
-			f := figs[i]
-			if n := len(e.shops); (n == 0 || e.shops[n-1] != f.Shop) && !slices.Contains(e.shops, f.Shop) {
-				e.shops = append(e.shops, f.Shop)
+		for _, k := range e.figs {
+			if k.day != day {
+				continue
 			}
-			sum := int64(0)
-			for ; i < len(figs) && figs[i].Day == day && figs[i].Shop == f.Shop && figs[i].Field == f.Field; i++ {
-				sum += figs[i].Delta
-			}
+			e.addShop(k.shop)
 			// A zero sum is still written: the field then exists, as it
 			// would after applying the deltas one by one.
-			a = append(a, counterField(f.Shop, f.Field), sum)
+			a = append(a, counterField(k.shop, k.field), e.sums[k])
 			a[fields] = a[fields].(int) + 1
 		}
 	}
-	e.figs = figs
+	return a
+}
 
-	waits := append(e.waits[:0], b.Waits...)
-	// An agent's waiting set is named like a shop (WaitOp.Set) and listed
-	// with the shops, so that Figures finds it.
-	slices.SortStableFunc(waits, func(x, y detectors.WaitOp) int {
-		return cmp.Or(cmp.Compare(x.Shop, y.Shop), cmp.Compare(x.Agent, y.Agent), cmp.Compare(x.Buyer, y.Buyer))
-	})
-	sets := len(a)
-	a = append(a, 0)
-	for i := 0; i < len(waits); {
-		shop := waits[i].Set()
-		j := i
-		for j < len(waits) && waits[j].Shop == waits[i].Shop && waits[j].Agent == waits[i].Agent {
-			j++
+// appendWaits lays out the "waiting sets" section: per set, the buyers
+// whose last change adds them, then those whose last change removes them.
+func (e *batchEnc) appendWaits(a []any, waits []detectors.WaitOp) []any {
+	for _, w := range waits {
+		k := waitBuyer{waitSet{w.Shop, w.Agent}, w.Buyer}
+		if i, ok := e.runs[k]; ok {
+			e.waits[i].last = w
+			continue
 		}
-		if !slices.Contains(e.shops, shop) {
-			e.shops = append(e.shops, shop)
+		e.runs[k] = len(e.waits)
+		e.waits = append(e.waits, waitRun{firstAdd: w.Add, last: w})
+		s, ok := e.sets[k.set]
+		if !ok {
+			s = len(e.sets)
+			e.sets[k.set] = s
+			if s == len(e.order) {
+				e.order = append(e.order, waitSetRuns{})
+			}
+			e.order[s].set = k.set
 		}
-		a[sets] = a[sets].(int) + 1
-		a = append(a, shop)
-		// The last op of each buyer (the end of its run) decides.
-		last := func(k int) bool { return k+1 == j || waits[k+1].Buyer != waits[k].Buyer }
+		e.order[s].runs = append(e.order[s].runs, e.runs[k])
+	}
+	a = append(a, len(e.sets))
+	for _, s := range e.order[:len(e.sets)] {
+		set := (&detectors.WaitOp{Shop: s.set.shop, Agent: s.set.agent}).Set()
+		e.addShop(set)
+		a = append(a, set)
 		adds := len(a)
 		a = append(a, 0)
-		for k := i; k < j; k++ {
-			if last(k) && waits[k].Add {
-				a = append(a, waits[k].Start, waits[k].Buyer, fnv32(waits[k].Buyer))
+		for _, i := range s.runs {
+			if r := &e.waits[i]; r.last.Add {
+				a = append(a, r.last.Start, r.last.Buyer, fnv32(r.last.Buyer))
 				a[adds] = a[adds].(int) + 1
 			}
 		}
 		rems := len(a)
 		a = append(a, 0)
-		first := i // first op of the current buyer's run
-		for k := i; k < j; k++ {
-			if k > i && waits[k-1].Buyer != waits[k].Buyer {
-				first = k
-			}
+		for _, i := range s.runs {
 			// The detector adds a buyer to an agent's set only when it is
 			// not there: a run that adds and ends removed leaves the set as
 			// it was (a reply that assigns the agent and ends the wait).
-			if last(k) && !waits[k].Add && !(waits[k].Agent != "" && waits[first].Add) {
-				a = append(a, waits[k].Buyer, fnv32(waits[k].Buyer))
+			if r := &e.waits[i]; !r.last.Add && !(s.set.agent != "" && r.firstAdd) {
+				a = append(a, r.last.Buyer, fnv32(r.last.Buyer))
 				a[rems] = a[rems].(int) + 1
 			}
 		}
-		i = j
 	}
-	e.waits = waits
-	for _, act := range b.Activity {
-		if !slices.Contains(e.shops, act.Shop) {
-			e.shops = append(e.shops, act.Shop)
-		}
-	}
+	return a
+}
 
-	shops := len(a)
+// appendShops lays out the "shops" section: the shops and agent sets of
+// the batch's counters, waiting sets and activity that the writer did not
+// add recently.
+func (e *batchEnc) appendShops(a []any, acts []detectors.Activity, need func(string) bool) []any {
+	for _, act := range acts {
+		e.addShop(act.Shop)
+	}
+	n := len(a)
 	a = append(a, 0)
 	for _, s := range e.shops {
 		if need("s:" + s) {
 			a = append(a, s)
-			a[shops] = a[shops].(int) + 1
+			a[n] = a[n].(int) + 1
 		}
 	}
+	return a
+}
 
-	a = append(a, len(b.Outbox))
-	for _, d := range b.Outbox {
+// appendOutbox lays out the "outbox" section.
+func appendOutbox(a []any, ds []Delivery) []any {
+	a = append(a, len(ds))
+	for _, d := range ds {
 		a = append(a, d.Key, d.Payload)
 	}
-	a = append(a, len(b.Acks))
-	for _, k := range b.Acks {
+	return a
+}
+
+// appendAcks lays out the "acks" section.
+func appendAcks(a []any, acks []string) []any {
+	a = append(a, len(acks))
+	for _, k := range acks {
 		a = append(a, k)
 	}
+	return a
+}
 
-	// Each agent's latest human message, once per shop and agent.
+// appendActivity lays out the "activity" section: each agent's latest
+// human message, once per shop and agent.
+func appendActivity(a []any, acts []detectors.Activity) []any {
 	type sa struct{ shop, agent string }
-	latest := make(map[sa]int64, len(b.Activity))
-	order := make([]sa, 0, len(b.Activity))
-	for _, act := range b.Activity {
+	latest := make(map[sa]int64, len(acts))
+	order := make([]sa, 0, len(acts))
+	for _, act := range acts {
 		k := sa{act.Shop, act.Agent}
 		if cur, ok := latest[k]; !ok {
 			order = append(order, k)
@@ -195,8 +281,7 @@ func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64, need func(what s
 	for _, k := range order {
 		a = append(a, counterField(k.shop, detectors.AgentField(k.agent, detectors.FieldLastHuman)), latest[k])
 	}
-	e.args = a
-	return e
+	return a
 }
 
 // counterField names a shop's counter in a partition's counter hash:
@@ -223,48 +308,76 @@ type timerOp struct {
 	key    string
 }
 
-// appendTimers lays the timer changes out per bucket (see apply.lua's
-// header): one ZADD or ZREM per bucket touched, and each bucket's earliest
-// new due for the index of first dues.
-func (e *batchEnc) appendTimers(a []any, timers map[string]int64) []any {
-	ops := e.timers[:0]
+// timerGroups groups a batch's timer changes by bucket without sorting
+// them: a count per bucket, then each op placed in its bucket's range
+// (buckets ascending, each bucket's ops in map order).
+type timerGroups struct {
+	count [timerBuckets + 1]int32
+	ops   []timerOp
+	tmp   []timerOp
+}
+
+func (g *timerGroups) reset() {
+	clear(g.ops)
+	clear(g.tmp)
+}
+
+// group places ops by bucket into g.ops.
+func (g *timerGroups) group(ops []timerOp) []timerOp {
+	clear(g.count[:])
+	for _, o := range ops {
+		g.count[o.bucket+1]++
+	}
+	for b := 1; b <= timerBuckets; b++ {
+		g.count[b] += g.count[b-1]
+	}
+	out := slices.Grow(g.ops[:0], len(ops))[:len(ops)]
+	for _, o := range ops {
+		out[g.count[o.bucket]] = o
+		g.count[o.bucket]++
+	}
+	g.ops = out
+	return out
+}
+
+// appendTimers lays out the "timers set" (set true) or "timers removed"
+// section: one ZADD or ZREM per bucket touched, and for sets each bucket's
+// earliest new due for the index of first dues.
+func (g *timerGroups) appendTimers(a []any, timers map[string]int64, set bool) []any {
+	ops := g.tmp[:0]
 	for k, due := range timers {
-		ops = append(ops, timerOp{bucket: timerBucket(k), due: max(due, 0), key: k})
-	}
-	// Sets before removals, each by bucket.
-	slices.SortFunc(ops, func(x, y timerOp) int {
-		return cmp.Or(cmp.Compare(min(y.due, 1), min(x.due, 1)), cmp.Compare(x.bucket, y.bucket))
-	})
-	e.timers = ops
-	rem := slices.IndexFunc(ops, func(o timerOp) bool { return o.due == 0 })
-	if rem < 0 {
-		rem = len(ops)
-	}
-	group := func(ops []timerOp, set bool) {
-		n := len(a)
-		a = append(a, 0)
-		for i := 0; i < len(ops); {
-			j, first := i, ops[i].due
-			for j < len(ops) && ops[j].bucket == ops[i].bucket {
-				first = min(first, ops[j].due)
-				j++
-			}
-			a[n] = a[n].(int) + 1
-			a = append(a, ops[i].bucket)
-			if set {
-				a = append(a, first)
-			}
-			a = append(a, j-i)
-			for _, o := range ops[i:j] {
-				if set {
-					a = append(a, o.due)
-				}
-				a = append(a, o.key)
-			}
-			i = j
+		if (due > 0) == set {
+			ops = append(ops, timerOp{bucket: timerBucket(k), due: max(due, 0), key: k})
 		}
 	}
-	group(ops[:rem], true)
-	group(ops[rem:], false)
+	g.tmp = ops
+	return appendTimerGroup(a, g.group(ops), set)
+}
+
+// appendTimerGroup lays out ops, grouped by bucket, as one section.
+func appendTimerGroup(a []any, ops []timerOp, set bool) []any {
+	n := len(a)
+	a = append(a, 0)
+	for i := 0; i < len(ops); {
+		b := ops[i].bucket
+		j, first := i, ops[i].due
+		for j < len(ops) && ops[j].bucket == b {
+			first = min(first, ops[j].due)
+			j++
+		}
+		a[n] = a[n].(int) + 1
+		a = append(a, b)
+		if set {
+			a = append(a, first)
+		}
+		a = append(a, j-i)
+		for _, o := range ops[i:j] {
+			if set {
+				a = append(a, o.due)
+			}
+			a = append(a, o.key)
+		}
+		i = j
+	}
 	return a
 }

@@ -53,3 +53,37 @@ func waitKey(shop string, level int, b int) string {
 	}
 	return "w:" + shop + ":" + strconv.Itoa(b)
 }
+
+// applySection is one section of apply.lua's ARGV: its name in the
+// script's section table and how encodeBatch lays it out.
+type applySection struct {
+	name   string
+	encode func(e *batchEnc, a []any, b *Batch, need func(string) bool) []any
+}
+
+// applySections are apply.lua's ARGV sections after its seven fixed
+// arguments, in order: the one declaration of the layout. The script reads
+// them with the functions its own table names in the same order, and
+// TestApplySectionsMatchLua fails when the two differ.
+var applySections = []applySection{
+	{"states set", func(_ *batchEnc, a []any, b *Batch, _ func(string) bool) []any { return appendStatesSet(a, b.States) }},
+	{"states deleted", func(_ *batchEnc, a []any, b *Batch, _ func(string) bool) []any {
+		return appendStatesDeleted(a, b.States)
+	}},
+	{"timers set", func(e *batchEnc, a []any, b *Batch, _ func(string) bool) []any {
+		return e.timers.appendTimers(a, b.Timers, true)
+	}},
+	{"timers removed", func(e *batchEnc, a []any, b *Batch, _ func(string) bool) []any {
+		return e.timers.appendTimers(a, b.Timers, false)
+	}},
+	{"counter hashes", func(e *batchEnc, a []any, b *Batch, need func(string) bool) []any {
+		return e.appendCounters(a, b.Figures, need)
+	}},
+	{"waiting sets", func(e *batchEnc, a []any, b *Batch, _ func(string) bool) []any { return e.appendWaits(a, b.Waits) }},
+	{"shops", func(e *batchEnc, a []any, b *Batch, need func(string) bool) []any {
+		return e.appendShops(a, b.Activity, need)
+	}},
+	{"outbox", func(_ *batchEnc, a []any, b *Batch, _ func(string) bool) []any { return appendOutbox(a, b.Outbox) }},
+	{"acks", func(_ *batchEnc, a []any, b *Batch, _ func(string) bool) []any { return appendAcks(a, b.Acks) }},
+	{"activity", func(_ *batchEnc, a []any, b *Batch, _ func(string) bool) []any { return appendActivity(a, b.Activity) }},
+}

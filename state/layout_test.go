@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -137,5 +138,30 @@ func TestScriptsShareLayoutConstants(t *testing.T) {
 		if !strings.Contains(c.script, c.text) {
 			t.Errorf("%s lacks %q", c.name, c.text)
 		}
+	}
+}
+
+// TestApplySectionsMatchLua: apply.lua reads its ARGV sections in the order
+// of its section table; encodeBatch lays them out in the order of
+// applySections. The two lists must be the same.
+func TestApplySectionsMatchLua(t *testing.T) {
+	table := regexp.MustCompile(`(?s)\nlocal sections = \{\n(.*?)\n\}\n`).FindStringSubmatch(applyLua)
+	if table == nil {
+		t.Fatal("apply.lua has no section table (local sections = {...})")
+	}
+	var lua []string
+	for _, m := range regexp.MustCompile(`\{'([a-z ]+)', [A-Za-z]+\}`).FindAllStringSubmatch(table[1], -1) {
+		lua = append(lua, m[1])
+	}
+	var goNames []string
+	for _, s := range applySections {
+		goNames = append(goNames, s.name)
+		// The header documents each section under its name.
+		if !strings.Contains(applyLua, "\n--   "+s.name+" ") {
+			t.Errorf("apply.lua's header does not document section %q", s.name)
+		}
+	}
+	if !slices.Equal(lua, goNames) {
+		t.Errorf("apply.lua reads sections\n%q\nencodeBatch writes\n%q", lua, goNames)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/detectors"
 )
 
@@ -50,10 +51,7 @@ func Scope(stream string, partition int) string {
 // Delivery is one alert record waiting in a partition's outbox until the
 // alerts topic has accepted it. Key is the alert's id and status
 // (alerting.Alert.Key), Payload its JSON.
-type Delivery struct {
-	Key     string
-	Payload []byte
-}
+type Delivery = alerting.Delivery
 
 // Batch is every change one processed batch (or one timer sweep) makes to a
 // partition, written atomically.

@@ -200,7 +200,10 @@ func (r Renderer) Render(m *Message, now time.Time) Text {
 		}
 	case len(items) == 1:
 		a := &items[0].Alert
-		t.Title = r.title(a) + w.shop + a.ShopID
+		t.Title = r.title(a)
+		if a.ShopID != "" { // an Alertmanager alert may name no shop
+			t.Title += w.shop + a.ShopID
+		}
 		t.Lines = r.detail(a, now)
 		t.Count = 1
 	default:

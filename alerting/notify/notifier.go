@@ -191,8 +191,9 @@ func (n *Notifier) ticker(ctx context.Context) {
 	}
 }
 
-// add puts routed, not yet delivered items into their lanes.
-func (n *Notifier) add(items []*Item) {
+// add puts routed, not yet delivered items into their lanes. It returns
+// how many of them a lane found queued or sent already (duplicates).
+func (n *Notifier) add(items []*Item) (dups int) {
 	now := n.o.Now()
 	var out []settled
 	n.mu.Lock()
@@ -203,6 +204,12 @@ func (n *Notifier) add(items []*Item) {
 	if len(out) > 0 {
 		n.settleUnsent(out)
 	}
+	for _, s := range out {
+		if s.how == resultDuplicate {
+			dups++
+		}
+	}
+	return dups
 }
 
 // settleUnsent marks items that leave without a message (inhibited) so a

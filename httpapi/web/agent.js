@@ -1,6 +1,7 @@
-// An agent's page: their buyers with alerts (the API lets an agent token
-// see only its own), a countdown to each deadline, and a browser
-// notification when a warning comes in.
+// An agent's page: their waiting buyers from the moment each wait starts
+// (/api/v1/waiting) and their alerts (the API lets an agent token see only
+// its own), a countdown to each deadline, and a browser notification when
+// a warning comes in.
 "use strict";
 (() => {
   const { t, kind, mmss, localTime, el } = RW;
@@ -8,6 +9,7 @@
   const conn = document.getElementById("conn");
   const btn = document.getElementById("notify");
   let firing = new Map();
+  let waiting = [];
   window.rwNotified = 0;
 
   if ("Notification" in window && Notification.permission === "default") {
@@ -21,10 +23,16 @@
     new Notification(`${kind(a.kind)} · ${t("buyer")} ${a.buyer_id || ""}`, { body: a.summary || "", tag: a.alert_id });
   }
 
-  // buyers groups the firing alerts by buyer: the deadline is the earliest
-  // due among them; a buyer past a breach sorts first.
+  // buyers groups the waiting buyers and the firing alerts by buyer: the
+  // deadline is the earliest due among the buyer's alerts, or the wait's
+  // first deadline while it has none; a buyer past a breach sorts first.
   function buyers() {
     const by = new Map();
+    for (const w of waiting) {
+      const key = w.shop_id + "/" + w.buyer_id;
+      by.set(key, { key, shop: w.shop_id, buyer: w.buyer_id, alerts: [], due: w.deadline ? Date.parse(w.deadline) : Infinity,
+        start: w.wait_start, breach: false });
+    }
     for (const a of firing.values()) {
       const key = (a.shop_id || "") + "/" + (a.buyer_id || a.order_id || a.alert_id);
       const b = by.get(key) || { key, shop: a.shop_id, buyer: a.buyer_id || a.order_id || "", alerts: [], due: Infinity, breach: false };
@@ -47,7 +55,10 @@
         el("span", { class: "countdown", "data-due": String(b.due), text }),
         el("div", {},
           el("div", { class: "who", text: `${t("buyer")} ${b.buyer} · ${b.shop}` }),
-          el("div", { class: "kinds", text: b.alerts.map((a) => `${kind(a.kind)}${a.threshold ? " " + a.threshold : ""} ${localTime(a.due || a.at)}`).join(" · ") })));
+          el("div", { class: "kinds", text: [
+            ...(b.start ? [`${t("since")} ${localTime(b.start)}`] : []),
+            ...(b.alerts.length ? b.alerts.map((a) => `${kind(a.kind)}${a.threshold ? " " + a.threshold : ""} ${localTime(a.due || a.at)}`) : [t("waiting_reply")]),
+          ].join(" · ") })));
     }));
   }
 
@@ -55,6 +66,16 @@
     if (isNew && (a.kind === "reply_warning" || a.severity === "critical")) notify(a);
     render();
   }, (ok) => { conn.textContent = ok ? t("live") : t("offline_conn"); conn.className = "conn" + (ok ? " live" : ""); });
+  // The waiting buyers change with every message and reply: read them
+  // again every two seconds.
+  async function poll() {
+    try {
+      const r = await fetch("/api/v1/waiting", { cache: "no-store" });
+      if (r.ok) { waiting = (await r.json()).buyers || []; render(); }
+    } catch { /* the next poll tries again */ }
+  }
+  poll();
+  setInterval(poll, 2000);
   const clock = () => { document.getElementById("clock").textContent = new Date().toLocaleTimeString(RW.lang === "en" ? "en-GB" : "zh-CN", { hour12: false }); };
   render(); clock();
   setInterval(() => { render(); clock(); }, 250);

@@ -7,7 +7,7 @@ const RW = (() => {
     zh: { wall: "客服实时看板", agent: "我的待回复买家", waiting: "等待中", oldest: "最长等待", rate: "回复率", target: "目标",
       breached: "超时买家", r30: "30秒应答率", avg: "平均响应", seats: "坐席", online: "在线", busy: "忙碌", away: "离开",
       offline: "离线", alerts: "实时告警", rank: "店铺排名", shop: "店铺", none: "暂无", live: "实时", offline_conn: "连接中断，重连中",
-      buyer: "买家", overdue: "已超时", left: "剩余", notify: "开启浏览器通知", trend: "今日回复率",
+      buyer: "买家", overdue: "已超时", left: "剩余", notify: "开启浏览器通知", trend: "今日回复率", since: "等待自", waiting_reply: "等待回复",
       awaiting: "待发货", late: "今日发货超时", disputes: "纠纷/投诉·最近时限", conversion: "询单转化率",
       kinds: { reply_warning: "即将超时", reply_breach: "回复超时", long_no_reply: "长时间未回复", idle_seat: "坐席空闲",
         seat_away: "坐席离开", shop_uncovered: "店铺无人值守", shipping_warning: "即将发货超时", shipping_breach: "发货超时",
@@ -17,7 +17,8 @@ const RW = (() => {
       target: "target", breached: "Breached", r30: "30 s rate", avg: "Avg response", seats: "Seats", online: "online", busy: "busy",
       away: "away", offline: "offline", alerts: "Live alerts", rank: "Shop ranking", shop: "Shop", none: "None",
       live: "live", offline_conn: "disconnected, reconnecting", buyer: "buyer", overdue: "overdue", left: "left",
-      notify: "Enable notifications", trend: "Reply rate today", awaiting: "Awaiting shipment", late: "Shipped late today",
+      notify: "Enable notifications", trend: "Reply rate today", since: "waiting since",
+      waiting_reply: "waiting for a reply", awaiting: "Awaiting shipment", late: "Shipped late today",
       disputes: "Disputes · due soonest", conversion: "Inquiry conversion", kinds: {} },
   };
   const t = (k) => T[lang][k] ?? T.zh[k] ?? k;

@@ -95,11 +95,29 @@ if owner ~= token then
 end
 local lost = 0
 
--- call runs cmd key ARGV[from..to] in slices: unpack has a stack limit.
-local function call(cmd, key, from, to)
-  for i = from, to, 4000 do
-    redis.call(cmd, key, unpack(ARGV, i, math.min(i + 3999, to)))
+-- chunks calls f(from, to) over the range first..last in slices of at
+-- most 4000: unpack has a stack limit. Every variadic command goes through
+-- it.
+local function chunks(first, last, f)
+  for j = first, last, 4000 do
+    f(j, math.min(j + 3999, last))
   end
+end
+
+-- call runs cmd key ARGV[from..to] in slices.
+local function call(cmd, key, from, to)
+  chunks(from, to, function(a, b) redis.call(cmd, key, unpack(ARGV, a, b)) end)
+end
+
+-- callT runs cmd key t[1..#t] (after the optional arg) in slices.
+local function callT(cmd, key, t, arg)
+  chunks(1, #t, function(a, b)
+    if arg then
+      redis.call(cmd, key, arg, unpack(t, a, b))
+    else
+      redis.call(cmd, key, unpack(t, a, b))
+    end
+  end)
 end
 
 -- zsetCompact and maxWaitLevel are the constants of layout.go.
@@ -111,13 +129,6 @@ local maxWaitLevel = 6
 local function waitKey(shop, level, b)
   if level == 0 then return base .. 'w:' .. shop end
   return base .. 'w:' .. shop .. ':' .. b
-end
-
--- zadd adds t's score-member pairs to key in slices.
-local function zadd(key, t)
-  for k = 1, #t, 4000 do
-    redis.call('ZADD', key, unpack(t, k, math.min(k + 3999, #t)))
-  end
 end
 
 -- splitWaiting moves a shop's waiting set from level to level + 1: bucket
@@ -140,65 +151,17 @@ local function splitWaiting(shop, level)
         t[#t + 1] = all[k + 1]
         t[#t + 1] = all[k]
       end
-      zadd(waitKey(shop, level + 1, 2 * b), lo)
-      zadd(waitKey(shop, level + 1, 2 * b + 1), hi)
+      callT('ZADD', waitKey(shop, level + 1, 2 * b), lo)
+      callT('ZADD', waitKey(shop, level + 1, 2 * b + 1), hi)
       biggest = math.max(biggest, #lo / 2, #hi / 2)
     end
   end
   return biggest
 end
 
-local i = 8
-local n
-
-n = tonumber(ARGV[i]); i = i + 1
-for j = i, i + 2 * n - 1, 2 do
-  if stateTTL > 0 then
-    redis.call('SET', base .. 'c:' .. ARGV[j], ARGV[j + 1], 'EX', stateTTL)
-  else
-    redis.call('SET', base .. 'c:' .. ARGV[j], ARGV[j + 1])
-  end
-end
-i = i + 2 * n
-
-n = tonumber(ARGV[i]); i = i + 1
-if n > 0 then
-  local keys = {}
-  for j = i, i + n - 1 do keys[#keys + 1] = base .. 'c:' .. ARGV[j] end
-  for j = 1, n, 4000 do
-    redis.call('DEL', unpack(keys, j, math.min(j + 3999, n)))
-  end
-end
-i = i + n
-
--- Timers: each bucket's ZADD or ZREM, then one ZADD LT of the buckets'
--- earliest new dues into the index, which keeps every bucket's entry at or
--- below its first due. Removals and later moves leave the entry low;
--- firstDue below corrects it when it comes first.
-n = tonumber(ARGV[i]); i = i + 1
-local firsts = {}
-for _ = 1, n do
-  local bucket, m = ARGV[i], tonumber(ARGV[i + 2])
-  firsts[#firsts + 1] = ARGV[i + 1]
-  firsts[#firsts + 1] = bucket
-  i = i + 3
-  call('ZADD', base .. 'timers:' .. bucket, i, i + 2 * m - 1)
-  i = i + 2 * m
-end
-for j = 1, #firsts, 4000 do
-  redis.call('ZADD', KEYS[3], 'LT', unpack(firsts, j, math.min(j + 3999, #firsts)))
-end
-
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  local key, m = base .. 'timers:' .. ARGV[i], tonumber(ARGV[i + 1])
-  i = i + 2
-  call('ZREM', key, i, i + m - 1)
-  i = i + m
-end
-
 -- Counter hashes are read once (HMGET) and written once (HSET) however
--- many of their fields the batch changes.
+-- many of their fields the batch changes; counters(key) gathers a hash's
+-- changes, flushCounters writes them all.
 local hashes, hashOrder = {}, {}
 local function counters(key)
   local h = hashes[key]
@@ -210,28 +173,128 @@ local function counters(key)
   return h
 end
 
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  local suffix = ARGV[i]
-  local h = counters(base .. suffix)
-  h.expire = ARGV[i + 1] == '1'
-  local m = tonumber(ARGV[i + 2])
-  i = i + 3
-  for j = i, i + 2 * m - 1, 2 do
-    h.fields[#h.fields + 1] = ARGV[j]
-    h.values[#h.values + 1] = tonumber(ARGV[j + 1])
-    h.max[#h.max + 1] = false
+-- Each section function reads its section from ARGV[i] (its count) on and
+-- returns where the next section starts.
+
+local function statesSet(i)
+  local n = tonumber(ARGV[i]); i = i + 1
+  for j = i, i + 2 * n - 1, 2 do
+    if stateTTL > 0 then
+      redis.call('SET', base .. 'c:' .. ARGV[j], ARGV[j + 1], 'EX', stateTTL)
+    else
+      redis.call('SET', base .. 'c:' .. ARGV[j], ARGV[j + 1])
+    end
   end
-  i = i + 2 * m
+  return i + 2 * n
+end
+
+local function statesDeleted(i)
+  local n = tonumber(ARGV[i]); i = i + 1
+  local keys = {}
+  for j = i, i + n - 1 do keys[#keys + 1] = base .. 'c:' .. ARGV[j] end
+  chunks(1, #keys, function(a, b) redis.call('DEL', unpack(keys, a, b)) end)
+  return i + n
+end
+
+-- Timers: each bucket's ZADD or ZREM, then one ZADD LT of the buckets'
+-- earliest new dues into the index, which keeps every bucket's entry at or
+-- below its first due. Removals and later moves leave the entry low;
+-- firstDue below corrects it when it comes first.
+local function timersSet(i)
+  local n = tonumber(ARGV[i]); i = i + 1
+  local firsts = {}
+  for _ = 1, n do
+    local bucket, m = ARGV[i], tonumber(ARGV[i + 2])
+    firsts[#firsts + 1] = ARGV[i + 1]
+    firsts[#firsts + 1] = bucket
+    i = i + 3
+    call('ZADD', base .. 'timers:' .. bucket, i, i + 2 * m - 1)
+    i = i + 2 * m
+  end
+  callT('ZADD', KEYS[3], firsts, 'LT')
+  return i
+end
+
+local function timersRemoved(i)
+  local n = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, n do
+    local key, m = base .. 'timers:' .. ARGV[i], tonumber(ARGV[i + 1])
+    i = i + 2
+    call('ZREM', key, i, i + m - 1)
+    i = i + m
+  end
+  return i
+end
+
+local function counterHashes(i)
+  local n = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, n do
+    local h = counters(base .. ARGV[i])
+    h.expire = ARGV[i + 1] == '1'
+    local m = tonumber(ARGV[i + 2])
+    i = i + 3
+    for j = i, i + 2 * m - 1, 2 do
+      h.fields[#h.fields + 1] = ARGV[j]
+      h.values[#h.values + 1] = tonumber(ARGV[j + 1])
+      h.max[#h.max + 1] = false
+    end
+    i = i + 2 * m
+  end
+  return i
+end
+
+-- waitingSet applies one shop's adds and removals at ARGV[i] on (after its
+-- name) to its set at level, and splits the set while a checked bucket is
+-- over zsetCompact. A bucket's size is checked after about one add in
+-- eight (by bits of the buyer's hash that pick neither bucket nor Kafka
+-- partition): it may outgrow zsetCompact by a few members until then, and
+-- the split writes it compact again.
+local function waitingSet(shop, level, i)
+  local width = 2 ^ (32 - level)
+  local a = tonumber(ARGV[i]); i = i + 1
+  local adds, order, check = {}, {}, {}
+  for j = i, i + 3 * a - 1, 3 do
+    local h = tonumber(ARGV[j + 2])
+    local b = math.floor(h / width)
+    if not adds[b] then adds[b] = {}; order[#order + 1] = b end
+    if math.floor(h / 256) % 8 == 0 then check[b] = true end
+    local t = adds[b]
+    t[#t + 1] = ARGV[j]
+    t[#t + 1] = ARGV[j + 1]
+  end
+  i = i + 3 * a
+  local biggest = 0
+  for _, b in ipairs(order) do
+    local key = waitKey(shop, level, b)
+    callT('ZADD', key, adds[b])
+    if check[b] then biggest = math.max(biggest, redis.call('ZCARD', key)) end
+  end
+  local r = tonumber(ARGV[i]); i = i + 1
+  local rems, rorder = {}, {}
+  for j = i, i + 2 * r - 1, 2 do
+    local b = math.floor(tonumber(ARGV[j + 1]) / width)
+    if not rems[b] then rems[b] = {}; rorder[#rorder + 1] = b end
+    local t = rems[b]
+    t[#t + 1] = ARGV[j]
+  end
+  for _, b in ipairs(rorder) do
+    callT('ZREM', waitKey(shop, level, b), rems[b])
+  end
+  while biggest > zsetCompact and level < maxWaitLevel do
+    biggest = splitWaiting(shop, level)
+    level = level + 1
+    redis.call('HSET', base .. 'wl', shop, level)
+  end
+  return i + 2 * r
 end
 
 -- Waiting sets: a shop's set at level L (field of <base>wl, 0 when absent)
 -- is 2^L buckets chosen by the top L bits of the buyer's FNV-1a hash, see
--- waitKey in layout.go. A bucket grown past
--- zsetCompact members is split by raising the shop's level, so buckets
--- stay listpack-encoded.
-n = tonumber(ARGV[i]); i = i + 1
-if n > 0 then
+-- waitKey in layout.go. A bucket grown past zsetCompact members is split by
+-- raising the shop's level, so buckets stay listpack-encoded.
+local function waitingSets(i)
+  local n = tonumber(ARGV[i]); i = i + 1
+  if n == 0 then return i end
   local shops, j = {}, i
   for _ = 1, n do
     shops[#shops + 1] = ARGV[j]
@@ -241,71 +304,27 @@ if n > 0 then
   end
   local levels = redis.call('HMGET', base .. 'wl', unpack(shops))
   for s = 1, n do
-    local shop = ARGV[i]
-    local level = tonumber(levels[s]) or 0
-    local width = 2 ^ (32 - level)
-    local a = tonumber(ARGV[i + 1])
-    i = i + 2
-    -- A bucket's size is checked after about one add in eight (by bits
-    -- of the buyer's hash that pick neither bucket nor Kafka partition):
-    -- it may outgrow zsetCompact by a few members until then, and the split
-    -- writes it compact again.
-    local adds, order, check = {}, {}, {}
-    for j = i, i + 3 * a - 1, 3 do
-      local h = tonumber(ARGV[j + 2])
-      local b = math.floor(h / width)
-      if not adds[b] then adds[b] = {}; order[#order + 1] = b end
-      if math.floor(h / 256) % 8 == 0 then check[b] = true end
-      local t = adds[b]
-      t[#t + 1] = ARGV[j]
-      t[#t + 1] = ARGV[j + 1]
-    end
-    i = i + 3 * a
-    local biggest = 0
-    for _, b in ipairs(order) do
-      local key = waitKey(shop, level, b)
-      zadd(key, adds[b])
-      if check[b] then biggest = math.max(biggest, redis.call('ZCARD', key)) end
-    end
-    local r = tonumber(ARGV[i])
-    i = i + 1
-    local rems, rorder = {}, {}
-    for j = i, i + 2 * r - 1, 2 do
-      local b = math.floor(tonumber(ARGV[j + 1]) / width)
-      if not rems[b] then rems[b] = {}; rorder[#rorder + 1] = b end
-      local t = rems[b]
-      t[#t + 1] = ARGV[j]
-    end
-    i = i + 2 * r
-    for _, b in ipairs(rorder) do
-      local t = rems[b]
-      for k = 1, #t, 4000 do
-        redis.call('ZREM', waitKey(shop, level, b), unpack(t, k, math.min(k + 3999, #t)))
-      end
-    end
-    while biggest > zsetCompact and level < maxWaitLevel do
-      biggest = splitWaiting(shop, level)
-      level = level + 1
-      redis.call('HSET', base .. 'wl', shop, level)
-    end
+    i = waitingSet(ARGV[i], tonumber(levels[s]) or 0, i + 1)
   end
+  return i
 end
 
-n = tonumber(ARGV[i]); i = i + 1
-if n > 0 then call('SADD', KEYS[6], i, i + n - 1) end
-i = i + n
+local function shopsSection(i)
+  local n = tonumber(ARGV[i]); i = i + 1
+  if n > 0 then call('SADD', KEYS[6], i, i + n - 1) end
+  return i + n
+end
 
-n = tonumber(ARGV[i]); i = i + 1
-if n > 0 then
+local function outbox(i)
+  local n = tonumber(ARGV[i]); i = i + 1
+  if n == 0 then return i end
   call('HSET', KEYS[4], i, i + 2 * n - 1)
   local leases = {}
   for j = i, i + 2 * n - 1, 2 do
     leases[#leases + 1] = leaseEnd
     leases[#leases + 1] = ARGV[j]
   end
-  for j = 1, #leases, 4000 do
-    redis.call('ZADD', KEYS[5], unpack(leases, j, math.min(j + 3999, #leases)))
-  end
+  callT('ZADD', KEYS[5], leases)
   -- The alerts firing now, in the order the batch produced them.
   local firing = base .. 'firing'
   for j = i, i + 2 * n - 1, 2 do
@@ -317,56 +336,83 @@ if n > 0 then
     end
   end
   if stateTTL > 0 then redis.call('EXPIRE', firing, stateTTL) end
+  return i + 2 * n
 end
-i = i + 2 * n
 
-n = tonumber(ARGV[i]); i = i + 1
-if n > 0 then
-  call('HDEL', KEYS[4], i, i + n - 1)
-  call('ZREM', KEYS[5], i, i + n - 1)
-end
-i = i + n
-
-n = tonumber(ARGV[i]); i = i + 1
-if n > 0 then
-  local h = counters(base .. 'n')
-  for j = i, i + 2 * n - 1, 2 do
-    h.fields[#h.fields + 1] = ARGV[j]
-    h.values[#h.values + 1] = tonumber(ARGV[j + 1])
-    h.max[#h.max + 1] = true
+local function acks(i)
+  local n = tonumber(ARGV[i]); i = i + 1
+  if n > 0 then
+    call('HDEL', KEYS[4], i, i + n - 1)
+    call('ZREM', KEYS[5], i, i + n - 1)
   end
+  return i + n
 end
-i = i + 2 * n
 
-for _, key in ipairs(hashOrder) do
-  local h = hashes[key]
-  local fields = h.fields
-  local cur = {}
-  for j = 1, #fields, 4000 do
-    local got = redis.call('HMGET', key, unpack(fields, j, math.min(j + 3999, #fields)))
-    for k = 1, #got do cur[#cur + 1] = got[k] end
-  end
-  local set = {}
-  for k = 1, #fields do
-    local old = tonumber(cur[k])
-    local v = h.values[k]
-    if not h.max[k] then
-      v = (old or 0) + v
-    elseif old and old >= v then
-      v = nil -- a maximum only rises
-    end
-    if v then
-      set[#set + 1] = fields[k]
-      set[#set + 1] = string.format('%d', v)
+local function activity(i)
+  local n = tonumber(ARGV[i]); i = i + 1
+  if n > 0 then
+    local h = counters(base .. 'n')
+    for j = i, i + 2 * n - 1, 2 do
+      h.fields[#h.fields + 1] = ARGV[j]
+      h.values[#h.values + 1] = tonumber(ARGV[j + 1])
+      h.max[#h.max + 1] = true
     end
   end
-  for j = 1, #set, 4000 do
-    redis.call('HSET', key, unpack(set, j, math.min(j + 3999, #set)))
-  end
-  if h.expire then
-    redis.call('EXPIRE', key, dayTTL)
+  return i + 2 * n
+end
+
+-- flushCounters writes the counter hashes the sections gathered: sums
+-- added to what is stored, maxima raised.
+local function flushCounters()
+  for _, key in ipairs(hashOrder) do
+    local h = hashes[key]
+    local fields = h.fields
+    local cur = {}
+    chunks(1, #fields, function(a, b)
+      local got = redis.call('HMGET', key, unpack(fields, a, b))
+      for k = 1, #got do cur[#cur + 1] = got[k] end
+    end)
+    local set = {}
+    for k = 1, #fields do
+      local old = tonumber(cur[k])
+      local v = h.values[k]
+      if not h.max[k] then
+        v = (old or 0) + v
+      elseif old and old >= v then
+        v = nil -- a maximum only rises
+      end
+      if v then
+        set[#set + 1] = fields[k]
+        set[#set + 1] = string.format('%d', v)
+      end
+    end
+    callT('HSET', key, set)
+    if h.expire then
+      redis.call('EXPIRE', key, dayTTL)
+    end
   end
 end
+
+-- The sections of ARGV[8..], in order: applySections in layout.go, which
+-- encodeBatch follows (TestApplySectionsMatchLua checks the two agree).
+local sections = {
+  {'states set', statesSet},
+  {'states deleted', statesDeleted},
+  {'timers set', timersSet},
+  {'timers removed', timersRemoved},
+  {'counter hashes', counterHashes},
+  {'waiting sets', waitingSets},
+  {'shops', shopsSection},
+  {'outbox', outbox},
+  {'acks', acks},
+  {'activity', activity},
+}
+
+local i = 8
+for _, s in ipairs(sections) do
+  i = s[2](i)
+end
+flushCounters()
 
 if offset >= 0 then
   redis.call('SET', KEYS[2], ARGV[2])
@@ -379,7 +425,7 @@ local nextDue = earliestTimer(KEYS[3], base)
 if i <= #ARGV then
   local dueBy = tonumber(ARGV[i])
   local limit = tonumber(ARGV[i + 1])
-  n = tonumber(ARGV[i + 2])
+  local n = tonumber(ARGV[i + 2])
   i = i + 3
   local due, dueAt = {}, {}
   if nextDue > 0 and nextDue <= dueBy then -- else none is due

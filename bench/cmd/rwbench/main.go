@@ -42,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		warm     = fs.Duration("warm", 0, fmt.Sprintf("memory part: steady traffic before the RSS is sampled (default %s)", def.Warm))
 		out      = fs.String("out", "", "write the report as JSON here (e.g. bench/results/2026-11-24.json); profiles go beside it")
 		keep     = fs.String("dir", "", "keep configs, logs and profiles in this directory (default: a temporary one)")
+		clients  = fs.Int("sse-clients", 0, fmt.Sprintf("delivery part: SSE clients held open in a process of their own (default %d)", def.SSEClients))
+		hold     = fs.Duration("sse-hold", 0, fmt.Sprintf("delivery part: least time the SSE clients are held open (default %s)", def.SSEHold))
 		repEnv   = fs.String("replica-env", "", "KEY=VALUE,... added to the environment of replica child processes (e.g. GOMEMLIMIT=64MiB)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -87,6 +89,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *warm > 0 {
 		s.Warm = *warm
+	}
+	if *clients > 0 {
+		s.SSEClients = *clients
+	}
+	if *hold > 0 {
+		s.SSEHold = *hold
 	}
 	s.Dir = *keep
 	for _, kv := range strings.Split(*repEnv, ",") {

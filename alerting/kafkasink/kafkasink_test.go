@@ -1,4 +1,4 @@
-package pipeline
+package kafkasink
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/replywatch/replywatch/alerting"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -65,8 +66,35 @@ func TestPermanentWrite(t *testing.T) {
 		{kafka.LeaderNotAvailable, false},
 		{errors.New("unexpected EOF"), false},
 	} {
-		if got := permanentWrite(c.err); got != c.want {
-			t.Errorf("permanentWrite(%v) = %v, want %v", c.err, got, c.want)
+		if got := Permanent(c.err); got != c.want {
+			t.Errorf("Permanent(%v) = %v, want %v", c.err, got, c.want)
 		}
+	}
+}
+
+// The alerts topic's key is the record's shop_id, whether the scanner or
+// encoding/json reads it (an escaped name, a nested value), and a record
+// that is not JSON is an error, not a record keyed by nothing.
+func TestShopOf(t *testing.T) {
+	a := alerting.Alert{ID: "x", Kind: "reply_breach", Status: alerting.Firing, ShopID: "shop-7", BuyerID: "b1"}
+	rec, err := a.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		payload string
+		want    string
+	}{
+		{string(rec), "shop-7"},
+		{`{"kind":"reply_breach","shop_id":"shop-\u0038"}`, "shop-8"},
+		{`{"labels":{"a":"b"},"shop_id":"s9"}`, "s9"},
+	} {
+		got, err := shopOf([]byte(c.payload))
+		if err != nil || string(got) != c.want {
+			t.Errorf("shopOf(%s) = %q, %v; want %q", c.payload, got, err, c.want)
+		}
+	}
+	if _, err := shopOf([]byte(`{"shop_id":`)); err == nil {
+		t.Error("a cut record was read")
 	}
 }

@@ -1,0 +1,240 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Environment variables that turn this binary into a process of SSE
+// subscribers: the stream's URL and how many clients to hold open.
+const (
+	envSubscribeURL     = "RWBENCH_SSE_URL"
+	envSubscribeClients = "RWBENCH_SSE_CLIENTS"
+)
+
+// SubscriberStats is what a subscriber process saw, written as one JSON
+// line on its standard output when it is told to stop.
+type SubscriberStats struct {
+	Clients int `json:"clients"`
+	// Records are the alert records (data lines) received by all clients;
+	// Fewest the fewest one client received.
+	Records int64 `json:"records"`
+	Fewest  int64 `json:"fewest"`
+	// Reconnects counts streams that ended (the replica dropped a client
+	// that fell behind, or a read failed) and were opened again with the
+	// last event id, as EventSource does.
+	Reconnects int64  `json:"reconnects"`
+	Errors     int64  `json:"errors"`
+	LastError  string `json:"last_error,omitempty"`
+}
+
+// maybeSubscribers holds SSE clients open and exits when the environment
+// asks this process to be a subscriber process; otherwise it returns.
+// It prints "connected" once every client has its stream open, and its
+// SubscriberStats as JSON on SIGTERM.
+func maybeSubscribers() {
+	url := os.Getenv(envSubscribeURL)
+	if url == "" {
+		return
+	}
+	n, err := strconv.Atoi(os.Getenv(envSubscribeClients))
+	if err != nil || n <= 0 {
+		fmt.Fprintf(os.Stderr, "subscribers: %s=%q is not a positive count\n", envSubscribeClients, os.Getenv(envSubscribeClients))
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	os.Exit(runSubscribers(ctx, url, n, os.Stdout))
+}
+
+func runSubscribers(ctx context.Context, url string, n int, out io.Writer) int {
+	tr := &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: 0, DisableCompression: true}
+	client := &http.Client{Transport: tr}
+	var (
+		opened     sync.WaitGroup
+		done       sync.WaitGroup
+		reconnects atomic.Int64
+		errs       atomic.Int64
+		lastErr    atomic.Value
+	)
+	counts := make([]atomic.Int64, n)
+	opened.Add(n)
+	for i := range n {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			first := true
+			lastID := ""
+			for ctx.Err() == nil {
+				err := subscribe(ctx, client, url, lastID, func() {
+					if first {
+						first = false
+						opened.Done()
+					}
+				}, func(id string) { lastID = id }, &counts[i])
+				if ctx.Err() != nil {
+					break
+				}
+				if err != nil {
+					errs.Add(1)
+					lastErr.Store(err.Error())
+					if first {
+						time.Sleep(100 * time.Millisecond)
+					}
+				}
+				if !first {
+					reconnects.Add(1)
+				}
+			}
+			if first {
+				opened.Done()
+			}
+		}()
+	}
+	opened.Wait()
+	fmt.Fprintln(out, "connected")
+	<-ctx.Done()
+	done.Wait()
+	st := SubscriberStats{Clients: n, Reconnects: reconnects.Load(), Errors: errs.Load(), Fewest: -1}
+	if v, ok := lastErr.Load().(string); ok {
+		st.LastError = v
+	}
+	for i := range counts {
+		c := counts[i].Load()
+		st.Records += c
+		if st.Fewest < 0 || c < st.Fewest {
+			st.Fewest = c
+		}
+	}
+	b, _ := json.Marshal(st)
+	fmt.Fprintln(out, string(b))
+	return 0
+}
+
+// subscribe reads one stream until it ends: opened is called once the
+// response header is in, id with every event id, and count is raised for
+// every data line.
+func subscribe(ctx context.Context, c *http.Client, url, lastID string, opened func(), id func(string), count *atomic.Int64) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("stream answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	opened()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		switch {
+		case len(line) > 5 && string(line[:5]) == "data:":
+			count.Add(1)
+		case len(line) > 3 && string(line[:3]) == "id:":
+			id(strings.TrimSpace(string(line[3:])))
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// Subscribers is a child process of this binary holding SSE clients open.
+type Subscribers struct {
+	cmd   *exec.Cmd
+	lines *bufio.Scanner
+	done  chan struct{}
+}
+
+// StartSubscribers runs n clients of url in a child process and returns
+// once every one has its stream open.
+func StartSubscribers(ctx context.Context, url string, n int, logPath string) (*Subscribers, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding this binary to run subscribers: %w", err)
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), envSubscribeURL+"="+url, envSubscribeClients+"="+strconv.Itoa(n))
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the subscriber process: %w", err)
+	}
+	s := &Subscribers{cmd: cmd, lines: bufio.NewScanner(stdout), done: make(chan struct{})}
+	connected := make(chan bool, 1)
+	go func() { connected <- s.lines.Scan() && s.lines.Text() == "connected" }()
+	select {
+	case ok := <-connected:
+		if ok {
+			return s, nil
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("the subscriber process ended before its %d streams were open (see %s)", n, logPath)
+	case <-time.After(2 * time.Minute):
+	case <-ctx.Done():
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	return nil, fmt.Errorf("the subscriber process did not open its %d streams within 2 minutes (see %s)", n, logPath)
+}
+
+// PID is the subscriber process's id.
+func (s *Subscribers) PID() string { return strconv.Itoa(s.cmd.Process.Pid) }
+
+// Stop ends the clients and returns what they received.
+func (s *Subscribers) Stop() (SubscriberStats, error) {
+	var st SubscriberStats
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	got := make(chan error, 1)
+	go func() {
+		if !s.lines.Scan() {
+			got <- errors.New("the subscriber process wrote no figures")
+			return
+		}
+		got <- json.Unmarshal(s.lines.Bytes(), &st)
+	}()
+	var err error
+	select {
+	case err = <-got:
+	case <-time.After(30 * time.Second):
+		err = errors.New("the subscriber process did not stop within 30 s")
+		_ = s.cmd.Process.Kill()
+	}
+	_ = s.cmd.Wait()
+	return st, err
+}
