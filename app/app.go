@@ -165,6 +165,9 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		return nil, err
 	}
 	repart.Now = o.Now
+	if transport != nil {
+		repart.UseSecurity(dialer, transport)
+	}
 	sinks := kafkasink.New(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
 	pc := pipelineConfig(cfg)
 	if transport != nil {
@@ -441,7 +444,7 @@ func (a *App) Run(ctx context.Context) error {
 			// The buyers topic exists before the group subscribes to it,
 			// with the partition count configured, not a broker default.
 			k := a.Config.Kafka
-			if err := pipeline.EnsureTopic(ctx, k.Brokers, k.Topics.Buyers, k.BuyersPartitions); err != nil {
+			if err := pipeline.EnsureTopic(ctx, k.Brokers, a.Processor.Transport(), k.Topics.Buyers, k.BuyersPartitions); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}

@@ -453,3 +453,7 @@ func retry(ctx context.Context, log *zap.Logger, what string, op func() error) e
 	}
 	return err
 }
+
+// Transport is the round tripper the processor's client uses (nil: plain
+// TCP), for other clients of the same brokers.
+func (p *Processor) Transport() kafka.RoundTripper { return p.cfg.Transport }

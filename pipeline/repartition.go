@@ -32,6 +32,10 @@ type RepartitionConfig struct {
 	BatchWait        time.Duration
 	SessionTimeout   time.Duration
 	RebalanceTimeout time.Duration
+	// Dialer connects the reader, and Transport the writer and the client,
+	// when the brokers need TLS or SASL (nil: plain TCP).
+	Dialer    *kafka.Dialer
+	Transport kafka.RoundTripper
 }
 
 // Repartitioner is the repartition stage of the buyer join (DESIGN.md §3,
@@ -83,8 +87,8 @@ func NewRepartitioner(cfg RepartitionConfig, intent func(shop, text string) bool
 
 // EnsureTopic creates topic with the given partition count unless it
 // exists, retrying until ctx ends while Kafka does not answer.
-func EnsureTopic(ctx context.Context, brokers []string, topic string, partitions int) error {
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+func EnsureTopic(ctx context.Context, brokers []string, transport kafka.RoundTripper, topic string, partitions int) error {
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: transport}
 	op := func() error {
 		resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
 			{Topic: topic, NumPartitions: partitions, ReplicationFactor: -1},
@@ -138,7 +142,7 @@ func (r *Repartitioner) fact(s event.Stream, value []byte) *kafka.Message {
 // Run reads, repartitions and commits until ctx ends. The batch in hand
 // when ctx ends is still written and committed.
 func (r *Repartitioner) Run(ctx context.Context) error {
-	if err := EnsureTopic(ctx, r.cfg.Brokers, r.cfg.Buyers, r.cfg.Partitions); err != nil {
+	if err := EnsureTopic(ctx, r.cfg.Brokers, r.cfg.Transport, r.cfg.Buyers, r.cfg.Partitions); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -160,6 +164,7 @@ func (r *Repartitioner) Run(ctx context.Context) error {
 		RebalanceTimeout:  r.cfg.RebalanceTimeout,
 		HeartbeatInterval: r.cfg.SessionTimeout / 5,
 		JoinGroupBackoff:  time.Second,
+		Dialer:            r.cfg.Dialer,
 		ErrorLogger:       kafkaLogger(r.Log.Warn),
 	})
 	defer reader.Close()
@@ -172,6 +177,7 @@ func (r *Repartitioner) Run(ctx context.Context) error {
 		RequiredAcks: kafka.RequireAll,
 		WriteTimeout: 10 * time.Second,
 		MaxAttempts:  5,
+		Transport:    r.cfg.Transport,
 	}
 	defer writer.Close()
 	streamOf := map[string]event.Stream{r.cfg.Chat: event.Chat, r.cfg.Orders: event.Orders}
@@ -239,4 +245,9 @@ func (r *Repartitioner) flush(reader *kafka.Reader, writer *kafka.Writer, in, ou
 		r.Log.Warn("committing repartitioned offsets", zap.Error(err))
 	}
 	return nil
+}
+
+// UseSecurity has the stage connect with dialer and transport (TLS, SASL).
+func (r *Repartitioner) UseSecurity(dialer *kafka.Dialer, transport kafka.RoundTripper) {
+	r.cfg.Dialer, r.cfg.Transport = dialer, transport
 }
