@@ -127,6 +127,9 @@ type Event struct {
 // IntentComplaint marks a buyer message with complaint or bad-review intent.
 const IntentComplaint = "complaint"
 
+// knownIntents are the intent values the scanner reads without allocating.
+var knownIntents = []string{IntentComplaint}
+
 // Time is an RFC 3339 timestamp that keeps millisecond precision and its
 // original offset when encoded again.
 type Time struct{ time.Time }
@@ -438,6 +441,8 @@ func (e *Event) scan(value []byte) bool {
 			return sc.Intern(&e.Text, nil)
 		case "order_id":
 			return sc.Intern(&e.OrderID, nil)
+		case "intent":
+			return sc.Intern(&e.Intent, knownIntents)
 		case "status":
 			return sc.Intern(&e.Status, knownStatuses)
 		case "amount_cents":

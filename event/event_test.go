@@ -102,6 +102,7 @@ func TestCommonRecordsTakeTheFastReader(t *testing.T) {
 		`{"event_id":"1-1794362400-14","type":"message","ts":"2026-11-11T10:00:50.878+08:00","shop_id":"shop-01","platform":"pdd","buyer_id":"b100001","sender":"buyer","agent_id":"shop-01-a1","msg_id":"1794362400-14","text":"怎么还没发货","order_id":"o01-p1000001"}`,
 		`{` + ok + `,"type":"order_paid","buyer_id":"b1","order_id":"o1","amount_cents":1999}`,
 		`{` + ok + `,"type":"agent_status","agent_id":"a1","status":"away"}`,
+		`{` + ok + `,"type":"message","buyer_id":"b1","sender":"buyer","intent":"complaint"}`,
 	} {
 		var ev Event
 		if !ev.scan([]byte(v)) {
