@@ -135,6 +135,21 @@ func (a *API) guard(w http.ResponseWriter, r *http.Request) *Scope {
 	return s
 }
 
+// guardFiltered identifies the caller and reads the filter its request
+// names within its scope, or answers the refusal.
+func (a *API) guardFiltered(w http.ResponseWriter, r *http.Request) (*Scope, filter, bool) {
+	s := a.guard(w, r)
+	if s == nil {
+		return nil, filter{}, false
+	}
+	f, code, msg := parseFilter(r, s)
+	if code != 0 {
+		http.Error(w, msg, code)
+		return nil, filter{}, false
+	}
+	return s, f, true
+}
+
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -222,13 +237,8 @@ func (a *API) firing(ctx context.Context, s *Scope, f *filter) ([]json.RawMessag
 }
 
 func (a *API) alerts(w http.ResponseWriter, r *http.Request) {
-	s := a.guard(w, r)
-	if s == nil {
-		return
-	}
-	f, code, msg := parseFilter(r, s)
-	if code != 0 {
-		http.Error(w, msg, code)
+	s, f, ok := a.guardFiltered(w, r)
+	if !ok {
 		return
 	}
 	out, err := a.firing(r.Context(), s, &f)

@@ -407,13 +407,8 @@ var streamBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<
 
 // stream serves GET /api/v1/alerts/stream.
 func (a *API) stream(w http.ResponseWriter, r *http.Request) {
-	s := a.guard(w, r)
-	if s == nil {
-		return
-	}
-	f, code, msg := parseFilter(r, s)
-	if code != 0 {
-		http.Error(w, msg, code)
+	s, f, ok := a.guardFiltered(w, r)
+	if !ok {
 		return
 	}
 	var resume Position

@@ -46,13 +46,8 @@ type waitingDeadline struct {
 // each with its deadlines. An agent token sees its own; a supervisor names
 // the agent (agent=) and sees those of its shops.
 func (a *API) waiting(w http.ResponseWriter, r *http.Request) {
-	s := a.guard(w, r)
-	if s == nil {
-		return
-	}
-	f, code, msg := parseFilter(r, s)
-	if code != 0 {
-		http.Error(w, msg, code)
+	s, f, ok := a.guardFiltered(w, r)
+	if !ok {
 		return
 	}
 	agents := f.agents
