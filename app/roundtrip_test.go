@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,30 +44,46 @@ func TestBacklogReadsAheadInTheApply(t *testing.T) {
 	// figures agree: read the counters once a batch's apply has followed
 	// every batch read.
 	var m map[string]float64
-	var batches, loads, applies float64
+	var batches, applies float64
 	eventually(t, 10*time.Second, "every batch read applied", func() error {
 		batches = batchesWithRecords(t, r.app)
 		m = scrape(t, r.app.Addr())
-		loads = m["replywatch_redis_round_trips_total{op=load}"]
-		applies = m["replywatch_redis_round_trips_total{op=apply}"]
+		applies = 0
+		for k, v := range m {
+			if strings.HasPrefix(k, "replywatch_redis_round_trips_total{op=apply,") {
+				applies += v
+			}
+		}
 		if applies < batches || batchesWithRecords(t, r.app) != batches {
 			return fmt.Errorf("%v applies for %v batches", applies, batches)
 		}
 		return nil
 	})
-	t.Logf("%d records, %v batches with records: %v apply and %v load round trips", len(recs), batches, applies, loads)
-	if batches < 100 {
-		t.Fatalf("only %v batches: the backlog does not exercise reading ahead", batches)
+	// The buyers topic is written live by the repartition stage while the
+	// backlog is read: its partitions follow a trickle, not a backlog, so
+	// its loads are not what this test bounds. The input topics' are.
+	var loads, inputApplies float64
+	for k, v := range m {
+		if !strings.HasPrefix(k, "replywatch_redis_round_trips_total{") || strings.Contains(k, "topic="+cfg.Kafka.Topics.Buyers) {
+			continue
+		}
+		switch {
+		case strings.Contains(k, "op=load,"):
+			loads += v
+		case strings.Contains(k, "op=apply,"):
+			inputApplies += v
+		}
 	}
-	if applies < batches {
-		t.Fatalf("%v applies for %v batches", applies, batches)
+	t.Logf("%d records, %v batches with records, %v applies; input topics: %v applies and %v load round trips",
+		len(recs), batches, applies, inputApplies, loads)
+	if inputApplies < 100 {
+		t.Fatalf("only %v applies on the input topics: the backlog does not exercise reading ahead", inputApplies)
 	}
-	// Each of the 8 input partitions and the 12 of the buyers topic loads
-	// for its first batch, which nothing was read for, and for the timers
-	// due once it caught up; a few batches more may find the reader's
-	// queue empty.
-	if limit := 2*(8+12) + batches/20; loads > limit {
-		t.Fatalf("%v load round trips for %v batches, want at most %v", loads, batches, limit)
+	// Each of the 8 input partitions loads for its first batch, which
+	// nothing was read for, and for the timers due once it caught up; a
+	// few batches more may find the reader's queue empty.
+	if limit := 2*8 + inputApplies/20; loads > limit {
+		t.Fatalf("%v load round trips for %v applies on the input topics, want at most %v", loads, inputApplies, limit)
 	}
 }
 

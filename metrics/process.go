@@ -94,8 +94,8 @@ func NewProcess(reg prometheus.Registerer) *Process {
 		}),
 		RedisRoundTrips: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replywatch_redis_round_trips_total",
-			Help: "Redis round trips made by partition workers, by operation (load, apply, outbox, claim).",
-		}, []string{"op"}),
+			Help: "Redis round trips made by partition workers, by operation (load, apply, outbox, claim) and input topic.",
+		}, []string{"op", "topic"}),
 		Rebalances: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "replywatch_generations_total",
 			Help: "Consumer group generations this replica joined.",

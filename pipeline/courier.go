@@ -150,7 +150,7 @@ func (w *worker) deliver(ctx context.Context, d delivery) bool {
 func (w *worker) sweep(ctx context.Context, upTo int64) {
 	w.lastSweep = time.Now()
 	for ctx.Err() == nil {
-		w.p.metrics.RedisRoundTrips.WithLabelValues("outbox").Inc()
+		w.p.metrics.RedisRoundTrips.WithLabelValues("outbox", w.topic).Inc()
 		ds, err := w.p.store.Outbox(ctx, w.scope, w.token, upTo, w.p.cfg.OutboxLease, 500)
 		if errors.Is(err, state.ErrLost) {
 			w.lost = true

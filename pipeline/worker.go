@@ -219,7 +219,7 @@ func (w *worker) claim(ctx context.Context) (state.Claimed, error) {
 	var fencedSince time.Time
 	err := retry(ctx, w.log, "claim", func() error {
 		var err error
-		w.p.metrics.RedisRoundTrips.WithLabelValues("claim").Inc()
+		w.p.metrics.RedisRoundTrips.WithLabelValues("claim", w.topic).Inc()
 		claimed, err = w.p.store.Claim(ctx, w.scope, w.token)
 		if !errors.Is(err, state.ErrFenced) {
 			return err
@@ -510,7 +510,7 @@ func (w *worker) load(ctx context.Context, now, wall time.Time, due bool, ahead 
 	if loadDue {
 		dueBy = now.UnixMilli() - 1
 	}
-	w.p.metrics.RedisRoundTrips.WithLabelValues("load").Inc()
+	w.p.metrics.RedisRoundTrips.WithLabelValues("load", w.topic).Inc()
 	loaded, err := w.p.store.Load(ctx, w.scope, missing, dueBy, w.p.cfg.TimerBatch)
 	if err != nil {
 		return nil, err
@@ -534,7 +534,7 @@ func (w *worker) load(ctx context.Context, now, wall time.Time, due bool, ahead 
 // round trip either way), and keeps what was read for it. It returns false
 // when the store had the batch already.
 func (w *worker) write(ctx context.Context, b *state.Batch, req *state.LoadRequest) (bool, error) {
-	w.p.metrics.RedisRoundTrips.WithLabelValues("apply").Inc()
+	w.p.metrics.RedisRoundTrips.WithLabelValues("apply", w.topic).Inc()
 	applied, err := w.p.store.ApplyLoad(ctx, w.scope, b, req)
 	if errors.Is(err, state.ErrStale) {
 		// Another step of this owner already wrote it: nothing to do, and
@@ -599,7 +599,7 @@ func (w *worker) rebuild(ctx context.Context) error {
 	var claimed state.Claimed
 	err := retry(ctx, w.log, "claim", func() error {
 		var err error
-		w.p.metrics.RedisRoundTrips.WithLabelValues("claim").Inc()
+		w.p.metrics.RedisRoundTrips.WithLabelValues("claim", w.topic).Inc()
 		claimed, err = w.p.store.Claim(ctx, w.scope, w.token)
 		if errors.Is(err, state.ErrFenced) {
 			return backoff.Permanent(err)
