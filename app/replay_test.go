@@ -189,7 +189,10 @@ func liveEqualsReplay(t *testing.T, broker string, a *App, recs []sim.Record, re
 		}
 		return expectFigures(m, want)
 	})
-	eventually(t, 10*time.Second, "alerts", func() error {
+	// Alerts reach cs.alerts after their batch's state (the courier writes
+	// them beside the next batches), and a write that failed is re-sent by
+	// the outbox sweep: on a loaded machine that takes seconds.
+	eventually(t, 60*time.Second, "alerts", func() error {
 		live, err := outcome(readAlerts(t, broker))
 		if err != nil {
 			return err
