@@ -185,23 +185,31 @@ func MinimalPipeline(ctx context.Context, broker, group, topic string, hwms map[
 }
 
 // ceiling measures both ceilings over the chat backlog.
+// bareChat reads the chat topic to its high-water marks with BareCeiling
+// as consumer group group, metering the CPU it costs; it returns the marks
+// too, for the runs that read the same backlog after it.
+func (h *harness) bareChat(ctx context.Context, group string) (map[int]int64, ConsumeResult, costs, error) {
+	hwms, err := HighWaterMarks(ctx, h.broker.Addr, TopicChat)
+	if err != nil {
+		return nil, ConsumeResult{}, costs{}, err
+	}
+	m, err := h.startMeter(ctx, "")
+	if err != nil {
+		return nil, ConsumeResult{}, costs{}, err
+	}
+	bare, err := BareCeiling(ctx, h.broker.Addr, group, TopicChat, hwms)
+	if err != nil {
+		return nil, ConsumeResult{}, costs{}, fmt.Errorf("bare consumption: %w", err)
+	}
+	cost, err := m.end(ctx, bare.Records)
+	return hwms, bare, cost, err
+}
+
 func (h *harness) ceiling(ctx context.Context) error {
 	if err := h.chatBacklog(ctx); err != nil {
 		return err
 	}
-	hwms, err := HighWaterMarks(ctx, h.broker.Addr, TopicChat)
-	if err != nil {
-		return err
-	}
-	m, err := h.startMeter(ctx, "")
-	if err != nil {
-		return err
-	}
-	bare, err := BareCeiling(ctx, h.broker.Addr, "ceiling-bare", TopicChat, hwms)
-	if err != nil {
-		return fmt.Errorf("bare consumption: %w", err)
-	}
-	bareCost, err := m.end(ctx, bare.Records)
+	hwms, bare, bareCost, err := h.bareChat(ctx, "ceiling-bare")
 	if err != nil {
 		return err
 	}
@@ -213,7 +221,8 @@ func (h *harness) ceiling(ctx context.Context) error {
 	if err := h.redis.Reset(ctx); err != nil {
 		return err
 	}
-	if m, err = h.startMeter(ctx, h.profilePath("minimal")); err != nil {
+	m, err := h.startMeter(ctx, h.profilePath("minimal"))
+	if err != nil {
 		return err
 	}
 	minimal, err := MinimalPipeline(ctx, h.broker.Addr, "ceiling-minimal", TopicChat, hwms, h.redis.Client, 500)

@@ -59,19 +59,7 @@ func (h *harness) storm(ctx context.Context) error {
 		"1 %% sent late, 0.5 %% twice; first replies after 30 s to 7 min", thousands(int64(convs)), stormMessages))
 	r.atLeast(part, "distinct conversations per million events", float64(convs)/float64(n)*1e6, "", 150_000, "")
 
-	hwms, err := HighWaterMarks(ctx, h.broker.Addr, TopicChat)
-	if err != nil {
-		return err
-	}
-	m, err := h.startMeter(ctx, "")
-	if err != nil {
-		return err
-	}
-	bare, err := BareCeiling(ctx, h.broker.Addr, "storm-bare", TopicChat, hwms)
-	if err != nil {
-		return fmt.Errorf("bare consumption: %w", err)
-	}
-	bareCost, err := m.end(ctx, bare.Records)
+	_, bare, bareCost, err := h.bareChat(ctx, "storm-bare")
 	if err != nil {
 		return err
 	}
