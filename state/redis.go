@@ -74,6 +74,10 @@ const (
 	replyBehind = 4
 )
 
+// clusterReload is how often a cluster client reads the slot map again
+// (CLUSTER SLOTS of one node) while it is in use.
+const clusterReload = 2 * time.Second
+
 // Dial connects to Redis as configured: standalone from url; sentinel
 // (masterName, sentinel addrs) or cluster (seed addrs) taking the
 // credentials, database and TLS from url. It does not wait for Redis to
@@ -138,7 +142,14 @@ func DialAuth(url, mode string, addrs []string, masterName string, a Auth) (redi
 		if opts.DB != 0 {
 			return nil, fmt.Errorf("state: redis cluster has only database 0, the url names %d", opts.DB)
 		}
-		return redis.NewClusterClient(u.Cluster()), nil
+		co := u.Cluster()
+		// go-redis learns the slot map again on a MOVED reply and otherwise
+		// once a minute. A master killed outright sends no MOVED: its slots'
+		// commands fail to dial it until the map is read again, so the
+		// partitions there would stall for a minute after its replica was
+		// promoted. Reading the map every clusterReload bounds that.
+		co.ClusterStateReloadInterval = clusterReload
+		return redis.NewClusterClient(co), nil
 	default:
 		return nil, fmt.Errorf("state: unknown redis mode %q (want %s, %s or %s)", mode, ModeStandalone, ModeSentinel, ModeCluster)
 	}

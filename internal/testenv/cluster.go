@@ -93,20 +93,15 @@ func role(addr string) (string, int, error) {
 	return r, port, nil
 }
 
-// Failover promotes the replica of the master holding the most keys with
-// CLUSTER FAILOVER (the replica takes over once it has every write of its
-// master, as an operator's planned failover does), and waits until the
-// replica is a master, its old master a replica, and every node agrees on
-// the cluster being ok. It returns the old master's and the new master's
-// addresses.
-func (c *RedisCluster) Failover() (from, to string) {
+// busiest is the master holding the most keys and its replica.
+func (c *RedisCluster) busiest() (master, replica string) {
 	c.t.Helper()
 	ctx := context.Background()
 	most := int64(-1)
 	for _, a := range c.Addrs {
 		r, _, err := role(a)
 		if err != nil {
-			c.t.Fatalf("cluster node %s: %v", a, err)
+			continue // a node killed by KillMaster
 		}
 		if r != "master" {
 			continue
@@ -118,18 +113,61 @@ func (c *RedisCluster) Failover() (from, to string) {
 			c.t.Fatalf("cluster node %s: %v", a, err)
 		}
 		if keys > most {
-			most, from = keys, a
+			most, master = keys, a
 		}
 	}
-	_, fromPort, _ := strings.Cut(from, ":")
+	_, port, _ := strings.Cut(master, ":")
 	for _, a := range c.Addrs {
-		if r, port, err := role(a); err == nil && r == "slave" && strconv.Itoa(port) == fromPort {
-			to = a
+		if r, p, err := role(a); err == nil && r == "slave" && strconv.Itoa(p) == port {
+			replica = a
 		}
 	}
-	if to == "" {
-		c.t.Fatalf("no replica of cluster master %s", from)
+	if replica == "" {
+		c.t.Fatalf("no replica of cluster master %s", master)
 	}
+	return master, replica
+}
+
+// proc is the node at addr.
+func (c *RedisCluster) proc(addr string) *RedisProc {
+	for _, n := range c.Nodes {
+		if n.Addr == addr {
+			return n
+		}
+	}
+	c.t.Fatalf("no cluster node %s", addr)
+	return nil
+}
+
+// following waits until the replica at addr has synchronised with its
+// master and follows it (master_link_status:up): a replica that never did
+// would not take over.
+func following(t testing.TB, addr string) {
+	t.Helper()
+	Eventually(t, 60*time.Second, "replica "+addr+" following its master", func() error {
+		c := node(addr)
+		defer c.Close()
+		info, err := c.Info(context.Background(), "replication").Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "master_link_status:up") {
+			return fmt.Errorf("%s: master link down", addr)
+		}
+		return nil
+	})
+}
+
+// Failover promotes the replica of the master holding the most keys with
+// CLUSTER FAILOVER (the replica takes over once it has every write of its
+// master, as an operator's planned failover does), and waits until the
+// replica is a master, its old master a replica, and every node agrees on
+// the cluster being ok. It returns the old master's and the new master's
+// addresses.
+func (c *RedisCluster) Failover() (from, to string) {
+	c.t.Helper()
+	ctx := context.Background()
+	from, to = c.busiest()
 	n := node(to)
 	err := n.ClusterFailover(ctx).Err()
 	n.Close()
@@ -144,6 +182,55 @@ func (c *RedisCluster) Failover() (from, to string) {
 			return fmt.Errorf("old master %s is %s (%v)", from, r, err)
 		}
 		for _, a := range c.Addrs {
+			n := node(a)
+			info, err := n.ClusterInfo(ctx).Result()
+			n.Close()
+			if err != nil || !strings.Contains(info, "cluster_state:ok") {
+				return fmt.Errorf("node %s not ok (%v)", a, err)
+			}
+		}
+		return nil
+	})
+	return from, to
+}
+
+// KillMaster kills (SIGKILL) the master holding the most keys, as a
+// crashed host ends it, and waits until the other nodes have promoted its
+// replica and agree on the cluster being ok. Replication is asynchronous,
+// so the replica may lack the master's last writes; to make sure it does,
+// the replica is paused (SIGSTOP) while meanwhile runs (meanwhile should
+// take well under the 2 s node timeout, or the replica is itself taken
+// for failed) and resumed once the master is dead. It returns the killed
+// master's and the promoted replica's addresses.
+func (c *RedisCluster) KillMaster(meanwhile func()) (from, to string) {
+	c.t.Helper()
+	from, to = c.busiest()
+	following(c.t, to)
+	replica := c.proc(to)
+	replica.Pause()
+	meanwhile()
+	c.proc(from).Kill()
+	replica.Resume()
+	ctx := context.Background()
+	Eventually(c.t, 60*time.Second, "replica "+to+" promoted after its master was killed", func() error {
+		if r, _, err := role(to); err != nil || r != "master" {
+			n := node(to)
+			nodes, _ := n.ClusterNodes(ctx).Result()
+			n.Close()
+			lg, _ := os.ReadFile(filepath.Join(replica.dir, fmt.Sprintf("redis-%d.log", replica.runs)))
+			var keep []string
+			for _, l := range strings.Split(string(lg), "\n") {
+				if !strings.Contains(l, "SYNC") {
+					keep = append(keep, l)
+				}
+			}
+			lg = []byte(strings.Join(keep[max(0, len(keep)-40):], "\n"))
+			return fmt.Errorf("%s is %s (%v); its view of the cluster:\n%s\nits log:\n%s", to, r, err, nodes, lg)
+		}
+		for _, a := range c.Addrs {
+			if a == from {
+				continue
+			}
 			n := node(a)
 			info, err := n.ClusterInfo(ctx).Result()
 			n.Close()
@@ -272,6 +359,44 @@ func (s *RedisSentinel) Failover() (from, to string) {
 		}
 		if r, _, err := role(from); err != nil || r != "slave" {
 			return fmt.Errorf("old primary %s is %s (%v)", from, r, err)
+		}
+		return nil
+	})
+	return from, to
+}
+
+// KillPrimary kills (SIGKILL) the primary, as a crashed host ends it, and
+// waits until every sentinel names the replica primary and the replica
+// says it is one. As with RedisCluster.KillMaster, the replica is paused
+// while meanwhile runs, so that it lacks the primary's last writes when it
+// is promoted. It returns the killed and the new primary's addresses.
+func (s *RedisSentinel) KillPrimary(meanwhile func()) (from, to string) {
+	s.t.Helper()
+	primary, replica := s.Servers[0], s.Servers[1]
+	if r, _, err := role(replica.Addr); err != nil || r != "slave" {
+		primary, replica = replica, primary
+	}
+	from = primary.Addr
+	following(s.t, replica.Addr)
+	replica.Pause()
+	meanwhile()
+	primary.Kill()
+	replica.Resume()
+	ctx := context.Background()
+	Eventually(s.t, 60*time.Second, "the replica promoted after the primary was killed", func() error {
+		for _, a := range s.Addrs {
+			c := redis.NewSentinelClient(&redis.Options{Addr: a})
+			addr, err := c.GetMasterAddrByName(ctx, s.MasterName).Result()
+			c.Close()
+			if err != nil {
+				return err
+			}
+			if to = strings.Join(addr, ":"); to == from {
+				return fmt.Errorf("sentinel %s still names %s", a, from)
+			}
+		}
+		if r, _, err := role(to); err != nil || r != "master" {
+			return fmt.Errorf("new primary %s is %s (%v)", to, r, err)
 		}
 		return nil
 	})
