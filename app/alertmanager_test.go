@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,13 +45,6 @@ func readmeYAML(t *testing.T, heading string) string {
 // repeats. Posting needs the alertmanager token, and that token reads
 // nothing.
 func TestAlertmanagerToDingTalk(t *testing.T) {
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("prometheus-alertmanager not found: apt-get install prometheus-alertmanager")
-		}
-		t.Skip("prometheus-alertmanager not found")
-	}
 	e := newEnv(t)
 	cfg, err := config.Parse([]byte(readmeYAML(t, "### Alertmanager's alerts in DingTalk, Feishu or WeCom")))
 	if err != nil {
@@ -117,38 +108,8 @@ func TestAlertmanagerToDingTalk(t *testing.T) {
 	if err := os.WriteFile(amCfg, []byte(amYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	amAddr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin, "--config.file="+amCfg, "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+amAddr, "--cluster.listen-address=", "--log.level=debug")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("alertmanager:\n%s", logs.String())
-		}
-	})
+	amAddr := testenv.Alertmanager(t, amCfg, "--log.level=debug")
 	amAPI := "http://" + amAddr + "/api/v2/alerts"
-	testenv.Eventually(t, 30*time.Second, "alertmanager up", func() error {
-		resp, err := http.Get("http://" + amAddr + "/-/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("%s", resp.Status)
-		}
-		return nil
-	})
 
 	// Prometheus's part: the alert fires, then resolves.
 	startsAt := time.Now().Add(-time.Minute).UTC()

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,37 +34,8 @@ var inhibitCases = []struct {
 // TestInhibitRules posts alerts to a real Alertmanager running the kit's
 // config and reads back which it inhibited.
 func TestInhibitRules(t *testing.T) {
-	bin := tool(t, "prometheus-alertmanager")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
 	cfg, _ := filepath.Abs("alertmanager/alertmanager.yml")
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+t.TempDir(),
-		"--web.listen-address="+addr, "--cluster.listen-address=")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("alertmanager:\n%s", logs.String())
-		}
-	})
-	api := "http://" + addr + "/api/v2/alerts"
-	testenv.Eventually(t, 30*time.Second, "alertmanager up", func() error {
-		resp, err := http.Get(api)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		return nil
-	})
+	api := "http://" + testenv.Alertmanager(t, cfg) + "/api/v2/alerts"
 
 	var posted []map[string]any
 	for _, c := range inhibitCases {

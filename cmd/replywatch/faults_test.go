@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -27,31 +26,11 @@ import (
 	"github.com/replywatch/replywatch/sim"
 )
 
-// replica is one `replywatch run` process of the fault suite.
-type replica struct {
-	cmd    *exec.Cmd
-	logs   bytes.Buffer
-	exited chan error
-}
-
-func startReplica(t *testing.T, bin, cfgPath string) *replica {
+// startReplica starts `replywatch run --config cfgPath`, one replica of
+// the fault suite.
+func startReplica(t *testing.T, bin, cfgPath string) *testenv.Process {
 	t.Helper()
-	r := &replica{cmd: exec.Command(bin, "run", "--config", cfgPath), exited: make(chan error, 1)}
-	r.cmd.Stdout, r.cmd.Stderr = &r.logs, &r.logs
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { r.exited <- r.cmd.Wait() }()
-	t.Cleanup(func() {
-		if r.cmd.ProcessState == nil {
-			_ = r.cmd.Process.Kill()
-			<-r.exited
-		}
-		if t.Failed() {
-			t.Logf("replywatch output:\n%s", r.logs.String())
-		}
-	})
-	return r
+	return testenv.StartProcess(t, "replywatch", exec.Command(bin, "run", "--config", cfgPath))
 }
 
 // readAlerts reads every record of the alerts topic.
@@ -104,16 +83,60 @@ func sameFigures(got, want map[string]float64) error {
 	return nil
 }
 
-// The built binary killed with SIGKILL a third of the way into a backlog,
-// and another stopped with SIGTERM under load, then started again: the
-// figures are the offline replay's exactly, and SIGTERM ends the process
-// with exit 0 within the contract's 10 s.
+// backlogFaults strike the built binary's backlog a third of the way in:
+// the replica itself killed or stopped and started again, or the Redis
+// master it writes to killed outright, its replica promoted without the
+// master's last writes.
+var backlogFaults = []struct {
+	name string
+	// redis starts the Redis the replica writes to and returns the redis
+	// section of its config and, for a killed master, the kill: it runs
+	// meanwhile while the replica that is to be promoted cannot follow.
+	redis func(t *testing.T) (yaml string, kill func(meanwhile func()) string)
+	// signal, when not 0, goes to the replica, which is started again.
+	signal syscall.Signal
+}{
+	{name: "SIGKILL", redis: standaloneRedis, signal: syscall.SIGKILL},
+	{name: "SIGTERM", redis: standaloneRedis, signal: syscall.SIGTERM},
+	{name: "cluster_master_killed", redis: func(t *testing.T) (string, func(func()) string) {
+		c := testenv.Cluster(t)
+		return fmt.Sprintf("redis:\n  url: %q\n  mode: cluster\n  addrs: [%s]\n", c.URL, quoted(c.Addrs)),
+			func(meanwhile func()) string {
+				from, to := c.KillMaster(meanwhile)
+				return "master " + from + " killed, replica " + to + " promoted"
+			}
+	}},
+	{name: "sentinel_primary_killed", redis: func(t *testing.T) (string, func(func()) string) {
+		s := testenv.Sentinel(t)
+		return fmt.Sprintf("redis:\n  url: %q\n  mode: sentinel\n  master_name: %s\n  addrs: [%s]\n", s.URL, s.MasterName, quoted(s.Addrs)),
+			func(meanwhile func()) string {
+				from, to := s.KillPrimary(meanwhile)
+				return "primary " + from + " killed, replica " + to + " promoted"
+			}
+	}},
+}
+
+func standaloneRedis(t *testing.T) (string, func(func()) string) {
+	return fmt.Sprintf("redis:\n  url: %q\n", testenv.Redis(t)), nil
+}
+
+// The built binary under a backlog: killed with SIGKILL a third of the way
+// in, or stopped with SIGTERM, then started again; or, on a Redis Cluster
+// and on a Sentinel-watched primary, the master it writes to killed with
+// SIGKILL while writes go on without WAIT, as in production, and its
+// replica promoted lacking the last of them. Afterwards the figures are
+// the offline replay's exactly, every alert of the replay is on cs.alerts
+// with its outcome, and no alert id stands for two conditions; SIGTERM
+// ends the process with exit 0 within the contract's 10 s; a killed master
+// is noticed (the apply script finds Redis older than what was applied,
+// or the partition's state gone) and the gap read again from Kafka, each
+// such partition counted in replywatch_state_rebuilds_total.
 func TestBinaryFaults(t *testing.T) {
 	bin := buildBinary(t)
-	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
-		t.Run(sig.String(), func(t *testing.T) {
+	for _, c := range backlogFaults {
+		t.Run(c.name, func(t *testing.T) {
 			broker, _ := testenv.Kafka(t, map[string]int{"cs.chat": 4, "cs.orders": 2, "cs.presence": 2, "cs.alerts": 1})
-			redisURL := testenv.Redis(t)
+			redisYAML, kill := c.redis(t)
 			loc := testenv.NoonZone(time.Now())
 			y, m, d := time.Now().In(loc).Date()
 			var recs []sim.Record
@@ -126,8 +149,8 @@ func TestBinaryFaults(t *testing.T) {
 			httpAddr := freePort(t)
 			cfgPath := filepath.Join(t.TempDir(), "replywatch.yml")
 			cfgText := fmt.Sprintf("kafka:\n  brokers: [%q]\n  group_id: faults\n  session_timeout: 2s\n  rebalance_timeout: 2s\n"+
-				"redis:\n  url: %q\nhttp:\n  addr: %q\ntimezone: %s\nmetrics:\n  report_interval: 200ms\n  reporter_lease: 2s\n"+
-				"clock:\n  tick: 20ms\nlog:\n  format: json\n", broker, redisURL, httpAddr, loc.String())
+				"%shttp:\n  addr: %q\ntimezone: %s\nmetrics:\n  report_interval: 200ms\n  reporter_lease: 2s\n"+
+				"clock:\n  tick: 20ms\nlog:\n  format: json\n", broker, redisYAML, httpAddr, loc.String())
 			if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -166,68 +189,82 @@ func TestBinaryFaults(t *testing.T) {
 			}
 			w.Close()
 
-			first := startReplica(t, bin, cfgPath)
-			testenv.Eventually(t, 60*time.Second, "backlog under way", func() error {
+			metrics := func() map[string]float64 {
 				got, err := testenv.Scrape("http://" + httpAddr + "/metrics")
 				if err != nil {
-					return err
+					return map[string]float64{}
 				}
-				if v := got["replywatch_events_total{result=applied,topic=cs.chat}"]; v < float64(chat/3) {
+				return got
+			}
+			applied := func() float64 { return metrics()["replywatch_events_total{result=applied,topic=cs.chat}"] }
+			first := startReplica(t, bin, cfgPath)
+			testenv.Eventually(t, 60*time.Second, "backlog under way", func() error {
+				if v := applied(); v < float64(chat/3) {
 					return fmt.Errorf("%v of %d chat events applied", v, chat/3)
 				}
 				return nil
 			})
 			struck := time.Now()
-			if err := first.cmd.Process.Signal(sig); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case err := <-first.exited:
-				first.exited <- err
-				if sig == syscall.SIGTERM && err != nil {
+			var stopped time.Duration
+			what := "replica " + c.name
+			if kill != nil {
+				// While the replica to be promoted cannot follow, the
+				// processor applies more batches to the master: they are
+				// what the promoted replica lacks.
+				what = kill(func() {
+					before := applied()
+					testenv.Eventually(t, 30*time.Second, "batches applied that the replica does not have", func() error {
+						if v := applied(); v < before+200 && v < float64(chat) {
+							return fmt.Errorf("%v chat events applied, %v when the replica stopped following", v, before)
+						}
+						return nil
+					})
+				})
+				stopped = time.Since(struck)
+			} else {
+				err := first.Stop(t, c.signal, 15*time.Second)
+				if c.signal == syscall.SIGTERM && err != nil {
 					t.Errorf("exit after SIGTERM under load: %v", err)
 				}
-				if took := time.Since(struck); sig == syscall.SIGTERM && took > 10*time.Second {
-					t.Errorf("SIGTERM under load took %s, the contract says 10 s", took)
+				stopped = time.Since(struck)
+				if c.signal == syscall.SIGTERM && stopped > 10*time.Second {
+					t.Errorf("SIGTERM under load took %s, the contract says 10 s", stopped)
 				}
-			case <-time.After(15 * time.Second):
-				t.Fatalf("replywatch did not exit within 15 s of %s", sig)
+				startReplica(t, bin, cfgPath)
 			}
-			stopped := time.Since(struck)
 
-			startReplica(t, bin, cfgPath)
-			testenv.Eventually(t, 120*time.Second, "figures exact after the restart", func() error {
-				got, err := testenv.Scrape("http://" + httpAddr + "/metrics")
-				if err != nil {
-					return err
-				}
-				return sameFigures(got, want)
+			testenv.Eventually(t, 120*time.Second, "figures exact after the fault", func() error {
+				return sameFigures(metrics(), want)
 			})
 			exact := time.Since(struck)
-			breaches := 0
+			var alerts []alerting.Alert
 			testenv.Eventually(t, 60*time.Second, "every alert of the replay", func() error {
-				alerts, err := readAlerts(broker)
-				if err != nil {
+				if alerts, err = readAlerts(broker); err != nil {
 					return err
 				}
-				live, err := scenario.Outcome(alerts)
-				if err != nil {
-					return err
-				}
-				replayed, err := scenario.Outcome(res.Alerts)
-				if err != nil {
-					return err
-				}
-				breaches = 0
-				for _, a := range res.Alerts {
-					if a.Kind == alerting.KindReplyBreach && a.Status == alerting.Firing {
-						breaches++
-					}
-				}
-				return scenario.SameOutcome(live, replayed)
+				return sameAlerts(alerts, res.Alerts)
 			})
-			t.Logf("FAULT replica %s under load: %d events, stopped in %.2f s, figures exact %.1f s after the signal, breaches expected %d, every alert on cs.alerts",
-				sig, len(recs), stopped.Seconds(), exact.Seconds(), breaches)
+			if err := scenario.OneConditionPerID(alerts); err != nil {
+				t.Error(err)
+			}
+			expected, seen := scenario.Breaches(res.Alerts), scenario.Breaches(alerts)
+			if seen != expected {
+				t.Errorf("breaches seen %d, expected %d", seen, expected)
+			}
+			final := metrics()
+			rebuilds := final["replywatch_state_rebuilds_total{topic=cs.chat}"]
+			if kill != nil {
+				if rebuilds < 1 {
+					t.Errorf("the promoted replica lacked applied batches, yet no partition was read again (replywatch_state_rebuilds_total %v)", rebuilds)
+				}
+				if out := first.Output(); !strings.Contains(out, "Redis holds an older state of this partition") && !strings.Contains(out, "Redis lost this partition's state") {
+					t.Error("no log line says Redis went back to an older state or lost the partition's state")
+				}
+				testenv.AwaitHTTP(t, 30*time.Second, "http://"+httpAddr+"/readyz")
+			}
+			t.Logf("FAULT %s under a backlog: %d events, the fault over (process exited, or replica promoted) in %.2f s, figures exact %.1f s after it struck, breaches expected %d seen %d, alert records %d (replay %d), state rebuilds %v, redis errors %v",
+				what, len(recs), stopped.Seconds(), exact.Seconds(), expected, seen, len(alerts), len(res.Alerts),
+				rebuilds, sumPrefix(final, "replywatch_redis_errors_total{"))
 		})
 	}
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,35 +57,10 @@ agents:
 		t.Fatalf("validate --skip-secrets: %v\n%s", err, out)
 	}
 
-	var logs bytes.Buffer
 	cmd := exec.Command(bin, "notify", "--config", cfgPath)
 	cmd.Env = append(os.Environ(), "RW_DING_TOKEN=tok", "RW_DING_SECRET=SECsecret")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("replywatch output:\n%s", logs.String())
-		}
-	}()
-	testenv.Eventually(t, 30*time.Second, "ready", func() error {
-		resp, err := http.Get("http://" + httpAddr + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("readyz %s", resp.Status)
-		}
-		return nil
-	})
+	rw := testenv.StartProcess(t, "replywatch", cmd)
+	testenv.AwaitHTTP(t, 30*time.Second, "http://"+httpAddr+"/readyz")
 	now := time.Now()
 	a := alerting.Alert{ID: "a-1", Kind: alerting.KindReplyBreach, Status: alerting.Firing, Severity: alerting.Warning,
 		Threshold: "3m", ShopID: "s1", BuyerID: "b1", AgentID: "a1", Since: now.Add(-3 * time.Minute), Due: now, At: now, EmittedAt: now}
@@ -108,18 +81,11 @@ agents:
 		return nil
 	})
 	start := time.Now()
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("exit: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("did not stop within 10 s of SIGTERM")
+	if err := rw.Stop(t, syscall.SIGTERM, 10*time.Second); err != nil {
+		t.Errorf("exit: %v", err)
 	}
 	t.Logf("stopped in %v", time.Since(start))
-	// The log is read only once the process has exited: its writer goroutine owns the buffer until then.
-	if strings.Contains(logs.String(), "SECsecret") {
+	if strings.Contains(rw.Output(), "SECsecret") {
 		t.Error("the log holds the robot's secret")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,9 +88,7 @@ log:
 		t.Fatalf("validate: %v\n%s", err, out)
 	}
 
-	var logs bytes.Buffer
 	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
 	// The host's zone differs from the shops': alert times must carry the
 	// shop's offset, not the host's.
 	offset := time.Now().In(loc).Format("Z07:00")
@@ -100,31 +97,8 @@ log:
 		hostTZ = "Etc/GMT-14"
 	}
 	cmd.Env = append(os.Environ(), "TZ="+hostTZ)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("replywatch output:\n%s", logs.String())
-		}
-	}()
-	testenv.Eventually(t, 30*time.Second, "ready", func() error {
-		resp, err := http.Get("http://" + httpAddr + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("readyz %s", resp.Status)
-		}
-		return nil
-	})
+	rw := testenv.StartProcess(t, "replywatch", cmd)
+	testenv.AwaitHTTP(t, 30*time.Second, "http://"+httpAddr+"/readyz")
 
 	var in bytes.Buffer
 	for _, ev := range d.Events() {
@@ -186,18 +160,10 @@ log:
 	})
 
 	start := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if err := rw.Stop(t, syscall.SIGTERM, 15*time.Second); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
 	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v", err)
-		}
-		if took := time.Since(start); took > 10*time.Second {
-			t.Errorf("SIGTERM took %s, the contract says 10 s", took)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("replywatch did not exit within 15 s of SIGTERM")
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("SIGTERM took %s, the contract says 10 s", took)
 	}
 }

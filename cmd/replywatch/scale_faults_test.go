@@ -156,7 +156,7 @@ func TestBinaryScaleFaults(t *testing.T) {
 				}
 			}
 			produce(recs)
-			reps := []*replica{startReplica(t, bin, configFor(addrs[0]))}
+			reps := []*testenv.Process{startReplica(t, bin, configFor(addrs[0]))}
 			testenv.Eventually(t, 60*time.Second, "backlog under way on one replica", func() error {
 				if v := metricsOf(0)["replywatch_events_total{result=applied,topic=cs.chat}"]; v < float64(chat/3) {
 					return fmt.Errorf("%v of %d chat events applied", v, chat/3)
@@ -182,10 +182,7 @@ func TestBinaryScaleFaults(t *testing.T) {
 				return nil
 			})
 			struck := time.Now()
-			if err := reps[1].cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			reps[1].exited <- <-reps[1].exited
+			reps[1].Stop(t, syscall.SIGKILL, 15*time.Second)
 			wave(1)
 			what := "none"
 			if failover != nil {
@@ -193,17 +190,8 @@ func TestBinaryScaleFaults(t *testing.T) {
 			}
 			wave(2)
 			// 3 → 1: the third replica stops as in a rollout.
-			if err := reps[2].cmd.Process.Signal(syscall.SIGTERM); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case err := <-reps[2].exited:
-				reps[2].exited <- err
-				if err != nil {
-					t.Errorf("replica 2 after SIGTERM: %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Fatal("replica 2 did not exit within 15 s of SIGTERM")
+			if err := reps[2].Stop(t, syscall.SIGTERM, 15*time.Second); err != nil {
+				t.Errorf("replica 2 after SIGTERM: %v", err)
 			}
 			wave(3)
 

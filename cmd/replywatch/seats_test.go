@@ -88,10 +88,8 @@ func TestSeatAlertsAcrossAKilledLeaseHolder(t *testing.T) {
 	loc := testenv.NoonZone(time.Now())
 
 	type replica struct {
-		cmd    *exec.Cmd
-		addr   string
-		logs   *bytes.Buffer
-		exited chan error
+		*testenv.Process
+		addr string
 	}
 	var replicas []*replica
 	for i := range 2 {
@@ -125,20 +123,7 @@ log:
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		r := &replica{cmd: exec.Command(bin, "run", "--config", cfgPath), addr: addr, logs: &bytes.Buffer{}, exited: make(chan error, 1)}
-		r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
-		if err := r.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { r.exited <- r.cmd.Wait() }()
-		replicas = append(replicas, r)
-		t.Cleanup(func() {
-			_ = r.cmd.Process.Kill()
-			<-r.exited
-			if t.Failed() {
-				t.Logf("replica %d output:\n%s", i, r.logs.String())
-			}
-		})
+		replicas = append(replicas, &replica{testenv.StartProcess(t, fmt.Sprintf("replica %d", i), exec.Command(bin, "run", "--config", cfgPath)), addr})
 	}
 	leader := func() int {
 		for i, r := range replicas {
@@ -187,7 +172,7 @@ log:
 			if l < 0 {
 				t.Fatal("no lease holder to kill")
 			}
-			if err := replicas[l].cmd.Process.Kill(); err != nil {
+			if err := replicas[l].Cmd.Process.Kill(); err != nil {
 				t.Fatal(err)
 			}
 			killed, survivor = true, 1-l

@@ -98,7 +98,7 @@ func TestSoak(t *testing.T) {
 		return m
 	}
 	var samples []soakSample
-	var other *replica
+	var other *testenv.Process
 	churns := 0
 	phase := *soakFor / 5
 	for now := time.Now(); now.Before(stopAt); now = time.Now() {
@@ -201,19 +201,9 @@ func TestSoak(t *testing.T) {
 }
 
 // stopReplica stops a replica with SIGTERM and returns how it exited.
-func stopReplica(t *testing.T, r *replica) error {
+func stopReplica(t *testing.T, r *testenv.Process) error {
 	t.Helper()
-	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-r.exited:
-		r.exited <- err
-		return err
-	case <-time.After(15 * time.Second):
-		t.Fatal("replica did not exit within 15 s of SIGTERM")
-		return nil
-	}
+	return r.Stop(t, syscall.SIGTERM, 15*time.Second)
 }
 
 func median(xs []float64) float64 {
