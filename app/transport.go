@@ -51,6 +51,13 @@ func kafkaSecurity(cfg *config.Config, getenv func(string) string) (*kafka.Diale
 	return d, t, nil
 }
 
+// KafkaSecurity is, for the commands that reach the brokers apart from
+// the processor (simulate, demo), the dialer and transport that kafka.tls
+// and kafka.sasl ask for; both nil when neither is set.
+func KafkaSecurity(cfg *config.Config, getenv func(string) string) (*kafka.Dialer, kafka.RoundTripper, error) {
+	return kafkaSecurity(cfg, getenv)
+}
+
 // dialRedis connects to Redis with the URL, the mode and the credentials
 // and TLS settings given apart from the URL.
 func dialRedis(cfg *config.Config, getenv func(string) string) (redis.UniversalClient, error) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/replywatch/replywatch/app"
 	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/demo"
 	"github.com/replywatch/replywatch/event"
@@ -26,6 +27,7 @@ import (
 // simulateFlags are the parsed flags of the simulate command.
 type simulateFlags struct {
 	brokers, out       string
+	config             string
 	start, end, day    string
 	tz                 string
 	chat, orders, pres string
@@ -38,6 +40,7 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.brokers, "brokers", "", "produce into this Kafka (comma list of host:port), keyed and hash-partitioned")
 	fs.StringVar(&f.out, "out", "", "write JSONL to this file instead (.gz: gzip-compressed; -: stdout)")
+	fs.StringVar(&f.config, "config", "", "replywatch's config file: produce to its kafka.brokers (unless --brokers) and topics (unless named) with its kafka.tls and kafka.sasl")
 	fs.Uint64Var(&f.opts.Seed, "seed", 1, "seed: the same flags and seed give the same events")
 	fs.IntVar(&f.opts.Shops, "shops", sim.DefaultShops, "number of shops")
 	fs.IntVar(&f.opts.Agents, "agents", sim.DefaultAgents, "agents per shop (shops vary around it)")
@@ -59,6 +62,14 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "replywatch simulate: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
+	var transport kafka.RoundTripper
+	if f.config != "" {
+		var err error
+		if transport, err = f.fromConfig(fs); err != nil {
+			fmt.Fprintf(stderr, "replywatch simulate: %v\n", err)
+			return exitUsage
+		}
+	}
 	if err := f.resolve(time.Now()); err != nil {
 		fmt.Fprintf(stderr, "replywatch simulate: %v\n", err)
 		return exitUsage
@@ -70,7 +81,7 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) int {
 	if f.out != "" {
 		err = simulateToFile(f, stdout, sum)
 	} else {
-		err = simulateToKafka(ctx, f, stderr, sum)
+		err = simulateToKafka(ctx, f, transport, stderr, sum)
 	}
 	sum.print(stderr, f)
 	if err != nil {
@@ -78,6 +89,35 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// fromConfig takes from replywatch's config file the brokers and topics
+// the flags do not name, and the transport that reaches the brokers with
+// its kafka.tls and kafka.sasl (nil when it sets neither).
+func (f *simulateFlags) fromConfig(fs *flag.FlagSet) (kafka.RoundTripper, error) {
+	if f.out != "" {
+		return nil, errors.New("--config names the Kafka to produce to: give it without --out")
+	}
+	cfg, err := config.Load(f.config)
+	if err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if !set["brokers"] {
+		f.brokers = strings.Join(cfg.Kafka.Brokers, ",")
+	}
+	for name, dst := range map[string]struct {
+		flag *string
+		v    string
+	}{"topic-chat": {&f.chat, cfg.Kafka.Topics.Chat}, "topic-orders": {&f.orders, cfg.Kafka.Topics.Orders},
+		"topic-presence": {&f.pres, cfg.Kafka.Topics.Presence}} {
+		if !set[name] {
+			*dst.flag = dst.v
+		}
+	}
+	_, transport, err := app.KafkaSecurity(cfg, os.Getenv)
+	return transport, err
 }
 
 // resolve checks the flags and settles the span of event time.
@@ -226,7 +266,7 @@ func simulateToFile(f simulateFlags, stdout io.Writer, sum *simSummary) (err err
 
 // simulateToKafka produces from Start on: records whose time has passed at
 // once, later ones as their time comes, until End or Ctrl-C.
-func simulateToKafka(ctx context.Context, f simulateFlags, stderr io.Writer, sum *simSummary) error {
+func simulateToKafka(ctx context.Context, f simulateFlags, transport kafka.RoundTripper, stderr io.Writer, sum *simSummary) error {
 	var brokers []string
 	for _, b := range strings.Split(f.brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
@@ -234,6 +274,9 @@ func simulateToKafka(ctx context.Context, f simulateFlags, stderr io.Writer, sum
 		}
 	}
 	w := sim.NewWriter(brokers...)
+	if transport != nil {
+		w.Transport = transport
+	}
 	defer w.Close()
 	p := sim.NewProducer(ctx, w, map[event.Stream]string{event.Chat: f.chat, event.Orders: f.orders, event.Presence: f.pres})
 	until := "until Ctrl-C"

@@ -5,16 +5,21 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl/scram"
+	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/event"
 	"github.com/replywatch/replywatch/internal/testenv"
 	"github.com/replywatch/replywatch/sim"
@@ -128,6 +133,8 @@ var simulateUsageCases = []struct {
 	{"bad zone", []string{"--out", "x.jsonl", "--tz", "Mars/Olympus"}, `--tz: unknown time zone "Mars/Olympus"`},
 	{"stray argument", []string{"--out", "x.jsonl", "extra"}, `unexpected argument "extra"`},
 	{"unknown flag", []string{"--colour"}, "flag provided but not defined"},
+	{"config and a file", []string{"--config", "replywatch.yml", "--out", "x.jsonl"}, "--config names the Kafka to produce to: give it without --out"},
+	{"missing config", []string{"--config", "no-such-replywatch.yml"}, "reading config: open no-such-replywatch.yml"},
 }
 
 func TestSimulateUsage(t *testing.T) {
@@ -255,9 +262,15 @@ func TestSimulateBrokers(t *testing.T) {
 // key is on.
 func readAll(t *testing.T, broker, topic string) (int, map[string]map[int]bool) {
 	t.Helper()
+	return readAllWith(t, kafka.DefaultDialer, broker, topic)
+}
+
+// readAllWith is readAll through dialer (TLS and SASL).
+func readAllWith(t *testing.T, dialer *kafka.Dialer, broker, topic string) (int, map[string]map[int]bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn, err := kafka.DialContext(ctx, "tcp", broker)
+	conn, err := dialer.DialContext(ctx, "tcp", broker)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +282,7 @@ func readAll(t *testing.T, broker, topic string) (int, map[string]map[int]bool) 
 	n := 0
 	keys := map[string]map[int]bool{}
 	for _, p := range parts {
-		lc, err := kafka.DialLeader(ctx, "tcp", broker, topic, p.ID)
+		lc, err := dialer.DialLeader(ctx, "tcp", broker, topic, p.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,7 +294,7 @@ func readAll(t *testing.T, broker, topic string) (int, map[string]map[int]bool) 
 		if last == 0 {
 			continue
 		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: topic, Partition: p.ID,
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: topic, Partition: p.ID, Dialer: dialer,
 			MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
 		for {
 			m, err := r.ReadMessage(ctx)
@@ -336,5 +349,98 @@ func TestSimulateSeatGaps(t *testing.T) {
 	}
 	if code, _ := simulate(t, "--day", "2026-11-24", "--shops", "2", "--no-presence", "3", "--out", filepath.Join(dir, "x")); code == exitOK {
 		t.Error("more presence-less shops than shops accepted")
+	}
+}
+
+// The README's `replywatch simulate --config` line produces, over TLS with
+// SCRAM, into the brokers and topics of replywatch's config file, with its
+// kafka.tls and kafka.sasl: the same records as the same flags write to a
+// file. Without the settings the broker lets nothing in.
+func TestSimulateSecuredKafka(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := regexp.MustCompile("`(replywatch simulate --config [^`]+)`").FindStringSubmatch(string(readme))
+	if line == nil {
+		t.Fatal("README.md shows no `replywatch simulate --config FILE ...` line")
+	}
+	args := strings.Fields(line[1])[2:]
+	certs := testenv.NewCerts(t)
+	broker, _ := testenv.Kafka(t, map[string]int{"shop.chat": 4, "shop.orders": 2, "shop.presence": 2},
+		kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "rw-sim", "k-s3cret"), kfake.TLS(certs.Server))
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "replywatch.yml")
+	cfg := fmt.Sprintf("kafka:\n  brokers: [%q]\n  topics: {chat: shop.chat, orders: shop.orders, presence: shop.presence}\n"+
+		"  tls: {enabled: true, ca_file: %q}\n  sasl: {mechanism: scram-sha-512, username: rw-sim, password: \"${RW_TEST_KAFKA_PASSWORD}\"}\n",
+		broker, certs.CAFile)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RW_TEST_KAFKA_PASSWORD", "k-s3cret")
+	var file []string
+	for _, a := range args {
+		if a == "replywatch.yml" {
+			a = cfgPath
+		}
+		file = append(file, a)
+	}
+
+	// Plain Kafka is refused.
+	code, stderr := simulate(t, "--brokers", broker, "--day", "2026-11-24", "--shops", "1", "--topic-chat", "shop.chat",
+		"--topic-orders", "shop.orders", "--topic-presence", "shop.presence")
+	if code != exitFailed {
+		t.Errorf("without TLS and SASL: exit %d, want %d\n%s", code, exitFailed, stderr)
+	}
+
+	code, stderr = simulate(t, file...)
+	if code != exitOK {
+		t.Fatalf("%s: exit %d\n%s", line[1], code, stderr)
+	}
+	if strings.Contains(stderr, "k-s3cret") {
+		t.Error("simulate printed the Kafka password")
+	}
+
+	// The same flags to a file give the records expected.
+	out := filepath.Join(dir, "day.jsonl")
+	var toFile []string
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--config" {
+			i++
+			continue
+		}
+		toFile = append(toFile, args[i])
+	}
+	if code, stderr := simulate(t, append(toFile, "--out", out)...); code != exitOK {
+		t.Fatalf("to a file: exit %d\n%s", code, stderr)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var rec struct{ Topic string }
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		want["shop."+rec.Topic]++
+	}
+	tlsCfg, err := (config.TLS{Enabled: true, CAFile: certs.CAFile}).Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mech, err := scram.Mechanism(scram.SHA512, "rw-sim", "k-s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialer := &kafka.Dialer{Timeout: 10 * time.Second, TLS: tlsCfg, SASLMechanism: mech}
+	for topic, n := range want {
+		if got, _ := readAllWith(t, dialer, broker, topic); got != n {
+			t.Errorf("%s holds %d records, want %d (the file's)", topic, got, n)
+		}
+	}
+	if len(want) != 3 {
+		t.Errorf("the simulated day has records of %d streams, want 3: %v", len(want), want)
 	}
 }
