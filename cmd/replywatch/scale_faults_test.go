@@ -222,20 +222,7 @@ func TestBinaryScaleFaults(t *testing.T) {
 				return sameFigures(metricsOf(0), want)
 			})
 			exact := time.Since(struck)
-			var alerts []alerting.Alert
-			testenv.Eventually(t, 60*time.Second, "every alert of the replay", func() error {
-				if alerts, err = readAlerts(broker); err != nil {
-					return err
-				}
-				return sameAlerts(alerts, res.Alerts)
-			})
-			if err := scenario.OneConditionPerID(alerts); err != nil {
-				t.Error(err)
-			}
-			expected, seen := scenario.Breaches(res.Alerts), scenario.Breaches(alerts)
-			if seen != expected {
-				t.Errorf("breaches seen %d, expected %d", seen, expected)
-			}
+			alerts, expected, seen := checkAlerts(t, broker, res.Alerts)
 			final := metricsOf(0)
 			t.Logf("FAULT scale 1→3→1 on Redis %s, replica killed while delivering, failover %s: %d events, breaches expected %d seen %d, alert records %d (replay %d), figures exact %.1f s after the kill (%.0f s of it waiting for the last deadlines), state rebuilds %v, redis errors %v",
 				topo.name, what, len(produced), expected, seen, len(alerts), len(res.Alerts), exact.Seconds(), waited.Seconds(),
@@ -249,6 +236,29 @@ func chat(shop, buyer, sender, agent string, ts time.Time) sim.Record {
 	id := fmt.Sprintf("%s-%s-%s-%d", shop, buyer, sender, ts.UnixMilli())
 	return sim.Record{Topic: event.Chat, Key: shop + "/" + buyer, Event: event.Event{EventID: id, Type: event.TypeMessage,
 		TS: event.Time{Time: ts}, ShopID: shop, BuyerID: buyer, Sender: sender, AgentID: agent, Text: "在吗"}}
+}
+
+// checkAlerts waits until cs.alerts holds every alert of the replay with
+// its outcome, checks that no alert id stands for two conditions and that
+// every breach of the replay was alerted, and returns the records read
+// and the breaches expected and seen.
+func checkAlerts(t *testing.T, broker string, replayed []alerting.Alert) (alerts []alerting.Alert, expected, seen int) {
+	t.Helper()
+	testenv.Eventually(t, 60*time.Second, "every alert of the replay", func() error {
+		var err error
+		if alerts, err = readAlerts(broker); err != nil {
+			return err
+		}
+		return sameAlerts(alerts, replayed)
+	})
+	if err := scenario.OneConditionPerID(alerts); err != nil {
+		t.Error(err)
+	}
+	expected, seen = scenario.Breaches(replayed), scenario.Breaches(alerts)
+	if seen != expected {
+		t.Errorf("breaches seen %d, expected %d", seen, expected)
+	}
+	return alerts, expected, seen
 }
 
 // sameAlerts compares the outcomes of the live and the replayed alerts,
@@ -282,7 +292,17 @@ func sameAlerts(live, replayed []alerting.Alert) error {
 			diff["unexpected "+kinds[id]]++
 		}
 	}
-	return fmt.Errorf("%d live ids, %d replayed: %v", len(l), len(r), diff)
+	// The records of a few ids that differ, for the log.
+	var shown []string
+	for _, a := range live {
+		lo, counted := l[a.ID]
+		if o, ok := r[a.ID]; counted && (!ok || o != lo) && len(shown) < 12 {
+			shown = append(shown, fmt.Sprintf("%s %s/%s %s %s/%s since %s at %s emitted %s replay %v",
+				a.ID[:8], a.Kind, a.Threshold, a.Status+" "+a.Reason, a.ShopID, a.BuyerID,
+				a.Since.Format("15:04:05.000"), a.At.Format("15:04:05.000"), a.EmittedAt.Format("15:04:05.000"), a.Replay))
+		}
+	}
+	return fmt.Errorf("%d live ids, %d replayed: %v; live records of ids that differ:\n%s", len(l), len(r), diff, strings.Join(shown, "\n"))
 }
 
 func sumPrefix(m map[string]float64, prefix string) float64 {

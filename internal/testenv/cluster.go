@@ -158,6 +158,23 @@ func following(t testing.TB, addr string) {
 	})
 }
 
+// cut has the replica at replica stop following the master at master:
+// the replica is paused (SIGSTOP), so that it cannot connect again, and
+// the master drops its replication link (CLIENT KILL TYPE replica), so
+// that what the master writes from now on is only in the master.
+// Pausing alone is not enough on loopback: what the master wrote waits in
+// the socket buffers and reaches the replica once it runs again, even
+// after the master is dead.
+func cut(t testing.TB, master string, replica *RedisProc) {
+	t.Helper()
+	replica.Pause()
+	n := node(master)
+	defer n.Close()
+	if err := n.ClientKillByFilter(context.Background(), "TYPE", "replica").Err(); err != nil {
+		t.Fatalf("CLIENT KILL TYPE replica on %s: %v", master, err)
+	}
+}
+
 // Failover promotes the replica of the master holding the most keys with
 // CLUSTER FAILOVER (the replica takes over once it has every write of its
 // master, as an operator's planned failover does), and waits until the
@@ -198,7 +215,7 @@ func (c *RedisCluster) Failover() (from, to string) {
 // crashed host ends it, and waits until the other nodes have promoted its
 // replica and agree on the cluster being ok. Replication is asynchronous,
 // so the replica may lack the master's last writes; to make sure it does,
-// the replica is paused (SIGSTOP) while meanwhile runs (meanwhile should
+// the replica is cut off (see cut) while meanwhile runs (meanwhile should
 // take well under the 2 s node timeout, or the replica is itself taken
 // for failed) and resumed once the master is dead. It returns the killed
 // master's and the promoted replica's addresses.
@@ -207,7 +224,7 @@ func (c *RedisCluster) KillMaster(meanwhile func()) (from, to string) {
 	from, to = c.busiest()
 	following(c.t, to)
 	replica := c.proc(to)
-	replica.Pause()
+	cut(c.t, from, replica)
 	meanwhile()
 	c.proc(from).Kill()
 	replica.Resume()
@@ -342,7 +359,16 @@ func (s *RedisSentinel) Failover() (from, to string) {
 	if err := c.Failover(ctx, s.MasterName).Err(); err != nil {
 		s.t.Fatalf("SENTINEL FAILOVER: %v", err)
 	}
-	Eventually(s.t, 60*time.Second, "the replica promoted and the old primary following it", func() error {
+	return from, s.promoted(from, true)
+}
+
+// promoted waits until every sentinel names a primary other than from,
+// which says it is one, and, when following, from follows it; it returns
+// the new primary's address.
+func (s *RedisSentinel) promoted(from string, following bool) (to string) {
+	s.t.Helper()
+	ctx := context.Background()
+	Eventually(s.t, 60*time.Second, "the replica promoted in place of "+from, func() error {
 		for _, a := range s.Addrs {
 			c := redis.NewSentinelClient(&redis.Options{Addr: a})
 			addr, err := c.GetMasterAddrByName(ctx, s.MasterName).Result()
@@ -357,17 +383,17 @@ func (s *RedisSentinel) Failover() (from, to string) {
 		if r, _, err := role(to); err != nil || r != "master" {
 			return fmt.Errorf("new primary %s is %s (%v)", to, r, err)
 		}
-		if r, _, err := role(from); err != nil || r != "slave" {
+		if r, _, err := role(from); following && (err != nil || r != "slave") {
 			return fmt.Errorf("old primary %s is %s (%v)", from, r, err)
 		}
 		return nil
 	})
-	return from, to
+	return to
 }
 
 // KillPrimary kills (SIGKILL) the primary, as a crashed host ends it, and
 // waits until every sentinel names the replica primary and the replica
-// says it is one. As with RedisCluster.KillMaster, the replica is paused
+// says it is one. As with RedisCluster.KillMaster, the replica is cut off
 // while meanwhile runs, so that it lacks the primary's last writes when it
 // is promoted. It returns the killed and the new primary's addresses.
 func (s *RedisSentinel) KillPrimary(meanwhile func()) (from, to string) {
@@ -378,29 +404,11 @@ func (s *RedisSentinel) KillPrimary(meanwhile func()) (from, to string) {
 	}
 	from = primary.Addr
 	following(s.t, replica.Addr)
-	replica.Pause()
+	cut(s.t, from, replica)
 	meanwhile()
 	primary.Kill()
 	replica.Resume()
-	ctx := context.Background()
-	Eventually(s.t, 60*time.Second, "the replica promoted after the primary was killed", func() error {
-		for _, a := range s.Addrs {
-			c := redis.NewSentinelClient(&redis.Options{Addr: a})
-			addr, err := c.GetMasterAddrByName(ctx, s.MasterName).Result()
-			c.Close()
-			if err != nil {
-				return err
-			}
-			if to = strings.Join(addr, ":"); to == from {
-				return fmt.Errorf("sentinel %s still names %s", a, from)
-			}
-		}
-		if r, _, err := role(to); err != nil || r != "master" {
-			return fmt.Errorf("new primary %s is %s (%v)", to, r, err)
-		}
-		return nil
-	})
-	return from, to
+	return from, s.promoted(from, false)
 }
 
 // lookPath finds a Redis program, skipping the test without it (failing
