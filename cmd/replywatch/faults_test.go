@@ -236,7 +236,11 @@ func TestBinaryFaults(t *testing.T) {
 				return sameFigures(metrics(), want)
 			})
 			exact := time.Since(struck)
-			alerts, expected, seen := checkAlerts(t, broker, res.Alerts)
+			// Alerts fired and retracted that the replay never raised are
+			// counted, not compared (see checkAlerts): on a busy machine a
+			// backlog may fire a few warnings that a later record withdraws,
+			// as its partitions and the buyer join happen to progress.
+			alerts, expected, seen, withdrawn := checkAlerts(t, broker, res.Alerts, true)
 			final := metrics()
 			rebuilds := sumPrefix(final, "replywatch_state_rebuilds_total{")
 			if kill != nil {
@@ -248,9 +252,9 @@ func TestBinaryFaults(t *testing.T) {
 				}
 				testenv.AwaitHTTP(t, 30*time.Second, "http://"+httpAddr+"/readyz")
 			}
-			t.Logf("FAULT %s under a backlog: %d events, the fault over (process exited, or replica promoted) in %.2f s, figures exact %.1f s after it struck, breaches expected %d seen %d, alert records %d (replay %d), state rebuilds %v, redis errors %v",
+			t.Logf("FAULT %s under a backlog: %d events, the fault over (process exited, or replica promoted) in %.2f s, figures exact %.1f s after it struck, breaches expected %d seen %d, alert records %d (replay %d), %d alerts fired and retracted that the replay never raised, state rebuilds %v, redis errors %v",
 				what, len(recs), stopped.Seconds(), exact.Seconds(), expected, seen, len(alerts), len(res.Alerts),
-				rebuilds, sumPrefix(final, "replywatch_redis_errors_total{"))
+				withdrawn, rebuilds, sumPrefix(final, "replywatch_redis_errors_total{"))
 		})
 	}
 }
