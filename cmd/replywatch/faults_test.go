@@ -52,6 +52,26 @@ func readAlerts(broker string) ([]alerting.Alert, error) {
 	}
 }
 
+// replayOf is the offline replay of recs (replywatch replay's code) with
+// its clock stopped at end.
+func replayOf(t *testing.T, cfg *config.Config, recs []sim.Record, end time.Time) *app.ReplayResult {
+	t.Helper()
+	res, err := app.Replay(context.Background(), cfg, func(fn func(event.Stream, string, []byte) error) error {
+		var buf []byte
+		for _, r := range recs {
+			buf = sim.AppendEvent(buf[:0], &r.Event)
+			if err := fn(r.Topic, r.Key, buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, end, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // shopGauges are the shop-level figures of reports, as scraped names.
 func shopGauges(reports []metrics.ShopReport) map[string]float64 {
 	out := map[string]float64{}
@@ -157,19 +177,7 @@ func TestBinaryFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := app.Replay(context.Background(), cfg, func(fn func(event.Stream, string, []byte) error) error {
-				var buf []byte
-				for _, r := range recs {
-					buf = sim.AppendEvent(buf[:0], &r.Event)
-					if err := fn(r.Topic, r.Key, buf); err != nil {
-						return err
-					}
-				}
-				return nil
-			}, time.Now().Add(time.Minute), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := replayOf(t, cfg, recs, time.Now().Add(time.Minute))
 			want := shopGauges(res.Shops)
 
 			w := sim.NewWriter(broker)

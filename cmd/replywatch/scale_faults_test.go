@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/replywatch/replywatch/alerting"
-	"github.com/replywatch/replywatch/app"
 	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/event"
 	"github.com/replywatch/replywatch/internal/scenario"
@@ -199,19 +198,7 @@ func TestBinaryScaleFaults(t *testing.T) {
 			// clock (the wall clock minus clock.grace) once the last wave is
 			// 60 s and the grace old; the replay stops at the same instant.
 			end := last.Add(60*time.Second + cfg.Clock.Grace + time.Second)
-			res, err := app.Replay(context.Background(), cfg, func(fn func(event.Stream, string, []byte) error) error {
-				var buf []byte
-				for _, r := range produced {
-					buf = sim.AppendEvent(buf[:0], &r.Event)
-					if err := fn(r.Topic, r.Key, buf); err != nil {
-						return err
-					}
-				}
-				return nil
-			}, end, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := replayOf(t, cfg, produced, end)
 			want := shopGauges(res.Shops)
 			waited := time.Until(end)
 			time.Sleep(waited) // the replica's clock reaching the replay's end, not a wait for a condition

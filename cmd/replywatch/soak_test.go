@@ -16,9 +16,7 @@ import (
 	"time"
 
 	"github.com/replywatch/replywatch/alerting"
-	"github.com/replywatch/replywatch/app"
 	"github.com/replywatch/replywatch/config"
-	"github.com/replywatch/replywatch/event"
 	"github.com/replywatch/replywatch/internal/scenario"
 	"github.com/replywatch/replywatch/internal/testenv"
 	"github.com/replywatch/replywatch/sim"
@@ -129,19 +127,7 @@ func TestSoak(t *testing.T) {
 	mu.Unlock()
 
 	end := stopAt.Add(60*time.Second + cfg.Clock.Grace + time.Second)
-	res, err := app.Replay(context.Background(), cfg, func(fn func(event.Stream, string, []byte) error) error {
-		var buf []byte
-		for _, r := range recs {
-			buf = sim.AppendEvent(buf[:0], &r.Event)
-			if err := fn(r.Topic, r.Key, buf); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, end, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := replayOf(t, cfg, recs, end)
 	time.Sleep(time.Until(end)) // the replica's clock passing the last deadlines, not a wait for a condition
 	testenv.Eventually(t, 120*time.Second, "figures exact at the end of the soak", func() error {
 		return sameFigures(scrapeOf(soaked), shopGauges(res.Shops))
