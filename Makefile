@@ -63,13 +63,17 @@ bench-sse:
 # persistence or from an older snapshot, SCRIPT FLUSH, 50 ms added to every
 # Redis round trip, broker restarts with and without traffic after it);
 # the built binary killed with SIGKILL and stopped with SIGTERM under load;
+# the Redis master it writes to killed outright (SIGKILL) under load, on a
+# Redis Cluster and under Sentinel, its replica promoted without the last
+# writes;
 # and the built binary scaled 1→3→1 with a replica killed while it
 # delivers alerts, on a standalone Redis, on a three-master Redis Cluster
 # and on a Sentinel-watched primary, a master failed over mid-run on the
 # last two (redis-server, redis-cli and redis-sentinel on PATH). After each, figures and alerts must be the offline replay's.
 # Each case prints a FAULT line; BENCHMARKS.md records them. A short subset
 # (broker restart, Redis restarted empty, poison records) runs in every
-# `go test ./app/`.
+# `go test ./app/`, and a Redis Cluster master killed, its slots reached
+# again within seconds, in every `go test ./state/`.
 faults:
 	./scripts/faults.sh
 

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log=${FAULTS_LOG:-faults.log}
 status=0
-go test -tags faults -count=1 -timeout 30m -v -run 'TestFaults|TestBinaryFaults|TestBinaryScaleFaults|TestClusterFailoverKeepsWrites|TestSentinelFailoverKeepsWrites' ./app/ ./cmd/replywatch/ ./internal/testenv/ >"$log" 2>&1 || status=$?
+go test -tags faults -count=1 -timeout 30m -v -run 'TestFaults|TestBinaryFaults|TestBinaryScaleFaults|TestClusterFailoverKeepsWrites|TestSentinelFailoverKeepsWrites|TestDialFindsTheReplicaOfAKilledMaster' ./app/ ./cmd/replywatch/ ./internal/testenv/ ./state/ >"$log" 2>&1 || status=$?
 grep -E '^(=== RUN|\s*--- (PASS|FAIL|SKIP)|\s+\S+_test\.go:[0-9]+: FAULT|ok|FAIL|PASS)' "$log" || true
 if [ "$status" -ne 0 ]; then
 	echo "fault suite failed; the full log is in $log" >&2

@@ -209,7 +209,7 @@ func TestBinaryScaleFaults(t *testing.T) {
 				return sameFigures(metricsOf(0), want)
 			})
 			exact := time.Since(struck)
-			alerts, expected, seen, _ := checkAlerts(t, broker, res.Alerts, false)
+			alerts, expected, seen, _ := checkAlerts(t, broker, func() []alerting.Alert { return res.Alerts }, false)
 			final := metricsOf(0)
 			t.Logf("FAULT scale 1→3→1 on Redis %s, replica killed while delivering, failover %s: %d events, breaches expected %d seen %d, alert records %d (replay %d), figures exact %.1f s after the kill (%.0f s of it waiting for the last deadlines), state rebuilds %v, redis errors %v",
 				topo.name, what, len(produced), expected, seen, len(alerts), len(res.Alerts), exact.Seconds(), waited.Seconds(),
@@ -235,13 +235,18 @@ func chat(shop, buyer, sender, agent string, ts time.Time) sim.Record {
 // comparison and counted: where a backlog's batches are cut decides
 // whether a late event is read before a deadline passes, so such
 // retractions may differ from the replay's without anything lost.
-func checkAlerts(t *testing.T, broker string, replayed []alerting.Alert, withdrawn bool) (alerts []alerting.Alert, expected, seen, retracted int) {
+//
+// replay gives the replay's alerts at each look: a replay up to the
+// replica's clock at that moment, where deadlines still fall due.
+func checkAlerts(t *testing.T, broker string, replay func() []alerting.Alert, withdrawn bool) (alerts []alerting.Alert, expected, seen, retracted int) {
 	t.Helper()
+	var replayed []alerting.Alert
 	testenv.Eventually(t, 60*time.Second, "every alert of the replay", func() error {
 		var err error
 		if alerts, err = readAlerts(broker); err != nil {
 			return err
 		}
+		replayed = replay()
 		compared := alerts
 		if withdrawn {
 			if compared, retracted, err = dropWithdrawn(alerts, replayed); err != nil {
