@@ -51,6 +51,9 @@ type worker struct {
 	// was last asked for the high-water mark (monotonic clock).
 	lastRecord time.Time
 	lastAsked  time.Time
+	// lastWrite is when the store last took a write of this partition
+	// (monotonic clock).
+	lastWrite time.Time
 	// replayUntil is the last offset read before the partition's state was
 	// found lost (-1 when not rebuilding): alerts up to it are a replay.
 	replayUntil int64
@@ -370,7 +373,13 @@ func (w *worker) process(ctx context.Context) error {
 	}
 	w.acks = append(w.acks, w.courier.take()...)
 	due := w.nextDue != 0 && w.nextDue < now.UnixMilli()
-	if len(cur.recs) == 0 && cur.last < 0 && !due && len(w.acks) == 0 {
+	// A partition with nothing to write still writes (nothing but the
+	// script's checks) every IdleAfter once it has applied records: a
+	// Redis that lost its last writes (a master killed before its replica
+	// had them, a restart from an older snapshot) is found and the gap read
+	// again without waiting for the partition's next record or timer.
+	check := w.applied >= 0 && time.Since(w.lastWrite) >= w.p.cfg.IdleAfter
+	if len(cur.recs) == 0 && cur.last < 0 && !due && len(w.acks) == 0 && !check {
 		return nil
 	}
 	if len(cur.msgs) > 0 {
@@ -397,6 +406,7 @@ func (w *worker) process(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	w.lastWrite = time.Now()
 	w.advance(cur.last)
 	return nil
 }
