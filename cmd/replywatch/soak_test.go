@@ -107,7 +107,7 @@ func TestSoak(t *testing.T) {
 	heapProfile := func() string {
 		heaps++
 		path := heapBase + "." + strconv.Itoa(heaps)
-		if err := r.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		if err := r.Signal(syscall.SIGUSR1); err != nil {
 			t.Fatalf("asking for a heap profile: %v", err)
 		}
 		testenv.Eventually(t, 60*time.Second, "heap profile "+path, func() error {
