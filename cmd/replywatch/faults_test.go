@@ -38,7 +38,14 @@ func readAlerts(broker string) ([]alerting.Alert, error) {
 	defer r.Close()
 	var out []alerting.Alert
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		// The first record may take a while on a busy machine (the reader
+		// connects first); the end of the topic is where none comes for
+		// half a second.
+		wait := 500 * time.Millisecond
+		if len(out) == 0 {
+			wait = 10 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		m, err := r.ReadMessage(ctx)
 		cancel()
 		if err != nil {
