@@ -198,17 +198,25 @@ func (c *RedisCluster) Failover() (from, to string) {
 		if r, _, err := role(from); err != nil || r != "slave" {
 			return fmt.Errorf("old master %s is %s (%v)", from, r, err)
 		}
-		for _, a := range c.Addrs {
-			n := node(a)
-			info, err := n.ClusterInfo(ctx).Result()
-			n.Close()
-			if err != nil || !strings.Contains(info, "cluster_state:ok") {
-				return fmt.Errorf("node %s not ok (%v)", a, err)
-			}
-		}
-		return nil
+		return c.ok("")
 	})
 	return from, to
+}
+
+// ok says whether every node but the one at except says the cluster is ok.
+func (c *RedisCluster) ok(except string) error {
+	for _, a := range c.Addrs {
+		if a == except {
+			continue
+		}
+		n := node(a)
+		info, err := n.ClusterInfo(context.Background()).Result()
+		n.Close()
+		if err != nil || !strings.Contains(info, "cluster_state:ok") {
+			return fmt.Errorf("node %s not ok (%v)", a, err)
+		}
+	}
+	return nil
 }
 
 // KillMaster kills (SIGKILL) the master holding the most keys, as a
@@ -244,18 +252,7 @@ func (c *RedisCluster) KillMaster(meanwhile func()) (from, to string) {
 			lg = []byte(strings.Join(keep[max(0, len(keep)-40):], "\n"))
 			return fmt.Errorf("%s is %s (%v); its view of the cluster:\n%s\nits log:\n%s", to, r, err, nodes, lg)
 		}
-		for _, a := range c.Addrs {
-			if a == from {
-				continue
-			}
-			n := node(a)
-			info, err := n.ClusterInfo(ctx).Result()
-			n.Close()
-			if err != nil || !strings.Contains(info, "cluster_state:ok") {
-				return fmt.Errorf("node %s not ok (%v)", a, err)
-			}
-		}
-		return nil
+		return c.ok(from)
 	})
 	return from, to
 }
