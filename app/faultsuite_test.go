@@ -174,6 +174,10 @@ func TestFaults(t *testing.T) {
 			})
 			recovery := time.Since(struck)
 			var alerts []alerting.Alert
+			// Alerts fired and retracted that the replay never raised are
+			// counted, not compared (scenario.Withdrawn): on a busy machine
+			// a backlog fires a few that a later record withdraws.
+			var withdrawn map[string]bool
 			eventually(t, 60*time.Second, "every alert of the replay", func() error {
 				alerts = readAlerts(t, k.Addr)
 				live, err := outcome(alerts)
@@ -184,6 +188,10 @@ func TestFaults(t *testing.T) {
 				if err != nil {
 					return err
 				}
+				withdrawn = scenario.Withdrawn(live, replayed)
+				for id := range withdrawn {
+					delete(live, id)
+				}
 				return sameOutcome(live, replayed)
 			})
 			if err := scenario.OneConditionPerID(alerts); err != nil {
@@ -193,14 +201,20 @@ func TestFaults(t *testing.T) {
 			if seen != expected {
 				t.Errorf("breaches seen %d, expected %d", seen, expected)
 			}
-			live, replayed := countRecords(alerts), countRecords(res.Alerts)
+			var kept []alerting.Alert
+			for _, a := range alerts {
+				if !withdrawn[a.ID] {
+					kept = append(kept, a)
+				}
+			}
+			live, replayed := countRecords(kept), countRecords(res.Alerts)
 			if err := sameRecords(live.distinct, replayed.distinct); err != nil {
 				t.Errorf("partition-level alert records: %v", err)
 			}
 			m := scrape(t, r.app.Addr())
-			t.Logf("FAULT %s: %d events, breaches expected %d seen %d, alert records %d (replay %d): partition-level %d (replay %d), %d of them sent again; seat records %d (replay %d); figures exact %.1f s after the fault, chat lag at most %.0f records meanwhile, state rebuilds %v",
+			t.Logf("FAULT %s: %d events, breaches expected %d seen %d, alert records %d (replay %d): partition-level %d (replay %d), %d of them sent again; seat records %d (replay %d); %d alerts fired and retracted that the replay never raised; figures exact %.1f s after the fault, chat lag at most %.0f records meanwhile, state rebuilds %v",
 				c.name, len(recs)+len(held), expected, seen, len(alerts), len(res.Alerts), live.partition, replayed.partition,
-				live.partition-len(live.distinct), live.seat, replayed.seat, recovery.Seconds(), peak,
+				live.partition-len(live.distinct), live.seat, replayed.seat, len(withdrawn), recovery.Seconds(), peak,
 				m["replywatch_state_rebuilds_total{topic=cs.chat}"])
 		})
 	}

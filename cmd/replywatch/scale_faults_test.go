@@ -292,12 +292,7 @@ func dropWithdrawn(live, replayed []alerting.Alert) ([]alerting.Alert, int, erro
 	if err != nil {
 		return nil, 0, err
 	}
-	drop := map[string]bool{}
-	for id, o := range l {
-		if _, ok := r[id]; !ok && o == alerting.ReasonRetracted {
-			drop[id] = true
-		}
-	}
+	drop := scenario.Withdrawn(l, r)
 	var kept []alerting.Alert
 	for _, a := range live {
 		if !drop[a.ID] {

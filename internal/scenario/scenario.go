@@ -172,6 +172,20 @@ func Standing(o map[string]string) map[string]string {
 	return out
 }
 
+// Withdrawn are the ids that got fired and then retracted while want
+// never raised them: where a backlog's batches happen to fall decides
+// whether a late record is read before a deadline passes, so such alerts
+// may come and go without anything being lost or wrong in the end.
+func Withdrawn(got, want map[string]string) map[string]bool {
+	out := map[string]bool{}
+	for id, r := range got {
+		if _, ok := want[id]; !ok && r == alerting.ReasonRetracted {
+			out[id] = true
+		}
+	}
+	return out
+}
+
 func SameOutcome(got, want map[string]string) error {
 	var diffs []string
 	for id, r := range want {
