@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,11 +19,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/replywatch/replywatch/config"
 )
 
 // Hub reads the alerts topic from its tail, each replica on its own (a
 // reader per partition, no consumer group), keeps the latest records, and
-// hands every record to the SSE subscribers.
+// hands each record to the SSE subscribers whose scope it is in: they are
+// filed by the agents or shops they may see, so that a record costs work
+// only for the subscribers it concerns.
 //
 // An event's id is the stream position after it: for every partition the
 // next offset to read ("0:1523,1:977"). A client that reconnects with it
@@ -55,6 +60,11 @@ type Hub struct {
 	low   map[int]int64 // the oldest offset per partition still held
 	ring  []hubEvent
 	subs  map[*subscriber]struct{}
+	// Every subscriber is filed once: under every record (all), or under
+	// each agent (byAgent) or each shop (byShop) whose records it sees.
+	all     map[*subscriber]struct{}
+	byAgent map[string]map[*subscriber]struct{}
+	byShop  map[string]map[*subscriber]struct{}
 	// nsubs is len(subs), read without the lock: records are decoded
 	// only while someone may want them.
 	nsubs atomic.Int64
@@ -91,15 +101,43 @@ func (ev *hubEvent) decode() {
 }
 
 type subscriber struct {
-	ch   chan *hubEvent // shared by every subscriber: read only
-	gone chan struct{}  // closed when the hub dropped the subscriber
+	ch    chan *hubEvent // shared by every subscriber: read only
+	gone  chan struct{}  // closed when the hub dropped the subscriber
+	route route
+}
+
+// route is where the hub files a subscriber: under every record, or under
+// the agents or the shops whose records it may see. A record has one shop
+// and one agent, so a subscriber filed under several of either gets it
+// once.
+type route struct {
+	all           bool
+	agents, shops []string
+}
+
+// routeOf is the narrowest route that holds every record the scope and
+// the filter let through: the stream still checks each record against
+// both (a kind, say), but sees no record of another agent or shop.
+func routeOf(s *Scope, f *filter) route {
+	switch {
+	case s.Role == config.RoleAgent:
+		return route{agents: []string{s.Agent}}
+	case len(f.agents) > 0:
+		return route{agents: f.agents}
+	case len(f.shops) > 0:
+		return route{shops: f.shops}
+	case s.All:
+		return route{all: true}
+	}
+	return route{shops: slices.Sorted(maps.Keys(s.Shops))}
 }
 
 // NewHub reads topic on brokers once Run starts; its metrics go to reg
 // (none when nil).
 func NewHub(brokers []string, topic string, reg prometheus.Registerer, log *zap.Logger) *Hub {
 	h := &Hub{Brokers: brokers, Topic: topic, Log: log, ready: make(chan struct{}),
-		subs: map[*subscriber]struct{}{},
+		subs: map[*subscriber]struct{}{}, all: map[*subscriber]struct{}{},
+		byAgent: map[string]map[*subscriber]struct{}{}, byShop: map[string]map[*subscriber]struct{}{},
 		subscribers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "replywatch_api_stream_subscribers",
 			Help: "Server-Sent Events streams of alerts open on this replica."}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "replywatch_api_stream_dropped_total",
@@ -255,8 +293,9 @@ func event(p int, m kafka.Message) hubEvent {
 	return hubEvent{part: p, off: m.Offset, data: m.Value}
 }
 
-// publish appends ev and hands it to every subscriber; one that has no
-// room left is dropped, never waited for.
+// publish appends ev and hands it to the subscribers filed under every
+// record, its agent and its shop; one that has no room left is dropped,
+// never waited for.
 func (h *Hub) publish(ev hubEvent) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -280,15 +319,76 @@ func (h *Hub) publish(ev hubEvent) {
 		}
 		h.ring = append([]hubEvent(nil), h.ring[len(h.ring)-h.Keep:]...)
 	}
-	for s := range h.subs {
+	h.hand(h.all, shared)
+	if shared.rec.AgentID != "" {
+		h.hand(h.byAgent[shared.rec.AgentID], shared)
+	}
+	if shared.rec.ShopID != "" {
+		h.hand(h.byShop[shared.rec.ShopID], shared)
+	}
+}
+
+// hand gives ev to each of subs, dropping those with no room left.
+func (h *Hub) hand(subs map[*subscriber]struct{}, ev *hubEvent) {
+	for s := range subs {
 		select {
-		case s.ch <- shared:
+		case s.ch <- ev:
 		default:
-			delete(h.subs, s)
-			h.nsubs.Add(-1)
+			h.remove(s)
 			close(s.gone)
-			h.subscribers.Dec()
 			h.dropped.Inc()
+		}
+	}
+}
+
+// file adds s to the hub and to the index its route names.
+func (h *Hub) file(s *subscriber) {
+	h.subs[s] = struct{}{}
+	h.nsubs.Add(1)
+	h.subscribers.Inc()
+	if s.route.all {
+		h.all[s] = struct{}{}
+	}
+	for _, a := range s.route.agents {
+		fileUnder(h.byAgent, a, s)
+	}
+	for _, sh := range s.route.shops {
+		fileUnder(h.byShop, sh, s)
+	}
+}
+
+func fileUnder(index map[string]map[*subscriber]struct{}, key string, s *subscriber) {
+	set := index[key]
+	if set == nil {
+		set = map[*subscriber]struct{}{}
+		index[key] = set
+	}
+	set[s] = struct{}{}
+}
+
+// remove takes s out of the hub and its index, if it is still there.
+func (h *Hub) remove(s *subscriber) bool {
+	if _, ok := h.subs[s]; !ok {
+		return false
+	}
+	delete(h.subs, s)
+	h.nsubs.Add(-1)
+	h.subscribers.Dec()
+	delete(h.all, s)
+	for _, a := range s.route.agents {
+		unfile(h.byAgent, a, s)
+	}
+	for _, sh := range s.route.shops {
+		unfile(h.byShop, sh, s)
+	}
+	return true
+}
+
+func unfile(index map[string]map[*subscriber]struct{}, key string, s *subscriber) {
+	if set := index[key]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(index, key)
 		}
 	}
 }
@@ -330,9 +430,10 @@ func ParsePosition(s string) (Position, error) {
 	return p, nil
 }
 
-// subscribe registers a subscriber and returns, in the same step, the
-// hub's position and the records it holds with their per-partition floor.
-func (h *Hub) subscribe(ctx context.Context) (*subscriber, Position, []hubEvent, Position, error) {
+// subscribe registers a subscriber filed by rt and returns, in the same
+// step, the hub's position and the records it holds (all of them, whatever
+// the route) with their per-partition floor.
+func (h *Hub) subscribe(ctx context.Context, rt route) (*subscriber, Position, []hubEvent, Position, error) {
 	select {
 	case <-h.ready:
 	case <-ctx.Done():
@@ -342,10 +443,8 @@ func (h *Hub) subscribe(ctx context.Context) (*subscriber, Position, []hubEvent,
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s := &subscriber{ch: make(chan *hubEvent, h.Buffer), gone: make(chan struct{})}
-	h.subs[s] = struct{}{}
-	h.nsubs.Add(1)
-	h.subscribers.Inc()
+	s := &subscriber{ch: make(chan *hubEvent, h.Buffer), gone: make(chan struct{}), route: rt}
+	h.file(s)
 	pos, low := Position{}, Position{}
 	for k, v := range h.pos {
 		pos[k] = v
@@ -361,11 +460,19 @@ func (h *Hub) subscribe(ctx context.Context) (*subscriber, Position, []hubEvent,
 func (h *Hub) unsubscribe(s *subscriber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.subs[s]; ok {
-		delete(h.subs, s)
-		h.nsubs.Add(-1)
-		h.subscribers.Dec()
+	h.remove(s)
+}
+
+// idle returns the hub's position if s has nothing waiting: every record
+// up to it that s's route holds has been taken by s. It returns nil while
+// records wait for s.
+func (h *Hub) idle(s *subscriber) Position {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(s.ch) > 0 {
+		return nil
 	}
+	return maps.Clone(h.pos)
 }
 
 // replay reads partition p from Kafka, offsets [from, to), for a client
@@ -424,7 +531,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	h := a.Stream
 	ctx := r.Context()
-	sub, pos, held, low, err := h.subscribe(ctx)
+	sub, pos, held, low, err := h.subscribe(ctx, routeOf(s, &f))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
@@ -468,12 +575,14 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	sentID := ""
 	// inStep says the client's position is the hub's before the next
 	// record the hub hands it: each record's id is then the hub's, and its
-	// frame is written as it is (no per-client formatting).
+	// frame is written as it is (no per-client formatting). cur is not kept
+	// up to date meanwhile: idle brings it to the hub's when it is needed.
 	inStep := false
 	sent := 0
 	defer func() { h.sent.Add(float64(sent)) }()
-	// send passes one record on if the scope and filter let it through, and
-	// moves the client's position past it either way.
+	// send passes one record read from the hub's ring or from Kafka on if
+	// the scope and filter let it through, and moves the client's position
+	// past it either way.
 	send := func(ev *hubEvent) error {
 		if at, ok := cur[ev.part]; ok && ev.off < at {
 			return nil // sent already
@@ -502,17 +611,48 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		sentID = id
 		return write("id: " + id + "\ndata: " + string(ev.data) + "\n\n")
 	}
+	// live passes on a record the hub handed this client. The hub hands it
+	// every record of its route in the topic's order, and none outside it:
+	// the client's position after ev is the hub's (ev.id), or beyond it
+	// where the client came from further ahead than this hub.
+	live := func(ev *hubEvent) error {
+		if !inStep {
+			if at, ok := cur[ev.part]; ok && ev.off < at {
+				return nil // sent already
+			}
+			after, err := ParsePosition(ev.id)
+			if err != nil {
+				return err
+			}
+			for k, v := range after {
+				cur[k] = max(cur[k], v)
+			}
+			inStep = maps.Equal(cur, after)
+		}
+		if !f.match(s, &ev.rec) {
+			return nil
+		}
+		sent++
+		if inStep {
+			sentID = ev.id
+			_, err := out.Write(ev.frame)
+			return err
+		}
+		id := cur.String()
+		sentID = id
+		return write("id: " + id + "\ndata: " + string(ev.data) + "\n\n")
+	}
 	// run sends ev and whatever else is queued already, then flushes.
 	run := func(ev *hubEvent) error {
 		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		bw := streamBufs.Get().(*bufio.Writer)
 		bw.Reset(w)
 		out, batching = bw, true
-		err := send(ev)
+		err := live(ev)
 		for k := 0; k < h.Buffer && err == nil; k++ {
 			select {
 			case next := <-sub.ch:
-				err = send(next)
+				err = live(next)
 				continue
 			default:
 			}
@@ -616,11 +756,18 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			}
 		case <-beat.C:
 			// The position moves past records this client does not see too,
-			// so that a reconnect does not read them again.
+			// so that a reconnect does not read them again: to the hub's,
+			// once the client has taken every record the hub handed it.
 			line := ": heartbeat\n\n"
-			if id := cur.String(); id != sentID {
-				line = "id: " + id + "\n\n"
-				sentID = id
+			if at := h.idle(sub); at != nil {
+				for k, v := range at {
+					cur[k] = max(cur[k], v)
+				}
+				inStep = maps.Equal(cur, at)
+				if id := cur.String(); id != sentID {
+					line = "id: " + id + "\n\n"
+					sentID = id
+				}
 			}
 			if err := write(line); err != nil {
 				return

@@ -2,11 +2,16 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/replywatch/replywatch/config"
 )
 
 var positionCases = []struct {
@@ -48,11 +53,11 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 	h.pos, h.low = map[int]int64{0: 0}, map[int]int64{0: 0}
 	close(h.ready)
 	ctx := context.Background()
-	slow, _, _, _, err := h.subscribe(ctx)
+	slow, _, _, _, err := h.subscribe(ctx, route{all: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fast, _, _, _, err := h.subscribe(ctx)
+	fast, _, _, _, err := h.subscribe(ctx, route{all: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,5 +97,104 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 	// The hub keeps what it holds for resuming.
 	if len(h.ring) != 50 || h.pos[0] != 50 {
 		t.Errorf("ring %d, position %d", len(h.ring), h.pos[0])
+	}
+}
+
+func TestRouteOf(t *testing.T) {
+	sup := &Scope{Role: config.RoleSupervisor, Shops: map[string]bool{"s2": true, "s1": true}}
+	agent := &Scope{Role: config.RoleAgent, Agent: "a1"}
+	for _, c := range []struct {
+		name  string
+		scope *Scope
+		f     filter
+		want  route
+	}{
+		{"loopback", &Scope{All: true}, filter{}, route{all: true}},
+		{"loopback, a kind", &Scope{All: true}, filter{kinds: []string{"reply_breach"}}, route{all: true}},
+		{"loopback, a shop", &Scope{All: true}, filter{shops: []string{"s3"}}, route{shops: []string{"s3"}}},
+		{"supervisor", sup, filter{}, route{shops: []string{"s1", "s2"}}},
+		{"supervisor, a shop", sup, filter{shops: []string{"s2"}}, route{shops: []string{"s2"}}},
+		{"supervisor, an agent", sup, filter{agents: []string{"a7"}, shops: []string{"s2"}}, route{agents: []string{"a7"}}},
+		{"agent", agent, filter{}, route{agents: []string{"a1"}}},
+		{"agent, its own", agent, filter{agents: []string{"a1"}}, route{agents: []string{"a1"}}},
+	} {
+		if got := routeOf(c.scope, &c.f); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: route %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
+
+// The hub hands a record only to the subscribers filed under every
+// record, its agent or its shop, each once; a subscriber that leaves or
+// is dropped leaves no trace in the index.
+func TestHubRoutesByScope(t *testing.T) {
+	h := NewHub(nil, "cs.alerts", nil, nil)
+	h.Buffer, h.Keep = 8, 100
+	h.pos, h.low = map[int]int64{0: 0, 1: 0}, map[int]int64{0: 0, 1: 0}
+	close(h.ready)
+	ctx := context.Background()
+	subs := map[string]*subscriber{}
+	for name, rt := range map[string]route{
+		"all": {all: true}, "a1": {agents: []string{"a1"}}, "a1+a2": {agents: []string{"a1", "a2"}},
+		"s1": {shops: []string{"s1"}}, "s1+s2": {shops: []string{"s1", "s2"}}, "s3": {shops: []string{"s3"}},
+	} {
+		s, _, _, _, err := h.subscribe(ctx, rt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[name] = s
+	}
+	records := []struct{ shop, agent string }{{"s1", "a1"}, {"s2", "a1"}, {"s1", "a2"}, {"s2", "a3"}, {"s1", ""}, {"", ""}}
+	for i, r := range records {
+		h.publish(hubEvent{part: i % 2, off: int64(i / 2),
+			data: []byte(fmt.Sprintf(`{"alert_id":"x%d","shop_id":%q,"agent_id":%q}`, i, r.shop, r.agent))})
+	}
+	want := map[string][]string{
+		"all": {"x0", "x1", "x2", "x3", "x4", "x5"}, "a1": {"x0", "x1"}, "a1+a2": {"x0", "x1", "x2"},
+		"s1": {"x0", "x2", "x4"}, "s1+s2": {"x0", "x1", "x2", "x3", "x4"}, "s3": nil,
+	}
+	for name, s := range subs {
+		var got []string
+		var ids []string
+	drain:
+		for {
+			select {
+			case ev := <-s.ch:
+				got = append(got, ev.rec.ID)
+				ids = append(ids, ev.id)
+			default:
+				break drain
+			}
+		}
+		if !slices.Equal(got, want[name]) {
+			t.Errorf("%s got %v, want %v", name, got, want[name])
+		}
+		// Each record's id is the hub's position after it.
+		for k, id := range ids {
+			i := slices.Index(want["all"], got[k])
+			if wantID := (Position{0: int64(i/2 + 1), 1: int64((i + 1) / 2)}).String(); id != wantID {
+				t.Errorf("%s: %s has id %s, want %s", name, got[k], id, wantID)
+			}
+		}
+	}
+	// A record of a1 fills a1's buffer: a1 is dropped, the others stay.
+	for i := range h.Buffer + 1 {
+		h.publish(hubEvent{part: 0, off: int64(3 + i), data: []byte(`{"alert_id":"y","shop_id":"s9","agent_id":"a1"}`)})
+	}
+	for _, name := range []string{"a1", "a1+a2"} {
+		select {
+		case <-subs[name].gone:
+		default:
+			t.Errorf("%s was not dropped", name)
+		}
+	}
+	for name, s := range subs {
+		if name != "a1" && name != "a1+a2" {
+			h.unsubscribe(s)
+		}
+	}
+	if len(h.subs) != 0 || len(h.all) != 0 || len(h.byAgent) != 0 || len(h.byShop) != 0 || h.nsubs.Load() != 0 {
+		t.Errorf("after every subscriber left: subs %d, all %d, by agent %v, by shop %v",
+			len(h.subs), len(h.all), h.byAgent, h.byShop)
 	}
 }
