@@ -146,8 +146,8 @@ func runSubscribers(ctx context.Context, url string, spec SubscriberSpec, out io
 }
 
 // subscribe reads one stream with token until it ends: opened is called
-// once the response header is in, id with every event id, and count is
-// raised for every data line.
+// once the response header is in, id with every event's id, and count is
+// raised for every event with data.
 func subscribe(ctx context.Context, c *http.Client, url, token, lastID string, opened func(), id func(string), count *atomic.Int64) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -172,13 +172,26 @@ func subscribe(ctx context.Context, c *http.Client, url, token, lastID string, o
 	opened()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	// An event counts, and its id becomes the last, when its blank line
+	// ends it, as in EventSource: a stream cut in the middle of an event
+	// leaves it to the next connection.
+	var data bool
+	var pending string
 	for sc.Scan() {
 		line := sc.Bytes()
 		switch {
+		case len(line) == 0:
+			if data {
+				count.Add(1)
+			}
+			if pending != "" {
+				id(pending)
+			}
+			data, pending = false, ""
 		case len(line) > 5 && string(line[:5]) == "data:":
-			count.Add(1)
+			data = true
 		case len(line) > 3 && string(line[:3]) == "id:":
-			id(strings.TrimSpace(string(line[3:])))
+			pending = strings.TrimSpace(string(line[3:]))
 		}
 	}
 	if err := sc.Err(); err != nil && ctx.Err() == nil {

@@ -554,15 +554,40 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	// batching holds the flush while a run of records is written: one
 	// flush (and system call) for the run rather than one per record.
-	// The write deadline is set once per run of records, which goes
-	// through a buffer of its own (streamBufs): one system call per 64 KiB
-	// rather than per 2 KiB of the server's.
+	// A run of records (those queued for the client, or all it missed
+	// when it connects) goes through a buffer of its own (streamBufs): one
+	// system call per 64 KiB rather than per 2 KiB of the server's. The
+	// write deadline is moved on at most once a second.
 	batching := false
 	var out io.Writer = w
-	write := func(chunk string) error {
-		if !batching {
-			_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	var deadline time.Time
+	extend := func() {
+		if now := time.Now(); deadline.Sub(now) < 9*time.Second {
+			deadline = now.Add(10 * time.Second)
+			_ = rc.SetWriteDeadline(deadline)
 		}
+	}
+	begin := func() *bufio.Writer {
+		extend()
+		bw := streamBufs.Get().(*bufio.Writer)
+		bw.Reset(w)
+		out, batching = bw, true
+		return bw
+	}
+	end := func(bw *bufio.Writer, err error) error {
+		out, batching = w, false
+		if ferr := bw.Flush(); err == nil {
+			err = ferr
+		}
+		bw.Reset(nil)
+		streamBufs.Put(bw)
+		if err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	write := func(chunk string) error {
+		extend()
 		if _, err := io.WriteString(out, chunk); err != nil {
 			return err
 		}
@@ -601,6 +626,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		sent++
 		if inStep && ev.frame != nil {
 			sentID = ev.id
+			extend()
 			_, err := out.Write(ev.frame)
 			if err == nil && !batching {
 				err = rc.Flush()
@@ -644,10 +670,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	// run sends ev and whatever else is queued already, then flushes.
 	run := func(ev *hubEvent) error {
-		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		bw := streamBufs.Get().(*bufio.Writer)
-		bw.Reset(w)
-		out, batching = bw, true
+		bw := begin()
 		err := live(ev)
 		for k := 0; k < h.Buffer && err == nil; k++ {
 			select {
@@ -658,68 +681,67 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			}
 			break
 		}
-		out, batching = w, false
-		if ferr := bw.Flush(); err == nil {
-			err = ferr
-		}
-		bw.Reset(nil)
-		streamBufs.Put(bw)
-		if err != nil {
-			return err
-		}
-		return rc.Flush()
+		return end(bw, err)
 	}
+	// catchUp writes what a client missed: the alerts firing now for a new
+	// one, what followed its last id for one that resumes.
+	catchUp := func() error {
 
-	if resume == nil {
-		// A new client: what is firing now, then what follows. Redis is
-		// written before the topic, so the snapshot holds everything up to
-		// pos; records after pos that it holds already come again, and a
-		// page applies records by alert_id and status.
-		firing, err := a.firing(ctx, s, &f)
-		if err != nil {
-			a.Log.Warn("alert stream: reading the alerts firing now", zap.Error(err))
-		}
-		id := pos.String()
-		for _, rec := range firing {
-			if err := write("id: " + id + "\ndata: " + string(rec) + "\n\n"); err != nil {
-				return
+		if resume == nil {
+			// A new client: what is firing now, then what follows. Redis is
+			// written before the topic, so the snapshot holds everything up
+			// to pos; records after pos that it holds already come again,
+			// and a page applies records by alert_id and status.
+			firing, err := a.firing(ctx, s, &f)
+			if err != nil {
+				a.Log.Warn("alert stream: reading the alerts firing now", zap.Error(err))
 			}
-		}
-		sentID = id
-		if len(firing) == 0 {
-			if err := write("id: " + id + "\n\n"); err != nil {
-				return
+			id := pos.String()
+			for _, rec := range firing {
+				if err := write("id: " + id + "\ndata: " + string(rec) + "\n\n"); err != nil {
+					return err
+				}
 			}
-		}
-	} else {
-		// A partition the id does not name is read from its start.
-		for k := range cur {
-			cur[k] = resume[k]
-		}
-		for k, v := range resume {
-			cur[k] = v
-		}
-		// Older than what the hub holds: read it again from Kafka.
-		parts := make([]int, 0, len(low))
-		for p := range low {
-			parts = append(parts, p)
-		}
-		sort.Ints(parts)
-		for _, p := range parts {
-			if from := cur[p]; from < low[p] {
-				if err := h.replay(ctx, p, from, low[p], send); err != nil {
-					if ctx.Err() == nil {
-						a.Log.Warn("alert stream: resuming from Kafka", zap.String("topic", h.Topic), zap.Int("partition", p), zap.Error(err))
+			sentID = id
+			if len(firing) == 0 {
+				if err := write("id: " + id + "\n\n"); err != nil {
+					return err
+				}
+			}
+		} else {
+			// A partition the id does not name is read from its start.
+			for k := range cur {
+				cur[k] = resume[k]
+			}
+			for k, v := range resume {
+				cur[k] = v
+			}
+			// Older than what the hub holds: read it again from Kafka.
+			parts := make([]int, 0, len(low))
+			for p := range low {
+				parts = append(parts, p)
+			}
+			sort.Ints(parts)
+			for _, p := range parts {
+				if from := cur[p]; from < low[p] {
+					if err := h.replay(ctx, p, from, low[p], send); err != nil {
+						if ctx.Err() == nil {
+							a.Log.Warn("alert stream: resuming from Kafka", zap.String("topic", h.Topic), zap.Int("partition", p), zap.Error(err))
+						}
+						return err
 					}
-					return
 				}
 			}
 		}
-	}
-	for i := range held {
-		if err := send(&held[i]); err != nil {
-			return
+		for i := range held {
+			if err := send(&held[i]); err != nil {
+				return err
+			}
 		}
+		return nil
+	}
+	if err := end(begin(), catchUp()); err != nil {
+		return
 	}
 	// What the hub hands over from here follows pos: a client whose
 	// position is pos now stays in step with the hub.
