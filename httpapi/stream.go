@@ -465,11 +465,12 @@ func (h *Hub) unsubscribe(s *subscriber) {
 
 // idle returns the hub's position if s has nothing waiting: every record
 // up to it that s's route holds has been taken by s. It returns nil while
-// records wait for s.
+// records wait for s, and once s was dropped (records it never got lie
+// behind the hub's position).
 func (h *Hub) idle(s *subscriber) Position {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(s.ch) > 0 {
+	if _, ok := h.subs[s]; !ok || len(s.ch) > 0 {
 		return nil
 	}
 	return maps.Clone(h.pos)

@@ -198,3 +198,38 @@ func TestHubRoutesByScope(t *testing.T) {
 			len(h.subs), len(h.all), h.byAgent, h.byShop)
 	}
 }
+
+// The hub's position is a subscriber's only while it has taken every
+// record handed to it, and never once it was dropped: a heartbeat's id
+// must not pass over records the client did not get.
+func TestIdle(t *testing.T) {
+	h := NewHub(nil, "cs.alerts", nil, nil)
+	h.Buffer, h.Keep = 2, 100
+	h.pos, h.low = map[int]int64{0: 0}, map[int]int64{0: 0}
+	close(h.ready)
+	s, _, _, _, err := h.subscribe(context.Background(), route{agents: []string{"a1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.publish(hubEvent{part: 0, off: 0, data: []byte(`{"shop_id":"s1","agent_id":"a2"}`)})
+	if got := h.idle(s); !reflect.DeepEqual(got, Position{0: 1}) {
+		t.Errorf("after a record of another agent: idle = %v, want 0:1", got)
+	}
+	h.publish(hubEvent{part: 0, off: 1, data: []byte(`{"shop_id":"s1","agent_id":"a1"}`)})
+	if got := h.idle(s); got != nil {
+		t.Errorf("with a record waiting: idle = %v, want nil", got)
+	}
+	<-s.ch
+	if got := h.idle(s); !reflect.DeepEqual(got, Position{0: 2}) {
+		t.Errorf("once it is taken: idle = %v, want 0:2", got)
+	}
+	for off := int64(2); off < 5; off++ {
+		h.publish(hubEvent{part: 0, off: off, data: []byte(`{"shop_id":"s1","agent_id":"a1"}`)})
+	}
+	<-s.gone
+	<-s.ch
+	<-s.ch
+	if got := h.idle(s); got != nil {
+		t.Errorf("dropped: idle = %v, want nil", got)
+	}
+}
