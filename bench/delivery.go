@@ -19,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/replywatch/replywatch/config"
+	"github.com/replywatch/replywatch/httpapi"
 	"github.com/replywatch/replywatch/sim"
 )
 
@@ -189,8 +190,8 @@ func (h *harness) delivery(ctx context.Context) error {
 		}
 		sent := requests.Load() - before
 		cpu := res.costs.perEvent(res.costs.child)
-		h.logf("delivery: %s: %.0f events/s, processor %.1f µs/event, %d webhook requests, subscribers %d records, %d exact of %d, reconnects %d, errors %d %s",
-			ph.name, res.rate, cpu, sent, res.subs.Records, res.exact, ph.clients, res.subs.Reconnects, res.subs.Errors, res.subs.LastError)
+		h.logf("delivery: %s: %.0f events/s, processor %.1f µs/event, %d webhook requests, subscribers %d records, %d exact of %d (%d at the end), reconnects %d, errors %d %s",
+			ph.name, res.rate, cpu, sent, res.subs.Records, res.exact, ph.clients, res.atEnd, res.subs.Reconnects, res.subs.Errors, res.subs.LastError)
 		note := fmt.Sprintf("%s events from first applied batch to last", thousands(res.applied))
 		switch {
 		case ph.live:
@@ -213,8 +214,8 @@ func (h *harness) delivery(ctx context.Context) error {
 				fmt.Sprintf("fewest to one client %s, reconnects after a drop %d, errors %d; subscriber process CPU %.1f s over %.0f s held",
 					thousands(res.subs.Fewest), res.subs.Reconnects, res.subs.Errors, res.subCPU.Seconds(), res.held.Seconds()))
 			r.add(part, ph.name+": clients that received exactly their scope's records", float64(res.exact), "clients",
-				fmt.Sprintf("of %d, counted against the phase's alerts topic when the clients stopped; %s records short, %s over",
-					ph.clients, thousands(res.short), thousands(res.over)))
+				fmt.Sprintf("of %d, counted against the phase's alerts topic up to each client's last event id; %s records missing, %s twice; "+
+					"%d clients had every record of their scope on the topic when they stopped", ph.clients, thousands(res.short), thousands(res.over), res.atEnd))
 		}
 		if ph.clients > 0 && res.subs.Records > 0 && len(baseCPU[ph.live]) > 0 {
 			extra := cpu - baseCPU[ph.live][0]
@@ -257,9 +258,11 @@ type phaseResult struct {
 	subCPU time.Duration
 	held   time.Duration
 	// exact counts the clients that received exactly the records of
-	// their scope; short and over the records missing and too many.
-	exact       int
-	short, over int64
+	// their scope up to the position they got to, short and over the
+	// records missing and too many; atEnd the clients that got every
+	// record of their scope on the topic.
+	exact, atEnd int
+	short, over  int64
 }
 
 func (h *harness) deliveryPhase(ctx context.Context, i int, ph deliveryPhase, receiver string, scopes *deliveryScopes) (phaseResult, error) {
@@ -451,27 +454,44 @@ func (h *harness) deliveryPhase(ctx context.Context, i int, ph deliveryPhase, re
 	if subs == nil {
 		return res, nil
 	}
-	// Every record is on the topic before a client can have it: wait
-	// until the clients have what the topic holds for them, a while.
-	want, err := scopeCounts(ctx, h.broker.Addr, alerts, clients)
-	if err != nil {
-		return res, err
-	}
+	// Each client against the records of its scope on the topic before
+	// the position it got to (its last event id): none missing, none
+	// twice, whenever it stopped; and whether it got all the topic holds
+	// for it.
 	if err := stopSubs(); err != nil {
 		return res, err
 	}
-	for k, w := range want {
-		var got int64
-		if k < len(res.subs.Counts) {
-			got = res.subs.Counts[k]
+	recs, err := readScopes(ctx, h.broker.Addr, alerts)
+	if err != nil {
+		return res, err
+	}
+	for k, c := range clients {
+		if k >= len(res.subs.Counts) || k >= len(res.subs.LastIDs) {
+			break
 		}
-		switch {
-		case got == w:
+		at, err := httpapi.ParsePosition(res.subs.LastIDs[k])
+		if err != nil {
+			return res, fmt.Errorf("client %d: last event id: %w", k, err)
+		}
+		var want, all int64
+		for _, rec := range recs {
+			if c.agent == "" && rec.shop || c.agent != "" && rec.agent == c.agent {
+				all++
+				if rec.off < at[rec.part] {
+					want++
+				}
+			}
+		}
+		switch got := res.subs.Counts[k]; {
+		case got == want:
 			res.exact++
-		case got < w:
-			res.short += w - got
+		case got < want:
+			res.short += want - got
 		default:
-			res.over += got - w
+			res.over += got - want
+		}
+		if res.subs.Counts[k] == all {
+			res.atEnd++
 		}
 	}
 	return res, nil
@@ -487,16 +507,23 @@ func (h *harness) liveDayRate() (float64, error) {
 	return float64(h.s.LiveRate) * h.s.SSEHold.Seconds() / float64(perDay), nil
 }
 
-// scopeCounts reads topic (partitioned as TopicAlerts) to its end and counts the records each client
-// of clients may see: a wall every record of a shop, an agent's page
-// those of the agent.
-func scopeCounts(ctx context.Context, broker, topic string, clients []sseScope) ([]int64, error) {
+// scopeRecord is what the count check needs of an alert record: where it
+// is, whether it has a shop (every wall sees it: the walls are of every
+// simulated shop, the only shops on the topic) and its agent.
+type scopeRecord struct {
+	part  int
+	off   int64
+	shop  bool
+	agent string
+}
+
+// readScopes reads topic (partitioned as TopicAlerts) to its end.
+func readScopes(ctx context.Context, broker, topic string) ([]scopeRecord, error) {
 	hwms, err := highWaterMarks(ctx, broker, topic, Topics[TopicAlerts])
 	if err != nil {
 		return nil, err
 	}
-	var withShop int64
-	byAgent := map[string]int64{}
+	var out []scopeRecord
 	for p, hwm := range hwms {
 		if hwm == 0 {
 			continue
@@ -518,25 +545,12 @@ func scopeCounts(ctx context.Context, broker, topic string, clients []sseScope) 
 				r.Close()
 				return nil, fmt.Errorf("%s/%d at %d: %w", topic, p, m.Offset, err)
 			}
-			if a.Shop != "" {
-				withShop++
-			}
-			if a.Agent != "" {
-				byAgent[a.Agent]++
-			}
+			out = append(out, scopeRecord{part: p, off: m.Offset, shop: a.Shop != "", agent: a.Agent})
 			if m.Offset+1 >= hwm {
 				break
 			}
 		}
 		r.Close()
-	}
-	out := make([]int64, len(clients))
-	for i, c := range clients {
-		if c.agent == "" {
-			out[i] = withShop // the walls are of every simulated shop, the only shops on the topic
-		} else {
-			out[i] = byAgent[c.agent]
-		}
 	}
 	return out, nil
 }

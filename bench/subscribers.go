@@ -49,8 +49,10 @@ type SubscriberStats struct {
 	Reconnects int64  `json:"reconnects"`
 	Errors     int64  `json:"errors"`
 	LastError  string `json:"last_error,omitempty"`
-	// Counts are the records each client received, in the spec's order.
-	Counts []int64 `json:"counts"`
+	// Counts are the records each client received, in the spec's order,
+	// and LastIDs the last event id each read: where it got to.
+	Counts  []int64  `json:"counts"`
+	LastIDs []string `json:"last_ids"`
 }
 
 // maybeSubscribers holds SSE clients open and exits when the environment
@@ -91,6 +93,7 @@ func runSubscribers(ctx context.Context, url string, spec SubscriberSpec, out io
 		lastErr    atomic.Value
 	)
 	counts := make([]atomic.Int64, n)
+	lastIDs := make([]string, n) // each written by its client's goroutine, read after done.Wait
 	opened.Add(n)
 	for i := range n {
 		done.Add(1)
@@ -105,6 +108,7 @@ func runSubscribers(ctx context.Context, url string, spec SubscriberSpec, out io
 						opened.Done()
 					}
 				}, func(id string) { lastID = id }, &counts[i])
+				lastIDs[i] = lastID
 				if ctx.Err() != nil {
 					break
 				}
@@ -128,7 +132,7 @@ func runSubscribers(ctx context.Context, url string, spec SubscriberSpec, out io
 	fmt.Fprintln(out, "connected")
 	<-ctx.Done()
 	done.Wait()
-	st := SubscriberStats{Clients: n, Reconnects: reconnects.Load(), Errors: errs.Load(), Fewest: -1, Counts: make([]int64, n)}
+	st := SubscriberStats{Clients: n, Reconnects: reconnects.Load(), Errors: errs.Load(), Fewest: -1, Counts: make([]int64, n), LastIDs: lastIDs}
 	if v, ok := lastErr.Load().(string); ok {
 		st.LastError = v
 	}
