@@ -47,10 +47,10 @@ bench-notify:
 # The processor replaying the simulated day with the notifier off and on,
 # with 500 SSE clients of real scopes (480 agents' pages, 20 walls) and
 # with 500 each taking every record (in a process of their own), then the
-# day paced at 5,000 events/s for 60 s with and without them; about 12
+# day paced at 2,000 events/s for 60 s with and without them; about 12
 # minutes: BENCHMARKS.md, "Alert streams (SSE): 500 subscribers".
 bench-delivery:
-	$(GO) run ./bench/cmd/rwbench --only delivery --events 300000 --live-rate 5000
+	$(GO) run ./bench/cmd/rwbench --only delivery --events 300000 --live-rate 2000
 
 # The processor's events/s with and without 500 alert streams (SSE) open,
 # in one run of about 3 minutes; SSE_FLAGS e.g. "REPLYWATCH_BENCH_SSE_RATE=20000".
