@@ -367,9 +367,9 @@ func fileUnder(index map[string]map[*subscriber]struct{}, key string, s *subscri
 }
 
 // remove takes s out of the hub and its index, if it is still there.
-func (h *Hub) remove(s *subscriber) bool {
+func (h *Hub) remove(s *subscriber) {
 	if _, ok := h.subs[s]; !ok {
-		return false
+		return
 	}
 	delete(h.subs, s)
 	h.nsubs.Add(-1)
@@ -381,7 +381,6 @@ func (h *Hub) remove(s *subscriber) bool {
 	for _, sh := range s.route.shops {
 		unfile(h.byShop, sh, s)
 	}
-	return true
 }
 
 func unfile(index map[string]map[*subscriber]struct{}, key string, s *subscriber) {
@@ -687,7 +686,6 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	// catchUp writes what a client missed: the alerts firing now for a new
 	// one, what followed its last id for one that resumes.
 	catchUp := func() error {
-
 		if resume == nil {
 			// A new client: what is firing now, then what follows. Redis is
 			// written before the topic, so the snapshot holds everything up
