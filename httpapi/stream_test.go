@@ -233,3 +233,65 @@ func TestIdle(t *testing.T) {
 		t.Errorf("dropped: idle = %v, want nil", got)
 	}
 }
+
+// BenchmarkPublish hands records of 40 shops' 1,200 agents to 500
+// subscribers: filed by scope (480 agents' pages, 20 walls of every
+// shop), and all filed under every record (what every subscriber cost
+// before the hub filed them by scope, and what 500 walls still cost).
+//
+//	go test ./httpapi -run '^$' -bench Publish
+func BenchmarkPublish(b *testing.B) {
+	const shops, agents = 40, 30
+	records := make([][]byte, 0, shops*agents)
+	for s := range shops {
+		for a := range agents {
+			records = append(records, []byte(fmt.Sprintf(
+				`{"alert_id":"x","kind":"reply_breach","status":"firing","shop_id":"shop-%02d","agent_id":"shop-%02d-a%d"}`, s, s, a)))
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		routes func(i int) route
+	}{
+		{"scoped", func(i int) route {
+			if i < 20 {
+				return route{all: true}
+			}
+			k := i - 20 // 12 agents of each shop
+			return route{agents: []string{fmt.Sprintf("shop-%02d-a%d", k%shops, k/shops)}}
+		}},
+		{"every", func(int) route { return route{all: true} }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			h := NewHub(nil, "cs.alerts", nil, nil)
+			h.Buffer, h.Keep = 1024, 10_000
+			h.pos, h.low = map[int]int64{0: 0}, map[int]int64{0: 0}
+			close(h.ready)
+			var subs []*subscriber
+			for i := range 500 {
+				s, _, _, _, err := h.subscribe(context.Background(), c.routes(i))
+				if err != nil {
+					b.Fatal(err)
+				}
+				subs = append(subs, s)
+			}
+			handed := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				h.publish(hubEvent{part: 0, off: int64(i), data: records[i%len(records)]})
+				if i%512 == 511 {
+					b.StopTimer()
+					for _, s := range subs {
+						for len(s.ch) > 0 {
+							<-s.ch
+							handed++
+						}
+					}
+					b.StartTimer()
+				}
+			}
+			b.ReportMetric(float64(handed)/float64(b.N), "handed/record")
+		})
+	}
+}
