@@ -1,6 +1,7 @@
 package text
 
 import (
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -128,10 +129,13 @@ type Matcher struct {
 	// without running each category's automaton. Filler terms (哦, 啊) are
 	// in most messages and only matter in short ones (see filler).
 	any *automaton
-	// starts is a filter of the first two characters of every term of
-	// any: a message with no such pair of characters holds no term, which
-	// a few lookups per character settle, cheaper than the automaton.
-	// nil when a term is a single character.
+	// starts finds whether a message holds a term of any at all, by the
+	// first two characters of every term: a message with no such pair of
+	// characters holds no term, which a few lookups per character settle,
+	// far cheaper than an automaton pass; where a pair is there, the terms
+	// that start with it are compared. Only the few messages that hold a
+	// term go through the automata. nil when a term is a single
+	// character: any settles it then.
 	starts *pairFilter
 	// fillerRunes are the characters of the filler terms.
 	fillerRunes map[rune]bool
@@ -185,7 +189,7 @@ func (m *Matcher) Scan(s string, cats ...Category) []Match {
 
 // ScanNormalized is Scan over an already normalised message.
 func (m *Matcher) ScanNormalized(n *Normalized, cats ...Category) []Match {
-	if !m.starts.mayHold(n.Text) || !m.any.matches(n) {
+	if m.starts != nil && !m.starts.holds(n.Text) || m.starts == nil && !m.any.matches(n) {
 		// No term anywhere: only an empty (punctuation-only) reply or a
 		// phone number can still be found.
 		return m.scanTermless(n, cats)
@@ -410,21 +414,28 @@ func afterOrderWord(before string) bool {
 
 func maskPhone(d [11]byte) string { return string(d[:3]) + "****" + string(d[7:]) }
 
-// pairBits is the size of a pairFilter: with the default lexicons' few
-// hundred terms about one pair in a hundred that starts no term still
-// passes it.
+// pairBits is the size of a pairFilter's bit set: with the default
+// lexicons' few hundred terms about one pair in a hundred that starts no
+// term still passes it.
 const pairBits = 1 << 16
 
-// pairFilter is a set of character pairs that may have false positives
-// and no false negatives (a one-hash Bloom filter).
-type pairFilter [pairBits / 64]uint64
+// pairFilter holds the first two characters of the terms: a one-hash
+// Bloom filter of the pairs, which rejects nearly every pair of ordinary
+// text with one lookup, and the terms by their exact pair for the pairs
+// that pass it.
+type pairFilter struct {
+	bits  [pairBits / 64]uint64
+	terms map[uint64][]string // normalised, by pairKey of their first two characters
+}
 
 func pairHash(a, b rune) uint32 { return (uint32(a)*0x9E3779B1 ^ uint32(b)*0x85EBCA77) >> 16 }
+
+func pairKey(a, b rune) uint64 { return uint64(a)<<32 | uint64(uint32(b)) }
 
 // newPairFilter holds the first two characters of each normalised term;
 // nil when a term has fewer (it could match without a pair).
 func newPairFilter(terms []string) *pairFilter {
-	f := new(pairFilter)
+	f := &pairFilter{terms: map[uint64][]string{}}
 	for _, t := range terms {
 		p := Normalize(t).Text
 		if p == "" {
@@ -436,25 +447,30 @@ func newPairFilter(terms []string) *pairFilter {
 		}
 		b, _ := utf8.DecodeRuneInString(p[n:])
 		h := pairHash(a, b)
-		f[h/64] |= 1 << (h % 64)
+		f.bits[h/64] |= 1 << (h % 64)
+		k := pairKey(a, b)
+		if !slices.Contains(f.terms[k], p) {
+			f.terms[k] = append(f.terms[k], p)
+		}
 	}
 	return f
 }
 
-// mayHold reports whether s may hold a term: whether a pair of
-// consecutive characters of s is in the filter (always, for a nil filter).
-func (f *pairFilter) mayHold(s string) bool {
-	if f == nil {
-		return true
-	}
-	prev := rune(-1)
-	for _, r := range s {
+// holds reports whether a term occurs in normalised text s, as written:
+// whether it also keeps to the edge rule the automata judge.
+func (f *pairFilter) holds(s string) bool {
+	prev, at := rune(-1), 0
+	for i, r := range s {
 		if prev >= 0 {
-			if h := pairHash(prev, r); f[h/64]&(1<<(h%64)) != 0 {
-				return true
+			if h := pairHash(prev, r); f.bits[h/64]&(1<<(h%64)) != 0 {
+				for _, t := range f.terms[pairKey(prev, r)] {
+					if strings.HasPrefix(s[at:], t) {
+						return true
+					}
+				}
 			}
 		}
-		prev = r
+		prev, at = r, i
 	}
 	return false
 }
