@@ -179,7 +179,13 @@ func (n *Normalized) Reset(s string) {
 			if traditional(r) {
 				r = t2s[r]
 			}
-			out, offs = appendRune(out, offs, r, i)
+			if r < 0x800 || r > 0xFFFF {
+				out, offs = appendRune(out, offs, r, i)
+				continue
+			}
+			// Three bytes of UTF-8, each from the character at i.
+			out = append(out, byte(0xE0|r>>12), byte(0x80|(r>>6)&0x3F), byte(0x80|r&0x3F))
+			offs = append(offs, int32(i), int32(i), int32(i))
 			continue
 		}
 		if r < utf8.RuneSelf {
