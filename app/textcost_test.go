@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -57,7 +58,8 @@ const textCostTarget = 0.10
 // A measurement, not a test of behaviour: run it with REPLYWATCH_TEXT_COST=1
 // (make bench-text); it is skipped otherwise. REPLYWATCH_TEXT_COST_EVENTS
 // sizes the backlog (300,000 by default), REPLYWATCH_TEXT_COST_ROUNDS the
-// number of on rounds (5 by default).
+// number of on rounds (5 by default); REPLYWATCH_TEXT_COST_PROFILES names a
+// directory for a CPU profile of each round.
 func TestTextRulesCost(t *testing.T) {
 	if os.Getenv("REPLYWATCH_TEXT_COST") == "" {
 		t.Skip("a measurement: set REPLYWATCH_TEXT_COST=1 to run it")
@@ -173,7 +175,8 @@ func TestTextRulesCost(t *testing.T) {
 			cpuCost, cpuNoise = cost, noise
 		}
 		if len(cost) == 0 || len(noise) == 0 {
-			t.Fatalf("%s: too many rounds left out to compare", fig.name)
+			t.Logf("%s: too many rounds left out to compare", fig.name)
+			continue
 		}
 		t.Logf("%-30s off %s | on %s | on vs off median %+5.1f %% (rounds %s) | off vs off: median |Δ| %4.1f %% (%s)",
 			fig.name, spread(off, fig.f), spread(on, fig.f), 100*median(cost), pcts(cost), 100*medianAbs(noise), pcts(noise))
@@ -182,6 +185,10 @@ func TestTextRulesCost(t *testing.T) {
 	// The verdict, on this process's CPU per event: conclusive when the
 	// rounds fall on one side of the target too often for chance (sign
 	// test) and their median is further from it than the noise floor.
+	if len(cpuCost) == 0 || len(cpuNoise) == 0 {
+		t.Log("inconclusive: too many rounds left out; run more rounds")
+		return
+	}
 	above := 0
 	for _, c := range cpuCost {
 		if c >= textCostTarget {
@@ -346,6 +353,19 @@ func runBacklog(t *testing.T, e env, rc redis.UniversalClient, redisPID, name st
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	runtime.GC()
+	if dir := os.Getenv("REPLYWATCH_TEXT_COST_PROFILES"); dir != "" {
+		// A CPU profile of the round, the broker's and the runtime's
+		// work included (not compatible with go test -cpuprofile).
+		f, err := os.Create(filepath.Join(dir, name+"-text-"+map[bool]string{false: "off", true: "on"}[text]+".pprof"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start, cpu0 := time.Now(), procCPU(t, "self")
 	rcpu0, rin0, rcmds0 := redisCounters(t, rc, redisPID)
 	label := map[bool]string{false: "off", true: "on"}[text]
