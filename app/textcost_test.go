@@ -343,12 +343,15 @@ func runBacklog(t *testing.T, e env, rc redis.UniversalClient, redisPID, name st
 		hs[event.Chat] = ch
 	}
 	pm := metrics.NewProcess(prometheus.NewRegistry())
+	// The clock is read per batch and per alert: a time zone loaded once,
+	// not from disk at every reading.
+	now := time.Date(2026, 11, 11, 15, 0, 0, 0, sim.Shanghai())
 	sinks := kafkasink.New(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
 	defer sinks.Close()
 	proc := pipeline.New(pipeline.Options{
 		Config: pipelineConfig(cfg), Store: state.NewRedis(client, cfg.Redis.Prefix, cfg.Redis.StateTTL),
 		Handlers: hs, Alerts: sinks, DLT: sinks, Metrics: pm, Log: zap.NewNop(),
-		Now: func() time.Time { return time.Date(2026, 11, 11, 15, 0, 0, 0, sim.Shanghai()) }, Location: cfg.Location,
+		Now: func() time.Time { return now }, Location: cfg.Location,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
