@@ -10,10 +10,13 @@ import (
 
 // Process holds the per-replica process metrics of the contract.
 type Process struct {
-	Events           *prometheus.CounterVec
-	DeadLetters      *prometheus.CounterVec
-	ConsumerLag      *prometheus.GaugeVec
-	WatermarkLag     *prometheus.GaugeVec
+	Events       *prometheus.CounterVec
+	DeadLetters  *prometheus.CounterVec
+	ConsumerLag  *prometheus.GaugeVec
+	WatermarkLag *prometheus.GaugeVec
+	// TimersFired is the partition time up to which a partition's due
+	// timers have fired and what they changed is in the store.
+	TimersFired      *prometheus.GaugeVec
 	TimerFireDelay   *prometheus.HistogramVec
 	Alerts           *prometheus.CounterVec
 	AlertDeliveries  *prometheus.CounterVec
@@ -52,6 +55,10 @@ func NewProcess(reg prometheus.Registerer) *Process {
 		WatermarkLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "replywatch_watermark_lag_seconds",
 			Help: "Wall clock minus the partition clock: how far behind real time the partition's timers fire.",
+		}, []string{"topic", "partition"}),
+		TimersFired: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "replywatch_timers_fired_seconds",
+			Help: "Partition time (Unix seconds) before which every timer of the partition has fired and its changes and alerts are in Redis (the alerts' outbox).",
 		}, []string{"topic", "partition"}),
 		TimerFireDelay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "replywatch_timer_fire_delay_seconds",
@@ -113,7 +120,7 @@ func NewProcess(reg prometheus.Registerer) *Process {
 			Help: "Partitions whose state Redis lost (its owner key gone while the group had committed offsets) or took back to an older snapshot, rebuilt or caught up by reading Kafka again.",
 		}, []string{"topic"}),
 	}
-	reg.MustRegister(m.Events, m.DeadLetters, m.ConsumerLag, m.WatermarkLag, m.TimerFireDelay,
+	reg.MustRegister(m.Events, m.DeadLetters, m.ConsumerLag, m.WatermarkLag, m.TimersFired, m.TimerFireDelay,
 		m.Alerts, m.AlertDeliveries, m.OwnedPartitions, m.RedisErrors, m.BuildInfo, m.Ready,
 		m.ReporterLeader, m.BatchSize, m.RedisRoundTrips, m.Rebalances, m.OutboxRedelivery,
 		m.DeadLetterFailures, m.StateRebuilds)
