@@ -31,7 +31,8 @@ func TestTimersFiredSignal(t *testing.T) {
 	sinks := kafkasink.New([]string{broker}, "cs.alerts")
 	defer sinks.Close()
 	store := state.NewMemory()
-	m := metrics.NewProcess(prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg, metrics.NewProcess(reg))
 	wall := stepStart.Add(time.Hour)
 	p := New(Options{
 		Config: Config{Brokers: []string{broker}, Topics: map[event.Stream]string{event.Chat: "cs.chat"},
