@@ -3,6 +3,12 @@
 // records, the buyer join's facts): strings with encoding/json's escaping,
 // and times in the contract's format. What it writes is compact and valid,
 // so it needs no second pass.
+//
+// Why not a library: the records are flat and their writers list their
+// members; what must be exact is encoding/json's string escaping and the
+// contract's time format, which the tests compare byte for byte with
+// encoding/json and time.AppendFormat. A generating or reflecting encoder
+// would add a dependency for less.
 package jsonw
 
 import (
