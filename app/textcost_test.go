@@ -342,7 +342,7 @@ func runBacklog(t *testing.T, e env, rc redis.UniversalClient, redisPID, name st
 		ch.Text = nil
 		hs[event.Chat] = ch
 	}
-	pm := metrics.NewProcess(prometheus.NewRegistry())
+	pm := pipeline.NewMetrics(prometheus.NewRegistry(), metrics.NewProcess(prometheus.NewRegistry()))
 	// The clock is read per batch and per alert: a time zone loaded once,
 	// not from disk at every reading.
 	now := time.Date(2026, 11, 11, 15, 0, 0, 0, sim.Shanghai())
