@@ -38,7 +38,7 @@ type memScope struct {
 	offset   int64
 	states   map[string][]byte
 	timers   map[string]int64
-	due      timerHeap // may hold outdated entries; timers decides
+	due      timerHeap             // may hold outdated entries; timers decides
 	outbox   map[string][]Delivery // entry key → records
 	leased   map[string]int64
 	day      map[string]map[string]int64 // "<shop>\x00<day>" → counters
