@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -83,6 +84,14 @@ func TestApplyCost(t *testing.T) {
 		{"no acks", func(b *Batch) { b.Acks = nil }},
 		{"no outbox, no acks", func(b *Batch) { b.Outbox, b.Acks = nil, nil }},
 		{"nothing but the checks", func(b *Batch) { *b = Batch{Token: b.Token, Offset: b.Offset, Now: b.Now, Lease: b.Lease} }},
+	}
+	if only := os.Getenv("RW_APPLY_VARIANTS"); only != "" {
+		variants = slices.DeleteFunc(variants, func(v struct {
+			name string
+			edit func(b *Batch)
+		}) bool {
+			return !slices.Contains(strings.Split(only, ","), v.name)
+		})
 	}
 	ctx := context.Background()
 	// One server per variant, the batches applied to each in turn, so that
