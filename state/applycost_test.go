@@ -120,9 +120,11 @@ func TestApplyCost(t *testing.T) {
 		}
 		runs[i].cpu = redisCPU(t, c)
 	}
-	for _, b := range batches {
+	acks := recordedAcks(batches)
+	for j, b := range batches {
 		for i, v := range variants {
 			x := b.Batch
+			x.Acks = acks[j]
 			v.edit(&x)
 			if _, err := runs[i].r.ApplyLoad(ctx, b.Scope, &x, b.Next); err != nil && !errors.Is(err, ErrStale) {
 				t.Fatal(err)
@@ -201,4 +203,36 @@ func redisCPU(t *testing.T, c *redis.Client) time.Duration {
 		}
 	}
 	return time.Duration(sum * float64(time.Second))
+}
+
+// recordedAcks are the recorded batches' acks as outbox entry keys: a
+// recording made before a batch's records were one entry acks each record
+// by its own key; an entry is acked with the last of its records.
+func recordedAcks(batches []capturedApply) [][]string {
+	entry := map[string]string{} // record key → its entry's key
+	left := map[string]int{}     // entry key → records not acked yet
+	out := make([][]string, len(batches))
+	for j, b := range batches {
+		for _, k := range b.Batch.Acks {
+			e, ok := entry[k]
+			if !ok {
+				out[j] = append(out[j], k) // an entry's key already
+				continue
+			}
+			delete(entry, k)
+			if left[e]--; left[e] == 0 {
+				delete(left, e)
+				out[j] = append(out[j], e)
+			}
+		}
+		if e := OutboxKey(&b.Batch); e != "" && b.Batch.Outbox[0].Key != e {
+			for _, d := range b.Batch.Outbox {
+				if _, dup := entry[d.Key]; !dup {
+					entry[d.Key] = e
+					left[e]++
+				}
+			}
+		}
+	}
+	return out
 }

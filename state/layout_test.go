@@ -2,11 +2,9 @@ package state
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -165,58 +163,5 @@ func TestApplySectionsMatchLua(t *testing.T) {
 	}
 	if !slices.Equal(lua, goNames) {
 		t.Errorf("apply.lua reads sections\n%q\nencodeBatch writes\n%q", lua, goNames)
-	}
-}
-
-// TestRedisDueReadsFixStaleIndexEntries: a bucket whose timers were set
-// later keeps an index entry below them; the due read after a batch finds
-// nothing due in it and raises the entry to its first due (or drops it
-// with an empty bucket), so the next reads skip it.
-func TestRedisDueReadsFixStaleIndexEntries(t *testing.T) {
-	c := newClient(t, testenv.Redis(t))
-	ctx := context.Background()
-	s := NewRedis(c, "rw", 72*time.Hour)
-	claim(t, s, "chat.0", 1)
-	// Three keys in three buckets.
-	var keys []string
-	seen := map[uint32]bool{}
-	for i := 0; len(keys) < 3; i++ {
-		k := fmt.Sprintf("k%d", i)
-		if b := timerBucket(k); !seen[b] {
-			seen[b] = true
-			keys = append(keys, k)
-		}
-	}
-	apply(t, s, "chat.0", &Batch{Token: 1, Offset: 1, Timers: map[string]int64{keys[0]: 1000, keys[1]: 1500, keys[2]: 1600}})
-	// keys[1] moves later, keys[2]'s timer goes: their entries stay low.
-	apply(t, s, "chat.0", &Batch{Token: 1, Offset: 2, Timers: map[string]int64{keys[1]: 5000, keys[2]: 0}})
-	index := "rw:{chat.0}:timers:first"
-	entry := func(k string) float64 {
-		t.Helper()
-		v, err := c.ZScore(ctx, index, strconv.FormatUint(uint64(timerBucket(k)), 10)).Result()
-		if errors.Is(err, redis.Nil) {
-			return -1
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	if entry(keys[1]) != 1500 || entry(keys[2]) != 1600 {
-		t.Fatalf("entries before the due read: %v %v, want the stale 1500 and 1600", entry(keys[1]), entry(keys[2]))
-	}
-	got, err := s.ApplyLoad(ctx, "chat.0", &Batch{Token: 1, Offset: 3}, &LoadRequest{DueBy: 3000, Limit: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(got.Loaded.Due, keys[:1]) || got.NextDue != 1000 {
-		t.Fatalf("due %v next %d, want [%s] and 1000", got.Loaded.Due, got.NextDue, keys[0])
-	}
-	if entry(keys[0]) != 1000 || entry(keys[1]) != 5000 || entry(keys[2]) != -1 {
-		t.Errorf("entries after the due read: %v %v %v, want 1000, 5000 and none", entry(keys[0]), entry(keys[1]), entry(keys[2]))
-	}
-	// Nothing read changed: load.lua reads the same.
-	if l := load(t, s, "chat.0", nil, 1<<50, 10); !slices.Equal(l.Due, keys[:2]) || l.NextDue != 1000 {
-		t.Errorf("load: due %v next %d, want %v and 1000", l.Due, l.NextDue, keys[:2])
 	}
 }

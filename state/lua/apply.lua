@@ -440,7 +440,7 @@ if i <= #ARGV then
   i = i + 3
   local due, dueAt = {}, {}
   if nextDue > 0 and nextDue <= dueBy then -- else none is due
-    due, dueAt = dueTimers(KEYS[3], base, dueBy, limit, true)
+    due, dueAt = dueTimers(KEYS[3], base, dueBy, limit)
   end
   return {1, nextDue, lost, due, dueAt, states(base, i, i + n - 1, due)}
 end

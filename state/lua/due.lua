@@ -38,12 +38,8 @@ end
 -- earliest first and ties by key, as one sorted set would give them: their
 -- entity keys and due times. index is the zset of timer buckets (bucket ->
 -- at most its first due), base the start of the partition's keys; buckets
--- are <base>timers:<bucket>. dueBy or limit <= 0: none. With fix (only a
--- script that writes passes it), a bucket read that holds nothing due has
--- an index entry below its first due (its timers were removed or set
--- later): the entry is set to that first due, or dropped with an empty
--- bucket, so that the next reads skip the bucket.
-local function dueTimers(index, base, dueBy, limit, fix)
+-- are <base>timers:<bucket>. dueBy or limit <= 0: none.
+local function dueTimers(index, base, dueBy, limit)
   local due, dueAt = {}, {}
   if dueBy <= 0 or limit <= 0 then return due, dueAt end
   local function before(x, y)
@@ -54,21 +50,11 @@ local function dueTimers(index, base, dueBy, limit, fix)
   -- due: once limit timers are found, a bucket whose entry is later than
   -- the last of them holds none that would be read.
   local found, cut = {}, math.huge
-  local fixed, gone = {}, {}
   local buckets = redis.call('ZRANGEBYSCORE', index, '-inf', dueBy, 'WITHSCORES')
   for b = 1, #buckets, 2 do
     if tonumber(buckets[b + 1]) > cut then break end
-    local key = base .. 'timers:' .. buckets[b]
-    local got = redis.call('ZRANGEBYSCORE', key, '-inf', dueBy, 'WITHSCORES', 'LIMIT', 0, limit)
-    if fix and #got == 0 then
-      local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-      if first[1] then
-        fixed[#fixed + 1] = first[2]
-        fixed[#fixed + 1] = buckets[b]
-      else
-        gone[#gone + 1] = buckets[b]
-      end
-    end
+    local got = redis.call('ZRANGEBYSCORE', base .. 'timers:' .. buckets[b], '-inf', dueBy,
+      'WITHSCORES', 'LIMIT', 0, limit)
     for k = 1, #got, 2 do found[#found + 1] = {tonumber(got[k + 1]), got[k]} end
     if #found >= 2 * limit then -- trimmed now and then: sorting is not free
       table.sort(found, before)
@@ -78,9 +64,6 @@ local function dueTimers(index, base, dueBy, limit, fix)
       cut = found[limit][1]
     end
   end
-  -- At most 2 x timerBuckets arguments: within what unpack takes.
-  if #fixed > 0 then redis.call('ZADD', index, unpack(fixed)) end
-  if #gone > 0 then redis.call('ZREM', index, unpack(gone)) end
   table.sort(found, before)
   for k = 1, math.min(#found, limit) do
     due[k] = found[k][2]
