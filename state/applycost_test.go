@@ -27,10 +27,14 @@ type capturedApply struct {
 
 // TestApplyCost attributes apply.lua's Redis time to its sections: it
 // replays recorded ApplyLoad calls (RW_APPLY_CAPTURE, a gob stream of
-// capturedApply) against a fresh redis-server once as recorded and once per
-// section with that section left out, and logs EVALSHA's microseconds
-// (INFO commandstats, which include the commands the script runs) and the
-// commands run, per batch and per event.
+// capturedApply, which bench/results/2026-11-26-redis/record-applies.patch
+// makes; RW_APPLY_BATCHES: only the first so many) against one fresh
+// redis-server per variant, the variants in turn batch by batch: as
+// recorded and with one section left out (RW_APPLY_VARIANTS: only the
+// variants named, comma separated). It logs each server's CPU time, its
+// EVALSHA microseconds (INFO commandstats, which include the commands the
+// script runs) and the commands run, per batch. BENCHMARKS.md ("The bad
+// day's Redis cost") records its figures.
 func TestApplyCost(t *testing.T) {
 	path := os.Getenv("RW_APPLY_CAPTURE")
 	if path == "" {
