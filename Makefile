@@ -76,7 +76,9 @@ faults:
 # The soak: the built binary under live simulated traffic for SOAK (30
 # minutes by default; make soak SOAK=5m for less) while a second replica
 # joins and leaves, with goroutine and resident-memory checks and exact
-# figures at the end. Prints a SOAK line; BENCHMARKS.md records it.
+# figures at the end. Prints a SOAK line and what the live heap gained from
+# the warm level to the end, by allocation site (heap profiles of a binary
+# built with the soak tag); BENCHMARKS.md records it.
 SOAK ?= 30m
 soak:
 	$(GO) test -tags soak -count=1 -timeout 3h -v -run '^TestSoak$$' ./cmd/replywatch/ -args -soak=$(SOAK)

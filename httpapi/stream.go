@@ -268,18 +268,20 @@ func (h *Hub) publish(ev hubEvent) {
 		ev.frame = append(append(append(append(append(ev.frame, "id: "...), ev.id...), "\ndata: "...), ev.data...), "\n\n"...)
 	}
 	h.ring = append(h.ring, ev)
-	if len(h.subs) == 0 {
-		return
-	}
-	// One copy for every subscriber, never changed after this.
-	shared := new(hubEvent)
-	*shared = ev
+	// The ring holds between Keep and 2×Keep records, subscribers or not:
+	// dropping the older half at once costs one copy per Keep records.
 	if len(h.ring) >= 2*h.Keep {
 		for _, old := range h.ring[:len(h.ring)-h.Keep] {
 			h.low[old.part] = old.off + 1
 		}
 		h.ring = append([]hubEvent(nil), h.ring[len(h.ring)-h.Keep:]...)
 	}
+	if len(h.subs) == 0 {
+		return
+	}
+	// One copy for every subscriber, never changed after this.
+	shared := new(hubEvent)
+	*shared = ev
 	for s := range h.subs {
 		select {
 		case s.ch <- shared:

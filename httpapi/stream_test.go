@@ -94,3 +94,50 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 		t.Errorf("ring %d, position %d", len(h.ring), h.pos[0])
 	}
 }
+
+// The hub holds at most 2×Keep records whether or not anyone subscribes
+// (a replica nobody streams from reads every alert all the same), always
+// the latest Keep at least, and its per-partition floor is the oldest
+// offset it still holds: a client resuming from before it is read again
+// from Kafka.
+func TestHubHoldsABoundedRing(t *testing.T) {
+	for _, subscribed := range []bool{false, true} {
+		h := NewHub(nil, "cs.alerts", nil, nil)
+		h.Buffer, h.Keep = 1<<20, 100
+		h.pos, h.low = map[int]int64{0: 0, 1: 0}, map[int]int64{0: 0, 1: 0}
+		close(h.ready)
+		if subscribed {
+			if _, _, _, _, err := h.subscribe(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const n = 1000 // ten times Keep, over two partitions
+		for i := range int64(n) {
+			h.publish(hubEvent{part: int(i % 2), off: i / 2, data: []byte(`{"alert_id":"a"}`)})
+			if len(h.ring) >= 2*h.Keep {
+				t.Fatalf("subscribed %v: %d records held after %d published, Keep %d", subscribed, len(h.ring), i+1, h.Keep)
+			}
+		}
+		_, pos, held, low, err := h.subscribe(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(held) < h.Keep {
+			t.Errorf("subscribed %v: %d records held, want at least Keep (%d)", subscribed, len(held), h.Keep)
+		}
+		// What is held is every record from the floor to the position, in order.
+		next := Position{}
+		for p, o := range low {
+			next[p] = o
+		}
+		for _, ev := range held {
+			if ev.off != next[ev.part] {
+				t.Fatalf("subscribed %v: held partition %d offset %d, want %d (floor %v)", subscribed, ev.part, ev.off, next[ev.part], low)
+			}
+			next[ev.part]++
+		}
+		if next.String() != pos.String() || pos.String() != "0:500,1:500" {
+			t.Errorf("subscribed %v: held up to %v, position %v, want 0:500,1:500", subscribed, next, pos)
+		}
+	}
+}

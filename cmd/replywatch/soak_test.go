@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,7 +26,10 @@ import (
 	"github.com/replywatch/replywatch/sim"
 )
 
-var soakFor = flag.Duration("soak", 30*time.Minute, "how long the soak's live traffic runs")
+var (
+	soakFor  = flag.Duration("soak", 30*time.Minute, "how long the soak's live traffic runs")
+	soakHeap = flag.String("soak-heap", "", "directory to keep the soaked replica's heap profiles in (a temporary one when empty)")
+)
 
 // soakSample is one scrape of the soaked replica.
 type soakSample struct {
@@ -46,7 +51,7 @@ type soakSample struct {
 // is on cs.alerts. Reply thresholds are 30 s and 60 s so that the last
 // deadlines pass a minute after the traffic stops.
 func TestSoak(t *testing.T) {
-	bin := buildBinary(t)
+	bin := buildSoakBinary(t)
 	broker, _ := testenv.Kafka(t, map[string]int{"cs.chat": 6, "cs.orders": 3, "cs.presence": 3, "cs.alerts": 1})
 	redisURL := testenv.Redis(t)
 	loc := testenv.NoonZone(time.Now())
@@ -89,7 +94,31 @@ func TestSoak(t *testing.T) {
 		})
 	}()
 
+	// The soaked replica writes a heap profile on SIGUSR1 (soakheap.go):
+	// one when the warm level has been sampled, one at the end.
+	heapDir := *soakHeap
+	if heapDir == "" {
+		heapDir = t.TempDir()
+	} else if err := os.MkdirAll(heapDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	heapBase := filepath.Join(heapDir, "soaked")
+	t.Setenv(envSoakHeap, heapBase)
 	r := startReplica(t, bin, configFor(soaked))
+	heaps := 0
+	heapProfile := func() string {
+		heaps++
+		path := heapBase + "." + strconv.Itoa(heaps)
+		if err := r.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+			t.Fatalf("asking for a heap profile: %v", err)
+		}
+		testenv.Eventually(t, 60*time.Second, "heap profile "+path, func() error {
+			_, err := os.Stat(path + ".done")
+			return err
+		})
+		return path + ".pprof"
+	}
+	var warmHeap string
 	scrapeOf := func(addr string) map[string]float64 {
 		m, err := testenv.Scrape("http://" + addr + "/metrics")
 		if err != nil {
@@ -111,6 +140,9 @@ func TestSoak(t *testing.T) {
 		case !in && other != nil:
 			stopReplica(t, other)
 			other = nil
+		}
+		if warmHeap == "" && now.Sub(start) >= 3*phase {
+			warmHeap = heapProfile()
 		}
 		if m := scrapeOf(soaked); m != nil {
 			samples = append(samples, soakSample{at: now.Sub(start), goroutines: m["go_goroutines{}"],
@@ -188,6 +220,17 @@ func TestSoak(t *testing.T) {
 		}
 		return nil
 	})
+	endHeap := heapProfile()
+	if warmHeap != "" {
+		// What the live heap gained from the warm level to the end, by
+		// where it was allocated.
+		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=25", "-sample_index=inuse_space",
+			"-diff_base", warmHeap, endHeap).CombinedOutput()
+		if err != nil {
+			t.Errorf("go tool pprof: %v\n%s", err, out)
+		}
+		t.Logf("live heap, end minus warm (%s, %s):\n%s", warmHeap, endHeap, out)
+	}
 	if final.rss > r0*1.25+16<<20 {
 		t.Errorf("resident memory grew: %.1f MiB warm, %.1f MiB at the end (max %.1f MiB)", r0/(1<<20), final.rss/(1<<20), maxR/(1<<20))
 	}
@@ -198,6 +241,17 @@ func TestSoak(t *testing.T) {
 		"goroutines warm %.0f, max %.0f, end %.0f; RSS warm %.1f MiB, max %.1f MiB, end %.1f MiB; heap in use at the end %.1f MiB",
 		*soakFor, len(recs), churns, len(alerts), len(res.Alerts), scenario.Breaches(res.Alerts),
 		g0, maxG, final.goroutines, r0/(1<<20), maxR/(1<<20), final.rss/(1<<20), final.heap/(1<<20))
+}
+
+// buildSoakBinary builds replywatch with the soak tag: the binary users
+// run plus the heap profile hook of soakheap.go.
+func buildSoakBinary(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "replywatch")
+	out, err := exec.Command("go", "build", "-tags", "soak", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build -tags soak: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // stopReplica stops a replica with SIGTERM and returns how it exited.
