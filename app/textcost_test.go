@@ -133,7 +133,7 @@ func runBacklog(t *testing.T, e env, name string, text bool, events int64) (floa
 		ch.Text = nil
 		hs[event.Chat] = ch
 	}
-	pm := metrics.NewProcess(prometheus.NewRegistry())
+	pm := pipeline.NewMetrics(prometheus.NewRegistry(), metrics.NewProcess(prometheus.NewRegistry()))
 	sinks := kafkasink.New(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
 	defer sinks.Close()
 	proc := pipeline.New(pipeline.Options{
