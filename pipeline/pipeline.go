@@ -128,7 +128,7 @@ type Store interface {
 	Takeover(ctx context.Context, scope string, token int64) (state.Claimed, error)
 	Load(ctx context.Context, scope string, keys []string, dueBy int64, limit int) (state.Loaded, error)
 	ApplyLoad(ctx context.Context, scope string, b *state.Batch, next *state.LoadRequest) (state.Applied, error)
-	Outbox(ctx context.Context, scope string, token int64, now int64, lease time.Duration, limit int) ([]state.Delivery, error)
+	Outbox(ctx context.Context, scope string, token int64, now int64, lease time.Duration, limit int) ([]state.OutboxEntry, error)
 }
 
 // Processor consumes the input topics as one member of the consumer group.

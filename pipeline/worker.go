@@ -494,7 +494,7 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, due bool, ahead
 		w.p.metrics.Events.WithLabelValues(w.topic, "applied").Add(float64(len(w.cur.recs) - out.Duplicates))
 	}
 	if len(b.Outbox) > 0 {
-		w.courier.send(ctx, delivery{ds: b.Outbox, alerts: out.Alerts, liveFrom: w.liveFrom})
+		w.courier.send(ctx, delivery{ds: b.Outbox, entries: []string{state.OutboxKey(b)}, alerts: out.Alerts, liveFrom: w.liveFrom})
 	}
 	return nil
 }
