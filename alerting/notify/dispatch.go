@@ -52,23 +52,14 @@ type lane struct {
 	count  int // items queued and not cancelled
 	// seen holds the (alert_id, status) this process queued lately: the
 	// processor writes an alert at least once, so the same record may come
-	// twice before the first one's mark is written.
-	seen  map[string]time.Time
-	seenQ []seenAt
+	// twice before the first one's mark is written. It also holds the
+	// priority and inhibited marks (remember).
+	seen memory
 }
-
-type seenAt struct {
-	key string
-	at  time.Time
-}
-
-// seenFor is how long a queued (alert_id, status) is remembered in memory;
-// the Redis mark covers everything after.
-const seenFor = 15 * time.Minute
 
 func newLane(name string, maxAge time.Duration) *lane {
 	return &lane{name: name, maxAge: maxAge, groups: map[string]*group{}, stale: map[string]*group{},
-		queued: map[string]*Item{}, warns: map[string]*Item{}, seen: map[string]time.Time{}}
+		queued: map[string]*Item{}, warns: map[string]*Item{}, seen: newMemory(seenMax)}
 }
 
 // isStale is the stale filter: an alert whose condition became true
@@ -90,11 +81,12 @@ func waitKey(a *alerting.Alert) string {
 // It returns the items that leave the pipeline unsent.
 func (l *lane) add(it *Item, now time.Time) []settled {
 	key := it.Alert.ID + "\x1f" + it.Alert.Status
-	if _, dup := l.seen[key]; dup {
+	// A firing record whose alert is still queued is a duplicate even when
+	// the memory has let it go (evicted past its bound).
+	if l.seen.has(key) || (it.Alert.Status == alerting.Firing && l.queued[it.Alert.ID] != nil) {
 		return []settled{{it, resultDuplicate}}
 	}
-	l.seen[key] = now
-	l.seenQ = append(l.seenQ, seenAt{key, now})
+	l.seen.add(key, now)
 	if isStale(&it.Alert, now, l.maxAge) {
 		g := l.stale[it.Alert.ShopID]
 		if g == nil {
@@ -162,16 +154,10 @@ const (
 	inhibitedMark = "\x00inhibited\x1f"
 )
 
-// remember keeps a mark for seenFor.
-func (l *lane) remember(key string, now time.Time) {
-	l.seen[key] = now
-	l.seenQ = append(l.seenQ, seenAt{key, now})
-}
+// remember keeps a mark for seenFor, or until seenMax newer keys came.
+func (l *lane) remember(key string, now time.Time) { l.seen.add(key, now) }
 
-func (l *lane) remembered(key string, _ time.Time) bool {
-	_, ok := l.seen[key]
-	return ok
-}
+func (l *lane) remembered(key string, _ time.Time) bool { return l.seen.has(key) }
 
 // cancel flags a queued item; it is dropped where it waits.
 func (l *lane) cancel(it *Item) {
@@ -200,7 +186,7 @@ func (l *lane) live(items []*Item) []*Item {
 		case it.revoked():
 			l.count--
 			l.unindex(it)
-			delete(l.seen, it.Alert.ID+"\x1f"+it.Alert.Status)
+			l.seen.forget(it.Alert.ID + "\x1f" + it.Alert.Status)
 		default:
 			kept = append(kept, it)
 		}
@@ -211,14 +197,7 @@ func (l *lane) live(items []*Item) []*Item {
 // flush moves the groups whose time has come into ready messages, and
 // forgets groups that stayed empty for an interval.
 func (l *lane) flush(now time.Time) {
-	i := 0
-	for i < len(l.seenQ) && now.Sub(l.seenQ[i].at) > seenFor {
-		if l.seen[l.seenQ[i].key].Equal(l.seenQ[i].at) {
-			delete(l.seen, l.seenQ[i].key)
-		}
-		i++
-	}
-	l.seenQ = l.seenQ[i:]
+	l.seen.expire(now.Add(-seenFor))
 	for key, g := range l.groups {
 		due := (!g.flushed && now.Sub(g.created) >= g.route.GroupWait) ||
 			(g.flushed && now.Sub(g.last) >= g.route.GroupInterval)
@@ -254,7 +233,7 @@ const maxBatch = 1000
 // delivered, and whoever reads their records again must send them.
 func (l *lane) forget(items []*Item) {
 	for _, it := range items {
-		delete(l.seen, it.Alert.ID+"\x1f"+it.Alert.Status)
+		l.seen.forget(it.Alert.ID + "\x1f" + it.Alert.Status)
 	}
 }
 

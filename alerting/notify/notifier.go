@@ -186,6 +186,7 @@ func (n *Notifier) ticker(ctx context.Context) {
 				}
 			}
 			n.o.Metrics.Pending.WithLabelValues(name).Set(float64(l.pending()))
+			n.o.Metrics.Memory.WithLabelValues(name).Set(float64(l.seen.size()))
 		}
 		n.mu.Unlock()
 	}
