@@ -50,6 +50,9 @@ type lane struct {
 	queued map[string]*Item
 	warns  map[string]*Item
 	count  int // items queued and not cancelled
+	// sending counts the firing items taken by alert id until they are
+	// marked or given up: with queued, what has no Redis mark yet.
+	sending map[string]int
 	// seen holds the (alert_id, status) this process queued lately: the
 	// processor writes an alert at least once, so the same record may come
 	// twice before the first one's mark is written. It also holds the
@@ -59,7 +62,7 @@ type lane struct {
 
 func newLane(name string, maxAge time.Duration) *lane {
 	return &lane{name: name, maxAge: maxAge, groups: map[string]*group{}, stale: map[string]*group{},
-		queued: map[string]*Item{}, warns: map[string]*Item{}, seen: newMemory(seenMax)}
+		queued: map[string]*Item{}, warns: map[string]*Item{}, sending: map[string]int{}, seen: newMemory(seenMax)}
 }
 
 // isStale is the stale filter: an alert whose condition became true
@@ -81,9 +84,10 @@ func waitKey(a *alerting.Alert) string {
 // It returns the items that leave the pipeline unsent.
 func (l *lane) add(it *Item, now time.Time) []settled {
 	key := it.Alert.ID + "\x1f" + it.Alert.Status
-	// A firing record whose alert is still queued is a duplicate even when
-	// the memory has let it go (evicted past its bound).
-	if l.seen.has(key) || (it.Alert.Status == alerting.Firing && l.queued[it.Alert.ID] != nil) {
+	// A firing record whose alert is queued or being sent (it has no Redis
+	// mark yet) is a duplicate even when the memory has let it go.
+	firing := it.Alert.Status == alerting.Firing
+	if l.seen.has(key) || (firing && (l.queued[it.Alert.ID] != nil || l.sending[it.Alert.ID] > 0)) {
 		return []settled{{it, resultDuplicate}}
 	}
 	l.seen.add(key, now)
@@ -235,6 +239,19 @@ func (l *lane) forget(items []*Item) {
 	for _, it := range items {
 		l.seen.forget(it.Alert.ID + "\x1f" + it.Alert.Status)
 	}
+	l.done(items)
+}
+
+// done ends the sending of taken items: marked, or given up.
+func (l *lane) done(items []*Item) {
+	for _, it := range items {
+		if it.Alert.Status != alerting.Firing {
+			continue
+		}
+		if l.sending[it.Alert.ID]--; l.sending[it.Alert.ID] <= 0 {
+			delete(l.sending, it.Alert.ID)
+		}
+	}
 }
 
 // hasReady reports whether a message is ready.
@@ -282,6 +299,9 @@ func (l *lane) take(avail int) *Message {
 	for _, it := range m.Items {
 		l.count--
 		l.unindex(it)
+		if it.Alert.Status == alerting.Firing {
+			l.sending[it.Alert.ID]++
+		}
 	}
 	return m
 }
@@ -290,6 +310,7 @@ func (l *lane) take(avail int) *Message {
 // replica took the budget first).
 func (l *lane) putBack(m *Message) {
 	l.ready = append([]*Message{m}, l.ready...)
+	l.done(m.Items)
 	for _, it := range m.Items {
 		l.count++
 		if it.Alert.Status == alerting.Firing {
