@@ -11,10 +11,10 @@ const seenFor = 15 * time.Minute
 
 // seenMax bounds a lane's memory by count as well as age, so that a bad
 // day (10,000 alert records a second would be 9 million keys in seenFor)
-// costs a fixed size: about 56 bytes a key (a 16-byte hash and its
-// sequence number in the map, the hash and time in the ring; see
-// BENCHMARKS.md), so 29 MiB a receiver at most, which is 52 s of such a
-// day. Keys go oldest first. What that changes: a record read again
+// costs a fixed size: 79 bytes a key measured at the bound (a 16-byte
+// hash and its sequence number in the map, the hash and time in the
+// ring; BENCHMARKS.md), so 40 MiB a receiver at most, which is 52 s of
+// such a day, against 193 bytes a key and no bound before. Keys go oldest first. What that changes: a record read again
 // after its key went is checked against its Redis mark instead (written
 // once its message was accepted; a firing alert still queued is known by
 // the queue itself), and a priority or inhibited mark that went lets the
