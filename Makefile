@@ -36,7 +36,7 @@ bench-text:
 	$(GO) test ./text/ -run TestCorpus -v -count 1
 	$(GO) test ./text/ -run '^$$' -bench 'Scan' -benchmem -cpu 1 -count 3
 	$(GO) test ./pipeline/ -run '^$$' -bench 'BatchBuild500' -benchmem -cpu 1 -count 3
-	REPLYWATCH_TEXT_COST=1 $(GO) test ./app/ -run TestTextRulesCost -v -count 1 -timeout 30m
+	REPLYWATCH_TEXT_COST=1 $(GO) test ./app/ -run TestTextRulesCost -v -count 1 -timeout 120m
 
 # The notifier over kfake and redis-server: alert records/s routed and
 # accepted by a receiver that answers at once, and emitted_at -> accepted

@@ -49,7 +49,7 @@ func TestAlertsDoNotHoldThePartition(t *testing.T) {
 		Store:    store,
 		Handlers: map[event.Stream]Handler{event.Chat: stepRules()},
 		Alerts:   sinks, DLT: sinks,
-		Metrics: metrics.NewProcess(prometheus.NewRegistry()),
+		Metrics: NewMetrics(prometheus.NewRegistry(), metrics.NewProcess(prometheus.NewRegistry())),
 		Now:     func() time.Time { return stepStart.Add(time.Hour) },
 	})
 	w := p.newWorker(nil, "cs.chat", event.Chat, 0, 1)

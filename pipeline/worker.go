@@ -141,6 +141,7 @@ func (w *worker) observeOwned() func() {
 	return func() {
 		m.ConsumerLag.DeleteLabelValues(w.topic, w.partLabel)
 		m.WatermarkLag.DeleteLabelValues(w.topic, w.partLabel)
+		m.TimersFired.DeleteLabelValues(w.topic, w.partLabel)
 		w.p.setBehind(w.scope, false, true)
 		m.OwnedPartitions.WithLabelValues(w.topic).Dec()
 	}
@@ -371,6 +372,7 @@ func (w *worker) process(ctx context.Context) error {
 	w.acks = append(w.acks, w.courier.take()...)
 	due := w.nextDue != 0 && w.nextDue < now.UnixMilli()
 	if len(cur.recs) == 0 && cur.last < 0 && !due && len(w.acks) == 0 {
+		w.fired(now)
 		return nil
 	}
 	if len(cur.msgs) > 0 {
@@ -398,7 +400,24 @@ func (w *worker) process(ctx context.Context) error {
 		return err
 	}
 	w.advance(cur.last)
+	w.fired(now)
 	return nil
+}
+
+// fired exports the partition time before which every timer of the
+// partition has fired with its changes in the store: the partition clock,
+// or the earliest timer still due when one batch could not fire them all.
+// Waiting on the watermark says the clock moved; this says its timers
+// fired.
+func (w *worker) fired(now time.Time) {
+	if now.IsZero() {
+		return
+	}
+	upTo := now.UnixMilli()
+	if w.nextDue != 0 && w.nextDue < upTo {
+		upTo = w.nextDue
+	}
+	w.p.metrics.TimersFired.WithLabelValues(w.topic, w.partLabel).Set(float64(upTo) / 1000)
 }
 
 // observe moves the partition clock over the batch in hand and exports
