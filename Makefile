@@ -9,7 +9,7 @@ BENCH_FLAGS ?=
 MICRO ?= .
 COUNT ?= 6
 
-.PHONY: bench bench-smoke bench-micro bench-notify bench-sse bench-delivery bench-text test faults soak
+.PHONY: bench bench-smoke bench-micro bench-notify bench-notify-memory bench-sse bench-delivery bench-text test faults soak
 
 # The full suite (about 10 minutes on 2 cores): an in-process kfake broker,
 # a redis-server child and simulated traffic. Prints the markdown table and
@@ -43,6 +43,12 @@ bench-text:
 # with a receiver answering in 50 ms (BENCHMARKS.md, "The notifier").
 bench-notify:
 	$(GO) test -run '^$$' -bench 'Notifier' -benchtime 1x -count 3 ./alerting/notify/
+
+# The heap a receiver's lane holds after a million alert records, all
+# delivered: its memory of what it queued (BENCHMARKS.md, "The notifier's
+# memory on a bad day"). About 10 s.
+bench-notify-memory:
+	RW_NOTIFY_MEMBENCH=1 $(GO) test -run 'TestLaneMemoryHeap' -count 1 -v ./alerting/notify/
 
 # The processor replaying the simulated day with the notifier off and on,
 # with 500 SSE clients of real scopes (480 agents' pages, 20 walls) and
