@@ -9,7 +9,7 @@ BENCH_FLAGS ?=
 MICRO ?= .
 COUNT ?= 6
 
-.PHONY: bench bench-smoke bench-micro bench-notify bench-sse bench-delivery bench-text test faults soak
+.PHONY: bench bench-smoke bench-micro bench-notify bench-notify-memory bench-sse bench-delivery bench-text test faults soak
 
 # The full suite (about 10 minutes on 2 cores): an in-process kfake broker,
 # a redis-server child and simulated traffic. Prints the markdown table and
@@ -36,7 +36,7 @@ bench-text:
 	$(GO) test ./text/ -run TestCorpus -v -count 1
 	$(GO) test ./text/ -run '^$$' -bench 'Scan' -benchmem -cpu 1 -count 3
 	$(GO) test ./pipeline/ -run '^$$' -bench 'BatchBuild500' -benchmem -cpu 1 -count 3
-	REPLYWATCH_TEXT_COST=1 $(GO) test ./app/ -run TestTextRulesCost -v -count 1 -timeout 30m
+	REPLYWATCH_TEXT_COST=1 $(GO) test ./app/ -run TestTextRulesCost -v -count 1 -timeout 120m
 
 # The notifier over kfake and redis-server: alert records/s routed and
 # accepted by a receiver that answers at once, and emitted_at -> accepted
@@ -44,12 +44,19 @@ bench-text:
 bench-notify:
 	$(GO) test -run '^$$' -bench 'Notifier' -benchtime 1x -count 3 ./alerting/notify/
 
-# The processor replaying the simulated day with the notifier off and on
-# and with 0 and 500 SSE clients (in a process of their own), about 4
-# minutes: BENCHMARKS.md, "The processor with the notifier and 500 alert
-# streams".
+# The heap a receiver's lane holds after a million alert records, all
+# delivered: its memory of what it queued (BENCHMARKS.md, "The notifier's
+# memory on a bad day"). About 10 s.
+bench-notify-memory:
+	RW_NOTIFY_MEMBENCH=1 $(GO) test -run 'TestLaneMemoryHeap' -count 1 -v ./alerting/notify/
+
+# The processor replaying the simulated day with the notifier off and on,
+# with 500 SSE clients of real scopes (480 agents' pages, 20 walls) and
+# with 500 each taking every record (in a process of their own), then the
+# day paced at 2,000 events/s for 60 s with and without them; about 12
+# minutes: BENCHMARKS.md, "Alert streams (SSE): 500 subscribers".
 bench-delivery:
-	$(GO) run ./bench/cmd/rwbench --only delivery --events 300000
+	$(GO) run ./bench/cmd/rwbench --only delivery --events 300000 --live-rate 2000
 
 # The processor's events/s with and without 500 alert streams (SSE) open,
 # in one run of about 3 minutes; SSE_FLAGS e.g. "REPLYWATCH_BENCH_SSE_RATE=20000".

@@ -3,12 +3,12 @@ package alerting
 import (
 	"encoding/json"
 	"time"
-	"unicode/utf8"
 
 	"github.com/replywatch/replywatch/internal/jsonscan"
+	"github.com/replywatch/replywatch/internal/jsonw"
 )
 
-const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+const timeLayout = jsonw.TimeLayout
 
 // wireAlert is the record as encoding/json reads it: the path of records
 // the fast reader does not take (see UnmarshalJSON).
@@ -85,66 +85,12 @@ func appendTime(b []byte, name string, t time.Time) []byte {
 	}
 	b = append(b, name...)
 	b = append(b, '"')
-	b = t.AppendFormat(b, timeLayout)
+	b = jsonw.Time(b, t)
 	return append(b, '"')
 }
 
-const hexDigits = "0123456789abcdef"
-
-// appendString writes s as a JSON string exactly as encoding/json does
-// with its default HTML escaping: <, > and & as \u003c, \u003e, \u0026,
-// control characters as \b \f \n \r \t or \u00XX, invalid UTF-8 as
-// \ufffd, U+2028 and U+2029 escaped.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+// appendString writes s as a JSON string exactly as encoding/json does.
+func appendString(b []byte, s string) []byte { return jsonw.String(b, s) }
 
 // UnmarshalJSON reads the contract's alert JSON. Records as replywatch
 // writes them (the fields it knows, plain strings) are read by a scanner

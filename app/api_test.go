@@ -434,14 +434,27 @@ func TestAPIScopes(t *testing.T) {
 	})
 }
 
+// resumeTokens are the scopes of the resume test: every shop, one shop,
+// one agent.
+var resumeTokens = []config.Token{
+	{Name: "floor", SHA256: hashOf("sup-all-secret"), Role: config.RoleSupervisor, Shops: []string{"s1", "s2"}},
+	{Name: "floor-1", SHA256: hashOf("sup-s1-secret"), Role: config.RoleSupervisor, Shops: []string{"s1"}},
+	{Name: "a1", SHA256: hashOf("agent-a1-secret"), Role: config.RoleAgent, Agent: "a1"},
+}
+
 // A client that reconnects with the last event id it read gets every
-// record that followed, once: from the replica it was on, and from a new
-// replica that never saw those records (read again from Kafka).
+// record of its scope that followed, once: from the replica it was on,
+// and from a new replica that never saw those records (read again from
+// Kafka). The hub hands each stream only its scope's records, so a
+// stream's ids skip what it does not see; resuming from them is exact all
+// the same.
 func TestStreamResumesAfterDrop(t *testing.T) {
 	e := newEnv(t)
 	t0 := sh("10:00:00")
 	clock := &fakeClock{t: t0}
-	r := start(t, quietShopRules(t, testConfig(t, e.broker, e.redis, "resume")), clock, "resume")
+	cfg := testConfig(t, e.broker, e.redis, "resume")
+	cfg.API.Tokens = resumeTokens
+	r := start(t, quietShopRules(t, cfg), clock, "resume")
 	addr := r.app.Addr()
 	eventually(t, 20*time.Second, "joined", func() error {
 		if !r.app.Processor.Joined() {
@@ -449,20 +462,39 @@ func TestStreamResumesAfterDrop(t *testing.T) {
 		}
 		return nil
 	})
-	s := openStream(t, addr, "/api/v1/alerts/stream", "", "")
-	var got []apiAlert
-	var last string
-	s.collect(t, 10*time.Second, &got, &last, func([]apiAlert) bool { return last != "" })
+	scopes := []struct {
+		name, token string
+		sees        func(alerting.Alert) bool
+		// drop is how many records the first stream reads before it is
+		// dropped: part of the first wave's.
+		drop int
+	}{
+		{"every shop", "sup-all-secret", func(alerting.Alert) bool { return true }, 8},
+		{"shop s1", "sup-s1-secret", func(a alerting.Alert) bool { return a.ShopID == "s1" }, 8},
+		{"agent a1", "agent-a1-secret", func(a alerting.Alert) bool { return a.AgentID == "a1" }, 4},
+	}
+	streams := make([]*sse, len(scopes))
+	gots := make([][]apiAlert, len(scopes))
+	lasts := make([]string, len(scopes))
+	for i, sc := range scopes {
+		streams[i] = openStream(t, addr, "/api/v1/alerts/stream", sc.token, "")
+		streams[i].collect(t, 10*time.Second, &gots[i], &lasts[i], func([]apiAlert) bool { return lasts[i] != "" })
+	}
 
 	var mu sync.Mutex
 	produced := 0
+	// wave sends n buyers' messages: agents a0 and a1 in shop s1, a2 in s2.
 	wave := func(n int, at time.Time) {
 		mu.Lock()
 		defer mu.Unlock()
 		var evs []event.Event
 		for i := range n {
 			produced++
-			evs = append(evs, buyerMsg(fmt.Sprint("r", produced), "s1", fmt.Sprint("b", produced), fmt.Sprint("a", i%3), at))
+			shop := "s1"
+			if i%3 == 2 {
+				shop = "s2"
+			}
+			evs = append(evs, buyerMsg(fmt.Sprint("r", produced), shop, fmt.Sprint("b", produced), fmt.Sprint("a", i%3), at))
 		}
 		produce(t, e.broker, "cs.chat", evs...)
 		want := float64(produced)
@@ -476,8 +508,10 @@ func TestStreamResumesAfterDrop(t *testing.T) {
 	// Each buyer gives 4 records (3m and 5m warnings and breaches).
 	wave(5, t0)
 	clock.Set(t0.Add(6 * time.Minute))
-	s.collect(t, 10*time.Second, &got, &last, func(g []apiAlert) bool { return len(g) >= 8 })
-	s.close() // dropped mid-way
+	for i, sc := range scopes {
+		streams[i].collect(t, 10*time.Second, &gots[i], &lasts[i], func(g []apiAlert) bool { return len(g) >= sc.drop })
+		streams[i].close() // dropped mid-way
+	}
 
 	wave(5, t0.Add(6*time.Minute))
 	clock.Set(t0.Add(12 * time.Minute))
@@ -491,38 +525,39 @@ func TestStreamResumesAfterDrop(t *testing.T) {
 		}
 		return nil
 	})
-	var want []string
-	for _, a := range readAlerts(t, e.broker) {
-		want = append(want, a.ID+":"+a.Status)
-	}
-	// Same replica.
-	s2 := openStream(t, addr, "/api/v1/alerts/stream", "", last)
-	got2 := slices.Clone(got)
-	last2 := last
-	s2.collect(t, 10*time.Second, &got2, &last2, func(g []apiAlert) bool { return len(g) >= len(want) })
 	// A new replica, whose stream starts at the topic's end: the records
-	// after last come from Kafka.
-	r2 := start(t, quietShopRules(t, testConfig(t, e.broker, e.redis, "resume")), clock, "resume-2")
-	s3 := openStream(t, r2.app.Addr(), "/api/v1/alerts/stream", "", last)
-	got3 := slices.Clone(got)
-	last3 := last
-	s3.collect(t, 10*time.Second, &got3, &last3, func(g []apiAlert) bool { return len(g) >= len(want) })
-
-	for name, g := range map[string][]apiAlert{"same replica": got2, "new replica": got3} {
-		var ids []string
-		for _, a := range g {
-			ids = append(ids, a.ID+":"+a.Status)
+	// after a stream's last id come from Kafka.
+	cfg2 := testConfig(t, e.broker, e.redis, "resume")
+	cfg2.API.Tokens = resumeTokens
+	r2 := start(t, quietShopRules(t, cfg2), clock, "resume-2")
+	for i, sc := range scopes {
+		var want []string
+		for _, a := range readAlerts(t, e.broker) {
+			if sc.sees(a) {
+				want = append(want, a.ID+":"+a.Status)
+			}
 		}
-		if !slices.Equal(ids, want) {
-			t.Errorf("%s: the stream gave\n%v\nthe topic holds\n%v", name, ids, want)
+		for _, at := range []struct{ replica, addr string }{{"same replica", addr}, {"new replica", r2.app.Addr()}} {
+			s := openStream(t, at.addr, "/api/v1/alerts/stream", sc.token, lasts[i])
+			got := slices.Clone(gots[i])
+			last := lasts[i]
+			s.collect(t, 10*time.Second, &got, &last, func(g []apiAlert) bool { return len(g) >= len(want) })
+			var ids []string
+			for _, a := range got {
+				ids = append(ids, a.ID+":"+a.Status)
+			}
+			if !slices.Equal(ids, want) {
+				t.Errorf("%s, %s: the stream gave\n%v\nthe topic holds for the scope\n%v", sc.name, at.replica, ids, want)
+			}
+			// Nothing more: no repeats after the last record.
+			select {
+			case ev := <-s.events:
+				if ev.Data != "" {
+					t.Errorf("%s, %s: a record after all of them: %s", sc.name, at.replica, ev.Data)
+				}
+			case <-time.After(300 * time.Millisecond):
+			}
+			s.close()
 		}
-	}
-	// Nothing more: no repeats after the last record.
-	select {
-	case ev := <-s2.events:
-		if ev.Data != "" {
-			t.Errorf("a record after all of them: %s", ev.Data)
-		}
-	case <-time.After(300 * time.Millisecond):
 	}
 }

@@ -108,7 +108,9 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pm := metrics.NewProcess(reg)
 	pm.BuildInfo.WithLabelValues(Version, Revision).Set(1)
-	pm.Init([]string{cfg.Kafka.Topics.Chat, cfg.Kafka.Topics.Orders, cfg.Kafka.Topics.Presence, cfg.Kafka.Topics.Buyers}, event.Reasons)
+	pm.Init()
+	plm := pipeline.NewMetrics(reg, pm)
+	plm.Init([]string{cfg.Kafka.Topics.Chat, cfg.Kafka.Topics.Orders, cfg.Kafka.Topics.Presence, cfg.Kafka.Topics.Buyers}, event.Reasons)
 
 	client, err := dialRedis(cfg, os.Getenv)
 	if err != nil {
@@ -180,7 +182,7 @@ func New(cfg *config.Config, o Options) (*App, error) {
 		Handlers: hs,
 		Alerts:   sinks,
 		DLT:      sinks,
-		Metrics:  pm,
+		Metrics:  plm,
 		Log:      o.Log,
 		Now:      o.Now,
 		Location: cfg.Location,

@@ -226,3 +226,22 @@ func evaluatedAt(t *testing.T, r *running, clock *fakeClock, now time.Time) {
 		return nil
 	})
 }
+
+// timersFiredAt moves the clock to now and waits until every partition of
+// cs.chat has fired the timers due before its clock (now less the grace)
+// and written what they changed: what live processing does by now is done,
+// with no sleep. (The watermark says only that the clock moved.)
+func timersFiredAt(t *testing.T, r *running, clock *fakeClock, now time.Time) {
+	t.Helper()
+	clock.Set(now)
+	want := float64(now.Add(-r.app.Config.Clock.Grace).UnixMilli()) / 1000
+	eventually(t, 30*time.Second, "timers fired up to "+now.Format(time.TimeOnly), func() error {
+		m := scrape(t, r.app.Addr())
+		for p := range testTopics["cs.chat"] {
+			if got := m[fmt.Sprintf("replywatch_timers_fired_seconds{partition=%d,topic=cs.chat}", p)]; got < want {
+				return fmt.Errorf("cs.chat/%d fired timers up to %v, want %v", p, got, want)
+			}
+		}
+		return nil
+	})
+}

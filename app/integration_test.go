@@ -143,10 +143,10 @@ func TestLiveEqualsBacklog(t *testing.T) {
 		return nil
 	})
 	for i, ev := range evs {
-		// Let time pass up to the event in steps, as a live day would.
+		// Let time pass up to the event in steps, as a live day would,
+		// each step's timers fired before the next.
 		for clock.Now().Before(ev.TS.Time) {
-			clock.Set(minTime(clock.Now().Add(30*time.Second), ev.TS.Time))
-			time.Sleep(30 * time.Millisecond)
+			timersFiredAt(t, r, clock, minTime(clock.Now().Add(30*time.Second), ev.TS.Time))
 		}
 		produce(t, e.broker, "cs.chat", ev)
 		want := float64(i + 1)
@@ -158,8 +158,7 @@ func TestLiveEqualsBacklog(t *testing.T) {
 		})
 	}
 	for clock.Now().Before(endOfDay) {
-		clock.Set(minTime(clock.Now().Add(time.Minute), endOfDay))
-		time.Sleep(20 * time.Millisecond)
+		timersFiredAt(t, r, clock, minTime(clock.Now().Add(time.Minute), endOfDay))
 	}
 	waitForDay(t, e.broker, r.app.Addr())
 }

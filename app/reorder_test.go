@@ -236,8 +236,7 @@ func TestLiveReorderedEqualsBacklog(t *testing.T) {
 	})
 	for i, a := range arrivals {
 		for clock.Now().Before(a.at) {
-			clock.Set(minTime(clock.Now().Add(30*time.Second), a.at))
-			time.Sleep(30 * time.Millisecond)
+			timersFiredAt(t, run, clock, minTime(clock.Now().Add(30*time.Second), a.at))
 		}
 		produce(t, e.broker, "cs.chat", a.ev)
 		want := float64(i + 1)
@@ -249,8 +248,7 @@ func TestLiveReorderedEqualsBacklog(t *testing.T) {
 		})
 	}
 	for clock.Now().Before(endOfDay) {
-		clock.Set(minTime(clock.Now().Add(time.Minute), endOfDay))
-		time.Sleep(20 * time.Millisecond)
+		timersFiredAt(t, run, clock, minTime(clock.Now().Add(time.Minute), endOfDay))
 	}
 	waitForDay(t, e.broker, run.app.Addr())
 	// The late records did change what was already out: an alert fired

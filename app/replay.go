@@ -67,7 +67,7 @@ func Replay(ctx context.Context, cfg *config.Config, src Source, at time.Time, l
 	repart.Now = func() time.Time { return time.Time{} }
 	rp, err := pipeline.NewReplayer(ctx, pipeline.Options{
 		Config: pipelineConfig(cfg), Store: store, Handlers: hs,
-		Metrics: metrics.NewProcess(nopRegisterer{}), Log: log, Location: cfg.Location,
+		Metrics: pipeline.NewMetrics(nopRegisterer{}, metrics.NewProcess(nopRegisterer{})), Log: log, Location: cfg.Location,
 	}, at)
 	if err != nil {
 		return nil, err

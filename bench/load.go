@@ -149,11 +149,17 @@ func produce(ctx context.Context, broker string, mix Mix, rate float64, limit in
 	return n, time.Since(start), nil
 }
 
-// HighWaterMarks returns each partition's high-water mark of topic.
+// HighWaterMarks returns each partition's high-water mark of topic, one
+// of the benchmark cluster's Topics.
 func HighWaterMarks(ctx context.Context, broker, topic string) (map[int]int64, error) {
+	return highWaterMarks(ctx, broker, topic, Topics[topic])
+}
+
+// highWaterMarks returns the high-water marks of a topic of partitions.
+func highWaterMarks(ctx context.Context, broker, topic string, partitions int) (map[int]int64, error) {
 	c := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
 	var req []kafka.OffsetRequest
-	for p := range Topics[topic] {
+	for p := range partitions {
 		req = append(req, kafka.LastOffsetOf(p))
 	}
 	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: req}})
@@ -181,6 +187,12 @@ type Pacer struct {
 	// Probe, when set, is asked at each send for extra records (a probe
 	// wait) to send with the traffic; now is the send time.
 	Probe func(now time.Time) []sim.Record
+	// Topic is where the traffic goes (TopicChat when empty).
+	Topic string
+	// DayRate, when set, sends the simulated days from simDay on at this
+	// simulator rate with their own timestamps: a day's traffic, alerts
+	// and all, paced at Rate rather than stamped with the wall clock.
+	DayRate float64
 
 	sent atomic.Int64
 }
@@ -207,8 +219,12 @@ func (p *Pacer) run(ctx context.Context) error {
 		// Simulated events in their order, day after day; the pacer gives
 		// them the send time, so days and hours of the simulation do not
 		// matter, only the mix of senders and conversations.
+		rate := 2.0
+		if p.DayRate > 0 {
+			rate = p.DayRate
+		}
 		for day := simDay; genCtx.Err() == nil; day = day.Add(24 * time.Hour) {
-			_ = sim.Generate(p.Mix.options(2, day), func(r sim.Record) error {
+			_ = sim.Generate(p.Mix.options(rate, day), func(r sim.Record) error {
 				if r.Topic != event.Chat {
 					return nil
 				}
@@ -221,8 +237,13 @@ func (p *Pacer) run(ctx context.Context) error {
 			})
 		}
 	}()
+	// A transport of its own: the shared one's metadata, cached for
+	// seconds, may not know a topic created just before.
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(p.Broker),
+		Transport:    tr,
 		Balancer:     &kafka.Hash{},
 		BatchSize:    1000,
 		BatchTimeout: time.Millisecond,
@@ -246,8 +267,15 @@ func (p *Pacer) run(ctx context.Context) error {
 			if !ok {
 				return ctx.Err()
 			}
-			r.Event.TS = event.Time{Time: now}
+			if p.DayRate == 0 {
+				r.Event.TS = event.Time{Time: now}
+			}
 			msgs = appendRecord(msgs, &r)
+		}
+		if p.Topic != "" {
+			for i := range msgs {
+				msgs[i].Topic = p.Topic
+			}
 		}
 		if len(msgs) > 0 {
 			if err := w.WriteMessages(ctx, msgs...); err != nil {

@@ -61,8 +61,11 @@ var smokeFigures = []struct{ part, name string }{
 	{PartStorm, "processor CPU per event"},
 	{PartDelivery, "notifier off, no SSE clients: chat events/s"},
 	{PartDelivery, "notifier on (webhook answering in 50 ms), no SSE clients: alert records the notifier read and routed"},
-	{PartDelivery, "20 SSE clients, notifier off: SSE records received"},
-	{PartDelivery, "notifier on and 20 SSE clients: chat events/s"},
+	{PartDelivery, "20 SSE clients scoped (agents' pages 19, walls of every shop 1): SSE records received"},
+	{PartDelivery, "20 SSE clients scoped (agents' pages 19, walls of every shop 1): clients that received exactly"},
+	{PartDelivery, "20 SSE clients each taking every record: SSE records received"},
+	{PartDelivery, "live 2,000/s, no SSE clients: processor CPU per event"},
+	{PartDelivery, "live 2,000/s, 20 SSE clients scoped (agents' pages 19, walls of every shop 1): clients that received exactly"},
 }
 
 // smokeMeasured are figures that must be present and finite but may be

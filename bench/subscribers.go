@@ -20,11 +20,20 @@ import (
 )
 
 // Environment variables that turn this binary into a process of SSE
-// subscribers: the stream's URL and how many clients to hold open.
+// subscribers: the stream's URL and the file of its SubscriberSpec.
 const (
-	envSubscribeURL     = "RWBENCH_SSE_URL"
-	envSubscribeClients = "RWBENCH_SSE_CLIENTS"
+	envSubscribeURL  = "RWBENCH_SSE_URL"
+	envSubscribeSpec = "RWBENCH_SSE_SPEC"
 )
+
+// SubscriberSpec says which clients a subscriber process holds open: one
+// per token (each a bearer token, as a page sends its cookie), all opened
+// with From as their first Last-Event-ID ("" for none: a snapshot of what
+// is firing, then what follows).
+type SubscriberSpec struct {
+	Tokens []string `json:"tokens"`
+	From   string   `json:"from,omitempty"`
+}
 
 // SubscriberStats is what a subscriber process saw, written as one JSON
 // line on its standard output when it is told to stop.
@@ -40,6 +49,10 @@ type SubscriberStats struct {
 	Reconnects int64  `json:"reconnects"`
 	Errors     int64  `json:"errors"`
 	LastError  string `json:"last_error,omitempty"`
+	// Counts are the records each client received, in the spec's order,
+	// and LastIDs the last event id each read: where it got to.
+	Counts  []int64  `json:"counts"`
+	LastIDs []string `json:"last_ids"`
 }
 
 // maybeSubscribers holds SSE clients open and exits when the environment
@@ -51,17 +64,25 @@ func maybeSubscribers() {
 	if url == "" {
 		return
 	}
-	n, err := strconv.Atoi(os.Getenv(envSubscribeClients))
-	if err != nil || n <= 0 {
-		fmt.Fprintf(os.Stderr, "subscribers: %s=%q is not a positive count\n", envSubscribeClients, os.Getenv(envSubscribeClients))
+	var spec SubscriberSpec
+	b, err := os.ReadFile(os.Getenv(envSubscribeSpec))
+	if err == nil {
+		err = json.Unmarshal(b, &spec)
+	}
+	if err == nil && len(spec.Tokens) == 0 {
+		err = errors.New("no clients")
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "subscribers: %s=%q: %v\n", envSubscribeSpec, os.Getenv(envSubscribeSpec), err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	os.Exit(runSubscribers(ctx, url, n, os.Stdout))
+	os.Exit(runSubscribers(ctx, url, spec, os.Stdout))
 }
 
-func runSubscribers(ctx context.Context, url string, n int, out io.Writer) int {
+func runSubscribers(ctx context.Context, url string, spec SubscriberSpec, out io.Writer) int {
+	n := len(spec.Tokens)
 	tr := &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: 0, DisableCompression: true}
 	client := &http.Client{Transport: tr}
 	var (
@@ -72,20 +93,22 @@ func runSubscribers(ctx context.Context, url string, n int, out io.Writer) int {
 		lastErr    atomic.Value
 	)
 	counts := make([]atomic.Int64, n)
+	lastIDs := make([]string, n) // each written by its client's goroutine, read after done.Wait
 	opened.Add(n)
 	for i := range n {
 		done.Add(1)
 		go func() {
 			defer done.Done()
 			first := true
-			lastID := ""
+			lastID := spec.From
 			for ctx.Err() == nil {
-				err := subscribe(ctx, client, url, lastID, func() {
+				err := subscribe(ctx, client, url, spec.Tokens[i], lastID, func() {
 					if first {
 						first = false
 						opened.Done()
 					}
 				}, func(id string) { lastID = id }, &counts[i])
+				lastIDs[i] = lastID
 				if ctx.Err() != nil {
 					break
 				}
@@ -109,12 +132,13 @@ func runSubscribers(ctx context.Context, url string, n int, out io.Writer) int {
 	fmt.Fprintln(out, "connected")
 	<-ctx.Done()
 	done.Wait()
-	st := SubscriberStats{Clients: n, Reconnects: reconnects.Load(), Errors: errs.Load(), Fewest: -1}
+	st := SubscriberStats{Clients: n, Reconnects: reconnects.Load(), Errors: errs.Load(), Fewest: -1, Counts: make([]int64, n), LastIDs: lastIDs}
 	if v, ok := lastErr.Load().(string); ok {
 		st.LastError = v
 	}
 	for i := range counts {
 		c := counts[i].Load()
+		st.Counts[i] = c
 		st.Records += c
 		if st.Fewest < 0 || c < st.Fewest {
 			st.Fewest = c
@@ -125,15 +149,18 @@ func runSubscribers(ctx context.Context, url string, n int, out io.Writer) int {
 	return 0
 }
 
-// subscribe reads one stream until it ends: opened is called once the
-// response header is in, id with every event id, and count is raised for
-// every data line.
-func subscribe(ctx context.Context, c *http.Client, url, lastID string, opened func(), id func(string), count *atomic.Int64) error {
+// subscribe reads one stream with token until it ends: opened is called
+// once the response header is in, id with every event's id, and count is
+// raised for every event with data.
+func subscribe(ctx context.Context, c *http.Client, url, token, lastID string, opened func(), id func(string), count *atomic.Int64) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
@@ -149,13 +176,26 @@ func subscribe(ctx context.Context, c *http.Client, url, lastID string, opened f
 	opened()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	// An event counts, and its id becomes the last, when its blank line
+	// ends it, as in EventSource: a stream cut in the middle of an event
+	// leaves it to the next connection.
+	var data bool
+	var pending string
 	for sc.Scan() {
 		line := sc.Bytes()
 		switch {
+		case len(line) == 0:
+			if data {
+				count.Add(1)
+			}
+			if pending != "" {
+				id(pending)
+			}
+			data, pending = false, ""
 		case len(line) > 5 && string(line[:5]) == "data:":
-			count.Add(1)
+			data = true
 		case len(line) > 3 && string(line[:3]) == "id:":
-			id(strings.TrimSpace(string(line[3:])))
+			pending = strings.TrimSpace(string(line[3:]))
 		}
 	}
 	if err := sc.Err(); err != nil && ctx.Err() == nil {
@@ -171,9 +211,19 @@ type Subscribers struct {
 	done  chan struct{}
 }
 
-// StartSubscribers runs n clients of url in a child process and returns
-// once every one has its stream open.
-func StartSubscribers(ctx context.Context, url string, n int, logPath string) (*Subscribers, error) {
+// StartSubscribers runs the clients of spec on url in a child process and
+// returns once every one has its stream open. The spec is written beside
+// the log.
+func StartSubscribers(ctx context.Context, url string, spec SubscriberSpec, logPath string) (*Subscribers, error) {
+	n := len(spec.Tokens)
+	specPath := strings.TrimSuffix(logPath, ".log") + ".spec.json"
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(specPath, b, 0o600); err != nil {
+		return nil, err
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding this binary to run subscribers: %w", err)
@@ -184,7 +234,7 @@ func StartSubscribers(ctx context.Context, url string, n int, logPath string) (*
 	}
 	defer logFile.Close()
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), envSubscribeURL+"="+url, envSubscribeClients+"="+strconv.Itoa(n))
+	cmd.Env = append(os.Environ(), envSubscribeURL+"="+url, envSubscribeSpec+"="+specPath)
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()

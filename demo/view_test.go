@@ -13,6 +13,7 @@ import (
 	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/detectors"
 	"github.com/replywatch/replywatch/metrics"
+	"github.com/replywatch/replywatch/pipeline"
 	"github.com/replywatch/replywatch/state"
 )
 
@@ -56,8 +57,9 @@ func TestReadFigures(t *testing.T) {
 	if err := rep.Collect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	pm.Events.WithLabelValues("cs.chat", "applied").Add(7)
-	pm.ConsumerLag.WithLabelValues("cs.chat", "0").Set(3)
+	plm := pipeline.NewMetrics(reg, pm)
+	plm.Events.WithLabelValues("cs.chat", "applied").Add(7)
+	plm.ConsumerLag.WithLabelValues("cs.chat", "0").Set(3)
 
 	snap, err := ReadFigures(reg)
 	if err != nil {

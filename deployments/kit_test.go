@@ -156,6 +156,7 @@ var knownMetrics = map[string]bool{
 	"replywatch_alert_redeliveries_total":        true,
 	"replywatch_dead_letter_failures_total":      true,
 	"replywatch_state_rebuilds_total":            true,
+	"replywatch_timers_fired_seconds":            true,
 	"replywatch_figures_age_seconds":             true,
 	"replywatch_batch_records":                   true,
 	"replywatch_redis_round_trips_total":         true,

@@ -29,19 +29,23 @@ func (s *ChatState) MarshalBinary() ([]byte, error) {
 	if err != nil || s.Text.Empty() && s.Eff.Empty() {
 		return conv, err
 	}
-	var parts [2][]byte
-	if !s.Text.Empty() {
-		parts[0] = s.Text.AppendBinary(make([]byte, 0, 64))
-	}
+	var eff []byte
 	if !s.Eff.Empty() {
-		parts[1] = s.Eff.AppendBinary(make([]byte, 0, 24))
+		eff = s.Eff.AppendBinary(make([]byte, 0, 24))
 	}
-	b := make([]byte, 0, 1+2*binary.MaxVarintLen32+len(parts[0])+len(parts[1])+len(conv))
+	text := 0
+	if !s.Text.Empty() {
+		text = s.Text.encodedLen()
+	}
+	b := make([]byte, 0, 1+2*binary.MaxVarintLen32+text+len(eff)+len(conv))
 	b = append(b, chatStateMark)
-	for _, p := range parts {
-		b = binary.AppendUvarint(b, uint64(len(p)))
-		b = append(b, p...)
+	// The text state is written in place, its length known beforehand.
+	b = binary.AppendUvarint(b, uint64(text))
+	if text > 0 {
+		b = s.Text.AppendBinary(b)
 	}
+	b = binary.AppendUvarint(b, uint64(len(eff)))
+	b = append(b, eff...)
 	return append(b, conv...), nil
 }
 

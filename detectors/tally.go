@@ -2,6 +2,8 @@ package detectors
 
 import (
 	"time"
+
+	"github.com/replywatch/replywatch/hours"
 )
 
 // A conversation remembers what it contributed to each of its last maxDays
@@ -78,7 +80,7 @@ func (s *step) dayOf(ms int64) int32 {
 }
 
 func dayString(d int32) string {
-	return time.Unix(int64(d)*86400, 0).UTC().Format(time.DateOnly)
+	return hours.Date(time.Unix(int64(d)*86400, 0).UTC().Date())
 }
 
 // tally returns the conversation's tally of day d, creating it when create

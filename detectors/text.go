@@ -88,10 +88,14 @@ type TextState struct {
 }
 
 type sentReply struct {
-	hash   uint32 // of the normalised text
 	at     int64
-	repeat bool // counted as a perfunctory repeat already
+	hash   uint32 // of the normalised text
+	repeat bool   // counted as a perfunctory repeat already
 }
+
+// recentCap is the room a conversation's recent replies start with: most
+// conversations see fewer agent replies, so the list is allocated once.
+const recentCap = 8
 
 // normPool keeps normalisation buffers between messages.
 var normPool = sync.Pool{New: func() any { return new(text.Normalized) }}
@@ -240,6 +244,9 @@ func (e *TextEngine) Message(st *TextState, shop, buyer string, ev *event.Event,
 // repeatWindow before them, each returned once. It keeps the replies a
 // reply up to lateness ms before the newest could repeat.
 func (st *TextState) sent(h uint32, at, lateness int64) []int64 {
+	if st.recent == nil {
+		st.recent = make([]sentReply, 0, recentCap)
+	}
 	i := len(st.recent)
 	for i > 0 && st.recent[i-1].at > at {
 		i--
@@ -287,6 +294,29 @@ func (st *TextState) Empty() bool { return len(st.recent) == 0 }
 // count) that the per-agent-day figure replaced: it is read and dropped.
 const textCodecVersion = 2
 
+// encodedLen is the length of the state's encoding.
+func (st *TextState) encodedLen() int {
+	n, prev := 2, int64(0)
+	for _, r := range st.recent {
+		n += 4 + varintLen(r.at-prev) + 1
+		prev = r.at
+	}
+	return n
+}
+
+// varintLen is the length of binary.AppendVarint's encoding of v.
+func varintLen(v int64) int {
+	u := uint64(v) << 1
+	if v < 0 {
+		u = ^u
+	}
+	n := 1
+	for ; u >= 0x80; u >>= 7 {
+		n++
+	}
+	return n
+}
+
 // AppendBinary appends the state's encoding to b.
 func (st *TextState) AppendBinary(b []byte) []byte {
 	b = append(b, textCodecVersion, byte(len(st.recent)))
@@ -316,7 +346,7 @@ func DecodeTextState(st *TextState, b []byte) ([]byte, error) {
 	if n > repeatKeep {
 		return nil, bad("too many replies")
 	}
-	st.recent = st.recent[:0]
+	st.recent = slices.Grow(st.recent[:0], max(n+1, recentCap))
 	prev := int64(0)
 	for range n {
 		if len(b) < 4 {

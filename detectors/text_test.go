@@ -306,3 +306,24 @@ func TestTextStateVersion1(t *testing.T) {
 		t.Fatalf("version 1 read back as %+v, rest %v, %v", back, rest, err)
 	}
 }
+
+// TestTextStateEncodedLen: the length a chat state reserves for the text
+// state is the length of its encoding, whatever the times' gaps (varints
+// of one to ten bytes).
+func TestTextStateEncodedLen(t *testing.T) {
+	for _, ats := range [][]int64{
+		{},
+		{0},
+		{1_764_000_000_000},
+		{1_764_000_000_000, 1_764_000_000_063, 1_764_000_000_064, 1_764_000_008_192, 1_764_000_600_000},
+		{-1, 0, 1 << 40, 1<<62 - 1},
+	} {
+		var st TextState
+		for i, at := range ats {
+			st.recent = append(st.recent, sentReply{at: at, hash: uint32(i), repeat: i%2 == 1})
+		}
+		if got, want := st.encodedLen(), len(st.AppendBinary(nil)); got != want {
+			t.Errorf("times %v: encodedLen %d, encoding %d bytes", ats, got, want)
+		}
+	}
+}

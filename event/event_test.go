@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +113,31 @@ func TestCommonRecordsTakeTheFastReader(t *testing.T) {
 	ev, err := Decode(Chat, []byte(`{`+ok+`,"type":"message","buyer_id":"b\u00e9","sender":"buyer","extra":[1]}`), now)
 	if err != nil || ev.BuyerID != "bé" {
 		t.Errorf("an escaped id and an unknown member: %+v %v", ev, err)
+	}
+}
+
+// AppendJSON writes what json.Marshal writes, for events of every stream
+// with every field set or left out, and strings that need escaping.
+func TestAppendJSONMatchesMarshal(t *testing.T) {
+	ts := Time{time.Date(2026, 11, 11, 14, 3, 7, 123_456_789, time.FixedZone("", 8*3600))}
+	due := Time{time.Date(2026, 11, 12, 0, 0, 0, 0, time.UTC)}
+	events := []Event{
+		{},
+		{EventID: "e1", Type: TypeMessage, TS: ts, ShopID: "s1", BuyerID: "b1", Sender: SenderBuyer, MsgID: "m1", Text: "在吗？<b>\"急\"</b> & \n\xff\u2028"},
+		{EventID: "e2", Type: TypeMessage, TS: ts, ShopID: "s1", Platform: "pdd", BuyerID: "b1", Sender: SenderAgent, AgentID: "a1", Intent: IntentComplaint},
+		{EventID: "e3", Type: "transfer", TS: ts, ShopID: "s1", BuyerID: "b1", FromAgentID: "a1", AgentID: "a2"},
+		{EventID: "e4", Type: "paid", TS: ts, ShopID: "s1", BuyerID: "b1", OrderID: "o1", AmountCents: -1299, ShipBy: &due},
+		{EventID: "e5", Type: "dispute", TS: ts, ShopID: "s1", BuyerID: "b1", OrderID: "o1", RespondBy: &due, ShipBy: &ts},
+		{EventID: "e6", Type: "review", TS: ts, ShopID: "s1", BuyerID: "b1", OrderID: "o1", Rating: 5},
+		{EventID: "e7", Type: "status", TS: ts, ShopID: "s1", AgentID: "a1", Status: "online"},
+	}
+	for _, ev := range events {
+		want, err := json.Marshal(&ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ev.AppendJSON([]byte("x")); string(got) != "x"+string(want) {
+			t.Errorf("AppendJSON = %s\nwant           %s", got[1:], want)
+		}
 	}
 }

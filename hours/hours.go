@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -116,8 +117,8 @@ func (s *Schedule) rangesOn(day string) []Range {
 
 // midnight returns shop-local midnight of t's day.
 func (s *Schedule) midnight(t time.Time) time.Time {
-	l := t.In(s.Loc)
-	return time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, s.Loc)
+	y, m, d := t.In(s.Loc).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, s.Loc)
 }
 
 // at returns the instant minute m after the local midnight mid (DST-safe:
@@ -127,7 +128,33 @@ func (s *Schedule) at(mid time.Time, m int) time.Time {
 }
 
 // Day is the shop-local calendar day of t, "2006-01-02".
-func (s *Schedule) Day(t time.Time) string { return t.In(s.Loc).Format(time.DateOnly) }
+func (s *Schedule) Day(t time.Time) string {
+	y, m, d := t.In(s.Loc).Date()
+	return Date(y, m, d)
+}
+
+// dates caches the strings of recent calendar days: a process works on a
+// few days, and asks for their strings for every event. An entry is
+// replaced whole, so a reader sees a day and its string together.
+var dates [64]atomic.Pointer[dateEntry]
+
+type dateEntry struct {
+	key int
+	s   string
+}
+
+// Date is the calendar day y-m-d as "2006-01-02" (time.DateOnly), without
+// formatting it again for a day asked for lately.
+func Date(y int, m time.Month, d int) string {
+	key := (y*13+int(m))*32 + d
+	slot := &dates[key&63]
+	if e := slot.Load(); e != nil && e.key == key {
+		return e.s
+	}
+	e := &dateEntry{key: key, s: time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)}
+	slot.Store(e)
+	return e.s
+}
 
 // NextMidnight is the first shop-local midnight strictly after t.
 func (s *Schedule) NextMidnight(t time.Time) time.Time {
@@ -137,8 +164,9 @@ func (s *Schedule) NextMidnight(t time.Time) time.Time {
 
 // Open reports whether t is inside the service window.
 func (s *Schedule) Open(t time.Time) bool {
-	mid := s.midnight(t)
-	for _, r := range s.rangesOn(s.Day(t)) {
+	y, m, d := t.In(s.Loc).Date()
+	mid := time.Date(y, m, d, 0, 0, 0, 0, s.Loc)
+	for _, r := range s.rangesOn(Date(y, m, d)) {
 		if !t.Before(s.at(mid, r.Start)) && t.Before(s.at(mid, r.End)) {
 			return true
 		}

@@ -126,3 +126,17 @@ func TestOpenBetweenAndSpan(t *testing.T) {
 		t.Error("Span in the lunch gap is open")
 	}
 }
+
+// Date gives the same string as formatting the day, whatever days were
+// asked for before (its cache holds few).
+func TestDate(t *testing.T) {
+	for _, tm := range []time.Time{time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC), time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-5, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)} {
+		for i := range 400 {
+			d := tm.AddDate(0, 0, i*37%400)
+			if got, want := Date(d.Date()), d.Format(time.DateOnly); got != want {
+				t.Fatalf("Date(%v) = %s, want %s", d, got, want)
+			}
+		}
+	}
+}

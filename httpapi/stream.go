@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,11 +19,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/replywatch/replywatch/config"
 )
 
 // Hub reads the alerts topic from its tail, each replica on its own (a
 // reader per partition, no consumer group), keeps the latest records, and
-// hands every record to the SSE subscribers.
+// hands each record to the SSE subscribers whose scope it is in: they are
+// filed by the agents or shops they may see, so that a record costs work
+// only for the subscribers it concerns.
 //
 // An event's id is the stream position after it: for every partition the
 // next offset to read ("0:1523,1:977"). A client that reconnects with it
@@ -55,6 +60,11 @@ type Hub struct {
 	low   map[int]int64 // the oldest offset per partition still held
 	ring  []hubEvent
 	subs  map[*subscriber]struct{}
+	// Every subscriber is filed once: under every record (all), or under
+	// each agent (byAgent) or each shop (byShop) whose records it sees.
+	all     map[*subscriber]struct{}
+	byAgent map[string]map[*subscriber]struct{}
+	byShop  map[string]map[*subscriber]struct{}
 	// nsubs is len(subs), read without the lock: records are decoded
 	// only while someone may want them.
 	nsubs atomic.Int64
@@ -91,15 +101,43 @@ func (ev *hubEvent) decode() {
 }
 
 type subscriber struct {
-	ch   chan *hubEvent // shared by every subscriber: read only
-	gone chan struct{}  // closed when the hub dropped the subscriber
+	ch    chan *hubEvent // shared by every subscriber: read only
+	gone  chan struct{}  // closed when the hub dropped the subscriber
+	route route
+}
+
+// route is where the hub files a subscriber: under every record, or under
+// the agents or the shops whose records it may see. A record has one shop
+// and one agent, so a subscriber filed under several of either gets it
+// once.
+type route struct {
+	all           bool
+	agents, shops []string
+}
+
+// routeOf is the narrowest route that holds every record the scope and
+// the filter let through: the stream still checks each record against
+// both (a kind, say), but sees no record of another agent or shop.
+func routeOf(s *Scope, f *filter) route {
+	switch {
+	case s.Role == config.RoleAgent:
+		return route{agents: []string{s.Agent}}
+	case len(f.agents) > 0:
+		return route{agents: f.agents}
+	case len(f.shops) > 0:
+		return route{shops: f.shops}
+	case s.All:
+		return route{all: true}
+	}
+	return route{shops: slices.Sorted(maps.Keys(s.Shops))}
 }
 
 // NewHub reads topic on brokers once Run starts; its metrics go to reg
 // (none when nil).
 func NewHub(brokers []string, topic string, reg prometheus.Registerer, log *zap.Logger) *Hub {
 	h := &Hub{Brokers: brokers, Topic: topic, Log: log, ready: make(chan struct{}),
-		subs: map[*subscriber]struct{}{},
+		subs: map[*subscriber]struct{}{}, all: map[*subscriber]struct{}{},
+		byAgent: map[string]map[*subscriber]struct{}{}, byShop: map[string]map[*subscriber]struct{}{},
 		subscribers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "replywatch_api_stream_subscribers",
 			Help: "Server-Sent Events streams of alerts open on this replica."}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "replywatch_api_stream_dropped_total",
@@ -255,8 +293,9 @@ func event(p int, m kafka.Message) hubEvent {
 	return hubEvent{part: p, off: m.Offset, data: m.Value}
 }
 
-// publish appends ev and hands it to every subscriber; one that has no
-// room left is dropped, never waited for.
+// publish appends ev and hands it to the subscribers filed under every
+// record, its agent and its shop; one that has no room left is dropped,
+// never waited for.
 func (h *Hub) publish(ev hubEvent) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -282,15 +321,75 @@ func (h *Hub) publish(ev hubEvent) {
 	// One copy for every subscriber, never changed after this.
 	shared := new(hubEvent)
 	*shared = ev
-	for s := range h.subs {
+	h.hand(h.all, shared)
+	if shared.rec.AgentID != "" {
+		h.hand(h.byAgent[shared.rec.AgentID], shared)
+	}
+	if shared.rec.ShopID != "" {
+		h.hand(h.byShop[shared.rec.ShopID], shared)
+	}
+}
+
+// hand gives ev to each of subs, dropping those with no room left.
+func (h *Hub) hand(subs map[*subscriber]struct{}, ev *hubEvent) {
+	for s := range subs {
 		select {
-		case s.ch <- shared:
+		case s.ch <- ev:
 		default:
-			delete(h.subs, s)
-			h.nsubs.Add(-1)
+			h.remove(s)
 			close(s.gone)
-			h.subscribers.Dec()
 			h.dropped.Inc()
+		}
+	}
+}
+
+// file adds s to the hub and to the index its route names.
+func (h *Hub) file(s *subscriber) {
+	h.subs[s] = struct{}{}
+	h.nsubs.Add(1)
+	h.subscribers.Inc()
+	if s.route.all {
+		h.all[s] = struct{}{}
+	}
+	for _, a := range s.route.agents {
+		fileUnder(h.byAgent, a, s)
+	}
+	for _, sh := range s.route.shops {
+		fileUnder(h.byShop, sh, s)
+	}
+}
+
+func fileUnder(index map[string]map[*subscriber]struct{}, key string, s *subscriber) {
+	set := index[key]
+	if set == nil {
+		set = map[*subscriber]struct{}{}
+		index[key] = set
+	}
+	set[s] = struct{}{}
+}
+
+// remove takes s out of the hub and its index, if it is still there.
+func (h *Hub) remove(s *subscriber) {
+	if _, ok := h.subs[s]; !ok {
+		return
+	}
+	delete(h.subs, s)
+	h.nsubs.Add(-1)
+	h.subscribers.Dec()
+	delete(h.all, s)
+	for _, a := range s.route.agents {
+		unfile(h.byAgent, a, s)
+	}
+	for _, sh := range s.route.shops {
+		unfile(h.byShop, sh, s)
+	}
+}
+
+func unfile(index map[string]map[*subscriber]struct{}, key string, s *subscriber) {
+	if set := index[key]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(index, key)
 		}
 	}
 }
@@ -332,9 +431,10 @@ func ParsePosition(s string) (Position, error) {
 	return p, nil
 }
 
-// subscribe registers a subscriber and returns, in the same step, the
-// hub's position and the records it holds with their per-partition floor.
-func (h *Hub) subscribe(ctx context.Context) (*subscriber, Position, []hubEvent, Position, error) {
+// subscribe registers a subscriber filed by rt and returns, in the same
+// step, the hub's position and the records it holds (all of them, whatever
+// the route) with their per-partition floor.
+func (h *Hub) subscribe(ctx context.Context, rt route) (*subscriber, Position, []hubEvent, Position, error) {
 	select {
 	case <-h.ready:
 	case <-ctx.Done():
@@ -344,10 +444,8 @@ func (h *Hub) subscribe(ctx context.Context) (*subscriber, Position, []hubEvent,
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s := &subscriber{ch: make(chan *hubEvent, h.Buffer), gone: make(chan struct{})}
-	h.subs[s] = struct{}{}
-	h.nsubs.Add(1)
-	h.subscribers.Inc()
+	s := &subscriber{ch: make(chan *hubEvent, h.Buffer), gone: make(chan struct{}), route: rt}
+	h.file(s)
 	pos, low := Position{}, Position{}
 	for k, v := range h.pos {
 		pos[k] = v
@@ -363,11 +461,20 @@ func (h *Hub) subscribe(ctx context.Context) (*subscriber, Position, []hubEvent,
 func (h *Hub) unsubscribe(s *subscriber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.subs[s]; ok {
-		delete(h.subs, s)
-		h.nsubs.Add(-1)
-		h.subscribers.Dec()
+	h.remove(s)
+}
+
+// idle returns the hub's position if s has nothing waiting: every record
+// up to it that s's route holds has been taken by s. It returns nil while
+// records wait for s, and once s was dropped (records it never got lie
+// behind the hub's position).
+func (h *Hub) idle(s *subscriber) Position {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[s]; !ok || len(s.ch) > 0 {
+		return nil
 	}
+	return maps.Clone(h.pos)
 }
 
 // replay reads partition p from Kafka, offsets [from, to), for a client
@@ -426,7 +533,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	h := a.Stream
 	ctx := r.Context()
-	sub, pos, held, low, err := h.subscribe(ctx)
+	sub, pos, held, low, err := h.subscribe(ctx, routeOf(s, &f))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
@@ -449,15 +556,40 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	// batching holds the flush while a run of records is written: one
 	// flush (and system call) for the run rather than one per record.
-	// The write deadline is set once per run of records, which goes
-	// through a buffer of its own (streamBufs): one system call per 64 KiB
-	// rather than per 2 KiB of the server's.
+	// A run of records (those queued for the client, or all it missed
+	// when it connects) goes through a buffer of its own (streamBufs): one
+	// system call per 64 KiB rather than per 2 KiB of the server's. The
+	// write deadline is moved on at most once a second.
 	batching := false
 	var out io.Writer = w
-	write := func(chunk string) error {
-		if !batching {
-			_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	var deadline time.Time
+	extend := func() {
+		if now := time.Now(); deadline.Sub(now) < 9*time.Second {
+			deadline = now.Add(10 * time.Second)
+			_ = rc.SetWriteDeadline(deadline)
 		}
+	}
+	begin := func() *bufio.Writer {
+		extend()
+		bw := streamBufs.Get().(*bufio.Writer)
+		bw.Reset(w)
+		out, batching = bw, true
+		return bw
+	}
+	end := func(bw *bufio.Writer, err error) error {
+		out, batching = w, false
+		if ferr := bw.Flush(); err == nil {
+			err = ferr
+		}
+		bw.Reset(nil)
+		streamBufs.Put(bw)
+		if err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	write := func(chunk string) error {
+		extend()
 		if _, err := io.WriteString(out, chunk); err != nil {
 			return err
 		}
@@ -470,12 +602,14 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	sentID := ""
 	// inStep says the client's position is the hub's before the next
 	// record the hub hands it: each record's id is then the hub's, and its
-	// frame is written as it is (no per-client formatting).
+	// frame is written as it is (no per-client formatting). cur is not kept
+	// up to date meanwhile: idle brings it to the hub's when it is needed.
 	inStep := false
 	sent := 0
 	defer func() { h.sent.Add(float64(sent)) }()
-	// send passes one record on if the scope and filter let it through, and
-	// moves the client's position past it either way.
+	// send passes one record read from the hub's ring or from Kafka on if
+	// the scope and filter let it through, and moves the client's position
+	// past it either way.
 	send := func(ev *hubEvent) error {
 		if at, ok := cur[ev.part]; ok && ev.off < at {
 			return nil // sent already
@@ -494,6 +628,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		sent++
 		if inStep && ev.frame != nil {
 			sentID = ev.id
+			extend()
 			_, err := out.Write(ev.frame)
 			if err == nil && !batching {
 				err = rc.Flush()
@@ -504,84 +639,110 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		sentID = id
 		return write("id: " + id + "\ndata: " + string(ev.data) + "\n\n")
 	}
+	// live passes on a record the hub handed this client. The hub hands it
+	// every record of its route in the topic's order, and none outside it:
+	// the client's position after ev is the hub's (ev.id), or beyond it
+	// where the client came from further ahead than this hub.
+	live := func(ev *hubEvent) error {
+		if !inStep {
+			if at, ok := cur[ev.part]; ok && ev.off < at {
+				return nil // sent already
+			}
+			after, err := ParsePosition(ev.id)
+			if err != nil {
+				return err
+			}
+			for k, v := range after {
+				cur[k] = max(cur[k], v)
+			}
+			inStep = maps.Equal(cur, after)
+		}
+		if !f.match(s, &ev.rec) {
+			return nil
+		}
+		sent++
+		if inStep {
+			sentID = ev.id
+			_, err := out.Write(ev.frame)
+			return err
+		}
+		id := cur.String()
+		sentID = id
+		return write("id: " + id + "\ndata: " + string(ev.data) + "\n\n")
+	}
 	// run sends ev and whatever else is queued already, then flushes.
 	run := func(ev *hubEvent) error {
-		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		bw := streamBufs.Get().(*bufio.Writer)
-		bw.Reset(w)
-		out, batching = bw, true
-		err := send(ev)
+		bw := begin()
+		err := live(ev)
 		for k := 0; k < h.Buffer && err == nil; k++ {
 			select {
 			case next := <-sub.ch:
-				err = send(next)
+				err = live(next)
 				continue
 			default:
 			}
 			break
 		}
-		out, batching = w, false
-		if ferr := bw.Flush(); err == nil {
-			err = ferr
-		}
-		bw.Reset(nil)
-		streamBufs.Put(bw)
-		if err != nil {
-			return err
-		}
-		return rc.Flush()
+		return end(bw, err)
 	}
-
-	if resume == nil {
-		// A new client: what is firing now, then what follows. Redis is
-		// written before the topic, so the snapshot holds everything up to
-		// pos; records after pos that it holds already come again, and a
-		// page applies records by alert_id and status.
-		firing, err := a.firing(ctx, s, &f)
-		if err != nil {
-			a.Log.Warn("alert stream: reading the alerts firing now", zap.Error(err))
-		}
-		id := pos.String()
-		for _, rec := range firing {
-			if err := write("id: " + id + "\ndata: " + string(rec) + "\n\n"); err != nil {
-				return
+	// catchUp writes what a client missed: the alerts firing now for a new
+	// one, what followed its last id for one that resumes.
+	catchUp := func() error {
+		if resume == nil {
+			// A new client: what is firing now, then what follows. Redis is
+			// written before the topic, so the snapshot holds everything up
+			// to pos; records after pos that it holds already come again,
+			// and a page applies records by alert_id and status.
+			firing, err := a.firing(ctx, s, &f)
+			if err != nil {
+				a.Log.Warn("alert stream: reading the alerts firing now", zap.Error(err))
 			}
-		}
-		sentID = id
-		if len(firing) == 0 {
-			if err := write("id: " + id + "\n\n"); err != nil {
-				return
+			id := pos.String()
+			for _, rec := range firing {
+				if err := write("id: " + id + "\ndata: " + string(rec) + "\n\n"); err != nil {
+					return err
+				}
 			}
-		}
-	} else {
-		// A partition the id does not name is read from its start.
-		for k := range cur {
-			cur[k] = resume[k]
-		}
-		for k, v := range resume {
-			cur[k] = v
-		}
-		// Older than what the hub holds: read it again from Kafka.
-		parts := make([]int, 0, len(low))
-		for p := range low {
-			parts = append(parts, p)
-		}
-		sort.Ints(parts)
-		for _, p := range parts {
-			if from := cur[p]; from < low[p] {
-				if err := h.replay(ctx, p, from, low[p], send); err != nil {
-					if ctx.Err() == nil {
-						a.Log.Warn("alert stream: resuming from Kafka", zap.String("topic", h.Topic), zap.Int("partition", p), zap.Error(err))
+			sentID = id
+			if len(firing) == 0 {
+				if err := write("id: " + id + "\n\n"); err != nil {
+					return err
+				}
+			}
+		} else {
+			// A partition the id does not name is read from its start.
+			for k := range cur {
+				cur[k] = resume[k]
+			}
+			for k, v := range resume {
+				cur[k] = v
+			}
+			// Older than what the hub holds: read it again from Kafka.
+			parts := make([]int, 0, len(low))
+			for p := range low {
+				parts = append(parts, p)
+			}
+			sort.Ints(parts)
+			for _, p := range parts {
+				if from := cur[p]; from < low[p] {
+					if err := h.replay(ctx, p, from, low[p], send); err != nil {
+						if ctx.Err() == nil {
+							a.Log.Warn("alert stream: resuming from Kafka", zap.String("topic", h.Topic), zap.Int("partition", p), zap.Error(err))
+						}
+						return err
 					}
-					return
 				}
 			}
 		}
-	}
-	for i := range held {
-		if err := send(&held[i]); err != nil {
-			return
+		for i := range held {
+			if err := send(&held[i]); err != nil {
+				return err
+			}
 		}
+		return nil
+	}
+	if err := end(begin(), catchUp()); err != nil {
+		return
 	}
 	// What the hub hands over from here follows pos: a client whose
 	// position is pos now stays in step with the hub.
@@ -618,11 +779,18 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			}
 		case <-beat.C:
 			// The position moves past records this client does not see too,
-			// so that a reconnect does not read them again.
+			// so that a reconnect does not read them again: to the hub's,
+			// once the client has taken every record the hub handed it.
 			line := ": heartbeat\n\n"
-			if id := cur.String(); id != sentID {
-				line = "id: " + id + "\n\n"
-				sentID = id
+			if at := h.idle(sub); at != nil {
+				for k, v := range at {
+					cur[k] = max(cur[k], v)
+				}
+				inStep = maps.Equal(cur, at)
+				if id := cur.String(); id != sentID {
+					line = "id: " + id + "\n\n"
+					sentID = id
+				}
 			}
 			if err := write(line); err != nil {
 				return

@@ -64,7 +64,7 @@ func benchStep(b *testing.B, h Handler) {
 	loc := sim.Shanghai()
 	cache, _ := lru.New[string, Entity](1024)
 	s := &Step{Handler: h, Cache: cache, Language: "zh", Location: func(string) *time.Location { return loc }, Log: zap.NewNop()}
-	alerts := 0
+	alerts, stateBytes, outboxBytes, figures := 0, 0, 0, 0
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		k := i % len(batches)
@@ -78,7 +78,18 @@ func benchStep(b *testing.B, h Handler) {
 			b.Fatal(err)
 		}
 		alerts += len(out.Alerts)
+		figures += len(out.Batch.Figures)
+		for k, v := range out.Batch.States {
+			stateBytes += len(k) + len(v)
+		}
+		for _, d := range out.Batch.Outbox {
+			outboxBytes += len(d.Key) + len(d.Payload)
+		}
 	}
 	b.ReportMetric(float64(b.N*500)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(alerts)/float64(b.N), "alerts/batch")
+	// What the batch gives Redis to write, per event.
+	b.ReportMetric(float64(stateBytes)/float64(b.N*500), "state-B/event")
+	b.ReportMetric(float64(outboxBytes)/float64(b.N*500), "outbox-B/event")
+	b.ReportMetric(float64(figures)/float64(b.N*500), "figures/event")
 }

@@ -16,8 +16,11 @@ import (
 // delivery is a batch's outbox records on their way to the alert sink, or
 // records of the outbox sent again (alerts nil).
 type delivery struct {
-	ds     []state.Delivery
-	alerts []alerting.Alert
+	ds []state.Delivery
+	// entries are the outbox entries that hold ds, acknowledged once the
+	// sink has accepted all of ds.
+	entries []string
+	alerts  []alerting.Alert
 	// liveFrom is the worker's, when the batch was written.
 	liveFrom time.Time
 }
@@ -34,9 +37,10 @@ const courierDrain = 5 * time.Second
 // courier delivers a partition's alerts off the worker's path: the
 // worker writes a batch (its alerts in the outbox with it) and goes on to
 // the next while the courier hands the alerts to the sink, in the order
-// they were written. What the sink accepted is acked by the worker's next
-// write; what it refused stays leased in the outbox and is sent again by
-// the sweep, with the same ids. Without start, send delivers at once (the
+// they were written. A batch's alerts are one outbox entry: once the sink
+// accepted them all, the worker's next write acks it; what the sink refused
+// stays leased in the outbox and is sent again by the sweep, with the same
+// ids. Without start, send delivers at once (the
 // replay does).
 type courier struct {
 	deliver func(ctx context.Context, d delivery) bool
@@ -97,13 +101,11 @@ func (c *courier) run(ctx context.Context, d delivery) {
 		return
 	}
 	c.mu.Lock()
-	for _, x := range d.ds {
-		c.acks = append(c.acks, x.Key)
-	}
+	c.acks = append(c.acks, d.entries...)
 	c.mu.Unlock()
 }
 
-// take returns the keys of the records accepted since the last take.
+// take returns the outbox entries delivered since the last take.
 func (c *courier) take() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -145,30 +147,44 @@ func (w *worker) deliver(ctx context.Context, d delivery) bool {
 	return true
 }
 
-// sweep sends again the outbox records whose lease ended by upTo (Unix ms),
-// through the courier.
+// sweepEntries bounds the outbox entries (batches of alerts) one sweep
+// read hands out.
+const sweepEntries = 64
+
+// sweep sends again the outbox entries whose lease ended by upTo (Unix ms),
+// through the courier, their records with the ids they had.
 func (w *worker) sweep(ctx context.Context, upTo int64) {
 	w.lastSweep = time.Now()
 	for ctx.Err() == nil {
 		w.p.metrics.RedisRoundTrips.WithLabelValues("outbox", w.topic).Inc()
-		ds, err := w.p.store.Outbox(ctx, w.scope, w.token, upTo, w.p.cfg.OutboxLease, 500)
+		es, err := w.p.store.Outbox(ctx, w.scope, w.token, upTo, w.p.cfg.OutboxLease, sweepEntries)
 		if errors.Is(err, state.ErrLost) {
 			w.lost = true
 			return
 		}
-		if err != nil {
+		if errors.Is(err, state.ErrOutboxEntry) {
+			// The others are delivered; the unreadable ones stay leased
+			// and are reported again when their lease ends.
+			w.p.metrics.RedisErrors.WithLabelValues("outbox").Inc()
+			w.log.Error("alert outbox entries cannot be read; they stay in the outbox", zap.Error(err))
+		} else if err != nil {
 			if !errors.Is(err, context.Canceled) {
 				w.p.metrics.RedisErrors.WithLabelValues("outbox").Inc()
 				w.log.Warn("reading the alert outbox failed", zap.Error(err))
 			}
 			return
 		}
-		if len(ds) == 0 {
+		if len(es) == 0 {
 			return
 		}
-		w.p.metrics.OutboxRedelivery.Add(float64(len(ds)))
-		w.courier.send(ctx, delivery{ds: ds})
-		if len(ds) < 500 {
+		d := delivery{entries: make([]string, len(es))}
+		for i, e := range es {
+			d.entries[i] = e.Key
+			d.ds = append(d.ds, e.Records...)
+		}
+		w.p.metrics.OutboxRedelivery.Add(float64(len(d.ds)))
+		w.courier.send(ctx, d)
+		if len(es) < sweepEntries {
 			return
 		}
 	}

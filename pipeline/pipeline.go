@@ -22,7 +22,6 @@ import (
 	"github.com/replywatch/replywatch/alerting"
 	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/event"
-	"github.com/replywatch/replywatch/metrics"
 	"github.com/replywatch/replywatch/state"
 )
 
@@ -129,7 +128,7 @@ type Store interface {
 	Takeover(ctx context.Context, scope string, token int64) (state.Claimed, error)
 	Load(ctx context.Context, scope string, keys []string, dueBy int64, limit int) (state.Loaded, error)
 	ApplyLoad(ctx context.Context, scope string, b *state.Batch, next *state.LoadRequest) (state.Applied, error)
-	Outbox(ctx context.Context, scope string, token int64, now int64, lease time.Duration, limit int) ([]state.Delivery, error)
+	Outbox(ctx context.Context, scope string, token int64, now int64, lease time.Duration, limit int) ([]state.OutboxEntry, error)
 }
 
 // Processor consumes the input topics as one member of the consumer group.
@@ -139,7 +138,7 @@ type Processor struct {
 	handlers map[event.Stream]Handler
 	alerts   AlertSink
 	dlt      DeadLetterSink
-	metrics  *metrics.Process
+	metrics  *Metrics
 	log      *zap.Logger
 	now      func() time.Time
 	location func(shop string) *time.Location
@@ -162,7 +161,7 @@ type Options struct {
 	Handlers map[event.Stream]Handler // streams without a handler are validated and counted only
 	Alerts   AlertSink
 	DLT      DeadLetterSink
-	Metrics  *metrics.Process
+	Metrics  *Metrics
 	Log      *zap.Logger
 	// Now is the wall clock (time.Now when nil).
 	Now func() time.Time

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -113,30 +112,37 @@ func EnsureTopic(ctx context.Context, brokers []string, transport kafka.RoundTri
 // record of stream s; ok is false when the join does not need the event,
 // or it is not usable (the processor dead-letters it from its own topic).
 func (r *Repartitioner) Fact(s event.Stream, value []byte) (key string, fact []byte, ok bool) {
-	f := r.fact(s, value)
-	if f == nil {
+	var buf []byte
+	f, ok := r.fact(s, value, &buf)
+	if !ok {
 		return "", nil, false
 	}
 	return string(f.Key), f.Value, true
 }
 
-func (r *Repartitioner) fact(s event.Stream, value []byte) *kafka.Message {
+// fact is Fact as a message whose key and value are appended to *buf: a
+// batch's facts share one buffer, which the next batch reuses once the
+// broker took them.
+func (r *Repartitioner) fact(s event.Stream, value []byte, buf *[]byte) (kafka.Message, bool) {
 	if s != event.Chat && s != event.Orders {
-		return nil
+		return kafka.Message{}, false
 	}
 	ev, err := event.Decode(s, value, r.Now())
 	if err != nil || !event.JoinFact(s, ev) {
-		return nil
+		return kafka.Message{}, false
 	}
 	if ev.Type == event.TypeMessage && ev.Sender == event.SenderBuyer && r.Intent != nil && r.Intent(ev.ShopID, ev.Text) {
 		ev.Intent = event.IntentComplaint
 	}
 	ev.Text, ev.MsgID, ev.AmountCents, ev.ShipBy, ev.RespondBy, ev.FromAgentID = "", "", 0, nil, nil, ""
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return nil
-	}
-	return &kafka.Message{Topic: r.cfg.Buyers, Key: []byte(ev.ShopID + "/" + ev.BuyerID), Value: b}
+	b := *buf
+	start := len(b)
+	b = append(append(append(b, ev.ShopID...), '/'), ev.BuyerID...)
+	mid := len(b)
+	b = ev.AppendJSON(b)
+	*buf = b
+	// Earlier facts keep the array they were written in if b grew.
+	return kafka.Message{Topic: r.cfg.Buyers, Key: b[start:mid:mid], Value: b[mid:len(b):len(b)]}, true
 }
 
 // Run reads, repartitions and commits until ctx ends. The batch in hand
@@ -183,8 +189,10 @@ func (r *Repartitioner) Run(ctx context.Context) error {
 	streamOf := map[string]event.Stream{r.cfg.Chat: event.Chat, r.cfg.Orders: event.Orders}
 	in := make([]kafka.Message, 0, r.cfg.BatchSize)
 	out := make([]kafka.Message, 0, r.cfg.BatchSize)
+	// The batch's facts, written by flush before the next batch reuses it.
+	buf := make([]byte, 0, 256*r.cfg.BatchSize)
 	for ctx.Err() == nil {
-		in, out = in[:0], out[:0]
+		in, out, buf = in[:0], out[:0], buf[:0]
 		// The first record of a batch may wait as long as it takes; the
 		// rest at most BatchWait.
 		msg, err := reader.FetchMessage(ctx)
@@ -206,8 +214,8 @@ func (r *Repartitioner) Run(ctx context.Context) error {
 		}
 		cancel()
 		for _, m := range in {
-			if f := r.fact(streamOf[m.Topic], m.Value); f != nil {
-				out = append(out, *f)
+			if f, ok := r.fact(streamOf[m.Topic], m.Value, &buf); ok {
+				out = append(out, f)
 			}
 		}
 		// Write and commit even when ctx ended meanwhile: what was read

@@ -124,9 +124,15 @@ func (s *Step) Run(in *Input) (*Output, error) {
 // begin holds the batch's cached entities and notes the due ones as having
 // a timer in the store.
 func (s *Step) begin(in *Input) {
-	s.dirty = make(map[string]Entity, len(in.Records)+len(in.Due))
-	s.held = make(map[string]Entity, len(in.Records))
-	s.hadTimer = make(map[string]bool, len(in.Due))
+	// The maps keep their room from batch to batch.
+	if s.dirty == nil {
+		s.dirty = make(map[string]Entity, len(in.Records)+len(in.Due))
+		s.held = make(map[string]Entity, len(in.Records))
+		s.hadTimer = make(map[string]bool, len(in.Due))
+	}
+	clear(s.dirty)
+	clear(s.held)
+	clear(s.hadTimer)
 	for _, r := range in.Records {
 		if _, ok := s.held[r.Key]; !ok {
 			e, _ := s.Cache.Get(r.Key)

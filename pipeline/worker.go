@@ -144,6 +144,7 @@ func (w *worker) observeOwned() func() {
 	return func() {
 		m.ConsumerLag.DeleteLabelValues(w.topic, w.partLabel)
 		m.WatermarkLag.DeleteLabelValues(w.topic, w.partLabel)
+		m.TimersFired.DeleteLabelValues(w.topic, w.partLabel)
 		w.p.setBehind(w.scope, false, true)
 		m.OwnedPartitions.WithLabelValues(w.topic).Dec()
 	}
@@ -380,6 +381,7 @@ func (w *worker) process(ctx context.Context) error {
 	// again without waiting for the partition's next record or timer.
 	check := w.applied >= 0 && time.Since(w.lastWrite) >= w.p.cfg.IdleAfter
 	if len(cur.recs) == 0 && cur.last < 0 && !due && len(w.acks) == 0 && !check {
+		w.fired(now)
 		return nil
 	}
 	if len(cur.msgs) > 0 {
@@ -408,7 +410,24 @@ func (w *worker) process(ctx context.Context) error {
 	}
 	w.lastWrite = time.Now()
 	w.advance(cur.last)
+	w.fired(now)
 	return nil
+}
+
+// fired exports the partition time before which every timer of the
+// partition has fired with its changes in the store: the partition clock,
+// or the earliest timer still due when one batch could not fire them all.
+// Waiting on the watermark says the clock moved; this says its timers
+// fired.
+func (w *worker) fired(now time.Time) {
+	if now.IsZero() {
+		return
+	}
+	upTo := now.UnixMilli()
+	if w.nextDue != 0 && w.nextDue < upTo {
+		upTo = w.nextDue
+	}
+	w.p.metrics.TimersFired.WithLabelValues(w.topic, w.partLabel).Set(float64(upTo) / 1000)
 }
 
 // observe moves the partition clock over the batch in hand and exports
@@ -485,7 +504,7 @@ func (w *worker) apply(ctx context.Context, now, wall time.Time, due bool, ahead
 		w.p.metrics.Events.WithLabelValues(w.topic, "applied").Add(float64(len(w.cur.recs) - out.Duplicates))
 	}
 	if len(b.Outbox) > 0 {
-		w.courier.send(ctx, delivery{ds: b.Outbox, alerts: out.Alerts, liveFrom: w.liveFrom})
+		w.courier.send(ctx, delivery{ds: b.Outbox, entries: []string{state.OutboxKey(b)}, alerts: out.Alerts, liveFrom: w.liveFrom})
 	}
 	return nil
 }

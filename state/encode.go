@@ -31,6 +31,13 @@ type batchEnc struct {
 	shops   []string
 	shopSet map[string]bool
 	timers  timerGroups
+	// records is the batch's outbox entry (frameRecords), payloads where
+	// each record's payload lies in it, firing the changes to the hash of
+	// alerts firing now and firingAt their index by alert id.
+	records  []byte
+	payloads [][2]int
+	firing   []firingOp
+	firingAt map[string]int
 }
 
 type figKey struct{ day, shop, field string }
@@ -56,7 +63,7 @@ type waitSetRuns struct {
 }
 
 var encPool = sync.Pool{New: func() any {
-	return &batchEnc{sums: map[figKey]int64{}, runs: map[waitBuyer]int{}, sets: map[waitSet]int{}, shopSet: map[string]bool{}}
+	return &batchEnc{sums: map[figKey]int64{}, runs: map[waitBuyer]int{}, sets: map[waitSet]int{}, shopSet: map[string]bool{}, firingAt: map[string]int{}}
 }}
 
 // release returns e to the pool without keeping the batch's data alive.
@@ -78,6 +85,12 @@ func (e *batchEnc) release() {
 	clear(e.shops)
 	clear(e.shopSet)
 	e.figs, e.days, e.waits, e.shops = e.figs[:0], e.days[:0], e.waits[:0], e.shops[:0]
+	if cap(e.records) > 1<<20 {
+		e.records = nil
+	}
+	clear(e.firing)
+	clear(e.firingAt)
+	e.records, e.payloads, e.firing = e.records[:0], e.payloads[:0], e.firing[:0]
 	e.timers.reset()
 	encPool.Put(e)
 }
@@ -244,11 +257,38 @@ func (e *batchEnc) appendShops(a []any, acts []detectors.Activity, need func(str
 	return a
 }
 
-// appendOutbox lays out the "outbox" section.
-func appendOutbox(a []any, ds []Delivery) []any {
-	a = append(a, len(ds))
-	for _, d := range ds {
-		a = append(a, d.Key, d.Payload)
+// appendOutbox lays out the "outbox" section: the batch's records framed
+// as one entry under OutboxKey, none when it has none.
+func (e *batchEnc) appendOutbox(a []any, b *Batch) []any {
+	if len(b.Outbox) == 0 {
+		return append(a, 0)
+	}
+	e.records, e.payloads = frameRecords(e.records[:0], b.Outbox, e.payloads[:0])
+	return append(a, 1, OutboxKey(b), e.records)
+}
+
+// appendFiring lays out the "firing" section from the batch's records:
+// the alert ids set, each with where its payload lies in the outbox entry
+// (1-based, inclusive, as Lua's string.sub takes them), then the ids
+// removed.
+func (e *batchEnc) appendFiring(a []any, b *Batch) []any {
+	e.firing = firingOps(e.firing[:0], e.firingAt, b.Outbox)
+	n := len(a)
+	a = append(a, 0)
+	for _, op := range e.firing {
+		if op.rec >= 0 {
+			p := e.payloads[op.rec]
+			a = append(a, op.id, p[0]+1, p[1])
+			a[n] = a[n].(int) + 1
+		}
+	}
+	n = len(a)
+	a = append(a, 0)
+	for _, op := range e.firing {
+		if op.rec < 0 {
+			a = append(a, op.id)
+			a[n] = a[n].(int) + 1
+		}
 	}
 	return a
 }

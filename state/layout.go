@@ -83,7 +83,8 @@ var applySections = []applySection{
 	{"shops", func(e *batchEnc, a []any, b *Batch, need func(string) bool) []any {
 		return e.appendShops(a, b.Activity, need)
 	}},
-	{"outbox", func(_ *batchEnc, a []any, b *Batch, _ func(string) bool) []any { return appendOutbox(a, b.Outbox) }},
+	{"outbox", func(e *batchEnc, a []any, b *Batch, _ func(string) bool) []any { return e.appendOutbox(a, b) }},
+	{"firing", func(e *batchEnc, a []any, b *Batch, _ func(string) bool) []any { return e.appendFiring(a, b) }},
 	{"acks", func(_ *batchEnc, a []any, b *Batch, _ func(string) bool) []any { return appendAcks(a, b.Acks) }},
 	{"activity", func(_ *batchEnc, a []any, b *Batch, _ func(string) bool) []any { return appendActivity(a, b.Activity) }},
 }

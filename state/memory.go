@@ -38,8 +38,8 @@ type memScope struct {
 	offset   int64
 	states   map[string][]byte
 	timers   map[string]int64
-	due      timerHeap // may hold outdated entries; timers decides
-	outbox   map[string][]byte
+	due      timerHeap             // may hold outdated entries; timers decides
+	outbox   map[string][]Delivery // entry key → records
 	leased   map[string]int64
 	day      map[string]map[string]int64 // "<shop>\x00<day>" → counters
 	current  map[string]map[string]int64 // shop → counters
@@ -61,7 +61,7 @@ func (m *Memory) scope(name string) *memScope {
 			offset:  -1,
 			states:  map[string][]byte{},
 			timers:  map[string]int64{},
-			outbox:  map[string][]byte{},
+			outbox:  map[string][]Delivery{},
 			leased:  map[string]int64{},
 			day:     map[string]map[string]int64{},
 			current: map[string]map[string]int64{},
@@ -233,9 +233,14 @@ func (s *memScope) apply(scope string, b *Batch) (int64, error) {
 		}
 	}
 	end := leaseEnd(b.Now, b.Lease)
-	for _, d := range b.Outbox {
-		s.outbox[d.Key] = slices.Clone(d.Payload)
-		s.leased[d.Key] = end
+	if len(b.Outbox) > 0 {
+		k := OutboxKey(b)
+		rs := make([]Delivery, len(b.Outbox))
+		for i, d := range b.Outbox {
+			rs[i] = Delivery{Key: d.Key, Payload: slices.Clone(d.Payload)}
+		}
+		s.outbox[k] = rs
+		s.leased[k] = end
 	}
 	for _, k := range b.Acks {
 		delete(s.outbox, k)
@@ -249,7 +254,7 @@ func (s *memScope) apply(scope string, b *Batch) (int64, error) {
 }
 
 // Outbox implements Store.
-func (m *Memory) Outbox(ctx context.Context, scope string, token int64, now int64, lease time.Duration, limit int) ([]Delivery, error) {
+func (m *Memory) Outbox(ctx context.Context, scope string, token int64, now int64, lease time.Duration, limit int) ([]OutboxEntry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -275,9 +280,13 @@ func (m *Memory) Outbox(ctx context.Context, scope string, token int64, now int6
 	slices.SortFunc(over, timerEntry.compare)
 	over = over[:min(len(over), limit)]
 	end := leaseEnd(now, lease)
-	out := make([]Delivery, 0, len(over))
+	out := make([]OutboxEntry, 0, len(over))
 	for _, o := range over {
-		out = append(out, Delivery{Key: o.key, Payload: slices.Clone(s.outbox[o.key])})
+		e := OutboxEntry{Key: o.key}
+		for _, d := range s.outbox[o.key] {
+			e.Records = append(e.Records, Delivery{Key: d.Key, Payload: slices.Clone(d.Payload)})
+		}
+		out = append(out, e)
 		s.leased[o.key] = end
 	}
 	return out, nil

@@ -166,8 +166,11 @@ func DialAuth(url, mode string, addrs []string, masterName string, a Auth) (redi
 //	                  the first entry, which Apply and Claim correct
 //	offset            last applied input offset
 //	owner             fencing token of the owning consumer generation
-//	outbox            hash delivery key → payload
-//	outbox:lease      zset delivery key → lease end (Unix ms)
+//	outbox            hash entry key → a batch's alert records (OutboxKey,
+//	                  framed as outbox.go says; an earlier version's
+//	                  entries: record key → payload)
+//	outbox:lease      zset entry key → lease end (Unix ms)
+//	firing            hash alert id → payload of the alerts firing now
 //	d:<day>           hash of the day's counters of every shop (expires 4 days
 //	                  after its last change); fields <len(shop)>:<shop>:<name>
 //	n                 hash of every shop's current counters, fields likewise
@@ -438,7 +441,7 @@ func leaseEnd(now int64, lease time.Duration) int64 {
 }
 
 // Outbox implements Store.
-func (r *Redis) Outbox(ctx context.Context, scope string, token int64, now int64, lease time.Duration, limit int) ([]Delivery, error) {
+func (r *Redis) Outbox(ctx context.Context, scope string, token int64, now int64, lease time.Duration, limit int) ([]OutboxEntry, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -463,11 +466,20 @@ func (r *Redis) Outbox(ctx context.Context, scope string, token int64, now int64
 	if code != replyOK || len(pairs)%2 != 0 {
 		return nil, r.fail("outbox", scope, fmt.Errorf("unexpected reply %v", v))
 	}
-	out := make([]Delivery, 0, len(pairs)/2)
+	out := make([]OutboxEntry, 0, len(pairs)/2)
+	var bad []error
 	for i := 0; i < len(pairs); i += 2 {
 		k, _ := pairs[i].(string)
 		p, _ := pairs[i+1].(string)
-		out = append(out, Delivery{Key: k, Payload: []byte(p)})
+		e, err := outboxEntry(k, []byte(p))
+		if err != nil {
+			bad = append(bad, err)
+			continue
+		}
+		out = append(out, e)
+	}
+	if len(bad) > 0 {
+		return out, fmt.Errorf("state: outbox %s: %w: %w", scope, ErrOutboxEntry, errors.Join(bad...))
 	}
 	return out, nil
 }

@@ -228,7 +228,7 @@ func TestRedisLargeBatch(t *testing.T) {
 		b.States[k] = []byte("v")
 		b.Timers[k] = int64(1000 + i)
 		b.Waits = append(b.Waits, detectors.WaitOp{Shop: "s1", Buyer: k, Start: int64(1 + i), Add: true})
-		b.Outbox = append(b.Outbox, Delivery{Key: k, Payload: []byte("p")})
+		b.Outbox = append(b.Outbox, Delivery{Key: k + ":firing", Payload: []byte("p" + k)})
 		b.Acks = append(b.Acks, "gone-"+k)
 	}
 	if next := apply(t, s, "chat.0", b); next != 1000 {
@@ -240,7 +240,13 @@ func TestRedisLargeBatch(t *testing.T) {
 		b2.States[k] = nil
 		b2.Timers[k] = 0
 		b2.Waits = append(b2.Waits, detectors.WaitOp{Shop: "s1", Buyer: k})
-		b2.Acks = append(b2.Acks, k)
+		b2.Outbox = append(b2.Outbox, Delivery{Key: k + ":resolved:replied", Payload: []byte("r")})
+		b2.Acks = append(b2.Acks, "gone-"+k)
+	}
+	b2.Acks = append(b2.Acks, OutboxKey(b))
+	firing, err := s.Firing(context.Background(), []string{"chat.0"})
+	if err != nil || len(firing) != n {
+		t.Fatalf("%d alerts firing after the first batch (%v), want %d", len(firing), err, n)
 	}
 	if next := apply(t, s, "chat.0", b2); next != 1000+n-1 {
 		t.Fatalf("next due = %d, want %d", next, 1000+n-1)
@@ -254,12 +260,16 @@ func TestRedisLargeBatch(t *testing.T) {
 	if f.Waiting != 1 || f.OldestStart != n {
 		t.Fatalf("waiting %d oldest %d, want 1 and %d", f.Waiting, f.OldestStart, n)
 	}
+	firing, err = s.Firing(context.Background(), []string{"chat.0"})
+	if err != nil || len(firing) != 1 || string(firing[0]) != "p"+last {
+		t.Fatalf("alerts firing after all but %s resolved: %q, %v", last, firing, err)
+	}
 	ds, err := s.Outbox(context.Background(), "chat.0", 1, 1<<50, time.Second, 10000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ds) != 1 || ds[0].Key != last {
-		t.Fatalf("outbox after acks has %d records, want only %s", len(ds), last)
+	if len(ds) != 1 || ds[0].Key != OutboxKey(b2) || len(ds[0].Records) != n-1 {
+		t.Fatalf("outbox after the first batch's ack: %d entries, want only the second batch's %d records", len(ds), n-1)
 	}
 }
 

@@ -42,6 +42,11 @@ func (e *BehindError) Unwrap() error { return ErrBehind }
 // applied offset: it was applied already and nothing was written.
 var ErrStale = errors.New("state: batch offset already applied")
 
+// ErrOutboxEntry means Outbox read entries it cannot decode: it returns the
+// others with it, and leaves those leased in the outbox, handed out (and
+// reported) again when their lease ends.
+var ErrOutboxEntry = errors.New("state: unreadable outbox entry")
+
 // Scope names the state of one input partition, e.g. "chat.7". It is the
 // Redis hash tag, so everything of one partition lives in one cluster slot.
 func Scope(stream string, partition int) string {
@@ -52,6 +57,29 @@ func Scope(stream string, partition int) string {
 // alerts topic has accepted it. Key is the alert's id and status
 // (alerting.Alert.Key), Payload its JSON.
 type Delivery = alerting.Delivery
+
+// OutboxEntry is one batch's alert records in a partition's outbox: they
+// are leased, handed out again and acknowledged together, under Key
+// (OutboxKey). An entry written by an earlier version holds one record,
+// under that record's own key.
+type OutboxEntry struct {
+	Key     string
+	Records []Delivery
+}
+
+// OutboxKey is the outbox key of b's records: its offset (or, for a batch
+// that covers no record, its wall clock) and its first record's key, so
+// that no two batches of a partition share one. Keys of entries start
+// with '#', which no record key (an alert's hex id) does.
+func OutboxKey(b *Batch) string {
+	if len(b.Outbox) == 0 {
+		return ""
+	}
+	if b.Offset >= 0 {
+		return "#" + strconv.FormatInt(b.Offset, 10) + ":" + b.Outbox[0].Key
+	}
+	return "#t" + strconv.FormatInt(b.Now, 10) + ":" + b.Outbox[0].Key
+}
 
 // Batch is every change one processed batch (or one timer sweep) makes to a
 // partition, written atomically.
@@ -73,9 +101,10 @@ type Batch struct {
 	// Activity raises each agent's current-counter field
 	// AgentField(agent, FieldLastHuman) to At when At is later.
 	Activity []detectors.Activity
-	// Outbox adds alert records to deliver, leased until Now + Lease.
+	// Outbox adds alert records to deliver, leased until Now + Lease, as
+	// one outbox entry (OutboxKey).
 	Outbox []Delivery
-	// Acks removes delivered records from the outbox.
+	// Acks removes delivered entries from the outbox (OutboxEntry.Key).
 	Acks []string
 	// Now is the writer's wall clock (Unix ms) and Lease how long new outbox
 	// records stay leased to this writer before they are handed out again.
@@ -178,9 +207,10 @@ type Store interface {
 	// next (none when nil): one round trip where Apply and Load take two.
 	// When the batch is fenced or stale nothing is written or read.
 	ApplyLoad(ctx context.Context, scope string, b *Batch, next *LoadRequest) (Applied, error)
-	// Outbox returns records whose lease ended at or before now, at most
-	// limit, and leases them again until now + lease.
-	Outbox(ctx context.Context, scope string, token int64, now int64, lease time.Duration, limit int) ([]Delivery, error)
+	// Outbox returns the entries whose lease ended at or before now, at
+	// most limit, earliest lease first, and leases them again until now +
+	// lease. With ErrOutboxEntry it returns the entries it could read.
+	Outbox(ctx context.Context, scope string, token int64, now int64, lease time.Duration, limit int) ([]OutboxEntry, error)
 	// Scopes lists every scope that was ever claimed.
 	Scopes(ctx context.Context) ([]string, error)
 	// Figures sums the figures of every shop seen in scopes; dayOf gives the

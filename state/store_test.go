@@ -327,31 +327,35 @@ var storeCases = []struct {
 	{"outbox leases and acks", func(t *testing.T, s Store) {
 		ctx := context.Background()
 		claim(t, s, "chat.0", 1)
+		// A batch's records are one entry; a timer batch's are keyed by
+		// its wall clock.
 		apply(t, s, "chat.0", &Batch{Token: 1, Offset: 1, Now: 1000, Lease: 5 * time.Second,
 			Outbox: []Delivery{{Key: "k2", Payload: []byte("p2")}, {Key: "k1", Payload: []byte("p1")}}})
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: -1, Now: 1000, Lease: 5 * time.Second,
+			Outbox: []Delivery{{Key: "k3", Payload: []byte("p3")}}})
 		outbox := func(now int64, limit int) string {
 			t.Helper()
 			ds, err := s.Outbox(ctx, "chat.0", 1, now, 5*time.Second, limit)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return fmt.Sprint(deliveries(ds))
+			return fmt.Sprint(entries(ds))
 		}
 		if got := outbox(5999, 10); got != "[]" {
 			t.Fatalf("outbox before the lease ends = %s, want none", got)
 		}
-		if got := outbox(6000, 1); got != "[k1=p1]" {
-			t.Fatalf("outbox at lease end, limit 1 = %s, want [k1=p1]", got)
+		if got := outbox(6000, 1); got != "[#1:k2: k2=p2 k1=p1]" {
+			t.Fatalf("outbox at lease end, limit 1 = %s, want [#1:k2: k2=p2 k1=p1]", got)
 		}
-		if got := outbox(6000, 10); got != "[k2=p2]" {
-			t.Fatalf("outbox again = %s, want [k2=p2] (k1 leased again)", got)
+		if got := outbox(6000, 10); got != "[#t1000:k3: k3=p3]" {
+			t.Fatalf("outbox again = %s, want [#t1000:k3: k3=p3] (#1:k2 leased again)", got)
 		}
 		if got := outbox(10999, 10); got != "[]" {
 			t.Fatalf("outbox before the new leases end = %s, want none", got)
 		}
-		apply(t, s, "chat.0", &Batch{Token: 1, Offset: -1, Acks: []string{"k1"}})
-		if got := outbox(11000, 10); got != "[k2=p2]" {
-			t.Fatalf("outbox after acking k1 = %s, want [k2=p2]", got)
+		apply(t, s, "chat.0", &Batch{Token: 1, Offset: -1, Acks: []string{"#1:k2"}})
+		if got := outbox(11000, 10); got != "[#t1000:k3: k3=p3]" {
+			t.Fatalf("outbox after acking #1:k2 = %s, want [#t1000:k3: k3=p3]", got)
 		}
 		if got := outbox(11000, 0); got != "[]" {
 			t.Fatalf("outbox with limit 0 = %s, want none", got)
@@ -362,8 +366,8 @@ var storeCases = []struct {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := fmt.Sprint(deliveries(ds)); got != "[k2=p2]" {
-			t.Fatalf("outbox for the new owner = %s, want [k2=p2]", got)
+		if got := fmt.Sprint(entries(ds)); got != "[#t1000:k3: k3=p3]" {
+			t.Fatalf("outbox for the new owner = %s, want [#t1000:k3: k3=p3]", got)
 		}
 	}},
 	{"agents' latest activity is a maximum over batches and scopes", func(t *testing.T, s Store) {
@@ -743,6 +747,19 @@ func deliveries(ds []Delivery) []string {
 	return out
 }
 
+// entries lists the records of es as "<entry>: <key>=<payload> ...".
+func entries(es []OutboxEntry) []string {
+	out := []string{}
+	for _, e := range es {
+		s := e.Key + ":"
+		for _, d := range e.Records {
+			s += " " + d.Key + "=" + string(d.Payload)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 // fullBatch touches every part of a partition.
 func fullBatch(token, offset int64) *Batch {
 	return &Batch{Token: token, Offset: offset, Now: 1000, Lease: time.Second,
@@ -774,7 +791,7 @@ func snapshot(t *testing.T, s Store, scope string) partitionSnapshot {
 		t.Fatal(err)
 	}
 	return partitionSnapshot{Claimed: claim(t, s, scope, 1), Loaded: l,
-		Figures: figures(t, s, []string{scope}), Outbox: deliveries(ds)}
+		Figures: figures(t, s, []string{scope}), Outbox: entries(ds)}
 }
 
 // shopRulesStore is what both stores offer the shop-level rules.

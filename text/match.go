@@ -1,6 +1,7 @@
 package text
 
 import (
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -128,10 +129,14 @@ type Matcher struct {
 	// without running each category's automaton. Filler terms (哦, 啊) are
 	// in most messages and only matter in short ones (see filler).
 	any *automaton
-	// starts is a filter of the first two characters of every term of
-	// any: a message with no such pair of characters holds no term, which
-	// a few lookups per character settle, cheaper than the automaton.
-	// nil when a term is a single character.
+	// starts finds which categories but filler have a term in a message,
+	// by the first two characters of every term: a message with no such
+	// pair of characters holds no term, which a few lookups per character
+	// settle, far cheaper than an automaton pass; where a pair is there,
+	// the terms that start with it are compared. Only the few messages
+	// that hold a term go through the automata, and only through those of
+	// the categories they hold a term of. nil when a term is a single
+	// character: any settles it then.
 	starts *pairFilter
 	// fillerRunes are the characters of the filler terms.
 	fillerRunes map[rune]bool
@@ -154,7 +159,7 @@ func Compile(lexicons ...*Lexicon) (*Matcher, error) {
 		}
 	}
 	m.any = build(every)
-	m.starts = newPairFilter(every)
+	m.starts = newPairFilter(all.Terms)
 	m.fillerRunes = map[rune]bool{}
 	for _, t := range all.Terms[Perfunctory] {
 		for _, r := range Normalize(t).Text {
@@ -185,7 +190,14 @@ func (m *Matcher) Scan(s string, cats ...Category) []Match {
 
 // ScanNormalized is Scan over an already normalised message.
 func (m *Matcher) ScanNormalized(n *Normalized, cats ...Category) []Match {
-	if !m.starts.mayHold(n.Text) || !m.any.matches(n) {
+	// present: the categories with a term in the message, as written.
+	present := ^uint64(0)
+	if m.starts != nil {
+		present = m.starts.holds(n.Text)
+	} else if !m.any.matches(n) {
+		present = 0
+	}
+	if present == 0 {
 		// No term anywhere: only an empty (punctuation-only) reply or a
 		// phone number can still be found.
 		return m.scanTermless(n, cats)
@@ -213,13 +225,15 @@ func (m *Matcher) ScanNormalized(n *Normalized, cats ...Category) []Match {
 			continue
 		}
 		var hit *span
-		m.cats[c].find(n, func(sp span) bool {
-			if covered(sp) {
-				return true
-			}
-			hit = &sp
-			return false
-		})
+		if present&catBit(c) != 0 {
+			m.cats[c].find(n, func(sp span) bool {
+				if covered(sp) {
+					return true
+				}
+				hit = &sp
+				return false
+			})
+		}
 		if hit == nil && c == OffPlatform {
 			if sp, ok := findPhone(n.Text); ok && !covered(sp) {
 				hit = &sp
@@ -410,51 +424,86 @@ func afterOrderWord(before string) bool {
 
 func maskPhone(d [11]byte) string { return string(d[:3]) + "****" + string(d[7:]) }
 
-// pairBits is the size of a pairFilter: with the default lexicons' few
-// hundred terms about one pair in a hundred that starts no term still
-// passes it.
+// pairBits is the size of a pairFilter's bit set: with the default
+// lexicons' few hundred terms about one pair in a hundred that starts no
+// term still passes it.
 const pairBits = 1 << 16
 
-// pairFilter is a set of character pairs that may have false positives
-// and no false negatives (a one-hash Bloom filter).
-type pairFilter [pairBits / 64]uint64
+// pairFilter holds the first two characters of the terms: a one-hash
+// Bloom filter of the pairs, which rejects nearly every pair of ordinary
+// text with one lookup, and the terms by their exact pair for the pairs
+// that pass it.
+type pairFilter struct {
+	bits  [pairBits / 64]uint64
+	terms map[uint64][]pairTerm // by pairKey of their first two characters
+}
+
+// pairTerm is a normalised term and the categories it is a term of
+// (catBit).
+type pairTerm struct {
+	text string
+	cats uint64
+}
 
 func pairHash(a, b rune) uint32 { return (uint32(a)*0x9E3779B1 ^ uint32(b)*0x85EBCA77) >> 16 }
 
-// newPairFilter holds the first two characters of each normalised term;
-// nil when a term has fewer (it could match without a pair).
-func newPairFilter(terms []string) *pairFilter {
-	f := new(pairFilter)
-	for _, t := range terms {
-		p := Normalize(t).Text
-		if p == "" {
+func pairKey(a, b rune) uint64 { return uint64(a)<<32 | uint64(uint32(b)) }
+
+// catBit is a category's bit in a set of categories.
+func catBit(c Category) uint64 {
+	return 1 << uint(slices.Index(Categories, c)+1)
+}
+
+// newPairFilter holds the first two characters of each normalised term
+// of every category but filler; nil when a term has fewer (it could match
+// without a pair).
+func newPairFilter(terms map[Category][]string) *pairFilter {
+	f := &pairFilter{terms: map[uint64][]pairTerm{}}
+	for c, ts := range terms {
+		if c == Perfunctory {
 			continue
 		}
-		a, n := utf8.DecodeRuneInString(p)
-		if n == len(p) {
-			return nil
+		for _, t := range ts {
+			p := Normalize(t).Text
+			if p == "" {
+				continue
+			}
+			a, n := utf8.DecodeRuneInString(p)
+			if n == len(p) {
+				return nil
+			}
+			b, _ := utf8.DecodeRuneInString(p[n:])
+			h := pairHash(a, b)
+			f.bits[h/64] |= 1 << (h % 64)
+			k := pairKey(a, b)
+			i := slices.IndexFunc(f.terms[k], func(pt pairTerm) bool { return pt.text == p })
+			if i < 0 {
+				f.terms[k] = append(f.terms[k], pairTerm{text: p})
+				i = len(f.terms[k]) - 1
+			}
+			f.terms[k][i].cats |= catBit(c)
 		}
-		b, _ := utf8.DecodeRuneInString(p[n:])
-		h := pairHash(a, b)
-		f[h/64] |= 1 << (h % 64)
 	}
 	return f
 }
 
-// mayHold reports whether s may hold a term: whether a pair of
-// consecutive characters of s is in the filter (always, for a nil filter).
-func (f *pairFilter) mayHold(s string) bool {
-	if f == nil {
-		return true
-	}
-	prev := rune(-1)
-	for _, r := range s {
+// holds is the set of categories (catBit) with a term in normalised text
+// s, as written: whether it also keeps to the edge rule is for the
+// automata to judge.
+func (f *pairFilter) holds(s string) uint64 {
+	var cats uint64
+	prev, at := rune(-1), 0
+	for i, r := range s {
 		if prev >= 0 {
-			if h := pairHash(prev, r); f[h/64]&(1<<(h%64)) != 0 {
-				return true
+			if h := pairHash(prev, r); f.bits[h/64]&(1<<(h%64)) != 0 {
+				for _, t := range f.terms[pairKey(prev, r)] {
+					if strings.HasPrefix(s[at:], t.text) {
+						cats |= t.cats
+					}
+				}
 			}
 		}
-		prev = r
+		prev, at = r, i
 	}
-	return false
+	return cats
 }

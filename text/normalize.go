@@ -49,12 +49,16 @@ func (n *Normalized) OrigSpan(start, end int) (int, int) {
 }
 
 // t2s is the traditional→simplified table of single characters, derived
-// once from OpenCC's dictionaries (see loadT2S): t2s[r-t2sBase] is r's
-// simplified form, 0 when r is its own. A dense table, because every
-// Chinese character of every message is looked up.
+// once from OpenCC's dictionaries (see loadT2S): t2sHas has bit r-t2sBase
+// set when r has a simplified form other than itself, and t2s holds that
+// form. Every Chinese character of every message is looked up: the bit set
+// (6 KiB) stays in the processor's nearest cache where a dense table of
+// every character's form (200 KiB) would not, and only the few
+// traditional characters reach the map.
 var (
 	t2sOnce sync.Once
-	t2s     []rune
+	t2sHas  [(t2sEnd - t2sBase + 64) / 64]uint64
+	t2s     map[rune]rune
 )
 
 const t2sBase, t2sEnd = 0x3400, 0xFAFF
@@ -107,10 +111,18 @@ func loadT2S() {
 			}
 		}
 	}
-	t2s = make([]rune, t2sEnd-t2sBase+1)
-	for r, o := range m {
-		t2s[r-t2sBase] = o
+	for r := range m {
+		i := r - t2sBase
+		t2sHas[i/64] |= 1 << (i % 64)
 	}
+	t2s = m
+}
+
+// traditional reports whether r, a character in [t2sBase, t2sEnd], has a
+// simplified form other than itself.
+func traditional(r rune) bool {
+	i := r - t2sBase
+	return t2sHas[i/64]&(1<<(i%64)) != 0
 }
 
 // simplify is r in simplified Chinese.
@@ -119,8 +131,8 @@ func simplify(r rune) rune {
 		return r
 	}
 	t2sOnce.Do(loadT2S)
-	if s := t2s[r-t2sBase]; s != 0 {
-		return s
+	if traditional(r) {
+		return t2s[r]
 	}
 	return r
 }
@@ -164,10 +176,16 @@ func (n *Normalized) Reset(s string) {
 		if 0x4E00 <= r && r <= 0x9FFF {
 			// CJK Unified Ideographs, most of any message: letters, no
 			// case, no width or NFKC form of their own.
-			if o := t2s[r-t2sBase]; o != 0 {
-				r = o
+			if traditional(r) {
+				r = t2s[r]
 			}
-			out, offs = appendRune(out, offs, r, i)
+			if r < 0x800 || r > 0xFFFF {
+				out, offs = appendRune(out, offs, r, i)
+				continue
+			}
+			// Three bytes of UTF-8, each from the character at i.
+			out = append(out, byte(0xE0|r>>12), byte(0x80|(r>>6)&0x3F), byte(0x80|r&0x3F))
+			offs = append(offs, int32(i), int32(i), int32(i))
 			continue
 		}
 		if r < utf8.RuneSelf {

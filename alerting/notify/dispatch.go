@@ -50,25 +50,19 @@ type lane struct {
 	queued map[string]*Item
 	warns  map[string]*Item
 	count  int // items queued and not cancelled
+	// sending counts the firing items taken by alert id until they are
+	// marked or given up: with queued, what has no Redis mark yet.
+	sending map[string]int
 	// seen holds the (alert_id, status) this process queued lately: the
 	// processor writes an alert at least once, so the same record may come
-	// twice before the first one's mark is written.
-	seen  map[string]time.Time
-	seenQ []seenAt
+	// twice before the first one's mark is written. It also holds the
+	// priority and inhibited marks (remember).
+	seen memory
 }
-
-type seenAt struct {
-	key string
-	at  time.Time
-}
-
-// seenFor is how long a queued (alert_id, status) is remembered in memory;
-// the Redis mark covers everything after.
-const seenFor = 15 * time.Minute
 
 func newLane(name string, maxAge time.Duration) *lane {
 	return &lane{name: name, maxAge: maxAge, groups: map[string]*group{}, stale: map[string]*group{},
-		queued: map[string]*Item{}, warns: map[string]*Item{}, seen: map[string]time.Time{}}
+		queued: map[string]*Item{}, warns: map[string]*Item{}, sending: map[string]int{}, seen: newMemory(seenMax)}
 }
 
 // isStale is the stale filter: an alert whose condition became true
@@ -90,11 +84,13 @@ func waitKey(a *alerting.Alert) string {
 // It returns the items that leave the pipeline unsent.
 func (l *lane) add(it *Item, now time.Time) []settled {
 	key := it.Alert.ID + "\x1f" + it.Alert.Status
-	if _, dup := l.seen[key]; dup {
+	// A firing record whose alert is queued or being sent (it has no Redis
+	// mark yet) is a duplicate even when the memory has let it go.
+	firing := it.Alert.Status == alerting.Firing
+	if l.seen.has(key) || (firing && (l.queued[it.Alert.ID] != nil || l.sending[it.Alert.ID] > 0)) {
 		return []settled{{it, resultDuplicate}}
 	}
-	l.seen[key] = now
-	l.seenQ = append(l.seenQ, seenAt{key, now})
+	l.seen.add(key, now)
 	if isStale(&it.Alert, now, l.maxAge) {
 		g := l.stale[it.Alert.ShopID]
 		if g == nil {
@@ -162,16 +158,10 @@ const (
 	inhibitedMark = "\x00inhibited\x1f"
 )
 
-// remember keeps a mark for seenFor.
-func (l *lane) remember(key string, now time.Time) {
-	l.seen[key] = now
-	l.seenQ = append(l.seenQ, seenAt{key, now})
-}
+// remember keeps a mark for seenFor, or until seenMax newer keys came.
+func (l *lane) remember(key string, now time.Time) { l.seen.add(key, now) }
 
-func (l *lane) remembered(key string, _ time.Time) bool {
-	_, ok := l.seen[key]
-	return ok
-}
+func (l *lane) remembered(key string, _ time.Time) bool { return l.seen.has(key) }
 
 // cancel flags a queued item; it is dropped where it waits.
 func (l *lane) cancel(it *Item) {
@@ -200,7 +190,7 @@ func (l *lane) live(items []*Item) []*Item {
 		case it.revoked():
 			l.count--
 			l.unindex(it)
-			delete(l.seen, it.Alert.ID+"\x1f"+it.Alert.Status)
+			l.seen.forget(it.Alert.ID + "\x1f" + it.Alert.Status)
 		default:
 			kept = append(kept, it)
 		}
@@ -211,14 +201,7 @@ func (l *lane) live(items []*Item) []*Item {
 // flush moves the groups whose time has come into ready messages, and
 // forgets groups that stayed empty for an interval.
 func (l *lane) flush(now time.Time) {
-	i := 0
-	for i < len(l.seenQ) && now.Sub(l.seenQ[i].at) > seenFor {
-		if l.seen[l.seenQ[i].key].Equal(l.seenQ[i].at) {
-			delete(l.seen, l.seenQ[i].key)
-		}
-		i++
-	}
-	l.seenQ = l.seenQ[i:]
+	l.seen.expire(now.Add(-seenFor))
 	for key, g := range l.groups {
 		due := (!g.flushed && now.Sub(g.created) >= g.route.GroupWait) ||
 			(g.flushed && now.Sub(g.last) >= g.route.GroupInterval)
@@ -254,7 +237,20 @@ const maxBatch = 1000
 // delivered, and whoever reads their records again must send them.
 func (l *lane) forget(items []*Item) {
 	for _, it := range items {
-		delete(l.seen, it.Alert.ID+"\x1f"+it.Alert.Status)
+		l.seen.forget(it.Alert.ID + "\x1f" + it.Alert.Status)
+	}
+	l.done(items)
+}
+
+// done ends the sending of taken items: marked, or given up.
+func (l *lane) done(items []*Item) {
+	for _, it := range items {
+		if it.Alert.Status != alerting.Firing {
+			continue
+		}
+		if l.sending[it.Alert.ID]--; l.sending[it.Alert.ID] <= 0 {
+			delete(l.sending, it.Alert.ID)
+		}
 	}
 }
 
@@ -303,6 +299,9 @@ func (l *lane) take(avail int) *Message {
 	for _, it := range m.Items {
 		l.count--
 		l.unindex(it)
+		if it.Alert.Status == alerting.Firing {
+			l.sending[it.Alert.ID]++
+		}
 	}
 	return m
 }
@@ -311,6 +310,7 @@ func (l *lane) take(avail int) *Message {
 // replica took the budget first).
 func (l *lane) putBack(m *Message) {
 	l.ready = append([]*Message{m}, l.ready...)
+	l.done(m.Items)
 	for _, it := range m.Items {
 		l.count++
 		if it.Alert.Status == alerting.Firing {

@@ -1,6 +1,8 @@
 package notify
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -12,7 +14,10 @@ type Metrics struct {
 	Deliveries *prometheus.CounterVec
 	Delay      *prometheus.HistogramVec
 	Pending    *prometheus.GaugeVec
-	Records    *prometheus.CounterVec
+	// Memory is how many keys a receiver's lane remembers (queued alerts,
+	// priority and inhibited marks): bounded by age and by count.
+	Memory  *prometheus.GaugeVec
+	Records *prometheus.CounterVec
 	// ConfigErrors counts vendor answers that are configuration errors.
 	ConfigErrors *prometheus.CounterVec
 }
@@ -35,6 +40,10 @@ func NewMetrics(reg prometheus.Registerer, deliveries *prometheus.CounterVec) *M
 			Name: "replywatch_notify_pending",
 			Help: "Alerts queued for a receiver: grouped, waiting for its budget or being sent.",
 		}, []string{"sink"}),
+		Memory: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "replywatch_notify_memory_entries",
+			Help: "Keys the notifier remembers for a receiver (alerts queued lately, escalated waits, inhibited alerts), at most " + strconv.Itoa(seenMax) + ".",
+		}, []string{"sink"}),
 		Records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replywatch_notify_records_total",
 			Help: "Alert records the notifier read, by result (routed, unrouted, invalid).",
@@ -49,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer, deliveries *prometheus.CounterVec) *M
 	} else {
 		reg.MustRegister(m.Deliveries)
 	}
-	reg.MustRegister(m.Delay, m.Pending, m.Records, m.ConfigErrors)
+	reg.MustRegister(m.Delay, m.Pending, m.Memory, m.Records, m.ConfigErrors)
 	return m
 }
 
@@ -60,6 +69,7 @@ func (m *Metrics) init(sink string) {
 		m.Deliveries.WithLabelValues(sink, r)
 	}
 	m.Pending.WithLabelValues(sink)
+	m.Memory.WithLabelValues(sink)
 	m.Delay.WithLabelValues(sink)
 	m.ConfigErrors.WithLabelValues(sink)
 	for _, r := range []string{"routed", "unrouted", "invalid"} {

@@ -186,6 +186,7 @@ func (n *Notifier) ticker(ctx context.Context) {
 				}
 			}
 			n.o.Metrics.Pending.WithLabelValues(name).Set(float64(l.pending()))
+			n.o.Metrics.Memory.WithLabelValues(name).Set(float64(l.seen.size()))
 		}
 		n.mu.Unlock()
 	}
@@ -415,6 +416,9 @@ func (n *Notifier) deliver(ctx context.Context, name string, r Receiver, b *Budg
 		n.o.Metrics.Deliveries.WithLabelValues(name, how).Add(float64(len(items)))
 		n.markAccepted(ctx, items, how, log)
 	}
+	n.mu.Lock()
+	l.done(m.Items)
+	n.mu.Unlock()
 	for _, it := range m.Items {
 		it.rec.inflight(-1)
 		it.rec.settle()

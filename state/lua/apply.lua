@@ -6,8 +6,8 @@
 -- KEYS[1] <prefix>:{<scope>}:owner         fencing token of the owner
 -- KEYS[2] <prefix>:{<scope>}:offset        last applied input offset
 -- KEYS[3] <prefix>:{<scope>}:timers:first  zset timer bucket -> at most its first due
--- KEYS[4] <prefix>:{<scope>}:outbox        hash delivery key -> payload
--- KEYS[5] <prefix>:{<scope>}:outbox:lease  zset delivery key -> lease end (Unix ms)
+-- KEYS[4] <prefix>:{<scope>}:outbox        hash entry key -> records
+-- KEYS[5] <prefix>:{<scope>}:outbox:lease  zset entry key -> lease end (Unix ms)
 -- KEYS[6] <prefix>:{<scope>}:shops         set of shops seen
 -- ARGV[1] token     the writer's fencing token
 -- ARGV[2] offset    last input offset of the batch; -1 when it covers none
@@ -37,12 +37,16 @@
 --                   buyer's FNV-1a (fnv32, layout.go)
 --   shops           n, n x shop (added to the set of shops; the writer
 --                   leaves out those it added recently)
---   outbox          n, n x (delivery key, payload)
---                   also kept in <base>firing, hash alert id -> payload of
---                   the alerts firing now: a key "<id>:firing" sets the
---                   id, "<id>:resolved:<reason>" removes it (alerting
---                   Alert.Key); the hash lives stateTTL after its last write
---   acks            n, n x delivery key
+--   outbox          n (0 or 1), n x (entry key, records)
+--                   the batch's alert records as one entry (framed by Go,
+--                   see state/outbox.go), leased until leaseEnd
+--   firing          s, s x (alert id, from, to), r, r x alert id
+--                   <base>firing, hash alert id -> payload of the alerts
+--                   firing now: set each id to bytes from..to (1-based,
+--                   inclusive) of the outbox entry's records, then remove
+--                   the r ids; the hash lives stateTTL after its last write
+--   acks            n, n x entry key (an entry of an earlier version: its
+--                   one record's key)
 --   activity        n, n x (field, ms)                 key <base>n
 --                   the field is raised to ms when ms is later (agents' latest
 --                   human message, for idle seats)
@@ -315,28 +319,34 @@ local function shopsSection(i)
   return i + n
 end
 
+-- records is the batch's outbox entry, which firing cuts payloads from.
+local records = ''
+
 local function outbox(i)
   local n = tonumber(ARGV[i]); i = i + 1
   if n == 0 then return i end
-  call('HSET', KEYS[4], i, i + 2 * n - 1)
-  local leases = {}
-  for j = i, i + 2 * n - 1, 2 do
-    leases[#leases + 1] = leaseEnd
-    leases[#leases + 1] = ARGV[j]
-  end
-  callT('ZADD', KEYS[5], leases)
-  -- The alerts firing now, in the order the batch produced them.
-  local firing = base .. 'firing'
-  for j = i, i + 2 * n - 1, 2 do
-    local id, status = string.match(ARGV[j], '^([^:]+):(%a+)')
-    if status == 'firing' then
-      redis.call('HSET', firing, id, ARGV[j + 1])
-    elseif status == 'resolved' then
-      redis.call('HDEL', firing, id)
+  redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
+  redis.call('ZADD', KEYS[5], leaseEnd, ARGV[i])
+  records = ARGV[i + 1]
+  return i + 2
+end
+
+local function firing(i)
+  local key = base .. 'firing'
+  local s = tonumber(ARGV[i]); i = i + 1
+  if s > 0 then
+    local set = {}
+    for j = i, i + 3 * s - 1, 3 do
+      set[#set + 1] = ARGV[j]
+      set[#set + 1] = string.sub(records, tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]))
     end
+    callT('HSET', key, set)
   end
-  if stateTTL > 0 then redis.call('EXPIRE', firing, stateTTL) end
-  return i + 2 * n
+  i = i + 3 * s
+  local r = tonumber(ARGV[i]); i = i + 1
+  if r > 0 then call('HDEL', key, i, i + r - 1) end
+  if stateTTL > 0 and s + r > 0 then redis.call('EXPIRE', key, stateTTL) end
+  return i + r
 end
 
 local function acks(i)
@@ -404,6 +414,7 @@ local sections = {
   {'waiting sets', waitingSets},
   {'shops', shopsSection},
   {'outbox', outbox},
+  {'firing', firing},
   {'acks', acks},
   {'activity', activity},
 }

@@ -1,13 +1,13 @@
--- outbox.lua hands out the outbox records whose lease has ended and leases
+-- outbox.lua hands out the outbox entries whose lease has ended and leases
 -- them again, so that a crashed writer's alerts are sent by the next one.
 --
 -- KEYS[1] <prefix>:{<scope>}:owner         fencing token of the owner
--- KEYS[2] <prefix>:{<scope>}:outbox        hash delivery key -> payload
--- KEYS[3] <prefix>:{<scope>}:outbox:lease  zset delivery key -> lease end (Unix ms)
+-- KEYS[2] <prefix>:{<scope>}:outbox        hash entry key -> records (apply.lua)
+-- KEYS[3] <prefix>:{<scope>}:outbox:lease  zset entry key -> lease end (Unix ms)
 -- ARGV[1] token     the reader's fencing token
 -- ARGV[2] now       Unix ms; leases ending at or before it are over
 -- ARGV[3] leaseEnd  new lease end of the records handed out (Unix ms)
--- ARGV[4] limit     at most this many records
+-- ARGV[4] limit     at most this many entries
 --
 -- Returns {1, {key, payload, key, payload, ...}} ordered by lease end,
 -- {0, owner} when a newer token owns the partition, or {3, 0} when the owner

@@ -37,7 +37,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		events   = fs.Int("events", 0, fmt.Sprintf("chat events of the end-to-end backlog (default %d)", def.Events))
 		day      = fs.Int("day-events", 0, fmt.Sprintf("least events of the simulated day of the backlog part (default %d)", def.DayEvents))
 		storm    = fs.Int("storm-events", 0, fmt.Sprintf("chat events of the bad-day backlog of the storm part (default %d)", def.StormEvents))
-		rate     = fs.Int("live-rate", 0, fmt.Sprintf("live chat events/s of the delay and rebalance runs (default %d)", def.LiveRate))
+		rate     = fs.Int("live-rate", 0, fmt.Sprintf("live chat events/s of the delay and rebalance runs and of the delivery part's live phases (default %d)", def.LiveRate))
 		delayFor = fs.Duration("delay-for", 0, fmt.Sprintf("length of each delay run (default %s)", def.DelayFor))
 		warm     = fs.Duration("warm", 0, fmt.Sprintf("memory part: steady traffic before the RSS is sampled (default %s)", def.Warm))
 		out      = fs.String("out", "", "write the report as JSON here (e.g. bench/results/2026-11-24.json); profiles go beside it")
