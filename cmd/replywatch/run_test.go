@@ -117,7 +117,6 @@ log:
 	rw := testenv.StartProcess(t, "replywatch", cmd)
 	testenv.AwaitHTTP(t, 30*time.Second, "http://"+httpAddr+"/readyz")
 
-
 	testenv.Eventually(t, 30*time.Second, "figures", func() error {
 		got, err := testenv.Scrape("http://" + httpAddr + "/metrics")
 		if err != nil {
