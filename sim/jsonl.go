@@ -12,9 +12,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/internal/jsonw"
 )
 
 // JSONL files (simulate --out, replay) hold one record a line:
@@ -71,9 +71,9 @@ func WriteJSONL(w io.Writer, r Record) error {
 // AppendJSONL appends the JSONL line of a record, newline included.
 func AppendJSONL(dst []byte, r *Record) []byte {
 	dst = append(dst, `{"topic":`...)
-	dst = appendString(dst, string(r.Topic))
+	dst = jsonw.String(dst, string(r.Topic))
 	dst = append(dst, `,"key":`...)
-	dst = appendString(dst, r.Key)
+	dst = jsonw.String(dst, r.Key)
 	dst = append(dst, `,"value":`...)
 	dst = AppendEvent(dst, &r.Event)
 	return append(dst, '}', '\n')
@@ -84,13 +84,13 @@ func AppendJSONL(dst []byte, r *Record) []byte {
 // events is bound by it.
 func AppendEvent(dst []byte, e *event.Event) []byte {
 	dst = append(dst, `{"event_id":`...)
-	dst = appendString(dst, e.EventID)
+	dst = jsonw.String(dst, e.EventID)
 	dst = append(dst, `,"type":`...)
-	dst = appendString(dst, e.Type)
+	dst = jsonw.String(dst, e.Type)
 	dst = append(dst, `,"ts":`...)
 	dst = appendTime(dst, e.TS.Time)
 	dst = append(dst, `,"shop_id":`...)
-	dst = appendString(dst, e.ShopID)
+	dst = jsonw.String(dst, e.ShopID)
 	dst = appendField(dst, `,"platform":`, e.Platform)
 	dst = appendField(dst, `,"buyer_id":`, e.BuyerID)
 	dst = appendField(dst, `,"sender":`, e.Sender)
@@ -123,69 +123,12 @@ func appendField(dst []byte, name, v string) []byte {
 	if v == "" {
 		return dst
 	}
-	return appendString(append(dst, name...), v)
+	return jsonw.String(append(dst, name...), v)
 }
 
 func appendTime(dst []byte, t time.Time) []byte {
 	dst = append(dst, '"')
 	dst = t.AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
-	return append(dst, '"')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString quotes s as encoding/json does: short escapes for \b \f \n
-// \r \t, \u00XX for other control bytes, <, > and &, \ufffd for invalid
-// UTF-8, and \u2028 \u2029.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
 
