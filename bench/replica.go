@@ -9,8 +9,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/replywatch/replywatch/app"
 	"github.com/replywatch/replywatch/config"
+	"github.com/replywatch/replywatch/internal/heapsignal"
 	"github.com/replywatch/replywatch/internal/redisproc"
 )
 
@@ -52,28 +51,9 @@ func MaybeReplica() {
 		return
 	}
 	if heap := os.Getenv(envReplicaHeap); heap != "" {
-		go heapOnSignal(heap)
+		go heapsignal.Serve(heap, true)
 	}
 	os.Exit(runReplica(path, os.Getenv(envReplicaProfile)))
-}
-
-// heapOnSignal writes a heap profile of live objects on each SIGUSR1, then
-// returns free memory to the OS, so the harness can read the live
-// footprint apart from what the garbage collector has not yet given back.
-func heapOnSignal(base string) {
-	c := make(chan os.Signal, 1)
-	signal.Notify(c, syscall.SIGUSR1)
-	for n := 1; ; n++ {
-		<-c
-		runtime.GC()
-		path := base + "." + strconv.Itoa(n)
-		if f, err := os.Create(path + ".pprof"); err == nil {
-			_ = pprof.Lookup("heap").WriteTo(f, 0)
-			f.Close()
-		}
-		debug.FreeOSMemory()
-		_ = os.WriteFile(path+".done", nil, 0o644)
-	}
 }
 
 func runReplica(path, profile string) int {

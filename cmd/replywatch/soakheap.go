@@ -4,11 +4,8 @@ package main
 
 import (
 	"os"
-	"os/signal"
-	"runtime"
-	"runtime/pprof"
-	"strconv"
-	"syscall"
+
+	"github.com/replywatch/replywatch/internal/heapsignal"
 )
 
 // The soak (make soak) builds this binary with the soak tag, so that it
@@ -22,21 +19,6 @@ const envSoakHeap = "REPLYWATCH_SOAK_HEAPPROFILE"
 
 func init() {
 	if base := os.Getenv(envSoakHeap); base != "" {
-		go soakHeapOnSignal(base)
-	}
-}
-
-func soakHeapOnSignal(base string) {
-	c := make(chan os.Signal, 1)
-	signal.Notify(c, syscall.SIGUSR1)
-	for n := 1; ; n++ {
-		<-c
-		runtime.GC()
-		path := base + "." + strconv.Itoa(n)
-		if f, err := os.Create(path + ".pprof"); err == nil {
-			_ = pprof.Lookup("heap").WriteTo(f, 0)
-			f.Close()
-		}
-		_ = os.WriteFile(path+".done", nil, 0o644)
+		go heapsignal.Serve(base, false)
 	}
 }
