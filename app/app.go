@@ -172,6 +172,9 @@ func New(cfg *config.Config, o Options) (*App, error) {
 	}
 	sinks := kafkasink.New(cfg.Kafka.Brokers, cfg.Kafka.Topics.Alerts)
 	pc := pipelineConfig(cfg)
+	// The buyers partitions' clocks wait for the repartition stage.
+	pc.JoinStage = &pipeline.JoinStage{GroupID: repart.GroupID(), Latest: cfg.Kafka.StartOffset == "latest",
+		Inputs: map[string]event.Stream{cfg.Kafka.Topics.Chat: event.Chat, cfg.Kafka.Topics.Orders: event.Orders}}
 	if transport != nil {
 		sinks.UseTransport(transport)
 		pc.Dialer, pc.Transport = dialer, transport

@@ -51,3 +51,53 @@ func TestClock(t *testing.T) {
 		}
 	}
 }
+
+// A bounded clock (the buyer join's) passes neither the wall rule nor the
+// limit, and a limit takes effect only once the records it covers are read.
+func TestBoundedClock(t *testing.T) {
+	type step struct {
+		limit  time.Time // given when not zero, covering the records before from
+		from   int64
+		read   int64 // offset of the next record to read
+		behind bool
+		want   time.Time
+	}
+	wall := t0.Add(time.Hour)
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"stands still without a limit, even caught up", []step{
+			{read: 10, want: time.Time{}},
+		}},
+		{"a limit waits for its records", []step{
+			{limit: t0, from: 20, read: 10, want: time.Time{}},
+			{read: 19, want: time.Time{}},
+			{read: 20, want: t0},
+		}},
+		{"caught up, the limit holds the wall rule back", []step{
+			{limit: t0, from: 0, read: 0, want: t0},
+			{limit: t0.Add(time.Minute), from: 5, read: 5, want: t0.Add(time.Minute)},
+		}},
+		{"a limit past the wall rule leaves it", []step{
+			{limit: wall, from: 0, read: 0, want: wall.Add(-2 * time.Second)},
+		}},
+		{"never goes backwards when the limit does", []step{
+			{limit: t0.Add(time.Minute), from: 0, read: 0, want: t0.Add(time.Minute)},
+			{limit: t0, from: 0, read: 0, want: t0.Add(time.Minute)},
+		}},
+	}
+	for _, c := range cases {
+		clk := Clock{Grace: 2 * time.Second, Allowance: 2 * time.Second}
+		clk.Bound()
+		for i, s := range c.steps {
+			if !s.limit.IsZero() {
+				clk.Limit(s.limit, s.from)
+			}
+			clk.Read(s.read)
+			if got := clk.Advance(s.behind, wall); !got.Equal(s.want) {
+				t.Errorf("%s step %d: clock %s, want %s", c.name, i, got, s.want)
+			}
+		}
+	}
+}

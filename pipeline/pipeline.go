@@ -66,6 +66,9 @@ type Config struct {
 	// before they are skipped, logged and counted.
 	DeadLetterFor time.Duration
 	Language      string
+	// JoinStage is the repartition stage writing the buyers topic, which
+	// bounds the buyers partitions' clocks (nil: not bounded).
+	JoinStage *JoinStage
 }
 
 // defaults fills what c leaves unset: configuration keys from the
@@ -152,6 +155,10 @@ type Processor struct {
 
 	behindMu sync.Mutex
 	behind   map[string]bool // scope -> the partition is catching up with a backlog
+
+	// stage measures the repartition stage's progress for the buyers
+	// partitions' clocks (nil: not bounded).
+	stage *stageTime
 }
 
 // Options are the parts a Processor is built from.
@@ -184,7 +191,7 @@ func New(o Options) *Processor {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
-	return &Processor{
+	p := &Processor{
 		cfg: o.Config, store: o.Store, handlers: o.Handlers, alerts: o.Alerts, dlt: o.DLT,
 		metrics: o.Metrics, log: o.Log, now: o.Now, location: o.Location, onAlert: o.OnAlert,
 		client:   &kafka.Client{Addr: kafka.TCP(o.Config.Brokers...), Timeout: 10 * time.Second, Transport: o.Config.Transport},
@@ -192,6 +199,8 @@ func New(o Options) *Processor {
 		badLog:   rate.NewLimiter(rate.Every(time.Second), 5),
 		behind:   map[string]bool{},
 	}
+	p.stage = newStageTime(p)
+	return p
 }
 
 // CaughtUp reports whether the processor is a member of a group generation

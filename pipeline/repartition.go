@@ -255,6 +255,9 @@ func (r *Repartitioner) flush(reader *kafka.Reader, writer *kafka.Writer, in, ou
 	return nil
 }
 
+// GroupID is the stage's consumer group.
+func (r *Repartitioner) GroupID() string { return r.cfg.GroupID }
+
 // UseSecurity has the stage connect with dialer and transport (TLS, SASL).
 func (r *Repartitioner) UseSecurity(dialer *kafka.Dialer, transport kafka.RoundTripper) {
 	r.cfg.Dialer, r.cfg.Transport = dialer, transport

@@ -52,6 +52,8 @@ func NewReplayer(ctx context.Context, o Options, at time.Time) (*Replayer, error
 	o.Alerts, o.DLT = l, l
 	o.Now = func() time.Time { return at }
 	p := New(o)
+	// The buyers records follow their chat and order records at once.
+	p.stage = nil
 	r := &Replayer{p: p, at: at, workers: map[event.Stream]*worker{}, log: l}
 	for stream, topic := range p.cfg.Topics {
 		w := p.newWorker(nil, topic, stream, 0, 1)
