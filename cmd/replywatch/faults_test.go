@@ -117,32 +117,34 @@ var backlogFaults = []struct {
 	name string
 	// redis starts the Redis the replica writes to and returns the redis
 	// section of its config and, for a killed master, the kill: it runs
-	// meanwhile while the replica that is to be promoted cannot follow.
-	redis func(t *testing.T) (yaml string, kill func(meanwhile func()) string)
+	// meanwhile while the replica that is to be promoted cannot follow. A
+	// cluster kills the master holding the key hot (the hash tag of a
+	// partition still being written).
+	redis func(t *testing.T) (yaml string, kill func(hot string, meanwhile func()) string)
 	// signal, when not 0, goes to the replica, which is started again.
 	signal syscall.Signal
 }{
 	{name: "SIGKILL", redis: standaloneRedis, signal: syscall.SIGKILL},
 	{name: "SIGTERM", redis: standaloneRedis, signal: syscall.SIGTERM},
-	{name: "cluster_master_killed", redis: func(t *testing.T) (string, func(func()) string) {
+	{name: "cluster_master_killed", redis: func(t *testing.T) (string, func(string, func()) string) {
 		c := testenv.Cluster(t)
 		return fmt.Sprintf("redis:\n  url: %q\n  mode: cluster\n  addrs: [%s]\n", c.URL, quoted(c.Addrs)),
-			func(meanwhile func()) string {
-				from, to := c.KillMaster(meanwhile)
+			func(hot string, meanwhile func()) string {
+				from, to := c.KillMasterOf(hot, meanwhile)
 				return "master " + from + " killed, replica " + to + " promoted"
 			}
 	}},
-	{name: "sentinel_primary_killed", redis: func(t *testing.T) (string, func(func()) string) {
+	{name: "sentinel_primary_killed", redis: func(t *testing.T) (string, func(string, func()) string) {
 		s := testenv.Sentinel(t)
 		return fmt.Sprintf("redis:\n  url: %q\n  mode: sentinel\n  master_name: %s\n  addrs: [%s]\n", s.URL, s.MasterName, quoted(s.Addrs)),
-			func(meanwhile func()) string {
+			func(_ string, meanwhile func()) string {
 				from, to := s.KillPrimary(meanwhile)
 				return "primary " + from + " killed, replica " + to + " promoted"
 			}
 	}},
 }
 
-func standaloneRedis(t *testing.T) (string, func(func()) string) {
+func standaloneRedis(t *testing.T) (string, func(string, func()) string) {
 	return fmt.Sprintf("redis:\n  url: %q\n", testenv.Redis(t)), nil
 }
 
@@ -224,12 +226,27 @@ func TestBinaryFaults(t *testing.T) {
 			if kill != nil {
 				// While the replica to be promoted cannot follow, the
 				// processor applies more batches to the master: they are
-				// what the promoted replica lacks.
-				what = kill(func() {
-					before := applied()
+				// what the promoted replica lacks. The master killed is
+				// the one holding the chat partition furthest behind, so
+				// that it takes some of them.
+				hot, lag := 0, -1.0
+				m := metrics()
+				for p := range 4 {
+					if l := m[fmt.Sprintf("replywatch_consumer_lag_messages{partition=%d,topic=cs.chat}", p)]; l > lag {
+						hot, lag = p, l
+					}
+				}
+				lagOf := func() float64 {
+					return metrics()[fmt.Sprintf("replywatch_consumer_lag_messages{partition=%d,topic=cs.chat}", hot)]
+				}
+				what = kill(fmt.Sprintf("{chat.%d}", hot), func() {
+					before, hotBefore := applied(), lagOf()
 					testenv.Eventually(t, 30*time.Second, "batches applied that the replica does not have", func() error {
 						if v := applied(); v < before+200 && v < float64(chat) {
 							return fmt.Errorf("%v chat events applied, %v when the replica stopped following", v, before)
+						}
+						if l := lagOf(); l > hotBefore-50 && l > 0 {
+							return fmt.Errorf("cs.chat/%d %v behind, %v when the replica stopped following", hot, l, hotBefore)
 						}
 						return nil
 					})

@@ -116,6 +116,12 @@ func (c *RedisCluster) busiest() (master, replica string) {
 			most, master = keys, a
 		}
 	}
+	return master, c.replicaOf(master)
+}
+
+// replicaOf is the address of the replica of the master at addr.
+func (c *RedisCluster) replicaOf(master string) (replica string) {
+	c.t.Helper()
 	_, port, _ := strings.Cut(master, ":")
 	for _, a := range c.Addrs {
 		if r, p, err := role(a); err == nil && r == "slave" && strconv.Itoa(p) == port {
@@ -125,7 +131,32 @@ func (c *RedisCluster) busiest() (master, replica string) {
 	if replica == "" {
 		c.t.Fatalf("no replica of cluster master %s", master)
 	}
-	return master, replica
+	return replica
+}
+
+// masterOf is the address of the master serving key's slot.
+func (c *RedisCluster) masterOf(key string) string {
+	c.t.Helper()
+	ctx := context.Background()
+	for _, a := range c.Addrs {
+		n := node(a)
+		slot, err := n.ClusterKeySlot(ctx, key).Result()
+		var slots []redis.ClusterSlot
+		if err == nil {
+			slots, err = n.ClusterSlots(ctx).Result()
+		}
+		n.Close()
+		if err != nil {
+			continue // a node killed before
+		}
+		for _, s := range slots {
+			if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
+				return s.Nodes[0].Addr
+			}
+		}
+	}
+	c.t.Fatalf("no cluster master serves %s", key)
+	return ""
 }
 
 // proc is the node at addr.
@@ -240,6 +271,19 @@ func (c *RedisCluster) ok(except string) error {
 func (c *RedisCluster) KillMaster(meanwhile func()) (from, to string) {
 	c.t.Helper()
 	from, to = c.busiest()
+	return c.kill(from, to, meanwhile)
+}
+
+// KillMasterOf is KillMaster for the master serving key's slot: the one a
+// partition still being written keeps its state on ("{chat.3}").
+func (c *RedisCluster) KillMasterOf(key string, meanwhile func()) (from, to string) {
+	c.t.Helper()
+	from = c.masterOf(key)
+	return c.kill(from, c.replicaOf(from), meanwhile)
+}
+
+func (c *RedisCluster) kill(from, to string, meanwhile func()) (string, string) {
+	c.t.Helper()
 	following(c.t, to)
 	replica := c.proc(to)
 	cut(c.t, from, replica)
