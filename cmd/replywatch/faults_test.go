@@ -20,6 +20,7 @@ import (
 	"github.com/replywatch/replywatch/app"
 	"github.com/replywatch/replywatch/config"
 	"github.com/replywatch/replywatch/event"
+	"github.com/replywatch/replywatch/internal/scenario"
 	"github.com/replywatch/replywatch/internal/testenv"
 	"github.com/replywatch/replywatch/metrics"
 	"github.com/replywatch/replywatch/sim"
@@ -280,6 +281,15 @@ func TestBinaryFaults(t *testing.T) {
 				last = replayOf(t, cfg, recs, time.Now().Add(-cfg.Clock.Grace))
 				return last.Alerts
 			}, true)
+			// The buyer join's clock waits for the repartition stage: none
+			// of its escalations may be among the withdrawn.
+			if lo, err := scenario.Outcome(alerts); err == nil {
+				if ro, err := scenario.Outcome(last.Alerts); err == nil {
+					if esc := scenario.Escalations(alerts, scenario.Withdrawn(lo, ro)); len(esc) > 0 {
+						t.Errorf("priority escalations fired and retracted that the replay never raised: %v", esc)
+					}
+				}
+			}
 			final := metrics()
 			rebuilds := sumPrefix(final, "replywatch_state_rebuilds_total{")
 			if kill != nil {

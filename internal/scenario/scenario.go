@@ -233,3 +233,20 @@ func Breaches(alerts []alerting.Alert) int {
 	}
 	return len(ids)
 }
+
+// Escalations are the ids among ids that are the buyer join's priority
+// escalations (a firing record with reason priority), sorted. The join's
+// clock waits for the repartition stage, so none of them may come and go:
+// a backlog escalates exactly the waits the replay escalates.
+func Escalations(alerts []alerting.Alert, ids map[string]bool) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, a := range alerts {
+		if ids[a.ID] && !seen[a.ID] && a.Status == alerting.Firing && a.Reason == alerting.ReasonPriority {
+			seen[a.ID] = true
+			out = append(out, a.ID)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
