@@ -35,18 +35,35 @@ type JoinStage struct {
 // buyers partition of the processor: at most once per every, the clocks
 // asking in between share the last measure.
 type stageTime struct {
-	cfg     JoinStage
-	buyers  string
-	client  *kafka.Client
-	grace   time.Duration
-	allow   time.Duration
-	every   time.Duration
-	log     *zap.Logger
+	cfg    JoinStage
+	buyers string
+	client *kafka.Client
+	grace  time.Duration
+	allow  time.Duration
+	every  time.Duration
+	log    *zap.Logger
+	// stall is how long the stage may leave an input partition's
+	// committed offset short of its end without moving it before the
+	// partition no longer holds the clock back.
+	stall   time.Duration
 	mu      sync.Mutex
 	at      time.Time // monotonic time of the last measure
 	last    stageMeasure
 	lastErr error
 	warned  time.Time
+	// moved is, per input partition, the committed offset last seen and
+	// when it was first seen (monotonic clock).
+	moved map[inputPartition]movedAt
+}
+
+type inputPartition struct {
+	topic string
+	id    int
+}
+
+type movedAt struct {
+	offset int64
+	since  time.Time
 }
 
 // stageMeasure is one measure: the stage has passed on every record of its
@@ -64,7 +81,8 @@ func newStageTime(p *Processor) *stageTime {
 		return nil
 	}
 	return &stageTime{cfg: *s, buyers: p.cfg.Topics[event.Buyers], client: p.client, grace: p.cfg.Grace,
-		allow: p.cfg.Allowance, every: max(p.cfg.Tick, 250*time.Millisecond), log: p.log}
+		allow: p.cfg.Allowance, every: max(p.cfg.Tick, 250*time.Millisecond), stall: 3 * p.cfg.IdleAfter, log: p.log,
+		moved: map[inputPartition]movedAt{}}
 }
 
 // limit gives the clock of buyers partition w the stage's progress, once
@@ -134,6 +152,10 @@ func (s *stageTime) take(ctx context.Context, wall time.Time) (stageMeasure, err
 	if err == nil {
 		err = res.Error
 	}
+	if errors.Is(err, kafka.GroupIdNotFound) {
+		// The stage has committed nothing yet (some brokers say so).
+		res, err = &kafka.OffsetFetchResponse{}, nil
+	}
 	if err != nil {
 		return stageMeasure{}, fmt.Errorf("reading the offsets of group %s: %w", s.cfg.GroupID, err)
 	}
@@ -160,7 +182,10 @@ func (s *stageTime) take(ctx context.Context, wall time.Time) (stageMeasure, err
 			}
 			switch {
 			case b.LastOffset <= b.FirstOffset, c >= b.LastOffset, c < 0 && s.cfg.Latest:
+				delete(s.moved, inputPartition{topic, b.Partition})
 				continue // nothing to pass on
+			case s.stalled(topic, b.Partition, c, b.LastOffset):
+				continue
 			case c <= b.FirstOffset:
 				return stageMeasure{}, nil // nothing passed on yet: no progress to give
 			}
@@ -183,6 +208,30 @@ func (s *stageTime) take(ctx context.Context, wall time.Time) (stageMeasure, err
 		m.ends[b.Partition] = b.LastOffset
 	}
 	return m, nil
+}
+
+// stalled reports whether the stage has left its committed offset c on an
+// input partition short of the end for stall: as a partition of the
+// processor's own that the broker says has records which never arrive
+// (transaction markers at its end, or the stage down), it then no longer
+// holds the clock back, and a warning says so.
+func (s *stageTime) stalled(topic string, partition int, c, end int64) bool {
+	k := inputPartition{topic, partition}
+	m, ok := s.moved[k]
+	if !ok || m.offset != c {
+		s.moved[k] = movedAt{offset: c, since: time.Now()}
+		return false
+	}
+	if time.Since(m.since) < s.stall {
+		return false
+	}
+	if time.Since(s.warned) >= 30*time.Second {
+		s.warned = time.Now()
+		s.log.Warn("the repartition stage has not moved on an input partition with records left; the buyer join's clocks no longer wait for it",
+			zap.String("group", s.cfg.GroupID), zap.String("topic", topic), zap.Int("partition", partition),
+			zap.Int64("committed", c), zap.Int64("high_water_mark", end), zap.Duration("stalled", time.Since(m.since)))
+	}
+	return true
 }
 
 // partitions lists the partitions of topics.
