@@ -83,6 +83,6 @@ func TestStageTime(t *testing.T) {
 	measure(wall.Add(-2 * time.Second)) // all passed on
 	commit(1, 1)
 	s.stall = 0
-	measure(t0.Add(-3 * time.Second)) // its offset moved: not stalled yet
+	measure(t0.Add(-3 * time.Second))   // its offset moved: not stalled yet
 	measure(wall.Add(-2 * time.Second)) // the same offset again: stalled
 }
