@@ -32,8 +32,8 @@ type JoinStage struct {
 }
 
 // stageTime measures how far the repartition stage has got, for every
-// buyers partition of the processor: at most once per every, the clocks
-// asking in between share the last measure.
+// buyers partition of the processor: in the background, one measure at a
+// time, at most once per every; the clocks share the last one.
 type stageTime struct {
 	cfg    JoinStage
 	buyers string
@@ -45,12 +45,14 @@ type stageTime struct {
 	// stall is how long the stage may leave an input partition's
 	// committed offset short of its end without moving it before the
 	// partition no longer holds the clock back.
-	stall   time.Duration
-	mu      sync.Mutex
-	at      time.Time // monotonic time of the last measure
-	last    stageMeasure
-	lastErr error
-	warned  time.Time
+	stall time.Duration
+	mu    sync.Mutex
+	at    time.Time // monotonic time the last measure ended
+	busy  bool      // a measure is under way
+	last  stageMeasure
+	seq   uint64 // measures taken
+	// warned is when a warning was last logged (the measuring goroutine's).
+	warned time.Time
 	// moved is, per input partition, the committed offset last seen and
 	// when it was first seen (monotonic clock).
 	moved map[inputPartition]movedAt
@@ -85,10 +87,11 @@ func newStageTime(p *Processor) *stageTime {
 		moved: map[inputPartition]movedAt{}}
 }
 
-// limit gives the clock of buyers partition w the stage's progress, once
-// the clock's pending limit (if any) took effect and every has passed since
-// it last asked. Until the stage's progress is known the clock stands.
-func (w *worker) limitByStage(ctx context.Context, wall time.Time) {
+// limitByStage gives the clock of buyers partition w the stage's latest
+// progress once the clock's pending limit (if any) took effect. Until the
+// stage's progress is known the clock stands. It never waits: the
+// measures are taken in the background.
+func (w *worker) limitByStage(wall time.Time) {
 	s := w.p.stage
 	if s == nil || w.stream != event.Buyers {
 		return
@@ -97,39 +100,51 @@ func (w *worker) limitByStage(ctx context.Context, wall time.Time) {
 	// The batch in hand is applied before the timers fire.
 	read := max(w.applied, w.cur.last) + 1
 	w.clock.Read(read)
-	if w.clock.Pending() || time.Since(w.stageAsked) < s.every {
+	if w.clock.Pending() {
 		return
 	}
-	w.stageAsked = time.Now()
-	m, err := s.measure(ctx, wall)
-	if err != nil {
+	m, seq := s.latest(wall)
+	if seq == w.stageSeen {
 		return
 	}
-	end, ok := m.ends[w.partition]
-	if !ok {
-		return
+	w.stageSeen = seq
+	if end, ok := m.ends[w.partition]; ok {
+		w.clock.Limit(m.t, end)
+		w.clock.Read(read)
 	}
-	w.clock.Limit(m.t, end)
-	w.clock.Read(read)
 }
 
-// measure returns the last measure, taken again once every has passed.
-func (s *stageTime) measure(ctx context.Context, wall time.Time) (stageMeasure, error) {
+// latest returns the last measure and its number (0: none yet), and starts
+// the next one in the background once every has passed since the last.
+func (s *stageTime) latest(wall time.Time) (stageMeasure, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.at.IsZero() && time.Since(s.at) < s.every {
-		return s.last, s.lastErr
+	if !s.busy && time.Since(s.at) >= s.every {
+		s.busy = true
+		go s.refresh(wall)
 	}
-	tctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	return s.last, s.seq
+}
+
+// refresh takes a measure; a failed one leaves the last in place (what the
+// stage had passed on then it still has).
+func (s *stageTime) refresh(wall time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	s.last, s.lastErr = s.take(tctx, wall)
-	s.at = time.Now()
-	if s.lastErr != nil && ctx.Err() == nil && time.Since(s.warned) >= 30*time.Second {
+	m, err := s.take(ctx, wall)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.at, s.busy = time.Now(), false
+	if err == nil {
+		s.last = m
+		s.seq++
+		return
+	}
+	if time.Since(s.warned) >= 30*time.Second {
 		s.warned = time.Now()
 		s.log.Warn("cannot tell how far the repartition stage has got; the buyer join's clocks wait",
-			zap.String("group", s.cfg.GroupID), zap.Error(s.lastErr))
+			zap.String("group", s.cfg.GroupID), zap.Error(err))
 	}
-	return s.last, s.lastErr
 }
 
 // take measures: the stage's committed offsets against its inputs' ends,

@@ -51,9 +51,9 @@ type worker struct {
 	// was last asked for the high-water mark (monotonic clock).
 	lastRecord time.Time
 	lastAsked  time.Time
-	// stageAsked is when a buyers partition last asked how far the
-	// repartition stage has got (monotonic clock).
-	stageAsked time.Time
+	// stageSeen is the number of the last measure of the repartition
+	// stage's progress a buyers partition's clock took.
+	stageSeen uint64
 	// lastWrite is when the store last took a write of this partition
 	// (monotonic clock).
 	lastWrite time.Time
@@ -453,7 +453,7 @@ func (w *worker) observe(ctx context.Context, wall time.Time) time.Time {
 	} else {
 		w.checkIdle(ctx)
 	}
-	w.limitByStage(ctx, wall)
+	w.limitByStage(wall)
 	now := w.clock.Advance(w.behind, wall)
 	if now.IsZero() {
 		// No event time read yet and not caught up: there is no clock to
