@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -76,14 +75,7 @@ func TestAlertmanagerToDingTalk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	r := &running{app: a, done: make(chan error, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() { r.done <- a.Run(ctx) }()
-	t.Cleanup(func() { r.stop(t) })
+	runApp(t, a)
 	addr := a.Addr()
 
 	// The kit's Alertmanager configuration, pointed at this replywatch and
@@ -265,13 +257,7 @@ func TestNotifyAloneTakesAlertmanager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{app: a, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- a.Run(ctx) }()
-	t.Cleanup(func() { r.stop(t) })
+	runApp(t, a)
 	addr := a.Addr()
 
 	body := `{"version":"4","status":"firing","receiver":"x","alerts":[{"status":"firing",

@@ -77,6 +77,13 @@ func start(t *testing.T, cfg *config.Config, clock *fakeClock, holder string) *r
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runApp(t, a)
+}
+
+// runApp listens and runs a built replica until the test ends (or stop is
+// called).
+func runApp(t *testing.T, a *App) *running {
+	t.Helper()
 	if err := a.Listen(); err != nil {
 		t.Fatal(err)
 	}

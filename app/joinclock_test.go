@@ -69,14 +69,7 @@ func TestJoinClockWaitsForRepartition(t *testing.T) {
 	}
 	stage := a.Repartition
 	a.Repartition = nil // run below, stopped and started by the test
-	if err := a.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	r := &running{app: a, done: make(chan error, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() { r.done <- a.Run(ctx) }()
-	t.Cleanup(func() { r.stop(t) })
+	runApp(t, a)
 	runStage := func() (stop func()) {
 		sctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
