@@ -757,7 +757,16 @@ func (w *worker) maybeCommit(ctx context.Context, final bool) {
 	if !final && time.Since(w.lastCommit) < w.p.cfg.CommitInterval {
 		return
 	}
-	if err := w.gen.CommitOffsets(map[string]map[int]int64{w.topic: {w.partition: next}}); err != nil {
+	// A partition that finds another one committing tries again after its
+	// next batch; the last commit waits its turn.
+	if final {
+		w.p.commitMu.Lock()
+	} else if !w.p.commitMu.TryLock() {
+		return
+	}
+	err := w.gen.CommitOffsets(map[string]map[int]int64{w.topic: {w.partition: next}})
+	w.p.commitMu.Unlock()
+	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("offset commit failed; it is retried with the next batch", zap.Error(err))
 		}
