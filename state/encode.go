@@ -38,6 +38,41 @@ type batchEnc struct {
 	payloads [][2]int
 	firing   []firingOp
 	firingAt map[string]int
+	boxes
+}
+
+// boxes hold the strings and integers of an argument list so that the
+// list holds pointers to them: a string, or an integer past 255, put in an
+// interface by value is an allocation each, a pointer is none (go-redis
+// writes *string and *int64 as their values). The arrays are kept from
+// batch to batch; one that is full is followed by a larger one, not
+// copied, so the pointers already handed out stay good.
+type boxes struct {
+	strs []string
+	ints []int64
+}
+
+// str returns v for the argument list.
+func (x *boxes) str(v string) any {
+	if len(x.strs) == cap(x.strs) {
+		x.strs = make([]string, 0, max(2*cap(x.strs), 256))
+	}
+	x.strs = append(x.strs, v)
+	return &x.strs[len(x.strs)-1]
+}
+
+// int returns v for the argument list.
+func (x *boxes) int(v int64) any {
+	if len(x.ints) == cap(x.ints) {
+		x.ints = make([]int64, 0, max(2*cap(x.ints), 256))
+	}
+	x.ints = append(x.ints, v)
+	return &x.ints[len(x.ints)-1]
+}
+
+func (x *boxes) reset() {
+	clear(x.strs)
+	x.strs, x.ints = x.strs[:0], x.ints[:0]
 }
 
 type figKey struct{ day, shop, field string }
@@ -92,6 +127,7 @@ func (e *batchEnc) release() {
 	clear(e.firingAt)
 	e.records, e.payloads, e.firing = e.records[:0], e.payloads[:0], e.firing[:0]
 	e.timers.reset()
+	e.boxes.reset()
 	encPool.Put(e)
 }
 
@@ -173,8 +209,8 @@ func (e *batchEnc) appendCounters(a []any, figs []detectors.FigureDelta, need fu
 				ttl = 1
 			}
 		}
-		a = append(a, suffix, ttl, 0)
-		fields := len(a) - 1
+		a = append(a, e.str(suffix), ttl, 0)
+		fields, n := len(a)-1, 0
 		for _, k := range e.figs {
 			if k.day != day {
 				continue
@@ -182,9 +218,10 @@ func (e *batchEnc) appendCounters(a []any, figs []detectors.FigureDelta, need fu
 			e.addShop(k.shop)
 			// A zero sum is still written: the field then exists, as it
 			// would after applying the deltas one by one.
-			a = append(a, counterField(k.shop, k.field), e.sums[k])
-			a[fields] = a[fields].(int) + 1
+			a = append(a, e.str(counterField(k.shop, k.field)), e.int(e.sums[k]))
+			n++
 		}
+		a[fields] = n
 	}
 	return a
 }
@@ -215,26 +252,28 @@ func (e *batchEnc) appendWaits(a []any, waits []detectors.WaitOp) []any {
 	for _, s := range e.order[:len(e.sets)] {
 		set := (&detectors.WaitOp{Shop: s.set.shop, Agent: s.set.agent}).Set()
 		e.addShop(set)
-		a = append(a, set)
-		adds := len(a)
+		a = append(a, e.str(set))
+		adds, n := len(a), 0
 		a = append(a, 0)
 		for _, i := range s.runs {
 			if r := &e.waits[i]; r.last.Add {
-				a = append(a, r.last.Start, r.last.Buyer, fnv32(r.last.Buyer))
-				a[adds] = a[adds].(int) + 1
+				a = append(a, e.int(r.last.Start), e.str(r.last.Buyer), e.int(int64(fnv32(r.last.Buyer))))
+				n++
 			}
 		}
-		rems := len(a)
+		a[adds] = n
+		rems, n := len(a), 0
 		a = append(a, 0)
 		for _, i := range s.runs {
 			// The detector adds a buyer to an agent's set only when it is
 			// not there: a run that adds and ends removed leaves the set as
 			// it was (a reply that assigns the agent and ends the wait).
 			if r := &e.waits[i]; !r.last.Add && !(s.set.agent != "" && r.firstAdd) {
-				a = append(a, r.last.Buyer, fnv32(r.last.Buyer))
-				a[rems] = a[rems].(int) + 1
+				a = append(a, e.str(r.last.Buyer), e.int(int64(fnv32(r.last.Buyer))))
+				n++
 			}
 		}
+		a[rems] = n
 	}
 	return a
 }
@@ -246,14 +285,15 @@ func (e *batchEnc) appendShops(a []any, acts []detectors.Activity, need func(str
 	for _, act := range acts {
 		e.addShop(act.Shop)
 	}
-	n := len(a)
+	at, n := len(a), 0
 	a = append(a, 0)
 	for _, s := range e.shops {
 		if need("s:" + s) {
-			a = append(a, s)
-			a[n] = a[n].(int) + 1
+			a = append(a, e.str(s))
+			n++
 		}
 	}
+	a[at] = n
 	return a
 }
 
@@ -273,23 +313,25 @@ func (e *batchEnc) appendOutbox(a []any, b *Batch) []any {
 // removed.
 func (e *batchEnc) appendFiring(a []any, b *Batch) []any {
 	e.firing = firingOps(e.firing[:0], e.firingAt, b.Outbox)
-	n := len(a)
+	at, n := len(a), 0
 	a = append(a, 0)
 	for _, op := range e.firing {
 		if op.rec >= 0 {
 			p := e.payloads[op.rec]
-			a = append(a, op.id, p[0]+1, p[1])
-			a[n] = a[n].(int) + 1
+			a = append(a, e.str(op.id), e.int(int64(p[0]+1)), e.int(int64(p[1])))
+			n++
 		}
 	}
-	n = len(a)
+	a[at] = n
+	at, n = len(a), 0
 	a = append(a, 0)
 	for _, op := range e.firing {
 		if op.rec < 0 {
-			a = append(a, op.id)
-			a[n] = a[n].(int) + 1
+			a = append(a, e.str(op.id))
+			n++
 		}
 	}
+	a[at] = n
 	return a
 }
 
@@ -355,11 +397,13 @@ type timerGroups struct {
 	count [timerBuckets + 1]int32
 	ops   []timerOp
 	tmp   []timerOp
+	boxes
 }
 
 func (g *timerGroups) reset() {
 	clear(g.ops)
 	clear(g.tmp)
+	g.boxes.reset()
 }
 
 // group places ops by bucket into g.ops.
@@ -391,12 +435,12 @@ func (g *timerGroups) appendTimers(a []any, timers map[string]int64, set bool) [
 		}
 	}
 	g.tmp = ops
-	return appendTimerGroup(a, g.group(ops), set)
+	return g.appendGroup(a, g.group(ops), set)
 }
 
-// appendTimerGroup lays out ops, grouped by bucket, as one section.
-func appendTimerGroup(a []any, ops []timerOp, set bool) []any {
-	n := len(a)
+// appendGroup lays out ops, grouped by bucket, as one section.
+func (g *timerGroups) appendGroup(a []any, ops []timerOp, set bool) []any {
+	at, n := len(a), 0
 	a = append(a, 0)
 	for i := 0; i < len(ops); {
 		b := ops[i].bucket
@@ -405,19 +449,20 @@ func appendTimerGroup(a []any, ops []timerOp, set bool) []any {
 			first = min(first, ops[j].due)
 			j++
 		}
-		a[n] = a[n].(int) + 1
-		a = append(a, b)
+		n++
+		a = append(a, g.int(int64(b)))
 		if set {
-			a = append(a, first)
+			a = append(a, g.int(first))
 		}
-		a = append(a, j-i)
+		a = append(a, g.int(int64(j-i)))
 		for _, o := range ops[i:j] {
 			if set {
-				a = append(a, o.due)
+				a = append(a, g.int(o.due))
 			}
-			a = append(a, o.key)
+			a = append(a, g.str(o.key))
 		}
 		i = j
 	}
+	a[at] = n
 	return a
 }

@@ -56,8 +56,11 @@ func TestEncodeDropsAgentSetRoundTrips(t *testing.T) {
 	defer e.release()
 	n := map[string]int{}
 	for _, v := range e.args {
-		if s, ok := v.(string); ok {
+		switch s := v.(type) {
+		case string:
 			n[s]++
+		case *string:
+			n[*s]++
 		}
 	}
 	if n["b9"] != 1 || n["b8"] != 1 {
