@@ -226,29 +226,39 @@ func bad(reason, format string, args ...any) *Error {
 // processing clock, used to reject event times more than MaxFuture ahead.
 // The error, when not nil, is always an *Error.
 func Decode(s Stream, value []byte, now time.Time) (*Event, error) {
+	ev := new(Event)
+	if err := DecodeInto(ev, s, value, now); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// DecodeInto is Decode into *ev, which it overwrites whatever the outcome:
+// a reader of many records can decode them into Events it reuses.
+func DecodeInto(ev *Event, s Stream, value []byte, now time.Time) error {
+	*ev = Event{}
 	if len(value) > MaxValueBytes {
-		return nil, bad(ReasonOversize, "value is %d bytes, the limit is %d", len(value), MaxValueBytes)
+		return bad(ReasonOversize, "value is %d bytes, the limit is %d", len(value), MaxValueBytes)
 	}
 	// Values are UTF-8 by contract. The JSON decoder would replace invalid
 	// bytes with U+FFFD and accept the event under ids nobody sent.
 	if i := invalidUTF8At(value); i >= 0 {
-		return nil, bad(ReasonBadUTF8, "value is not valid UTF-8: bad byte 0x%02x at offset %d", value[i], i)
+		return bad(ReasonBadUTF8, "value is not valid UTF-8: bad byte 0x%02x at offset %d", value[i], i)
 	}
-	var ev Event
 	// Records as producers usually write them are read by a scanner of
 	// the event's own fields (scan); anything it does not fully
 	// understand goes through json.Unmarshal, which gives the result and
 	// the error messages it always gave.
 	if !ev.scan(value) {
-		ev = Event{}
-		if err := unmarshal(value, &ev); err != nil {
-			return nil, err
+		*ev = Event{}
+		if err := unmarshal(value, ev); err != nil {
+			return err
 		}
 	}
 	if err := ev.Validate(s, now); err != nil {
-		return nil, err
+		return err
 	}
-	return &ev, nil
+	return nil // Validate's nil *Error, returned as an error, would not be nil
 }
 
 // unmarshal decodes value with encoding/json. json.Unmarshal rather than
