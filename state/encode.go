@@ -16,11 +16,16 @@ import (
 // names them, not sorted: Redis does not care about their order.
 type batchEnc struct {
 	args []any
-	// sums are the figure deltas summed per day, shop and field, and figs
-	// their keys in first-seen order; days the days among them.
-	sums map[figKey]int64
-	figs []figKey
-	days []string
+	// figs are the batch's figure keys (day, shop, field) in first-seen
+	// order, figAt their index by key and sums their deltas summed; days
+	// the days among them. fields holds their counter fields, end to end,
+	// each ending at its ends.
+	figAt  map[figKey]int
+	figs   []figKey
+	sums   []int64
+	days   []string
+	fields []byte
+	ends   []int
 	// runs are the waiting-set changes per set and buyer (by index in
 	// waits), and sets the sets in first-seen order.
 	runs  map[waitBuyer]int
@@ -98,7 +103,7 @@ type waitSetRuns struct {
 }
 
 var encPool = sync.Pool{New: func() any {
-	return &batchEnc{sums: map[figKey]int64{}, runs: map[waitBuyer]int{}, sets: map[waitSet]int{}, shopSet: map[string]bool{}, firingAt: map[string]int{}}
+	return &batchEnc{figAt: map[figKey]int{}, runs: map[waitBuyer]int{}, sets: map[waitSet]int{}, shopSet: map[string]bool{}, firingAt: map[string]int{}}
 }}
 
 // release returns e to the pool without keeping the batch's data alive.
@@ -107,7 +112,7 @@ func (e *batchEnc) release() {
 		return
 	}
 	clear(e.args)
-	clear(e.sums)
+	clear(e.figAt)
 	clear(e.figs)
 	clear(e.days)
 	clear(e.runs)
@@ -119,7 +124,10 @@ func (e *batchEnc) release() {
 	}
 	clear(e.shops)
 	clear(e.shopSet)
-	e.figs, e.days, e.waits, e.shops = e.figs[:0], e.days[:0], e.waits[:0], e.shops[:0]
+	e.figs, e.sums, e.ends, e.days, e.waits, e.shops = e.figs[:0], e.sums[:0], e.ends[:0], e.days[:0], e.waits[:0], e.shops[:0]
+	if cap(e.fields) > 1<<20 {
+		e.fields = nil
+	}
 	if cap(e.records) > 1<<20 {
 		e.records = nil
 	}
@@ -192,14 +200,26 @@ func (e *batchEnc) addShop(shop string) {
 func (e *batchEnc) appendCounters(a []any, figs []detectors.FigureDelta, need func(string) bool) []any {
 	for _, f := range figs {
 		k := figKey{f.Day, f.Shop, f.Field}
-		if _, ok := e.sums[k]; !ok {
+		i, ok := e.figAt[k]
+		if !ok {
+			i = len(e.figs)
+			e.figAt[k] = i
 			e.figs = append(e.figs, k)
+			e.sums = append(e.sums, 0)
 			if !slices.Contains(e.days, f.Day) { // a batch spans a day or two
 				e.days = append(e.days, f.Day)
 			}
 		}
-		e.sums[k] += f.Delta
+		e.sums[i] += f.Delta
 	}
+	// The counter fields are written end to end and made one string.
+	b, ends := e.fields[:0], e.ends[:0]
+	for _, k := range e.figs {
+		b = appendCounterField(b, k.shop, k.field)
+		ends = append(ends, len(b))
+	}
+	e.fields, e.ends = b, ends
+	fields := string(b)
 	a = append(a, len(e.days))
 	for _, day := range e.days {
 		suffix, ttl := "n", 0
@@ -210,18 +230,22 @@ func (e *batchEnc) appendCounters(a []any, figs []detectors.FigureDelta, need fu
 			}
 		}
 		a = append(a, e.str(suffix), ttl, 0)
-		fields, n := len(a)-1, 0
-		for _, k := range e.figs {
+		at, n := len(a)-1, 0
+		for i, k := range e.figs {
 			if k.day != day {
 				continue
+			}
+			field := fields[:ends[i]]
+			if i > 0 {
+				field = fields[ends[i-1]:ends[i]]
 			}
 			e.addShop(k.shop)
 			// A zero sum is still written: the field then exists, as it
 			// would after applying the deltas one by one.
-			a = append(a, e.str(counterField(k.shop, k.field)), e.int(e.sums[k]))
+			a = append(a, e.str(field), e.int(e.sums[i]))
 			n++
 		}
-		a[fields] = n
+		a[at] = n
 	}
 	return a
 }
@@ -370,7 +394,14 @@ func appendActivity(a []any, acts []detectors.Activity) []any {
 // "<length of shop>:<shop>:<field>", which splits back unambiguously
 // whatever the shop id holds.
 func counterField(shop, field string) string {
-	return strconv.Itoa(len(shop)) + ":" + shop + ":" + field
+	var buf [128]byte
+	return string(appendCounterField(buf[:0], shop, field))
+}
+
+// appendCounterField appends counterField(shop, field) to b.
+func appendCounterField(b []byte, shop, field string) []byte {
+	b = strconv.AppendInt(b, int64(len(shop)), 10)
+	return append(append(append(append(b, ':'), shop...), ':'), field...)
 }
 
 // splitCounterField is the inverse of counterField.
