@@ -18,8 +18,8 @@ type batchEnc struct {
 	args []any
 	// figs are the batch's figure keys (day, shop, field) in first-seen
 	// order, figAt their index by key and sums their deltas summed; days
-	// the days among them. fields holds their counter fields, end to end,
-	// each ending at its ends.
+	// the days among them. fields holds their counter fields end to end,
+	// each ending at its ends (then the shops section's strings).
 	figAt  map[figKey]int
 	figs   []figKey
 	sums   []int64
@@ -309,11 +309,21 @@ func (e *batchEnc) appendShops(a []any, acts []detectors.Activity, need func(str
 	for _, act := range acts {
 		e.addShop(act.Shop)
 	}
+	// What need is asked, "s:<shop>", is written end to end for all the
+	// shops and made one string; the shop is the end of each.
+	b := e.fields[:0]
+	for _, s := range e.shops {
+		b = append(append(b, "s:"...), s...)
+	}
+	e.fields = b
+	all := string(b)
 	at, n := len(a), 0
 	a = append(a, 0)
 	for _, s := range e.shops {
-		if need("s:" + s) {
-			a = append(a, e.str(s))
+		what := all[:2+len(s)]
+		all = all[len(what):]
+		if need(what) {
+			a = append(a, e.str(what[2:]))
 			n++
 		}
 	}
