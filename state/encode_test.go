@@ -112,8 +112,8 @@ func BenchmarkEncodeBatch(b *testing.B) {
 func TestEncodedBatchMatchesMemory(t *testing.T) {
 	c := newClient(t, testenv.Redis(t))
 	r := NewRedis(c, "rw", 72*time.Hour)
-	now := time.Unix(1_764_000_000, 0)
-	r.now = func() time.Time { return now }
+	now := int64(1_764_000_000)
+	setClock(r, "chat.0", now)
 	m := NewMemory()
 	var keys []string
 	for _, s := range []Store{r, m} {
@@ -122,7 +122,8 @@ func TestEncodedBatchMatchesMemory(t *testing.T) {
 		b.Outbox = []Delivery{{Key: "x1:firing", Payload: []byte("1")}, {Key: "x2:firing", Payload: []byte("2")}}
 		apply(t, s, "chat.0", b)
 		first := OutboxKey(b)
-		now = now.Add(36 * time.Hour)
+		now += statePeriod(72 * 3600)
+		setClock(r, "chat.0", now)
 		b = encodeBenchBatch() // and again: removals of what exists
 		b.Offset = 2
 		keys = keys[:0]
@@ -142,7 +143,7 @@ func TestEncodedBatchMatchesMemory(t *testing.T) {
 		t.Errorf("Redis holds %d of the %d states, memory %d", len(lr.States), len(keys), len(lm.States))
 	}
 	var stored int64
-	for g := now.Unix()/statePeriod(72*3600) - 2; g <= now.Unix()/statePeriod(72*3600); g++ {
+	for g := now/statePeriod(72*3600) - 2; g <= now/statePeriod(72*3600); g++ {
 		n, err := c.HLen(context.Background(), "rw:{chat.0}:"+stateGenKey(g)).Result()
 		if err != nil {
 			t.Fatal(err)

@@ -42,7 +42,19 @@ func statePeriod(stateTTL int64) int64 {
 	return (stateTTL + 1) / 2
 }
 
-// stateGen is the generation of entity states written at now (Unix s).
+// statePhase is how far a partition's clock of generations runs ahead of
+// the writer's: a phase below the period of the partition's own, so that
+// the partitions' generations end, and are freed by Redis, at different
+// times rather than all at once (see README Limits).
+func statePhase(scope string, period int64) int64 {
+	if period <= 0 {
+		return 0
+	}
+	return int64(fnv32(scope)) % period
+}
+
+// stateGen is the generation of entity states written at now (Unix s, on
+// the partition's clock).
 func stateGen(now, period int64) int64 {
 	if period <= 0 {
 		return 0

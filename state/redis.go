@@ -161,11 +161,13 @@ func DialAuth(url, mode string, addrs []string, masterName string, a Auth) (redi
 //
 //	c@<g>             hash entity key → entity state, generation g of the
 //	                  states: those last written in [g, g+1) × period
-//	                  (statePeriod: stateTTL / 2), expiring stateTTL after
-//	                  the generation's end; a state is in one generation
-//	c@old             Unix s until which states of the earlier layout, one
-//	                  key c:<entity key> each, may remain (0: none), read
-//	                  where no generation holds the state until then
+//	                  (statePeriod: stateTTL / 2) on the partition's clock
+//	                  (Redis.clock), expiring stateTTL after the
+//	                  generation's end; a state is in one generation
+//	c@old             the time on that clock until which states of the
+//	                  earlier layout, one key c:<entity key> each, may
+//	                  remain (0: none), read where no generation holds the
+//	                  state until then
 //	timers:<b>        zset entity key → due (Unix ms), for the entities whose
 //	                  key hashes to bucket b (timerBuckets of them)
 //	timers:first      zset bucket → at most the bucket's first due: exact for
@@ -201,7 +203,7 @@ type Redis struct {
 	prefix   string
 	stateTTL time.Duration
 	// now is the clock that picks the generation of entity states written
-	// and read (the tests' to move).
+	// and read, with the partition's phase (clock; the tests' to move).
 	now func() time.Time
 
 	// written holds, per scope, when this writer last made each write it
@@ -220,6 +222,13 @@ var _ Store = (*Redis)(nil)
 
 // base is the start of every key of scope.
 func (r *Redis) base(scope string) string { return r.prefix + ":{" + scope + "}:" }
+
+// clock is scope's clock of generations of entity states (Unix s): the
+// writer's, ahead by the partition's phase (statePhase). Every script of
+// the partition is given it, so they agree.
+func (r *Redis) clock(scope string) int64 {
+	return r.now().Unix() + statePhase(scope, statePeriod(seconds(r.stateTTL)))
+}
 
 // seconds rounds d up to whole seconds, the unit of EXPIRE.
 func seconds(d time.Duration) int64 {
@@ -262,7 +271,7 @@ func (r *Redis) claim(ctx context.Context, scope string, token int64, force stri
 	r.forget(scope)
 	b := r.base(scope)
 	res, err := claimScript.Run(ctx, r.client, []string{b + "owner", b + "offset", b + "timers:first", b + "timers", b + oldStatesKey},
-		token, force, b, r.now().Unix(), seconds(r.stateTTL)).Int64Slice()
+		token, force, b, r.clock(scope), seconds(r.stateTTL)).Int64Slice()
 	if err != nil {
 		return Claimed{}, r.fail("claim", scope, err)
 	}
@@ -288,7 +297,7 @@ func (r *Redis) Load(ctx context.Context, scope string, keys []string, dueBy int
 	b := r.base(scope)
 	ttl := seconds(r.stateTTL)
 	args := make([]any, 0, 6+len(keys))
-	args = append(args, b, dueBy, limit, r.now().Unix(), statePeriod(ttl), ttl)
+	args = append(args, b, dueBy, limit, r.clock(scope), statePeriod(ttl), ttl)
 	for _, k := range keys {
 		args = append(args, k)
 	}
@@ -352,7 +361,7 @@ func (r *Redis) ApplyLoad(ctx context.Context, scope string, b *Batch, next *Loa
 		base + oldStatesKey}
 	now := r.now()
 	var made []string
-	enc := encodeBatch(b, base, now.Unix(), seconds(r.stateTTL), seconds(dayTTL), func(what string) bool {
+	enc := encodeBatch(b, base, r.clock(scope), seconds(r.stateTTL), seconds(dayTTL), func(what string) bool {
 		r.mu.Lock()
 		at, ok := r.written[scope][what]
 		r.mu.Unlock()

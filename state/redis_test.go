@@ -64,8 +64,7 @@ func TestRedisKeyLayout(t *testing.T) {
 	c := newClient(t, testenv.Redis(t))
 	ctx := context.Background()
 	s := NewRedis(c, "rw", 72*time.Hour)
-	now := time.Unix(1_764_000_000, 0)
-	s.now = func() time.Time { return now }
+	setClock(s, "chat.0", 1_764_000_000)
 	claim(t, s, "chat.0", 1)
 	apply(t, s, "chat.0", fullBatch(1, 1))
 	if _, err := s.Lease(ctx, "reporter", "me", time.Minute); err != nil {
@@ -79,7 +78,8 @@ func TestRedisKeyLayout(t *testing.T) {
 	want := []string{
 		"rw:lease:reporter",
 		"rw:scopes",
-		// 1,764,000,000 s / 36 h: generation 13,611 of both states.
+		// 1,764,000,000 s on the partition's clock / 36 h: generation
+		// 13,611 of both states.
 		"rw:{chat.0}:c@13611",
 		"rw:{chat.0}:c@old",
 		"rw:{chat.0}:d:" + testDay,
@@ -106,22 +106,22 @@ func TestRedisKeyLayout(t *testing.T) {
 // those written at its end stateTTL.
 func TestRedisTTLs(t *testing.T) {
 	const gen = 13611 // of 1,764,000,000 s with 36 h periods
-	start, end := time.Unix(gen*36*3600, 0), time.Unix((gen+1)*36*3600-1, 0)
+	start, end := int64(gen*36*3600), int64((gen+1)*36*3600-1)
 	cases := []struct {
 		key      string
 		stateTTL time.Duration
-		now      time.Time
+		now      int64         // on the partition's clock; 0: the wall clock
 		want     time.Duration // -1: no expiry
 	}{
 		{"rw:{chat.0}:c@13611", 72 * time.Hour, start, 108 * time.Hour},
 		{"rw:{chat.0}:c@13611", 72 * time.Hour, end, 72*time.Hour + time.Second},
 		// One per partition, and it must not vanish under a live owner.
-		{"rw:{chat.0}:owner", 72 * time.Hour, time.Time{}, -1},
-		{"rw:{chat.0}:d:" + testDay, 72 * time.Hour, time.Time{}, 96 * time.Hour},
-		{"rw:{chat.0}:n", 72 * time.Hour, time.Time{}, -1},
-		{"rw:{chat.0}:timers:first", 72 * time.Hour, time.Time{}, -1},
-		{"rw:{chat.0}:" + timerKey(timerBucket("c1")), 72 * time.Hour, time.Time{}, -1},
-		{"rw:{chat.0}:offset", 72 * time.Hour, time.Time{}, -1},
+		{"rw:{chat.0}:owner", 72 * time.Hour, 0, -1},
+		{"rw:{chat.0}:d:" + testDay, 72 * time.Hour, 0, 96 * time.Hour},
+		{"rw:{chat.0}:n", 72 * time.Hour, 0, -1},
+		{"rw:{chat.0}:timers:first", 72 * time.Hour, 0, -1},
+		{"rw:{chat.0}:" + timerKey(timerBucket("c1")), 72 * time.Hour, 0, -1},
+		{"rw:{chat.0}:offset", 72 * time.Hour, 0, -1},
 		{"rw:{chat.0}:c@0", 0, start, -1},
 		{"rw:{chat.0}:owner", 0, start, -1},
 		{"rw:{chat.0}:c@old", 72 * time.Hour, start, -1},
@@ -133,8 +133,8 @@ func TestRedisTTLs(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := NewRedis(c, "rw", tc.stateTTL)
-		if !tc.now.IsZero() {
-			s.now = func() time.Time { return tc.now }
+		if tc.now != 0 {
+			setClock(s, "chat.0", tc.now)
 		}
 		claim(t, s, "chat.0", 1)
 		apply(t, s, "chat.0", fullBatch(1, 1))

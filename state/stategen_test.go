@@ -22,10 +22,7 @@ func TestRedisStateGenerations(t *testing.T) {
 	s := NewRedis(c, "rw", 72*time.Hour)
 	period := statePeriod(72 * 3600)
 	const g = 13611
-	at := func(gen, into int64) {
-		now := time.Unix(gen*period+into, 0)
-		s.now = func() time.Time { return now }
-	}
+	at := func(gen, into int64) { setClock(s, "chat.0", gen*period+into) }
 	// where lists the generations that hold key.
 	where := func(key string) []int64 {
 		var in []int64
@@ -99,6 +96,30 @@ func TestRedisStateGenerations(t *testing.T) {
 	}
 }
 
+// setClock sets s's clock so that scope's clock of generations
+// (Redis.clock) reads t (Unix s).
+func setClock(s *Redis, scope string, t int64) {
+	now := time.Unix(t-statePhase(scope, statePeriod(seconds(s.stateTTL))), 0)
+	s.now = func() time.Time { return now }
+}
+
+// TestStatePhasesDiffer: the generations of twelve partitions end at twelve
+// different times within a period, so Redis frees them one at a time.
+func TestStatePhasesDiffer(t *testing.T) {
+	period := statePeriod(72 * 3600)
+	seen := map[int64]bool{}
+	for p := range 12 {
+		ph := statePhase(Scope("chat", p), period)
+		if ph < 0 || ph >= period {
+			t.Fatalf("phase of chat.%d = %d, outside [0, %d)", p, ph, period)
+		}
+		seen[ph] = true
+	}
+	if len(seen) != 12 {
+		t.Errorf("12 partitions have %d phases", len(seen))
+	}
+}
+
 // holds tells whether m holds exactly the key, value pairs kv.
 func holds(m map[string]string, kv ...string) bool {
 	if len(m) != len(kv)/2 {
@@ -132,13 +153,13 @@ func TestRedisReadsEarlierStateLayout(t *testing.T) {
 		}
 	}
 	s := NewRedis(c, "rw", 72*time.Hour)
-	now := time.Unix(1_764_000_000, 0)
-	s.now = func() time.Time { return now }
+	now := int64(1_764_000_000)
+	setClock(s, "chat.0", now)
 	if got := claim(t, s, "chat.0", 2); got.Offset != 41 {
 		t.Fatalf("claimed at offset %d, want 41", got.Offset)
 	}
-	if got, _ := c.Get(ctx, "rw:{chat.0}:c@old").Int64(); got != now.Unix()+72*3600 {
-		t.Fatalf("c@old = %d, want %d", got, now.Unix()+72*3600)
+	if got, _ := c.Get(ctx, "rw:{chat.0}:c@old").Int64(); got != now+72*3600 {
+		t.Fatalf("c@old = %d, want %d", got, now+72*3600)
 	}
 	l := load(t, s, "chat.0", []string{"a", "b", "c", "x"}, 0, 0)
 	if len(l.States) != 3 || string(l.States["a"]) != "a-old" || string(l.States["c"]) != "c-old" {
@@ -156,12 +177,12 @@ func TestRedisReadsEarlierStateLayout(t *testing.T) {
 		t.Fatalf("%d of the earlier keys written or deleted remain", n)
 	}
 	// Claimed again, the partition keeps looking for them until they expired.
-	now = now.Add(72*time.Hour - time.Second)
+	setClock(s, "chat.0", now+72*3600-1)
 	claim(t, s, "chat.0", 3)
 	if got := load(t, s, "chat.0", []string{"c"}, 0, 0); string(got.States["c"]) != "c-old" {
 		t.Fatalf("c just before the earlier states expired = %q", got.States["c"])
 	}
-	now = now.Add(time.Second)
+	setClock(s, "chat.0", now+72*3600)
 	if got := load(t, s, "chat.0", []string{"c"}, 0, 0); len(got.States) != 0 {
 		t.Fatalf("earlier states read after they expired: %q", got.States)
 	}

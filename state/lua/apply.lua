@@ -22,7 +22,7 @@
 -- ARGV[7] expect    the offset the writer has applied + 1; 0: unknown. A
 --                   stored offset below it means Redis went back to an
 --                   older state (restarted from an older snapshot)
--- ARGV[8] now       the writer's clock (Unix s), which picks the generation
+-- ARGV[8] now       the partition's clock (Unix s), which picks the generation
 --                   of entity states written (see stateGens in due.lua)
 -- ARGV[9] period    seconds of a generation (0: one, which never expires)
 -- ARGV[10..] sections, each a count n and then its n items:

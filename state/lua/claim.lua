@@ -9,7 +9,8 @@
 --                                          zset entity key -> due, see apply.lua)
 -- KEYS[4] <prefix>:{<scope>}:timers  the single timer set of earlier
 --                                    versions, moved into buckets here
--- KEYS[5] <prefix>:{<scope>}:c@old   Unix s until which entity states of
+-- KEYS[5] <prefix>:{<scope>}:c@old   the time (ARGV[4]'s clock) until
+--                                    which entity states of
 --                                    the earlier layout (one key
 --                                    <prefix>:{<scope>}:c:<entity key> each,
 --                                    expiring stateTTL after their last
@@ -18,7 +19,7 @@
 -- ARGV[2] force  "1" to take the partition over whatever token owns it (a
 --                recreated consumer group), "0" otherwise
 -- ARGV[3] base   "<prefix>:{<scope>}:", the start of the partition's keys
--- ARGV[4] now    the claimant's clock (Unix s)
+-- ARGV[4] now    the partition's clock (Unix s, see due.lua)
 -- ARGV[5] stateTTL seconds an entity state lives after its last write (0:
 --                forever)
 --

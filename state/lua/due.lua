@@ -20,7 +20,8 @@ local function fnv32(str)
 end
 
 -- Entity states live in generation hashes <base>c@<g>, field entity key ->
--- state: a state written at now (Unix s, the writer's clock) goes to
+-- state: a state written at now (Unix s, the partition's clock: the
+-- writer's, ahead by a phase, Redis.clock in redis.go) goes to
 -- generation g = floor(now / period), whose hash expires at (g + 1) x
 -- period + ttl, so that it lives at least ttl after its last write and at
 -- most a period more (statePeriod in layout.go). period 0 (states never

@@ -12,7 +12,7 @@
 --                 hashes <base>c@<g> (see stateGens in due.lua)
 -- ARGV[2] dueBy   timers due at or before this (Unix ms) are read; <= 0: none
 -- ARGV[3] limit   at most this many due entities; <= 0: none
--- ARGV[4] now     the reader's clock (Unix s), which picks the generations
+-- ARGV[4] now     the partition's clock (Unix s), which picks the generations
 -- ARGV[5] period  seconds of a generation of entity states (0: one, forever)
 -- ARGV[6] stateTTL seconds an entity state lives after its last write
 -- ARGV[7..] entity keys whose states are wanted
