@@ -102,8 +102,8 @@ func (e *batchEnc) release() {
 // changes are reduced to each buyer's last one, which is what applying them
 // in order leaves.
 //
-// now is the writer's clock (Unix s), which with stateTTL picks the
-// generation of the entity states written (statePeriod).
+// now is the partition's clock (Unix s, Redis.clock), which with stateTTL
+// picks the generation of the entity states written (statePeriod).
 //
 // need tells whether the partition's Redis needs a write this writer made
 // recently: "d:<day>" the day hash's TTL, "s:<shop>" the shop's entry in the

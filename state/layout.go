@@ -66,8 +66,8 @@ func stateGen(now, period int64) int64 {
 // partition's base.
 func stateGenKey(g int64) string { return "c@" + strconv.FormatInt(g, 10) }
 
-// oldStatesKey holds, after the partition's base, until when (Unix s)
-// entity states of the earlier layout, one key c:<entity key> each, may
+// oldStatesKey holds, after the partition's base, until when (Unix s on the
+// partition's clock) entity states of the earlier layout, one key c:<entity key> each, may
 // remain: claim.lua sets it once, and reads fall back on those keys until
 // then.
 const oldStatesKey = "c@old"

@@ -224,9 +224,11 @@ local function statesSet(i)
   if period > 0 then
     redis.call('EXPIRE', hash, (g + 1) * period + stateTTL - now)
   end
-  local keys = {}
-  for j = i, i + 2 * n - 1, 2 do keys[#keys + 1] = ARGV[j] end
-  dropStates(keys, 2)
+  if #liveGens() > 1 or old then
+    local keys = {}
+    for j = i, i + 2 * n - 1, 2 do keys[#keys + 1] = ARGV[j] end
+    dropStates(keys, 2)
+  end
   return i + 2 * n
 end
 
