@@ -146,13 +146,16 @@ func (e *batchEnc) release() {
 // changes are reduced to each buyer's last one, which is what applying them
 // in order leaves.
 //
+// now is the partition's clock (Unix s, Redis.clock), which with stateTTL
+// picks the generation of the entity states written (statePeriod).
+//
 // need tells whether the partition's Redis needs a write this writer made
 // recently: "d:<day>" the day hash's TTL, "s:<shop>" the shop's entry in the
 // set of shops; it answers false for those it may skip.
-func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64, need func(what string) bool) *batchEnc {
+func encodeBatch(b *Batch, base string, now, stateTTL, dayTTL int64, need func(what string) bool) *batchEnc {
 	e := encPool.Get().(*batchEnc)
 	a := e.args[:0]
-	a = append(a, b.Token, b.Offset, base, stateTTL, dayTTL, leaseEnd(b.Now, b.Lease), b.Expect)
+	a = append(a, b.Token, b.Offset, base, stateTTL, dayTTL, leaseEnd(b.Now, b.Lease), b.Expect, now, statePeriod(stateTTL))
 	for _, sec := range applySections {
 		a = sec.encode(e, a, b, need)
 	}
