@@ -159,6 +159,11 @@ type Processor struct {
 	// stage measures the repartition stage's progress for the buyers
 	// partitions' clocks (nil: not bounded).
 	stage *stageTime
+
+	// commitMu lets one partition at a time commit offsets: they share the
+	// generation's connection to the coordinator, where kafka-go's waiters
+	// take turns reading each other's responses until their own arrives.
+	commitMu sync.Mutex
 }
 
 // Options are the parts a Processor is built from.
