@@ -33,6 +33,12 @@ const (
 	floorBatch = 500
 	// floorDue is how far after its event an entity's timer is set.
 	floorDue = 3 * time.Minute
+	// floorCommitEvery is how often a partition's offset is committed to
+	// Kafka: the pipeline's default commit interval. The offset applied is
+	// in Redis with the batch, so a late commit only means re-reading
+	// records that are then skipped; the repartition commits only what the
+	// broker acknowledged.
+	floorCommitEvery = time.Second
 )
 
 //go:embed floor.lua
@@ -86,7 +92,9 @@ type floorRun struct {
 	rdb                  *redis.Client
 	buyers, alerts       string
 	facts, alertsW       *kafka.Writer
+	hwms                 map[int]int64
 	sides, buyerSides    map[int]*floorPartition
+	alertSides           map[int]*floorPartition
 	factsOut, alertsOut  atomic.Int64
 	factsRead, alertsRd  atomic.Int64
 	couriers             sync.WaitGroup
@@ -100,11 +108,15 @@ type floorPartition struct {
 	// seen are the batch's entities with their timers' due times.
 	seen    map[string]int64
 	claimed bool
-	facts   []kafka.Message
-	buf     []byte
-	events  int64
-	alerted int64
-	courier chan []kafka.Message
+	// next is the offset after the last record handled, committed the
+	// offset last committed.
+	next, committed int64
+	lastCommit      time.Time
+	facts           []kafka.Message
+	buf             []byte
+	events          int64
+	alerted         int64
+	courier         chan []kafka.Message
 }
 
 // FloorResult is what one floor run measured.
@@ -134,8 +146,9 @@ func (r FloorResult) Rate() float64 {
 // entity states, one ZADD of a timer per entity); with alerts, alert
 // records at floorAlertsPerEvent written off the reader's path as the
 // pipeline's courier writes them and read back once by a third group (the
-// notifier's read); each group's offsets committed per batch, the chat
-// side's after its facts are acknowledged and its batch is in Redis.
+// notifier's read); each group's offsets committed every
+// floorCommitEvery as the pipeline commits them, the chat side's only
+// once its facts are acknowledged and its batch is in Redis.
 func Floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *redis.Client, v floorVariant, tag string) (FloorResult, error) {
 	if err := floorScript.Load(ctx, rdb).Err(); err != nil {
 		return FloorResult{}, fmt.Errorf("loading floor.lua: %w", err)
@@ -151,21 +164,27 @@ func Floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *r
 }
 
 func floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *redis.Client, v floorVariant, tag string) (FloorResult, error) {
-	f := &floorRun{v: v, broker: broker, rdb: rdb, sides: map[int]*floorPartition{}, buyerSides: map[int]*floorPartition{},
-		buyers: "floor." + tag + ".buyers", alerts: "floor." + tag + ".alerts"}
+	f := &floorRun{v: v, broker: broker, rdb: rdb, hwms: hwms, sides: map[int]*floorPartition{}, buyerSides: map[int]*floorPartition{},
+		alertSides: map[int]*floorPartition{}, buyers: "floor." + tag + ".buyers", alerts: "floor." + tag + ".alerts"}
 	for p := range hwms {
 		f.sides[p] = &floorPartition{seen: map[string]int64{}}
 	}
 	for p := range buyersPartitions {
 		f.buyerSides[p] = &floorPartition{seen: map[string]int64{}}
 	}
+	for p := range Topics[TopicAlerts] {
+		f.alertSides[p] = &floorPartition{}
+	}
 	f.factsWant.Store(-1)
 	f.alertWant.Store(-1)
 	// The downstream groups join first and read while the chat side runs:
 	// the run ends when the last of them has read what was written.
 	type downstream struct {
-		read groupRead
-		err  error
+		read  groupRead
+		err   error
+		gen   *kafka.Generation
+		topic string
+		sides map[int]*floorPartition
 	}
 	var (
 		down   []chan downstream
@@ -176,7 +195,7 @@ func floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *r
 			cg.Close()
 		}
 	}()
-	startDown := func(topic string, partitions int, group string, handle batchFunc) (context.CancelFunc, error) {
+	startDown := func(topic string, partitions int, group string, sides map[int]*floorPartition, handle batchFunc) (context.CancelFunc, error) {
 		if err := pipeline.EnsureTopic(ctx, []string{broker}, nil, topic, partitions); err != nil {
 			return nil, err
 		}
@@ -190,7 +209,7 @@ func floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *r
 		down = append(down, c)
 		go func() {
 			r, err := readAssigned(rctx, gen, broker, topic, floorBatch, nil, handle)
-			c <- downstream{r, err}
+			c <- downstream{r, err, gen, topic, sides}
 		}()
 		return cancel, nil
 	}
@@ -198,7 +217,7 @@ func floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *r
 		f.facts = &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.Hash{}, BatchTimeout: 2 * time.Millisecond,
 			BatchSize: floorBatch, BatchBytes: 16 << 20, RequiredAcks: kafka.RequireAll, WriteTimeout: 10 * time.Second, MaxAttempts: 5}
 		defer f.facts.Close()
-		cancel, err := startDown(f.buyers, buyersPartitions, "floor-"+tag+"-buyers", f.buyersBatch)
+		cancel, err := startDown(f.buyers, buyersPartitions, "floor-"+tag+"-buyers", f.buyerSides, f.buyersBatch)
 		if err != nil {
 			return FloorResult{}, err
 		}
@@ -209,7 +228,7 @@ func floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *r
 		f.alertsW = &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.Hash{}, BatchTimeout: 2 * time.Millisecond,
 			BatchSize: 1000, RequiredAcks: kafka.RequireAll, WriteTimeout: 10 * time.Second, MaxAttempts: 5}
 		defer f.alertsW.Close()
-		cancel, err := startDown(f.alerts, Topics[TopicAlerts], "floor-"+tag+"-notify", f.alertsBatch)
+		cancel, err := startDown(f.alerts, Topics[TopicAlerts], "floor-"+tag+"-notify", f.alertSides, f.alertsBatch)
 		if err != nil {
 			return FloorResult{}, err
 		}
@@ -264,6 +283,18 @@ func floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *r
 			}
 			if d.read.last.After(res.Last) {
 				res.Last = d.read.last
+			}
+			// What the interval left uncommitted, once the group stopped.
+			final := map[int]int64{}
+			for p, s := range d.sides {
+				if s.next > s.committed {
+					final[p] = s.next
+				}
+			}
+			if len(final) > 0 {
+				if err := d.gen.CommitOffsets(map[string]map[int]int64{d.topic: final}); err != nil {
+					return res, fmt.Errorf("committing %s: %w", d.topic, err)
+				}
 			}
 		case <-timeout.C:
 			return res, fmt.Errorf("the downstream groups read %d of %d facts and %d of %d alerts in %s after the chat side ended",
@@ -325,7 +356,22 @@ func (f *floorRun) chatBatch(ctx context.Context, gen *kafka.Generation, part in
 			return ctx.Err()
 		}
 	}
-	return gen.CommitOffsets(map[string]map[int]int64{msgs[0].Topic: {part: msgs[len(msgs)-1].Offset + 1}})
+	next := msgs[len(msgs)-1].Offset + 1
+	return s.commit(gen, msgs[0].Topic, part, next, next >= f.hwms[part])
+}
+
+// commit commits offset next of the partition at most every
+// floorCommitEvery, and when final.
+func (s *floorPartition) commit(gen *kafka.Generation, topic string, part int, next int64, final bool) error {
+	s.next = next
+	if !final && time.Since(s.lastCommit) < floorCommitEvery {
+		return nil
+	}
+	if err := gen.CommitOffsets(map[string]map[int]int64{topic: {part: next}}); err != nil {
+		return fmt.Errorf("committing %s/%d at %d: %w", topic, part, next, err)
+	}
+	s.committed, s.lastCommit = next, time.Now()
+	return nil
 }
 
 // entity adds an entity of the batch, its timer due floorDue after its
@@ -393,7 +439,7 @@ func (f *floorRun) buyersBatch(ctx context.Context, gen *kafka.Generation, part 
 	if err := f.apply(ctx, gen, "buyers", part, msgs[len(msgs)-1].Offset, s); err != nil {
 		return err
 	}
-	if err := gen.CommitOffsets(map[string]map[int]int64{msgs[0].Topic: {part: msgs[len(msgs)-1].Offset + 1}}); err != nil {
+	if err := s.commit(gen, msgs[0].Topic, part, msgs[len(msgs)-1].Offset+1, false); err != nil {
 		return err
 	}
 	f.factsRead.Add(int64(len(msgs)))
@@ -410,7 +456,7 @@ func (f *floorRun) alertsBatch(ctx context.Context, gen *kafka.Generation, part 
 			return fmt.Errorf("reading alert record %s/%d at %d: %v", msgs[i].Topic, part, msgs[i].Offset, err)
 		}
 	}
-	if err := gen.CommitOffsets(map[string]map[int]int64{msgs[0].Topic: {part: msgs[len(msgs)-1].Offset + 1}}); err != nil {
+	if err := f.alertSides[part].commit(gen, msgs[0].Topic, part, msgs[len(msgs)-1].Offset+1, false); err != nil {
 		return err
 	}
 	f.alertsRd.Add(int64(len(msgs)))
