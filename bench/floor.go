@@ -127,6 +127,9 @@ type FloorResult struct {
 	// First is the first chat batch fetched, Last the last batch of any
 	// group handled.
 	First, Last time.Time
+	// Ends are when each group handled its last batch: chat, then buyers
+	// and alerts when they ran.
+	Ends map[string]time.Time
 }
 
 // Rate is chat events per second from the first batch to the last.
@@ -269,7 +272,8 @@ func floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *r
 		f.alertWant.Store(f.alertsOut.Load())
 		f.checkDone(&f.alertsRd, &f.alertWant, f.alertDone)
 	}
-	res := FloorResult{Events: chat.records, First: chat.first, Last: chat.last, Facts: f.factsOut.Load(), Alerts: f.alertsOut.Load()}
+	res := FloorResult{Events: chat.records, First: chat.first, Last: chat.last, Facts: f.factsOut.Load(), Alerts: f.alertsOut.Load(),
+		Ends: map[string]time.Time{"chat": chat.last}}
 	// A guard against a hang: the downstream groups read at the rate of
 	// the chat side, so a minute after it is long.
 	wait := time.Minute + chat.last.Sub(chat.first)
@@ -284,6 +288,7 @@ func floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *r
 			if d.read.last.After(res.Last) {
 				res.Last = d.read.last
 			}
+			res.Ends[d.topic] = d.read.last
 			// What the interval left uncommitted, once the group stopped.
 			final := map[int]int64{}
 			for p, s := range d.sides {
@@ -499,8 +504,12 @@ func (h *harness) floor(ctx context.Context) error {
 		}
 		h.report.Profiles = append(h.report.Profiles, h.profilePath("floor-"+tag))
 		rate := res.Rate()
-		h.logf("floor, %s: %d events, %d facts, %d alert records: %.0f/s; µs/event consumer %.1f, broker %.1f, Redis %.1f",
-			v.name, res.Events, res.Facts, res.Alerts, rate, c.perEvent(c.byRole["floor"]), c.perEvent(c.byRole["broker"]), c.perEvent(c.redis))
+		ends := ""
+		for g, t := range res.Ends {
+			ends += fmt.Sprintf(" %s %.1fs", g, t.Sub(res.First).Seconds())
+		}
+		h.logf("floor, %s: %d events, %d facts, %d alert records: %.0f/s; µs/event consumer %.1f, broker %.1f, Redis %.1f; ends after%s",
+			v.name, res.Events, res.Facts, res.Alerts, rate, c.perEvent(c.byRole["floor"]), c.perEvent(c.byRole["broker"]), c.perEvent(c.redis), ends)
 		name := v.name + ": "
 		note := fmt.Sprintf("first chat batch to the last batch any group handled; %s facts, %s alert records (%.2f per event)",
 			thousands(res.Facts), thousands(res.Alerts), float64(res.Alerts)/float64(max(1, res.Events)))
