@@ -137,14 +137,7 @@ func TestReplayEqualsPipeline(t *testing.T) {
 func replayRecords(t *testing.T, cfg *config.Config, recs []sim.Record, at time.Time) *ReplayResult {
 	t.Helper()
 	res, err := Replay(context.Background(), cfg, func(fn func(event.Stream, string, []byte) error) error {
-		var buf []byte
-		for _, r := range recs {
-			buf = sim.AppendEvent(buf[:0], &r.Event)
-			if err := fn(r.Topic, r.Key, buf); err != nil {
-				return err
-			}
-		}
-		return nil
+		return sim.Each(recs, fn)
 	}, at, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -146,6 +146,7 @@ var knownMetrics = map[string]bool{
 	"replywatch_alert_deliveries_total":          true,
 	"replywatch_notify_delay_seconds_bucket":     true,
 	"replywatch_notify_pending":                  true,
+	"replywatch_notify_memory_entries":           true,
 	"replywatch_notify_config_errors_total":      true,
 	"replywatch_notify_records_total":            true,
 	"replywatch_owned_partitions":                true,

@@ -79,6 +79,20 @@ func AppendJSONL(dst []byte, r *Record) []byte {
 	return append(dst, '}', '\n')
 }
 
+// Each hands fn every record of recs in order, as its topic, key and the
+// JSON producers write (AppendEvent): the shape app.Replay reads its input
+// in, so a generated day can be replayed without going through Kafka.
+func Each(recs []Record, fn func(topic event.Stream, key string, value []byte) error) error {
+	var buf []byte
+	for i := range recs {
+		buf = AppendEvent(buf[:0], &recs[i].Event)
+		if err := fn(recs[i].Topic, recs[i].Key, buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // AppendEvent appends the event's JSON, byte for byte what encoding/json
 // writes for event.Event, several times faster: producing millions of
 // events is bound by it.

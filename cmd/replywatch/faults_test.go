@@ -64,14 +64,7 @@ func readAlerts(broker string) ([]alerting.Alert, error) {
 func replayOf(t *testing.T, cfg *config.Config, recs []sim.Record, end time.Time) *app.ReplayResult {
 	t.Helper()
 	res, err := app.Replay(context.Background(), cfg, func(fn func(event.Stream, string, []byte) error) error {
-		var buf []byte
-		for _, r := range recs {
-			buf = sim.AppendEvent(buf[:0], &r.Event)
-			if err := fn(r.Topic, r.Key, buf); err != nil {
-				return err
-			}
-		}
-		return nil
+		return sim.Each(recs, fn)
 	}, end, nil)
 	if err != nil {
 		t.Fatal(err)
