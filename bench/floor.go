@@ -98,12 +98,13 @@ type floorRun struct {
 	factsOut, alertsOut  atomic.Int64
 	factsRead, alertsRd  atomic.Int64
 	couriers             sync.WaitGroup
-	courierErr           atomic.Value
+	courierErr           atomic.Pointer[error]
 	factsDone, alertDone context.CancelFunc
 	factsWant, alertWant atomic.Int64
 }
 
-// floorPartition is a chat partition's scratch, used by its reader only.
+// floorPartition is a partition's scratch (of the chat, buyers or alerts
+// topic), used by its reader only.
 type floorPartition struct {
 	// seen are the batch's entities with their timers' due times.
 	seen    map[string]int64
@@ -119,8 +120,8 @@ type floorPartition struct {
 	courier         chan []kafka.Message
 }
 
-// FloorResult is what one floor run measured.
-type FloorResult struct {
+// floorResult is what one floor run measured.
+type floorResult struct {
 	// Events are the chat records read, Facts and Alerts the records
 	// written to and read back from the buyers and alerts topics.
 	Events, Facts, Alerts int64
@@ -133,14 +134,14 @@ type FloorResult struct {
 }
 
 // Rate is chat events per second from the first batch to the last.
-func (r FloorResult) Rate() float64 {
+func (r floorResult) Rate() float64 {
 	if d := r.Last.Sub(r.First).Seconds(); d > 0 {
 		return float64(r.Events) / d
 	}
 	return 0
 }
 
-// Floor reads topic (up to hwms) as the pipeline does and does only the
+// measureFloor reads topic (up to hwms) as the pipeline does and does only the
 // I/O the design requires of each batch, with trivial logic: decode; with
 // the repartition, one fact per record (the event less its text) written
 // keyed by buyer with the Hash balancer to a buyers topic of its own, and
@@ -152,21 +153,21 @@ func (r FloorResult) Rate() float64 {
 // notifier's read); each group's offsets committed every
 // floorCommitEvery as the pipeline commits them, the chat side's only
 // once its facts are acknowledged and its batch is in Redis.
-func Floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *redis.Client, v floorVariant, tag string) (FloorResult, error) {
+func measureFloor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *redis.Client, v floorVariant, tag string) (floorResult, error) {
 	if err := floorScript.Load(ctx, rdb).Err(); err != nil {
-		return FloorResult{}, fmt.Errorf("loading floor.lua: %w", err)
+		return floorResult{}, fmt.Errorf("loading floor.lua: %w", err)
 	}
 	var (
-		res FloorResult
+		res floorResult
 		err error
 	)
 	pprof.Do(ctx, pprof.Labels("role", "floor"), func(ctx context.Context) {
-		res, err = floor(ctx, broker, topic, hwms, rdb, v, tag)
+		res, err = runFloor(ctx, broker, topic, hwms, rdb, v, tag)
 	})
 	return res, err
 }
 
-func floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *redis.Client, v floorVariant, tag string) (FloorResult, error) {
+func runFloor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *redis.Client, v floorVariant, tag string) (floorResult, error) {
 	f := &floorRun{v: v, broker: broker, rdb: rdb, hwms: hwms, sides: map[int]*floorPartition{}, buyerSides: map[int]*floorPartition{},
 		alertSides: map[int]*floorPartition{}, buyers: "floor." + tag + ".buyers", alerts: "floor." + tag + ".alerts"}
 	for p := range hwms {
@@ -222,7 +223,7 @@ func floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *r
 		defer f.facts.Close()
 		cancel, err := startDown(f.buyers, buyersPartitions, "floor-"+tag+"-buyers", f.buyerSides, f.buyersBatch)
 		if err != nil {
-			return FloorResult{}, err
+			return floorResult{}, err
 		}
 		defer cancel()
 		f.factsDone = cancel
@@ -233,7 +234,7 @@ func floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *r
 		defer f.alertsW.Close()
 		cancel, err := startDown(f.alerts, Topics[TopicAlerts], "floor-"+tag+"-notify", f.alertSides, f.alertsBatch)
 		if err != nil {
-			return FloorResult{}, err
+			return floorResult{}, err
 		}
 		defer cancel()
 		f.alertDone = cancel
@@ -246,7 +247,7 @@ func floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *r
 
 	cg, gen, err := joinGroup(ctx, broker, "floor-"+tag+"-chat", topic)
 	if err != nil {
-		return FloorResult{}, err
+		return floorResult{}, err
 	}
 	groups = append(groups, cg)
 	chat, err := readAssigned(ctx, gen, broker, topic, floorBatch, hwms, f.chatBatch)
@@ -257,10 +258,10 @@ func floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *r
 	}
 	f.couriers.Wait()
 	if err != nil {
-		return FloorResult{}, err
+		return floorResult{}, err
 	}
-	if e, _ := f.courierErr.Load().(error); e != nil {
-		return FloorResult{}, e
+	if e := f.courierErr.Load(); e != nil {
+		return floorResult{}, *e
 	}
 	// Now that every fact and alert is written, the downstream groups stop
 	// once they have read them all.
@@ -272,7 +273,7 @@ func floor(ctx context.Context, broker, topic string, hwms map[int]int64, rdb *r
 		f.alertWant.Store(f.alertsOut.Load())
 		f.checkDone(&f.alertsRd, &f.alertWant, f.alertDone)
 	}
-	res := FloorResult{Events: chat.records, First: chat.first, Last: chat.last, Facts: f.factsOut.Load(), Alerts: f.alertsOut.Load(),
+	res := floorResult{Events: chat.records, First: chat.first, Last: chat.last, Facts: f.factsOut.Load(), Alerts: f.alertsOut.Load(),
 		Ends: map[string]time.Time{"chat": chat.last}}
 	// A guard against a hang: the downstream groups read at the rate of
 	// the chat side, so a minute after it is long.
@@ -423,7 +424,8 @@ func (f *floorRun) courier(ctx context.Context, jobs <-chan []kafka.Message) {
 	defer f.couriers.Done()
 	for msgs := range jobs {
 		if err := f.alertsW.WriteMessages(ctx, msgs...); err != nil {
-			f.courierErr.CompareAndSwap(nil, fmt.Errorf("writing %d alert records to %s: %w", len(msgs), f.alerts, err))
+			err = fmt.Errorf("writing %d alert records to %s: %w", len(msgs), f.alerts, err)
+			f.courierErr.CompareAndSwap(nil, &err)
 			continue
 		}
 		f.alertsOut.Add(int64(len(msgs)))
@@ -493,7 +495,7 @@ func (h *harness) floor(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		res, err := Floor(ctx, h.broker.Addr, TopicChat, hwms, h.redis.Client, v, tag)
+		res, err := measureFloor(ctx, h.broker.Addr, TopicChat, hwms, h.redis.Client, v, tag)
 		if err != nil {
 			_, _ = m.end(ctx, 0)
 			return fmt.Errorf("%s: %w", v.name, err)
