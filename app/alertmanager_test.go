@@ -113,12 +113,12 @@ func TestAlertmanagerToDingTalk(t *testing.T) {
 
 	// Prometheus's part: the alert fires, then resolves.
 	startsAt := time.Now().Add(-time.Minute).UTC()
-	post := func(endsAt time.Time) {
+	postTopic := func(topic, backlog string, startsAt, endsAt time.Time) {
 		t.Helper()
 		body, _ := json.Marshal([]map[string]any{{
-			"labels": map[string]string{"alertname": "ReplywatchConsumerLagGrowing", "job": "replywatch", "topic": "cs.chat",
+			"labels": map[string]string{"alertname": "ReplywatchConsumerLagGrowing", "job": "replywatch", "topic": topic,
 				"team": "sre", "severity": "warning"},
-			"annotations": map[string]string{"summary": "cs.chat 消费积压在增长", "description": "积压 12000 条，持续 10 分钟"},
+			"annotations": map[string]string{"summary": topic + " 消费积压在增长", "description": "积压 " + backlog + " 条，持续 10 分钟"},
 			"startsAt":    startsAt.Format(time.RFC3339), "endsAt": endsAt.UTC().Format(time.RFC3339),
 		}})
 		resp, err := http.Post(amAPI, "application/json", bytes.NewReader(body))
@@ -130,6 +130,7 @@ func TestAlertmanagerToDingTalk(t *testing.T) {
 			t.Fatalf("posting the alert to Alertmanager: %s", resp.Status)
 		}
 	}
+	post := func(endsAt time.Time) { t.Helper(); postTopic("cs.chat", "12000", startsAt, endsAt) }
 	post(time.Now().Add(time.Hour))
 	testenv.Eventually(t, 60*time.Second, "the firing alert in DingTalk", func() error {
 		if n := len(sre.Received()); n != 1 {
@@ -209,9 +210,25 @@ func TestAlertmanagerToDingTalk(t *testing.T) {
 	if code, body := send("change-me-alertmanager-token", "sre-ding", notification("resolved")); code != 200 || !strings.Contains(body, `"queued":0`) {
 		t.Errorf("the same resolved alert again: %d %s, want 200 and nothing queued", code, body)
 	}
-	time.Sleep(time.Second) // a second message would have been sent by now
-	if n := len(sre.Received()); n != 2 {
-		t.Errorf("DingTalk got %d messages, want 2 (firing, resolved)", n)
+	// Then another alert of the same Alertmanager group (another topic):
+	// Alertmanager sends the group's notifications one after another, and
+	// the notifier's sender sends a receiver's messages one after another,
+	// so a second message of the first alert, from either, comes before
+	// this one's.
+	postTopic("cs.orders", "300", time.Now().UTC(), time.Now().Add(time.Hour))
+	testenv.Eventually(t, 60*time.Second, "the other topic's alert in DingTalk", func() error {
+		for _, m := range sre.Received() {
+			if strings.Contains(m.Text, "cs.orders") {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d messages, none of cs.orders", len(sre.Received()))
+	})
+	if got := sre.Received(); len(got) != 3 || !strings.Contains(got[2].Text, "cs.orders") || strings.Contains(got[2].Text, "cs.chat") {
+		for _, m := range got {
+			t.Logf("%q / %q", m.Title, m.Text)
+		}
+		t.Errorf("DingTalk got %d messages, want 3: firing, resolved, and then the other topic's alert alone", len(got))
 	}
 	if n := len(shops.Received()); n != 0 {
 		t.Errorf("the shops' robot got %d messages of Alertmanager's", n)

@@ -3,6 +3,7 @@ package deployments_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -122,19 +123,32 @@ func TestEveryQueryReturnsData(t *testing.T) {
 	api := "http://" + promAddr
 
 	// Wait until the figures are in Prometheus: alerts fired and were
-	// delivered, and rates have enough samples.
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	// delivered.
+	testenv.Eventually(t, 90*time.Second, "a breach alert, seats and per-agent series in Prometheus", func() error {
 		res, err := query(api, `sum(replywatch_alerts_total{kind="reply_breach",status="firing"}) > 0 and on() sum(replywatch_seats) > 0 and on() count(replywatch_agent_waiting_buyers) > 0`)
-		if err == nil && len(res) > 0 {
-			break
+		if err == nil && len(res) == 0 {
+			err = errors.New("not yet")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no breach alert, seats or per-agent series reached Prometheus: %v", err)
+		return err
+	})
+	// Then until every dashboard query and recording rule returns data:
+	// rate() windows need a few scrapes, rules on rules a few evaluations.
+	// Each is checked again below, one by one.
+	testenv.Eventually(t, 60*time.Second, "every dashboard query and recording rule returning data", func() error {
+		var empty []string
+		for _, q := range queries {
+			if q.Kind == deployments.KindAlert {
+				continue
+			}
+			if res, err := query(api, q.Expr); err != nil || (len(res) == 0 && notProducedIn(q.Expr) == "") {
+				empty = append(empty, fmt.Sprintf("%s %s %q (%v)", q.File, q.Kind, q.Name, err))
+			}
 		}
-		time.Sleep(time.Second)
-	}
-	time.Sleep(5 * time.Second) // a few more scrapes and rule evaluations for rate() windows
+		if len(empty) > 0 {
+			return fmt.Errorf("%d without data: %s", len(empty), strings.Join(empty, "; "))
+		}
+		return nil
+	})
 
 	checkMetrics(t, "http://"+a.Addr()+"/metrics")
 

@@ -55,8 +55,11 @@ type Reporter struct {
 	// MaxAgents caps per-agent series per shop.
 	MaxAgents int
 	Now       func() time.Time
-	Log       *zap.Logger
-	Process   *Process
+	// Clock times the lease and the figures' age (time.Now when nil): the
+	// machine's clock, where Now may be a replay's.
+	Clock   func() time.Time
+	Log     *zap.Logger
+	Process *Process
 	// Rules, when set, are evaluated on each report's figures.
 	Rules ShopRules
 
@@ -99,7 +102,7 @@ func (c figureCollector) Collect(ch chan<- prometheus.Metric) {
 		g.Collect(ch)
 	}
 	if r.leader && !r.at.IsZero() {
-		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, time.Since(r.at).Seconds())
+		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, r.clock().Sub(r.at).Seconds())
 	}
 }
 
@@ -191,7 +194,7 @@ func (r *Reporter) setLeader(v bool) {
 }
 
 func (r *Reporter) tick(ctx context.Context) {
-	asked := time.Now()
+	asked := r.clock()
 	held, err := r.Source.Lease(ctx, LeaseName, r.Holder, r.LeaseTTL)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -203,7 +206,7 @@ func (r *Reporter) tick(ctx context.Context) {
 		// The lease held is ours until it runs out: meanwhile the last
 		// figures stay, their age growing. After it, stop exporting: two
 		// exporters would double the sums.
-		if r.isLeader() && time.Since(r.renewed) < r.LeaseTTL {
+		if r.isLeader() && r.clock().Sub(r.renewed) < r.LeaseTTL {
 			return
 		}
 		r.setLeader(false)
@@ -283,8 +286,15 @@ func (r *Reporter) Collect(ctx context.Context) error {
 		r.export(rep, 0)
 	}
 	r.dropped.Add(float64(dropped))
-	r.at = time.Now()
+	r.at = r.clock()
 	return nil
+}
+
+func (r *Reporter) clock() time.Time {
+	if r.Clock != nil {
+		return r.Clock()
+	}
+	return time.Now()
 }
 
 func (r *Reporter) isLeader() bool {

@@ -120,7 +120,8 @@ func seriesOf(t *testing.T, reg *prometheus.Registry, name string) int {
 // can hold it before); then it stops.
 func TestFiguresOutliveRedisDownWhileTheLeaseLasts(t *testing.T) {
 	srv := testenv.RedisServer(t)
-	client, err := state.Dial(srv.URL, state.ModeStandalone, nil, "")
+	// No retries: each lease check on the dead server fails at once.
+	client, err := state.Dial(srv.URL+"?max_retries=-1", state.ModeStandalone, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,36 +136,45 @@ func TestFiguresOutliveRedisDownWhileTheLeaseLasts(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, reg := newReporter(t, store, "a", now)
-	r.LeaseTTL = 3 * time.Second
+	// The lease and the figures' age run on a clock of the test's: it
+	// moves to just inside the lease and just past it.
+	const ttl = 3 * time.Second
+	read := time.Now()
+	clock := read
+	r.Clock = func() time.Time { return clock }
+	r.LeaseTTL = ttl
 	r.tick(ctx)
 	if seriesOf(t, reg, "replywatch_consulting_buyers") != 1 || seriesOf(t, reg, "replywatch_figures_age_seconds") != 1 {
 		t.Fatal("the leader does not export its figures and their age")
 	}
-
-	srv.Kill()
-	down := time.Now()
-	r.tick(ctx)
-	if got := testutil.ToFloat64(r.consulting.WithLabelValues("s1")); got != 4 || seriesOf(t, reg, "replywatch_figures_age_seconds") != 1 {
-		t.Fatalf("with Redis down inside the lease: consulting %v, want the last figure 4, with its age", got)
-	}
-	time.Sleep(100 * time.Millisecond)
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == "replywatch_figures_age_seconds" {
-			if age := mf.GetMetric()[0].GetGauge().GetValue(); age < 0.1 {
-				t.Errorf("figures age %v s, want at least the 0.1 s since they were read", age)
+	age := func() float64 {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "replywatch_figures_age_seconds" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
 			}
 		}
+		return -1
 	}
-	for seriesOf(t, reg, "replywatch_consulting_buyers") != 0 {
-		if time.Since(down) > 10*time.Second {
-			t.Fatal("figures still exported 10 s after Redis went down, past a 3 s lease")
-		}
-		time.Sleep(100 * time.Millisecond)
-		r.tick(ctx)
+
+	srv.Kill()
+	clock = read.Add(time.Second)
+	r.tick(ctx)
+	if got := testutil.ToFloat64(r.consulting.WithLabelValues("s1")); got != 4 {
+		t.Fatalf("with Redis down inside the lease: consulting %v, want the last figure 4", got)
 	}
-	if since := time.Since(down); since < 2*time.Second {
-		t.Errorf("figures withdrawn %v after Redis went down, before the lease ran out", since)
+	if got := age(); got != 1 {
+		t.Errorf("figures age %v s with Redis down, want the 1 s since they were read", got)
+	}
+	clock = read.Add(ttl - time.Millisecond)
+	r.tick(ctx)
+	if seriesOf(t, reg, "replywatch_consulting_buyers") != 1 || testutil.ToFloat64(r.Process.ReporterLeader) != 1 {
+		t.Fatal("figures withdrawn before the lease ran out")
+	}
+	clock = read.Add(ttl)
+	r.tick(ctx)
+	if n := seriesOf(t, reg, "replywatch_consulting_buyers"); n != 0 {
+		t.Errorf("figures still exported (%d series) once the lease ran out", n)
 	}
 	if seriesOf(t, reg, "replywatch_figures_age_seconds") != 0 || testutil.ToFloat64(r.Process.ReporterLeader) != 0 {
 		t.Error("the replica exports a figures age, or says it leads, after its lease ran out")

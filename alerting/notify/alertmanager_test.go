@@ -102,7 +102,10 @@ func TestAlertmanagerReceivesAndResolves(t *testing.T) {
 	url := startAlertmanager(t)
 	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisServer(t).Addr})
 	defer rdb.Close()
-	am := NewAlertmanager(url, time.Second, httpClient(), zap.NewNop(), rdb, "rw", "am")
+	// Resends every 750 ms give endsAt 3 s ahead: the time Alertmanager
+	// would take to resolve an alert nobody re-sent.
+	const resend = 750 * time.Millisecond
+	am := NewAlertmanager(url, resend, httpClient(), zap.NewNop(), rdb, "rw", "am")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	first, stopFirst := context.WithCancel(ctx)
@@ -126,12 +129,16 @@ func TestAlertmanagerReceivesAndResolves(t *testing.T) {
 	})
 	// endsAt is four resends ahead; without the resends Alertmanager would
 	// resolve them after it. The notifier restarts (a new receiver on the
-	// same Redis takes over the resends); six seconds on they are still
-	// active.
+	// same Redis takes over the resends); past the last endsAt the first
+	// receiver can have given, they are still active.
 	stopFirst()
-	am = NewAlertmanager(url, time.Second, httpClient(), zap.NewNop(), rdb, "rw", "am")
+	lapse := time.Now().Add(4 * resend)
+	am = NewAlertmanager(url, resend, httpClient(), zap.NewNop(), rdb, "rw", "am")
 	go am.Run(ctx, time.Now)
-	time.Sleep(6 * time.Second)
+	// Alertmanager's own clock passing that endsAt, not a wait for a
+	// condition: it resolves the alert by itself then, and says nothing
+	// when it does not. Only our resend interval sets how long this is.
+	time.Sleep(time.Until(lapse))
 	if got := amAlerts(t, url); got[id0].Status.State != "active" || !got[id0].EndsAt.After(time.Now()) {
 		t.Fatalf("a firing alert lapsed although it was re-sent: %+v", got[id0])
 	}

@@ -33,8 +33,11 @@ type e2e struct {
 	// secret is what the notifier signs with (the robot's unless a test
 	// changes it).
 	secret string
-	last   *Notifier
-	reg    *prometheus.Registry
+	// configRetry is the notifier's wait after a configuration error
+	// (its default when 0).
+	configRetry time.Duration
+	last        *Notifier
+	reg         *prometheus.Registry
 }
 
 const alertsTopic = "cs.alerts"
@@ -88,6 +91,7 @@ func (e *e2e) startGroup(groupID string, groupBy ...string) (stop func()) {
 		Tick:    20 * time.Millisecond,
 		// The robot's minute is the test's window.
 		RateLimitWait: e.window,
+		ConfigRetry:   e.configRetry,
 	})
 	e.last = n
 	ctx, cancel := context.WithCancel(context.Background())
@@ -177,6 +181,56 @@ func (e *e2e) checkBudget() {
 	}
 }
 
+// counted sums the notifier's counter name over its series that carry
+// the given labels.
+func (e *e2e) counted(name string, labels map[string]string) float64 {
+	e.t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			for k, v := range labels {
+				found := false
+				for _, l := range m.GetLabel() {
+					found = found || (l.GetName() == k && l.GetValue() == v)
+				}
+				if !found {
+					continue series
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
+// settled waits until the notifier has read at least records alert
+// records and settled every item they gave: sent or digested (the robot
+// accepted the message), stale, duplicate or inhibited. Until it reads
+// another record it sends nothing more, so what the robot holds then is
+// all it will get.
+func (e *e2e) settled(records int) {
+	e.t.Helper()
+	testenv.Eventually(e.t, 60*time.Second, "every record read settled", func() error {
+		routed := e.counted("replywatch_notify_records_total", map[string]string{"result": "routed"})
+		var done float64
+		for _, how := range []string{resultSent, resultDigested, resultStale, resultDuplicate, resultInhibited} {
+			done += e.counted("replywatch_alert_deliveries_total", map[string]string{"sink": "cs-ding", "result": how})
+		}
+		if routed < float64(records) || done < routed {
+			return fmt.Errorf("%v records routed (want at least %d), %v items settled", routed, records, done)
+		}
+		return nil
+	})
+}
+
 func TestBurstOfBreachesStaysWithinTheRobotsBudget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts redis-server and kfake")
@@ -242,7 +296,7 @@ func TestNotifierKilledMidBurstSendsNothingTwiceAndLosesNothing(t *testing.T) {
 		defer close(produced)
 		for i := 0; i < 500; i += 10 {
 			e.produce(burst(i, 10))
-			time.Sleep(40 * time.Millisecond)
+			time.Sleep(40 * time.Millisecond) // the pace of the burst, not a wait for a condition
 		}
 	}()
 	testenv.Eventually(t, 30*time.Second, "the first messages", func() error {
@@ -263,9 +317,19 @@ func TestNotifierKilledMidBurstSendsNothingTwiceAndLosesNothing(t *testing.T) {
 		}
 		return nil
 	})
-	// Let a duplicate, if any, arrive.
-	time.Sleep(time.Second)
-	e.checkOnce(500)
+	// A last breach after the burst: once it is delivered, the notifier
+	// has read every record before it (one partition, the shop's), and
+	// once all it read is settled, any duplicate has reached the robot.
+	e.produce(burst(500, 1))
+	barrier := "rw:{notify.cs-ding}:sent:firing:breach-500"
+	testenv.Eventually(t, 60*time.Second, "the last breach delivered", func() error {
+		if n, err := e.rdb.Exists(context.Background(), barrier).Result(); err != nil || n != 1 {
+			return fmt.Errorf("no mark %s (%v)", barrier, err)
+		}
+		return nil
+	})
+	e.settled(1)
+	e.checkOnce(501)
 	e.checkBudget()
 	t.Logf("%d messages before the kill, %d in all", before, len(e.robot.Received()))
 }
@@ -295,7 +359,8 @@ func TestBacklogGivesOneStaleDigestPerShop(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(time.Second) // nothing more may come
+	// Nothing more may come once all 600 records are settled.
+	e.settled(600)
 	rs := e.robot.Received()
 	if len(rs) != 3 {
 		t.Fatalf("%d messages, want one per shop", len(rs))
@@ -322,6 +387,7 @@ func TestWrongSecretIsReportedOnceAndNotRetriedInALoop(t *testing.T) {
 	}
 	e := newE2E(t, 2*time.Second)
 	e.secret = "SECwrong"
+	e.configRetry = 1500 * time.Millisecond
 	stop := e.start("shop_id", "kind")
 	defer stop()
 	e.produce(burst(0, 30))
@@ -332,18 +398,28 @@ func TestWrongSecretIsReportedOnceAndNotRetriedInALoop(t *testing.T) {
 	if want := "receiver cs-ding: configuration error (errcode 310000: sign not match)"; err.Error() != want {
 		t.Errorf("check says %q, want %q", err, want)
 	}
-	time.Sleep(2 * time.Second)
-	if codes := e.robot.Codes(); len(codes) != 1 {
-		t.Errorf("the robot was asked %d times (%v); a configuration error waits, it is not retried in a loop", len(codes), codes)
-	}
-	mfs, _ := e.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == "replywatch_notify_config_errors_total" {
-			if v := mf.GetMetric()[0].GetCounter().GetValue(); v != 1 {
-				t.Errorf("config errors counted %v, want 1", v)
-			}
+	// The message is asked again only when the configuration retry is
+	// over: the second refusal ends the wait, and comes a whole retry
+	// after the first, not at the backoff of a failed send (1 s) nor at
+	// once.
+	testenv.Eventually(t, 30*time.Second, "the message tried again", func() error {
+		if n := len(e.robot.Refused()); n < 2 {
+			return fmt.Errorf("the robot was asked %d times", n)
+		}
+		return nil
+	})
+	asks := e.robot.Refused()
+	for i := 1; i < len(asks); i++ {
+		if gap := asks[i].Sub(asks[i-1]); gap < e.configRetry {
+			t.Errorf("ask %d came %v after the one before; a configuration error waits %v, it is not retried in a loop", i+1, gap, e.configRetry)
 		}
 	}
+	testenv.Eventually(t, 10*time.Second, "each refusal counted", func() error {
+		if v, n := e.counted("replywatch_notify_config_errors_total", nil), len(e.robot.Refused()); v != float64(n) {
+			return fmt.Errorf("config errors counted %v, the robot refused %d", v, n)
+		}
+		return nil
+	})
 	if n := len(e.robot.Received()); n != 0 {
 		t.Errorf("%d messages accepted with a wrong secret", n)
 	}
@@ -387,7 +463,9 @@ func TestResolvedFollowsItsFiringOnTheSameReceiver(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(time.Second)
+	// The four records settled (two sent, the second pair inhibited):
+	// nothing more may come.
+	e.settled(4)
 	got := e.robot.Received()
 	if len(got) != 2 || !strings.Contains(got[0].Text, "买家 b000") || got[1].Title != "【已解除·回复超时】店铺 s1" ||
 		!strings.Contains(got[1].Text, "已获人工回复") || strings.Contains(got[1].Text+got[0].Text, "b001") {

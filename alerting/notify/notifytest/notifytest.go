@@ -55,6 +55,7 @@ type Robot struct {
 	mu       sync.Mutex
 	received []Received
 	codes    []int
+	refused  []time.Time // when each code was answered
 	requests []time.Time
 }
 
@@ -76,6 +77,13 @@ func (r *Robot) Codes() []int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]int(nil), r.codes...)
+}
+
+// Refused returns when each non-zero code was answered, in order.
+func (r *Robot) Refused() []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Time(nil), r.refused...)
 }
 
 // URL is the endpoint to configure as the receiver's url.
@@ -116,6 +124,7 @@ func (r *Robot) overLimit(now time.Time) bool {
 func (r *Robot) answer(w http.ResponseWriter, code int, msg string) {
 	if code != 0 {
 		r.codes = append(r.codes, code)
+		r.refused = append(r.refused, time.Now())
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if r.kind == "feishu" {
