@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -262,6 +263,14 @@ func (p *Pacer) run(ctx context.Context) error {
 		RequiredAcks: kafka.RequireOne,
 	}
 	defer w.Close()
+	// The transport's connection and the topic's metadata before the clock
+	// starts: on a loaded machine the first write's dial and lookup can
+	// take longer than a short run's window.
+	topic := cmp.Or(p.Topic, TopicChat)
+	c := &kafka.Client{Addr: kafka.TCP(p.Broker), Transport: tr, Timeout: 10 * time.Second}
+	if _, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}}); err != nil {
+		return fmt.Errorf("reading the metadata of %s: %w", topic, err)
+	}
 	const tick = 5 * time.Millisecond
 	start := time.Now()
 	var msgs []kafka.Message
