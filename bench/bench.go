@@ -165,7 +165,6 @@ type harness struct {
 	log                    *zap.Logger
 	// Ceilings measured in this run, for the end-to-end ratios.
 	bareRate, minimalRate float64
-	stateLen              int64
 }
 
 // Run runs the selected parts and returns the report. Progress lines go

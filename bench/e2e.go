@@ -222,42 +222,19 @@ func (h *harness) dayStates(ctx context.Context, usedBefore int64) error {
 	if err != nil {
 		return err
 	}
-	var states, sampled, stateLen, stateMem int64
-	var iter uint64
-	for {
-		keys, next, err := c.Scan(ctx, iter, keyPrefix+":{chat.*}:c:*", 1000).Result()
-		if err != nil {
-			return fmt.Errorf("scanning states: %w", err)
-		}
-		states += int64(len(keys))
-		for _, k := range keys {
-			if sampled == 2000 {
-				break
-			}
-			n, err := c.MemoryUsage(ctx, k, 0).Result()
-			if err != nil {
-				return fmt.Errorf("MEMORY USAGE %s: %w", k, err)
-			}
-			v, err := c.StrLen(ctx, k).Result()
-			if err != nil {
-				return err
-			}
-			stateMem += n
-			stateLen += v
-			sampled++
-		}
-		if iter = next; iter == 0 {
-			break
-		}
+	st, err := ReadStates(ctx, c, "*", 2000)
+	if err != nil {
+		return err
 	}
-	if states == 0 || sampled == 0 {
+	states := st.Count
+	if states == 0 || st.Sampled == 0 {
 		return fmt.Errorf("the backlog left no conversation states")
 	}
 	r := h.report
 	r.add(PartE2E, "Redis bytes per conversation after the backlog", float64(used-usedBefore)/float64(states), "bytes",
 		fmt.Sprintf("INFO used_memory delta over %s conversations: states, timers, waiting sets, counters, outbox", thousands(states)))
-	r.add(PartE2E, "state key of a conversation after the backlog (MEMORY USAGE, mean of 2,000)", float64(stateMem)/float64(sampled), "bytes",
-		fmt.Sprintf("encoded state %.0f bytes of it", float64(stateLen)/float64(sampled)))
+	r.add(PartE2E, "state of a conversation after the backlog (MEMORY USAGE of the state hashes / states)", float64(st.Bytes)/float64(states), "bytes",
+		fmt.Sprintf("encoded state %.0f bytes of it (mean of %d)", float64(st.Len)/float64(st.Sampled), st.Sampled))
 	return nil
 }
 

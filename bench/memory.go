@@ -387,43 +387,23 @@ func (h *harness) waitingCount(ctx context.Context) (int64, error) {
 }
 
 // redisBreakdown reports what one conversation of the tagged kind holds
-// in Redis, from MEMORY USAGE: its state key, and its share of the timer
-// and waiting sets.
+// in Redis, from MEMORY USAGE: its state, and its share of the timer and
+// waiting sets.
 func (h *harness) redisBreakdown(ctx context.Context, tag string) error {
 	c := h.redis.Client
-	var stateBytes, states int64
-	var iter uint64
-	for states < 200 {
-		keys, next, err := c.Scan(ctx, iter, keyPrefix+":{chat.*}:c:*/"+tag+"*", 1000).Result()
-		if err != nil {
-			return fmt.Errorf("scanning states: %w", err)
-		}
-		for _, k := range keys {
-			n, err := c.MemoryUsage(ctx, k, 0).Result()
-			if err != nil {
-				return fmt.Errorf("MEMORY USAGE %s: %w", k, err)
-			}
-			v, err := c.StrLen(ctx, k).Result()
-			if err != nil {
-				return err
-			}
-			stateBytes += n
-			states++
-			h.stateLen += v
-		}
-		iter = next
-		if iter == 0 {
-			break
-		}
+	st, err := ReadStates(ctx, c, "*/"+tag+"*", 200)
+	if err != nil {
+		return err
 	}
-	if states == 0 {
+	if st.Sampled == 0 {
 		return fmt.Errorf("no %s states found", tag)
 	}
 	kind := map[string]string{"w": "waiting", "f": "finished"}[tag]
 	r := h.report
-	r.add(PartMemory, "state key of a "+kind+" conversation (MEMORY USAGE, mean)", float64(stateBytes)/float64(states), "bytes",
-		fmt.Sprintf("encoded state %d bytes of it", h.stateLen/states))
-	h.stateLen = 0
+	// The states of every kind share the partitions' generation hashes:
+	// their bytes per state are the mean over all.
+	r.add(PartMemory, "state of a "+kind+" conversation (MEMORY USAGE of the state hashes / states)", float64(st.Bytes)/float64(st.Count), "bytes",
+		fmt.Sprintf("encoded %s state %d bytes of it", kind, st.Len/st.Sampled))
 	if tag != "w" {
 		return nil
 	}

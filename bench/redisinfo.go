@@ -118,3 +118,67 @@ func UsedMemory(ctx context.Context, c *redis.Client) (int64, error) {
 	}
 	return strconv.ParseInt(v, 10, 64)
 }
+
+// States is what the chat partitions' entity states hold in Redis: they
+// live in generation hashes <prefix>:{<scope>}:c@<g>, field entity key
+// (state/layout.go).
+type States struct {
+	// Count is the states (fields of every generation hash), Bytes the
+	// hashes' MEMORY USAGE.
+	Count, Bytes int64
+	// Sampled states whose key matched, and their encoded length in all.
+	Sampled, Len int64
+}
+
+// ReadStates reads the chat partitions' entity states: all of them, and up
+// to n whose entity key matches match (a HSCAN pattern) for their length.
+func ReadStates(ctx context.Context, c *redis.Client, match string, n int64) (States, error) {
+	var s States
+	var iter uint64
+	for {
+		keys, next, err := c.Scan(ctx, iter, keyPrefix+":{chat.*}:c@*", 1000).Result()
+		if err != nil {
+			return s, fmt.Errorf("scanning states: %w", err)
+		}
+		for _, k := range keys {
+			if strings.HasSuffix(k, ":c@old") {
+				continue
+			}
+			if err := s.add(ctx, c, k, match, n); err != nil {
+				return s, err
+			}
+		}
+		if iter = next; iter == 0 {
+			return s, nil
+		}
+	}
+}
+
+// add counts generation hash k and samples its states.
+func (s *States) add(ctx context.Context, c *redis.Client, k, match string, n int64) error {
+	fields, err := c.HLen(ctx, k).Result()
+	if err != nil {
+		return err
+	}
+	bytes, err := c.MemoryUsage(ctx, k, 0).Result()
+	if err != nil {
+		return fmt.Errorf("MEMORY USAGE %s: %w", k, err)
+	}
+	s.Count += fields
+	s.Bytes += bytes
+	var iter uint64
+	for s.Sampled < n {
+		got, next, err := c.HScan(ctx, k, iter, match, 1000).Result()
+		if err != nil {
+			return fmt.Errorf("HSCAN %s: %w", k, err)
+		}
+		for i := 1; i < len(got) && s.Sampled < n; i += 2 {
+			s.Len += int64(len(got[i]))
+			s.Sampled++
+		}
+		if iter = next; iter == 0 {
+			break
+		}
+	}
+	return nil
+}

@@ -457,7 +457,7 @@ func TestComposeStack(t *testing.T) {
 		t.Errorf("kafka-init creates %q partitions, the README documents 12", got)
 	}
 	if redis := strings.Join(raw.Services["redis"].Command, " "); !strings.Contains(redis, "--appendonly yes --appendfsync everysec") ||
-		!strings.Contains(redis, "--maxmemory-policy noeviction") {
-		t.Errorf("redis runs %q: want AOF fsync everysec and noeviction", redis)
+		!strings.Contains(redis, "--maxmemory-policy noeviction") || !strings.Contains(redis, "--lazyfree-lazy-expire yes") {
+		t.Errorf("redis runs %q: want AOF fsync everysec, noeviction and lazy expiry", redis)
 	}
 }

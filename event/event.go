@@ -226,29 +226,39 @@ func bad(reason, format string, args ...any) *Error {
 // processing clock, used to reject event times more than MaxFuture ahead.
 // The error, when not nil, is always an *Error.
 func Decode(s Stream, value []byte, now time.Time) (*Event, error) {
+	ev := new(Event)
+	if err := DecodeInto(ev, s, value, now); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// DecodeInto is Decode into *ev, which it overwrites whatever the outcome:
+// a reader of many records can decode them into Events it reuses.
+func DecodeInto(ev *Event, s Stream, value []byte, now time.Time) error {
+	*ev = Event{}
 	if len(value) > MaxValueBytes {
-		return nil, bad(ReasonOversize, "value is %d bytes, the limit is %d", len(value), MaxValueBytes)
+		return bad(ReasonOversize, "value is %d bytes, the limit is %d", len(value), MaxValueBytes)
 	}
 	// Values are UTF-8 by contract. The JSON decoder would replace invalid
 	// bytes with U+FFFD and accept the event under ids nobody sent.
 	if i := invalidUTF8At(value); i >= 0 {
-		return nil, bad(ReasonBadUTF8, "value is not valid UTF-8: bad byte 0x%02x at offset %d", value[i], i)
+		return bad(ReasonBadUTF8, "value is not valid UTF-8: bad byte 0x%02x at offset %d", value[i], i)
 	}
-	var ev Event
 	// Records as producers usually write them are read by a scanner of
 	// the event's own fields (scan); anything it does not fully
 	// understand goes through json.Unmarshal, which gives the result and
 	// the error messages it always gave.
 	if !ev.scan(value) {
-		ev = Event{}
-		if err := unmarshal(value, &ev); err != nil {
-			return nil, err
+		*ev = Event{}
+		if err := unmarshal(value, ev); err != nil {
+			return err
 		}
 	}
 	if err := ev.Validate(s, now); err != nil {
-		return nil, err
+		return err
 	}
-	return &ev, nil
+	return nil // Validate's nil *Error, returned as an error, would not be nil
 }
 
 // unmarshal decodes value with encoding/json. json.Unmarshal rather than
@@ -413,10 +423,18 @@ func (e *Event) scan(value []byte) bool {
 		t, err := time.Parse(time.RFC3339Nano, upperTZ(string(v)))
 		return Time{t}, err == nil
 	}
-	return sc.Object(func(name []byte) bool {
+	// The ids share one string, made once the object is read: one
+	// allocation instead of one each. The text, which can be long, has its
+	// own, so that an id kept in a conversation's state does not hold it.
+	var ids idStrings
+	id := func(dst *string) bool {
+		v, ok := sc.Raw()
+		return ok && ids.add(dst, v)
+	}
+	if !sc.Object(func(name []byte) bool {
 		switch string(name) {
 		case "event_id":
-			return sc.Intern(&e.EventID, nil)
+			return id(&e.EventID)
 		case "type":
 			return sc.Intern(&e.Type, knownTypes)
 		case "ts":
@@ -424,23 +442,23 @@ func (e *Event) scan(value []byte) bool {
 			e.TS = t
 			return ok
 		case "shop_id":
-			return sc.Intern(&e.ShopID, nil)
+			return id(&e.ShopID)
 		case "platform":
 			return sc.Intern(&e.Platform, knownPlatforms)
 		case "buyer_id":
-			return sc.Intern(&e.BuyerID, nil)
+			return id(&e.BuyerID)
 		case "sender":
 			return sc.Intern(&e.Sender, knownSenders)
 		case "agent_id":
-			return sc.Intern(&e.AgentID, nil)
+			return id(&e.AgentID)
 		case "from_agent_id":
-			return sc.Intern(&e.FromAgentID, nil)
+			return id(&e.FromAgentID)
 		case "msg_id":
-			return sc.Intern(&e.MsgID, nil)
+			return id(&e.MsgID)
 		case "text":
 			return sc.Intern(&e.Text, nil)
 		case "order_id":
-			return sc.Intern(&e.OrderID, nil)
+			return id(&e.OrderID)
 		case "intent":
 			return sc.Intern(&e.Intent, knownIntents)
 		case "status":
@@ -463,5 +481,43 @@ func (e *Event) scan(value []byte) bool {
 			return ok
 		}
 		return false
-	})
+	}) {
+		return false
+	}
+	ids.set()
+	return true
+}
+
+// idStrings gathers the id fields of a record as it is read, to give them
+// one string between them once it is read.
+type idStrings struct {
+	n    int
+	dsts [8]*string
+	vals [8][]byte
+}
+
+// add notes that *dst is to be v (which aliases the record). It reports
+// false when more ids came than there are id fields (repeated names,
+// which encoding/json then reads).
+func (s *idStrings) add(dst *string, v []byte) bool {
+	if s.n == len(s.dsts) {
+		return false
+	}
+	s.dsts[s.n], s.vals[s.n] = dst, v
+	s.n++
+	return true
+}
+
+// set copies the ids into one string and points each field at its part,
+// in the order they came (a repeated name: the last one counts).
+func (s *idStrings) set() {
+	var stack [256]byte
+	b := stack[:0]
+	for _, v := range s.vals[:s.n] {
+		b = append(b, v...)
+	}
+	all := string(b)
+	for i, dst := range s.dsts[:s.n] {
+		*dst, all = all[:len(s.vals[i])], all[len(s.vals[i]):]
+	}
 }

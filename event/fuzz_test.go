@@ -3,6 +3,7 @@ package event
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
@@ -71,6 +72,9 @@ var streams = []Stream{Chat, Orders, Presence}
 // has valid UTF-8 in every field, and decodes to the same event again after
 // encoding. The seeds (every table case of this package) run in every
 // `go test`; `go test -fuzz FuzzDecode ./event` explores further.
+// everyField is a record with every field of an event set.
+const everyField = `{"event_id":"e0","ts":"2026-11-24T10:00:00Z","type":"dispute_opened","shop_id":"s0","platform":"pdd","buyer_id":"b0","sender":"buyer","agent_id":"a0","from_agent_id":"a9","msg_id":"m0","text":"t","order_id":"o0","intent":"complaint","amount_cents":5,"rating":4,"respond_by":"2026-11-25T10:00:00Z","ship_by":"2026-11-25T10:00:00Z","status":"online"}`
+
 func FuzzDecode(f *testing.F) {
 	for _, c := range decodeCases {
 		f.Add(byte(slices.Index(streams, c.stream)), []byte(c.value))
@@ -99,6 +103,13 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 		ev, err := Decode(stream, value, now)
+		// Decoding into an event that held another record gives the same
+		// event, or the same error.
+		var reused Event
+		_ = DecodeInto(&reused, Orders, []byte(everyField), now)
+		if rerr := DecodeInto(&reused, stream, value, now); fmt.Sprint(rerr) != fmt.Sprint(err) || err == nil && !reflect.DeepEqual(reused, *ev) {
+			t.Fatalf("%q decoded into a used event: %+v, %v; into a new one: %+v, %v", value, reused, rerr, ev, err)
+		}
 		if err != nil {
 			var de *Error
 			if !errors.As(err, &de) {

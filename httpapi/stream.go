@@ -313,7 +313,11 @@ func (h *Hub) publish(ev hubEvent) {
 		for _, old := range h.ring[:len(h.ring)-h.Keep] {
 			h.low[old.part] = old.off + 1
 		}
-		h.ring = append([]hubEvent(nil), h.ring[len(h.ring)-h.Keep:]...)
+		// A new array (subscribers may hold the old one), with the room
+		// the next Keep records take.
+		ring := make([]hubEvent, h.Keep, 2*h.Keep)
+		copy(ring, h.ring[len(h.ring)-h.Keep:])
+		h.ring = ring
 	}
 	if len(h.subs) == 0 {
 		return

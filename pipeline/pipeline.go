@@ -152,6 +152,11 @@ type Processor struct {
 
 	behindMu sync.Mutex
 	behind   map[string]bool // scope -> the partition is catching up with a backlog
+
+	// commitMu lets one partition at a time commit offsets: they share the
+	// generation's connection to the coordinator, where kafka-go's waiters
+	// take turns reading each other's responses until their own arrives.
+	commitMu sync.Mutex
 }
 
 // Options are the parts a Processor is built from.

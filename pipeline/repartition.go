@@ -113,7 +113,7 @@ func EnsureTopic(ctx context.Context, brokers []string, transport kafka.RoundTri
 // or it is not usable (the processor dead-letters it from its own topic).
 func (r *Repartitioner) Fact(s event.Stream, value []byte) (key string, fact []byte, ok bool) {
 	var buf []byte
-	f, ok := r.fact(s, value, &buf)
+	f, ok := r.fact(s, value, new(event.Event), &buf)
 	if !ok {
 		return "", nil, false
 	}
@@ -122,13 +122,13 @@ func (r *Repartitioner) Fact(s event.Stream, value []byte) (key string, fact []b
 
 // fact is Fact as a message whose key and value are appended to *buf: a
 // batch's facts share one buffer, which the next batch reuses once the
-// broker took them.
-func (r *Repartitioner) fact(s event.Stream, value []byte, buf *[]byte) (kafka.Message, bool) {
+// broker took them. The record is decoded into ev, which the caller may
+// reuse once fact returned.
+func (r *Repartitioner) fact(s event.Stream, value []byte, ev *event.Event, buf *[]byte) (kafka.Message, bool) {
 	if s != event.Chat && s != event.Orders {
 		return kafka.Message{}, false
 	}
-	ev, err := event.Decode(s, value, r.Now())
-	if err != nil || !event.JoinFact(s, ev) {
+	if err := event.DecodeInto(ev, s, value, r.Now()); err != nil || !event.JoinFact(s, ev) {
 		return kafka.Message{}, false
 	}
 	if ev.Type == event.TypeMessage && ev.Sender == event.SenderBuyer && r.Intent != nil && r.Intent(ev.ShopID, ev.Text) {
@@ -191,6 +191,7 @@ func (r *Repartitioner) Run(ctx context.Context) error {
 	out := make([]kafka.Message, 0, r.cfg.BatchSize)
 	// The batch's facts, written by flush before the next batch reuses it.
 	buf := make([]byte, 0, 256*r.cfg.BatchSize)
+	var ev event.Event
 	for ctx.Err() == nil {
 		in, out, buf = in[:0], out[:0], buf[:0]
 		// The first record of a batch may wait as long as it takes; the
@@ -214,7 +215,7 @@ func (r *Repartitioner) Run(ctx context.Context) error {
 		}
 		cancel()
 		for _, m := range in {
-			if f, ok := r.fact(streamOf[m.Topic], m.Value, &buf); ok {
+			if f, ok := r.fact(streamOf[m.Topic], m.Value, &ev, &buf); ok {
 				out = append(out, f)
 			}
 		}

@@ -72,6 +72,8 @@ type Step struct {
 	dirty    map[string]Entity
 	held     map[string]Entity
 	hadTimer map[string]bool
+	// seen is Uncached's, kept from call to call.
+	seen map[string]struct{}
 }
 
 // Uncached returns the keys of recs whose entities the cache lacks, each
@@ -81,13 +83,17 @@ func (s *Step) Uncached(recs []Record, known func(key string) bool) []string {
 		return nil
 	}
 	var keys []string
-	seen := make(map[string]bool, len(recs))
+	if s.seen == nil {
+		s.seen = make(map[string]struct{}, len(recs))
+	}
+	clear(s.seen)
 	for _, r := range recs {
-		if seen[r.Key] {
+		if _, ok := s.seen[r.Key]; ok {
 			continue
 		}
-		seen[r.Key] = true
-		if !s.Cache.Contains(r.Key) && (known == nil || !known(r.Key)) {
+		s.seen[r.Key] = struct{}{}
+		// Keys read already are the common case on a busy day: asked first.
+		if (known == nil || !known(r.Key)) && !s.Cache.Contains(r.Key) {
 			keys = append(keys, r.Key)
 		}
 	}
@@ -144,17 +150,16 @@ func (s *Step) begin(in *Input) {
 	}
 }
 
-// entity returns k's entity: one already touched or held comes first (the
-// cache may have evicted it since), then the cache's, then the stored state,
-// then a fresh one.
+// entity returns the entity of k, which the batch has not touched yet: one
+// held comes first (the cache may have evicted it since), then the
+// cache's, then the stored state, then a fresh one.
 func (s *Step) entity(k string, stored map[string][]byte) Entity {
-	if e, ok := s.dirty[k]; ok {
-		return e
-	}
-	if e := s.held[k]; e != nil {
-		return e
-	}
-	if e, ok := s.Cache.Get(k); ok {
+	if e, ok := s.held[k]; ok {
+		if e != nil {
+			return e
+		}
+		// Not cached when the batch began, and only touching k adds it.
+	} else if e, ok := s.Cache.Get(k); ok {
 		return e
 	}
 	e := s.Handler.New(k)
@@ -172,13 +177,14 @@ func (s *Step) entity(k string, stored map[string][]byte) Entity {
 
 // touch returns k's entity, marked as changed by the batch.
 func (s *Step) touch(k string, stored map[string][]byte) Entity {
-	e := s.entity(k, stored)
-	if _, ok := s.dirty[k]; !ok {
-		if _, had := s.Handler.NextDue(e); had {
-			s.hadTimer[k] = true
-		}
-		s.dirty[k] = e
+	if e, ok := s.dirty[k]; ok {
+		return e
 	}
+	e := s.entity(k, stored)
+	if _, had := s.Handler.NextDue(e); had {
+		s.hadTimer[k] = true
+	}
+	s.dirty[k] = e
 	return e
 }
 

@@ -118,13 +118,14 @@ func BenchmarkRepartitionFact(b *testing.B) {
 	r := NewRepartitioner(RepartitionConfig{Buyers: "cs.buyers"}, nil, zap.NewNop())
 	r.Now = func() time.Time { return stepStart.Add(24 * time.Hour) }
 	buf := make([]byte, 0, 256*500)
+	var ev event.Event
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		if i%500 == 0 {
 			buf = buf[:0]
 		}
-		if _, ok := r.fact(event.Chat, values[i%len(values)], &buf); !ok && i < len(values) {
+		if _, ok := r.fact(event.Chat, values[i%len(values)], &ev, &buf); !ok && i < len(values) {
 			b.Fatalf("no fact for %s", values[i%len(values)])
 		}
 		i++

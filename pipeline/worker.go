@@ -77,9 +77,12 @@ type worker struct {
 // records is a fetched batch and, once decoded, its records and dead
 // letters.
 type records struct {
-	msgs    []kafka.Message
-	recs    []Record
-	dead    []DeadLetter
+	msgs []kafka.Message
+	recs []Record
+	dead []DeadLetter
+	// events hold the records' events, kept from batch to batch (nothing
+	// holds an event past its batch's step).
+	events  []event.Event
 	last    int64 // last offset past the applied one, -1 if none
 	decoded bool
 }
@@ -318,13 +321,17 @@ func (w *worker) fetch(ctx context.Context) {
 // dead letters, and sets r.last.
 func (w *worker) decode(r *records, applied int64, wall time.Time) {
 	r.recs, r.dead, r.last, r.decoded = r.recs[:0], r.dead[:0], -1, true
+	if len(r.events) < len(r.msgs) {
+		r.events = make([]event.Event, len(r.msgs))
+	}
 	for i := range r.msgs {
 		msg := &r.msgs[i]
 		if msg.Offset <= applied {
 			continue // delivered again from before a rebalance
 		}
 		r.last = msg.Offset
-		ev, err := w.decodeOne(msg, wall)
+		ev := &r.events[i]
+		err := w.decodeOne(ev, msg, wall)
 		if err != nil {
 			var de *event.Error
 			errors.As(err, &de)
@@ -336,23 +343,22 @@ func (w *worker) decode(r *records, applied int64, wall time.Time) {
 	}
 }
 
-// decodeOne decodes one record; an error is an *event.Error.
-func (w *worker) decodeOne(msg *kafka.Message, wall time.Time) (*event.Event, error) {
+// decodeOne decodes one record into ev; an error is an *event.Error.
+func (w *worker) decodeOne(ev *event.Event, msg *kafka.Message, wall time.Time) error {
 	ref := msg.Time
 	if ref.IsZero() {
 		ref = wall
 	}
-	ev, err := event.Decode(w.stream, msg.Value, ref)
-	if err != nil {
-		return nil, err
+	if err := event.DecodeInto(ev, w.stream, msg.Value, ref); err != nil {
+		return err
 	}
 	// Stale when older than the limit both before its record's time and
 	// before the processing clock (a replayed day is judged by when it was
 	// produced).
 	if err := ev.CheckAge(minTime(ref, wall), w.p.cfg.MaxEventAge); err != nil {
-		return nil, err
+		return err
 	}
-	return ev, nil
+	return nil
 }
 
 // process runs the batch in hand (possibly empty) and the due timers
@@ -757,7 +763,16 @@ func (w *worker) maybeCommit(ctx context.Context, final bool) {
 	if !final && time.Since(w.lastCommit) < w.p.cfg.CommitInterval {
 		return
 	}
-	if err := w.gen.CommitOffsets(map[string]map[int]int64{w.topic: {w.partition: next}}); err != nil {
+	// A partition that finds another one committing tries again after its
+	// next batch; the last commit waits its turn.
+	if final {
+		w.p.commitMu.Lock()
+	} else if !w.p.commitMu.TryLock() {
+		return
+	}
+	err := w.gen.CommitOffsets(map[string]map[int]int64{w.topic: {w.partition: next}})
+	w.p.commitMu.Unlock()
+	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("offset commit failed; it is retried with the next batch", zap.Error(err))
 		}

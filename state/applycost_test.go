@@ -240,3 +240,84 @@ func recordedAcks(batches []capturedApply) [][]string {
 	}
 	return out
 }
+
+// TestApplyStateMemory measures what entity states take in Redis: it
+// applies the states of every recorded batch (RW_APPLY_CAPTURE, as
+// TestApplyCost reads it) and nothing else to a fresh redis-server, after
+// claiming every partition, and logs INFO used_memory's growth per state
+// left. BENCHMARKS.md ("The bad day's Redis cost") records its figures.
+func TestApplyStateMemory(t *testing.T) {
+	path := os.Getenv("RW_APPLY_CAPTURE")
+	if path == "" {
+		t.Skip("RW_APPLY_CAPTURE names no recording of apply batches")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c := newClient(t, testenv.RedisServer(t).URL)
+	r := NewRedis(c, "rw", 72*time.Hour)
+	ctx := context.Background()
+	var batches []capturedApply
+	claimed := map[string]bool{}
+	dec := gob.NewDecoder(f)
+	for {
+		var cp capturedApply
+		if err := dec.Decode(&cp); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if !claimed[cp.Scope] {
+			claimed[cp.Scope] = true
+			if _, err := r.Claim(ctx, cp.Scope, cp.Batch.Token); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cp.Batch = Batch{Token: cp.Batch.Token, Offset: cp.Batch.Offset, States: cp.Batch.States}
+		batches = append(batches, cp)
+	}
+	before := usedMemory(t, c)
+	type entity struct{ scope, key string }
+	live := map[entity]bool{}
+	for _, cp := range batches {
+		for k, v := range cp.Batch.States {
+			live[entity{cp.Scope, k}] = v != nil
+		}
+		if _, err := r.Apply(ctx, cp.Scope, &cp.Batch); err != nil && !errors.Is(err, ErrStale) {
+			t.Fatal(err)
+		}
+	}
+	grew := usedMemory(t, c) - before
+	var states, size int64
+	for e, ok := range live {
+		if !ok {
+			continue
+		}
+		l, err := r.Load(ctx, e.scope, []string{e.key}, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		states++
+		size += int64(len(l.States[e.key]))
+	}
+	t.Logf("%d states of %d batches (encoded %.0f bytes each): used_memory grew %d bytes, %.1f per state",
+		states, len(batches), float64(size)/float64(states), grew, float64(grew)/float64(states))
+}
+
+// usedMemory is INFO memory's used_memory.
+func usedMemory(t *testing.T, c *redis.Client) int64 {
+	info, err := c.Info(context.Background(), "memory").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	t.Fatal("INFO memory has no used_memory")
+	return 0
+}

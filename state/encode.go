@@ -16,11 +16,16 @@ import (
 // names them, not sorted: Redis does not care about their order.
 type batchEnc struct {
 	args []any
-	// sums are the figure deltas summed per day, shop and field, and figs
-	// their keys in first-seen order; days the days among them.
-	sums map[figKey]int64
-	figs []figKey
-	days []string
+	// figs are the batch's figure keys (day, shop, field) in first-seen
+	// order, figAt their index by key and sums their deltas summed; days
+	// the days among them. fields holds their counter fields end to end,
+	// each ending at its ends (then the shops section's strings).
+	figAt  map[figKey]int
+	figs   []figKey
+	sums   []int64
+	days   []string
+	fields []byte
+	ends   []int
 	// runs are the waiting-set changes per set and buyer (by index in
 	// waits), and sets the sets in first-seen order.
 	runs  map[waitBuyer]int
@@ -38,6 +43,41 @@ type batchEnc struct {
 	payloads [][2]int
 	firing   []firingOp
 	firingAt map[string]int
+	boxes
+}
+
+// boxes hold the strings and integers of an argument list so that the
+// list holds pointers to them: a string, or an integer past 255, put in an
+// interface by value is an allocation each, a pointer is none (go-redis
+// writes *string and *int64 as their values). The arrays are kept from
+// batch to batch; one that is full is followed by a larger one, not
+// copied, so the pointers already handed out stay good.
+type boxes struct {
+	strs []string
+	ints []int64
+}
+
+// str returns v for the argument list.
+func (x *boxes) str(v string) any {
+	if len(x.strs) == cap(x.strs) {
+		x.strs = make([]string, 0, max(2*cap(x.strs), 256))
+	}
+	x.strs = append(x.strs, v)
+	return &x.strs[len(x.strs)-1]
+}
+
+// int returns v for the argument list.
+func (x *boxes) int(v int64) any {
+	if len(x.ints) == cap(x.ints) {
+		x.ints = make([]int64, 0, max(2*cap(x.ints), 256))
+	}
+	x.ints = append(x.ints, v)
+	return &x.ints[len(x.ints)-1]
+}
+
+func (x *boxes) reset() {
+	clear(x.strs)
+	x.strs, x.ints = x.strs[:0], x.ints[:0]
 }
 
 type figKey struct{ day, shop, field string }
@@ -63,7 +103,7 @@ type waitSetRuns struct {
 }
 
 var encPool = sync.Pool{New: func() any {
-	return &batchEnc{sums: map[figKey]int64{}, runs: map[waitBuyer]int{}, sets: map[waitSet]int{}, shopSet: map[string]bool{}, firingAt: map[string]int{}}
+	return &batchEnc{figAt: map[figKey]int{}, runs: map[waitBuyer]int{}, sets: map[waitSet]int{}, shopSet: map[string]bool{}, firingAt: map[string]int{}}
 }}
 
 // release returns e to the pool without keeping the batch's data alive.
@@ -72,7 +112,7 @@ func (e *batchEnc) release() {
 		return
 	}
 	clear(e.args)
-	clear(e.sums)
+	clear(e.figAt)
 	clear(e.figs)
 	clear(e.days)
 	clear(e.runs)
@@ -84,7 +124,10 @@ func (e *batchEnc) release() {
 	}
 	clear(e.shops)
 	clear(e.shopSet)
-	e.figs, e.days, e.waits, e.shops = e.figs[:0], e.days[:0], e.waits[:0], e.shops[:0]
+	e.figs, e.sums, e.ends, e.days, e.waits, e.shops = e.figs[:0], e.sums[:0], e.ends[:0], e.days[:0], e.waits[:0], e.shops[:0]
+	if cap(e.fields) > 1<<20 {
+		e.fields = nil
+	}
 	if cap(e.records) > 1<<20 {
 		e.records = nil
 	}
@@ -92,6 +135,7 @@ func (e *batchEnc) release() {
 	clear(e.firingAt)
 	e.records, e.payloads, e.firing = e.records[:0], e.payloads[:0], e.firing[:0]
 	e.timers.reset()
+	e.boxes.reset()
 	encPool.Put(e)
 }
 
@@ -102,13 +146,16 @@ func (e *batchEnc) release() {
 // changes are reduced to each buyer's last one, which is what applying them
 // in order leaves.
 //
+// now is the partition's clock (Unix s, Redis.clock), which with stateTTL
+// picks the generation of the entity states written (statePeriod).
+//
 // need tells whether the partition's Redis needs a write this writer made
 // recently: "d:<day>" the day hash's TTL, "s:<shop>" the shop's entry in the
 // set of shops; it answers false for those it may skip.
-func encodeBatch(b *Batch, base string, stateTTL, dayTTL int64, need func(what string) bool) *batchEnc {
+func encodeBatch(b *Batch, base string, now, stateTTL, dayTTL int64, need func(what string) bool) *batchEnc {
 	e := encPool.Get().(*batchEnc)
 	a := e.args[:0]
-	a = append(a, b.Token, b.Offset, base, stateTTL, dayTTL, leaseEnd(b.Now, b.Lease), b.Expect)
+	a = append(a, b.Token, b.Offset, base, stateTTL, dayTTL, leaseEnd(b.Now, b.Lease), b.Expect, now, statePeriod(stateTTL))
 	for _, sec := range applySections {
 		a = sec.encode(e, a, b, need)
 	}
@@ -156,14 +203,26 @@ func (e *batchEnc) addShop(shop string) {
 func (e *batchEnc) appendCounters(a []any, figs []detectors.FigureDelta, need func(string) bool) []any {
 	for _, f := range figs {
 		k := figKey{f.Day, f.Shop, f.Field}
-		if _, ok := e.sums[k]; !ok {
+		i, ok := e.figAt[k]
+		if !ok {
+			i = len(e.figs)
+			e.figAt[k] = i
 			e.figs = append(e.figs, k)
+			e.sums = append(e.sums, 0)
 			if !slices.Contains(e.days, f.Day) { // a batch spans a day or two
 				e.days = append(e.days, f.Day)
 			}
 		}
-		e.sums[k] += f.Delta
+		e.sums[i] += f.Delta
 	}
+	// The counter fields are written end to end and made one string.
+	b, ends := e.fields[:0], e.ends[:0]
+	for _, k := range e.figs {
+		b = appendCounterField(b, k.shop, k.field)
+		ends = append(ends, len(b))
+	}
+	e.fields, e.ends = b, ends
+	fields := string(b)
 	a = append(a, len(e.days))
 	for _, day := range e.days {
 		suffix, ttl := "n", 0
@@ -173,18 +232,23 @@ func (e *batchEnc) appendCounters(a []any, figs []detectors.FigureDelta, need fu
 				ttl = 1
 			}
 		}
-		a = append(a, suffix, ttl, 0)
-		fields := len(a) - 1
-		for _, k := range e.figs {
+		a = append(a, e.str(suffix), ttl, 0)
+		at, n := len(a)-1, 0
+		for i, k := range e.figs {
 			if k.day != day {
 				continue
+			}
+			field := fields[:ends[i]]
+			if i > 0 {
+				field = fields[ends[i-1]:ends[i]]
 			}
 			e.addShop(k.shop)
 			// A zero sum is still written: the field then exists, as it
 			// would after applying the deltas one by one.
-			a = append(a, counterField(k.shop, k.field), e.sums[k])
-			a[fields] = a[fields].(int) + 1
+			a = append(a, e.str(field), e.int(e.sums[i]))
+			n++
 		}
+		a[at] = n
 	}
 	return a
 }
@@ -215,26 +279,28 @@ func (e *batchEnc) appendWaits(a []any, waits []detectors.WaitOp) []any {
 	for _, s := range e.order[:len(e.sets)] {
 		set := (&detectors.WaitOp{Shop: s.set.shop, Agent: s.set.agent}).Set()
 		e.addShop(set)
-		a = append(a, set)
-		adds := len(a)
+		a = append(a, e.str(set))
+		adds, n := len(a), 0
 		a = append(a, 0)
 		for _, i := range s.runs {
 			if r := &e.waits[i]; r.last.Add {
-				a = append(a, r.last.Start, r.last.Buyer, fnv32(r.last.Buyer))
-				a[adds] = a[adds].(int) + 1
+				a = append(a, e.int(r.last.Start), e.str(r.last.Buyer), e.int(int64(fnv32(r.last.Buyer))))
+				n++
 			}
 		}
-		rems := len(a)
+		a[adds] = n
+		rems, n := len(a), 0
 		a = append(a, 0)
 		for _, i := range s.runs {
 			// The detector adds a buyer to an agent's set only when it is
 			// not there: a run that adds and ends removed leaves the set as
 			// it was (a reply that assigns the agent and ends the wait).
 			if r := &e.waits[i]; !r.last.Add && !(s.set.agent != "" && r.firstAdd) {
-				a = append(a, r.last.Buyer, fnv32(r.last.Buyer))
-				a[rems] = a[rems].(int) + 1
+				a = append(a, e.str(r.last.Buyer), e.int(int64(fnv32(r.last.Buyer))))
+				n++
 			}
 		}
+		a[rems] = n
 	}
 	return a
 }
@@ -246,14 +312,25 @@ func (e *batchEnc) appendShops(a []any, acts []detectors.Activity, need func(str
 	for _, act := range acts {
 		e.addShop(act.Shop)
 	}
-	n := len(a)
+	// What need is asked, "s:<shop>", is written end to end for all the
+	// shops and made one string; the shop is the end of each.
+	b := e.fields[:0]
+	for _, s := range e.shops {
+		b = append(append(b, "s:"...), s...)
+	}
+	e.fields = b
+	all := string(b)
+	at, n := len(a), 0
 	a = append(a, 0)
 	for _, s := range e.shops {
-		if need("s:" + s) {
-			a = append(a, s)
-			a[n] = a[n].(int) + 1
+		what := all[:2+len(s)]
+		all = all[len(what):]
+		if need(what) {
+			a = append(a, e.str(what[2:]))
+			n++
 		}
 	}
+	a[at] = n
 	return a
 }
 
@@ -273,23 +350,25 @@ func (e *batchEnc) appendOutbox(a []any, b *Batch) []any {
 // removed.
 func (e *batchEnc) appendFiring(a []any, b *Batch) []any {
 	e.firing = firingOps(e.firing[:0], e.firingAt, b.Outbox)
-	n := len(a)
+	at, n := len(a), 0
 	a = append(a, 0)
 	for _, op := range e.firing {
 		if op.rec >= 0 {
 			p := e.payloads[op.rec]
-			a = append(a, op.id, p[0]+1, p[1])
-			a[n] = a[n].(int) + 1
+			a = append(a, e.str(op.id), e.int(int64(p[0]+1)), e.int(int64(p[1])))
+			n++
 		}
 	}
-	n = len(a)
+	a[at] = n
+	at, n = len(a), 0
 	a = append(a, 0)
 	for _, op := range e.firing {
 		if op.rec < 0 {
-			a = append(a, op.id)
-			a[n] = a[n].(int) + 1
+			a = append(a, e.str(op.id))
+			n++
 		}
 	}
+	a[at] = n
 	return a
 }
 
@@ -328,7 +407,14 @@ func appendActivity(a []any, acts []detectors.Activity) []any {
 // "<length of shop>:<shop>:<field>", which splits back unambiguously
 // whatever the shop id holds.
 func counterField(shop, field string) string {
-	return strconv.Itoa(len(shop)) + ":" + shop + ":" + field
+	var buf [128]byte
+	return string(appendCounterField(buf[:0], shop, field))
+}
+
+// appendCounterField appends counterField(shop, field) to b.
+func appendCounterField(b []byte, shop, field string) []byte {
+	b = strconv.AppendInt(b, int64(len(shop)), 10)
+	return append(append(append(append(b, ':'), shop...), ':'), field...)
 }
 
 // splitCounterField is the inverse of counterField.
@@ -355,11 +441,13 @@ type timerGroups struct {
 	count [timerBuckets + 1]int32
 	ops   []timerOp
 	tmp   []timerOp
+	boxes
 }
 
 func (g *timerGroups) reset() {
 	clear(g.ops)
 	clear(g.tmp)
+	g.boxes.reset()
 }
 
 // group places ops by bucket into g.ops.
@@ -391,12 +479,12 @@ func (g *timerGroups) appendTimers(a []any, timers map[string]int64, set bool) [
 		}
 	}
 	g.tmp = ops
-	return appendTimerGroup(a, g.group(ops), set)
+	return g.appendGroup(a, g.group(ops), set)
 }
 
-// appendTimerGroup lays out ops, grouped by bucket, as one section.
-func appendTimerGroup(a []any, ops []timerOp, set bool) []any {
-	n := len(a)
+// appendGroup lays out ops, grouped by bucket, as one section.
+func (g *timerGroups) appendGroup(a []any, ops []timerOp, set bool) []any {
+	at, n := len(a), 0
 	a = append(a, 0)
 	for i := 0; i < len(ops); {
 		b := ops[i].bucket
@@ -405,19 +493,20 @@ func appendTimerGroup(a []any, ops []timerOp, set bool) []any {
 			first = min(first, ops[j].due)
 			j++
 		}
-		a[n] = a[n].(int) + 1
-		a = append(a, b)
+		n++
+		a = append(a, g.int(int64(b)))
 		if set {
-			a = append(a, first)
+			a = append(a, g.int(first))
 		}
-		a = append(a, j-i)
+		a = append(a, g.int(int64(j-i)))
 		for _, o := range ops[i:j] {
 			if set {
-				a = append(a, o.due)
+				a = append(a, g.int(o.due))
 			}
-			a = append(a, o.key)
+			a = append(a, g.str(o.key))
 		}
 		i = j
 	}
+	a[at] = n
 	return a
 }

@@ -52,12 +52,15 @@ func TestEncodeDropsAgentSetRoundTrips(t *testing.T) {
 		{Shop: "s1", Buyer: "b9", Start: 5},
 		{Shop: "s1", Agent: "a1", Buyer: "b8", Start: 4},
 	}}
-	e := encodeBatch(b, "rw:{chat.0}:", 0, 0, func(string) bool { return true })
+	e := encodeBatch(b, "rw:{chat.0}:", 0, 0, 0, func(string) bool { return true })
 	defer e.release()
 	n := map[string]int{}
 	for _, v := range e.args {
-		if s, ok := v.(string); ok {
+		switch s := v.(type) {
+		case string:
 			n[s]++
+		case *string:
+			n[*s]++
 		}
 	}
 	if n["b9"] != 1 || n["b8"] != 1 {
@@ -97,7 +100,7 @@ func BenchmarkEncodeBatch(b *testing.B) {
 	bt := encodeBenchBatch()
 	b.ReportAllocs()
 	for b.Loop() {
-		encodeBatch(bt, "rw:{chat.0}:", 0, 0, func(string) bool { return true }).release()
+		encodeBatch(bt, "rw:{chat.0}:", 0, 0, 0, func(string) bool { return true }).release()
 	}
 }
 
@@ -106,9 +109,14 @@ func BenchmarkEncodeBatch(b *testing.B) {
 // removed, deltas over days and shops, buyers added to and removed from
 // shop and agent sets in one batch, outbox records and acks, agent
 // activity): Redis is left with the states, timers, figures and outbox
-// that the memory store keeps, which applies the batches op by op.
+// that the memory store keeps, which applies the batches op by op. The
+// second batch comes a generation of entity states later: its states are
+// set and deleted across generations, and each state is stored once.
 func TestEncodedBatchMatchesMemory(t *testing.T) {
-	r := NewRedis(newClient(t, testenv.Redis(t)), "rw", 72*time.Hour)
+	c := newClient(t, testenv.Redis(t))
+	r := NewRedis(c, "rw", 72*time.Hour)
+	now := int64(1_764_000_000)
+	setClock(r, "chat.0", now)
 	m := NewMemory()
 	var keys []string
 	for _, s := range []Store{r, m} {
@@ -117,6 +125,8 @@ func TestEncodedBatchMatchesMemory(t *testing.T) {
 		b.Outbox = []Delivery{{Key: "x1:firing", Payload: []byte("1")}, {Key: "x2:firing", Payload: []byte("2")}}
 		apply(t, s, "chat.0", b)
 		first := OutboxKey(b)
+		now += statePeriod(72 * 3600)
+		setClock(r, "chat.0", now)
 		b = encodeBenchBatch() // and again: removals of what exists
 		b.Offset = 2
 		keys = keys[:0]
@@ -131,8 +141,20 @@ func TestEncodedBatchMatchesMemory(t *testing.T) {
 		b.Acks = []string{first}
 		apply(t, s, "chat.0", b)
 	}
-	if lr, lm := load(t, r, "chat.0", keys, 0, 0), load(t, m, "chat.0", keys, 0, 0); !reflect.DeepEqual(lr.States, lm.States) || len(lr.States) == len(keys) {
+	lr, lm := load(t, r, "chat.0", keys, 0, 0), load(t, m, "chat.0", keys, 0, 0)
+	if !reflect.DeepEqual(lr.States, lm.States) || len(lr.States) == len(keys) {
 		t.Errorf("Redis holds %d of the %d states, memory %d", len(lr.States), len(keys), len(lm.States))
+	}
+	var stored int64
+	for g := now/statePeriod(72*3600) - 2; g <= now/statePeriod(72*3600); g++ {
+		n, err := c.HLen(context.Background(), "rw:{chat.0}:"+stateGenKey(g)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored += n
+	}
+	if stored != int64(len(lr.States)) {
+		t.Errorf("the generations hold %d states for %d entities", stored, len(lr.States))
 	}
 	for _, s := range []Store{r, m} {
 		ds, err := s.Outbox(context.Background(), "chat.0", 1, 1<<50, time.Second, 10)

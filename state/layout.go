@@ -20,6 +20,58 @@ const timerBuckets = 1 << timerBucketBits
 
 const timerBucketBits = 10
 
+// Entity states live in generation hashes c@<g> of each partition, field
+// entity key → state (one key per state with its own TTL would take one
+// SET … EX per state written: Redis before 7.4 cannot expire a hash's
+// fields). A state written at now (Unix s) goes to generation g = now /
+// period, whose hash expires at (g + 1) × period + stateTTL: a state lives
+// at least stateTTL after its last write, as a key of its own would, and at
+// most a period more. Reads look in the live generations newest first.
+//
+// The period is half the TTL. Shorter periods waste less memory on states
+// kept past their TTL (half a period on average, a quarter of the TTL here)
+// but make more generations live at once, each one more HMGET per read and
+// HDEL per write in every batch: stateTTL / period + 1 of them, three at
+// half the TTL (two at the whole TTL, which keeps states half as long
+// again; five at a quarter). Three reads of what the newest lacks cost
+// little next to a command per state written.
+func statePeriod(stateTTL int64) int64 {
+	if stateTTL <= 0 {
+		return 0 // one generation, which never expires
+	}
+	return (stateTTL + 1) / 2
+}
+
+// statePhase is how far a partition's clock of generations runs ahead of
+// the writer's: a phase below the period of the partition's own, so that
+// the partitions' generations end, and are freed by Redis, at different
+// times rather than all at once (see README Limits).
+func statePhase(scope string, period int64) int64 {
+	if period <= 0 {
+		return 0
+	}
+	return int64(fnv32(scope)) % period
+}
+
+// stateGen is the generation of entity states written at now (Unix s, on
+// the partition's clock).
+func stateGen(now, period int64) int64 {
+	if period <= 0 {
+		return 0
+	}
+	return now / period
+}
+
+// stateGenKey is the key of a generation of entity states, after the
+// partition's base.
+func stateGenKey(g int64) string { return "c@" + strconv.FormatInt(g, 10) }
+
+// oldStatesKey holds, after the partition's base, until when (Unix s on the
+// partition's clock) entity states of the earlier layout, one key c:<entity key> each, may
+// remain: claim.lua sets it once, and reads fall back on those keys until
+// then.
+const oldStatesKey = "c@old"
+
 // maxWaitLevel bounds how often a shop's waiting set of one partition is
 // halved: at most 2^maxWaitLevel buckets (about 8,000 waiting buyers per
 // shop and partition stay compact), so that Figures reads at most
@@ -61,7 +113,7 @@ type applySection struct {
 	encode func(e *batchEnc, a []any, b *Batch, need func(string) bool) []any
 }
 
-// applySections are apply.lua's ARGV sections after its seven fixed
+// applySections are apply.lua's ARGV sections after its nine fixed
 // arguments, in order: the one declaration of the layout. The script reads
 // them with the functions its own table names in the same order, and
 // TestApplySectionsMatchLua fails when the two differ.

@@ -159,7 +159,15 @@ func DialAuth(url, mode string, addrs []string, masterName string, a Auth) (redi
 // partition's scope as hash tag, <prefix>:{<scope>}:…, so each script
 // touches one cluster slot:
 //
-//	c:<entity key>    entity state (expires stateTTL after its last write)
+//	c@<g>             hash entity key → entity state, generation g of the
+//	                  states: those last written in [g, g+1) × period
+//	                  (statePeriod: stateTTL / 2) on the partition's clock
+//	                  (Redis.clock), expiring stateTTL after the
+//	                  generation's end; a state is in one generation
+//	c@old             the time on that clock until which states of the
+//	                  earlier layout, one key c:<entity key> each, may
+//	                  remain (0: none), read where no generation holds the
+//	                  state until then
 //	timers:<b>        zset entity key → due (Unix ms), for the entities whose
 //	                  key hashes to bucket b (timerBuckets of them)
 //	timers:first      zset bucket → at most the bucket's first due: exact for
@@ -194,6 +202,9 @@ type Redis struct {
 	client   redis.UniversalClient
 	prefix   string
 	stateTTL time.Duration
+	// now is the clock that picks the generation of entity states written
+	// and read, with the partition's phase (clock; the tests' to move).
+	now func() time.Time
 
 	// written holds, per scope, when this writer last made each write it
 	// may skip for a while (see encodeBatch's need).
@@ -204,13 +215,20 @@ type Redis struct {
 // NewRedis keeps state in client under keys starting with prefix; entity
 // states expire stateTTL after their last write (never when 0).
 func NewRedis(client redis.UniversalClient, prefix string, stateTTL time.Duration) *Redis {
-	return &Redis{client: client, prefix: prefix, stateTTL: stateTTL, written: map[string]map[string]time.Time{}}
+	return &Redis{client: client, prefix: prefix, stateTTL: stateTTL, now: time.Now, written: map[string]map[string]time.Time{}}
 }
 
 var _ Store = (*Redis)(nil)
 
 // base is the start of every key of scope.
 func (r *Redis) base(scope string) string { return r.prefix + ":{" + scope + "}:" }
+
+// clock is scope's clock of generations of entity states (Unix s): the
+// writer's, ahead by the partition's phase (statePhase). Every script of
+// the partition is given it, so they agree.
+func (r *Redis) clock(scope string) int64 {
+	return r.now().Unix() + statePhase(scope, statePeriod(seconds(r.stateTTL)))
+}
 
 // seconds rounds d up to whole seconds, the unit of EXPIRE.
 func seconds(d time.Duration) int64 {
@@ -252,8 +270,8 @@ func (r *Redis) Takeover(ctx context.Context, scope string, token int64) (Claime
 func (r *Redis) claim(ctx context.Context, scope string, token int64, force string) (Claimed, error) {
 	r.forget(scope)
 	b := r.base(scope)
-	res, err := claimScript.Run(ctx, r.client, []string{b + "owner", b + "offset", b + "timers:first", b + "timers"},
-		token, force, b).Int64Slice()
+	res, err := claimScript.Run(ctx, r.client, []string{b + "owner", b + "offset", b + "timers:first", b + "timers", b + oldStatesKey},
+		token, force, b, r.clock(scope), seconds(r.stateTTL)).Int64Slice()
 	if err != nil {
 		return Claimed{}, r.fail("claim", scope, err)
 	}
@@ -277,12 +295,13 @@ func (r *Redis) claim(ctx context.Context, scope string, token int64, force stri
 // Load implements Store.
 func (r *Redis) Load(ctx context.Context, scope string, keys []string, dueBy int64, limit int) (Loaded, error) {
 	b := r.base(scope)
-	args := make([]any, 0, 3+len(keys))
-	args = append(args, b, dueBy, limit)
+	ttl := seconds(r.stateTTL)
+	args := make([]any, 0, 6+len(keys))
+	args = append(args, b, dueBy, limit, r.clock(scope), statePeriod(ttl), ttl)
 	for _, k := range keys {
 		args = append(args, k)
 	}
-	v, err := loadScript.Run(ctx, r.client, []string{b + "timers:first"}, args...).Slice()
+	v, err := loadScript.Run(ctx, r.client, []string{b + "timers:first", b + oldStatesKey}, args...).Slice()
 	if err != nil {
 		return Loaded{}, r.fail("load", scope, err)
 	}
@@ -338,10 +357,11 @@ func (r *Redis) Apply(ctx context.Context, scope string, b *Batch) (int64, error
 // next is set; one EVALSHA.
 func (r *Redis) ApplyLoad(ctx context.Context, scope string, b *Batch, next *LoadRequest) (Applied, error) {
 	base := r.base(scope)
-	keys := []string{base + "owner", base + "offset", base + "timers:first", base + "outbox", base + "outbox:lease", base + "shops"}
-	now := time.Now()
+	keys := []string{base + "owner", base + "offset", base + "timers:first", base + "outbox", base + "outbox:lease", base + "shops",
+		base + oldStatesKey}
+	now := r.now()
 	var made []string
-	enc := encodeBatch(b, base, seconds(r.stateTTL), seconds(dayTTL), func(what string) bool {
+	enc := encodeBatch(b, base, r.clock(scope), seconds(r.stateTTL), seconds(dayTTL), func(what string) bool {
 		r.mu.Lock()
 		at, ok := r.written[scope][what]
 		r.mu.Unlock()

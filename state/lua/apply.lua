@@ -9,6 +9,9 @@
 -- KEYS[4] <prefix>:{<scope>}:outbox        hash entry key -> records
 -- KEYS[5] <prefix>:{<scope>}:outbox:lease  zset entry key -> lease end (Unix ms)
 -- KEYS[6] <prefix>:{<scope>}:shops         set of shops seen
+-- KEYS[7] <prefix>:{<scope>}:c@old         Unix s until which entity states
+--                                          of the earlier layout may remain
+--                                          (see claim.lua)
 -- ARGV[1] token     the writer's fencing token
 -- ARGV[2] offset    last input offset of the batch; -1 when it covers none
 -- ARGV[3] base      "<prefix>:{<scope>}:", the start of the partition's keys
@@ -19,9 +22,18 @@
 -- ARGV[7] expect    the offset the writer has applied + 1; 0: unknown. A
 --                   stored offset below it means Redis went back to an
 --                   older state (restarted from an older snapshot)
--- ARGV[8..] sections, each a count n and then its n items:
---   states set      n, n x (entity key, state)           key <base>c:<entity key>
+-- ARGV[8] now       the partition's clock (Unix s), which picks the generation
+--                   of entity states written (see stateGens in due.lua)
+-- ARGV[9] period    seconds of a generation (0: one, which never expires)
+-- ARGV[10..] sections, each a count n and then its n items:
+--   states set      n, n x (entity key, state)
+--                   one HSET into the newest generation <base>c@<g> (field
+--                   entity key), which then expires (g + 1) x period +
+--                   stateTTL from the epoch; one HDEL of the keys from each
+--                   older generation, and, while the earlier layout's states
+--                   may remain, one DEL of their keys <base>c:<entity key>
 --   states deleted  n, n x entity key
+--                   HDEL from every generation (and DEL of the earlier keys)
 --   timers set      n, n x (bucket, first due, m, m x (due, entity key))
 --   timers removed  n, n x (bucket, m, m x entity key)
 --                   key <base>timers:<bucket>, zset entity key -> due (Unix ms);
@@ -51,7 +63,7 @@
 --                   the field is raised to ms when ms is later (agents' latest
 --                   human message, for idle seats)
 --
--- Entity, timer-bucket, figure and waiting-set keys are built from base
+-- Entity-state, timer-bucket, figure and waiting-set keys are built from base
 -- rather than passed in KEYS (a batch has hundreds): they share the scope's
 -- hash tag, so they live in KEYS[1]'s cluster slot.
 --
@@ -70,7 +82,7 @@
 -- failover to an empty replica), which the writer must rebuild from Kafka
 -- after claiming it again. Nothing is written unless 1.
 local token = tonumber(ARGV[1])
-local stored = redis.call('MGET', KEYS[1], KEYS[2])
+local stored = redis.call('MGET', KEYS[1], KEYS[2], KEYS[7])
 local owner = tonumber(stored[1])
 if not owner then
   return {3, 0}
@@ -92,6 +104,9 @@ local base = ARGV[3]
 local stateTTL = tonumber(ARGV[4])
 local dayTTL = ARGV[5]
 local leaseEnd = ARGV[6]
+local now = tonumber(ARGV[8])
+local period = tonumber(ARGV[9])
+local old = oldStatesLive(tonumber(stored[3]), now)
 
 -- An older owner is taken over: this writer's generation is newer.
 if owner ~= token then
@@ -180,23 +195,49 @@ end
 -- Each section function reads its section from ARGV[i] (its count) on and
 -- returns where the next section starts.
 
+-- Entity states: the generations live now, newest first (stateGens in
+-- due.lua), read once when first needed.
+local gens
+local function liveGens()
+  if not gens then gens = stateGens(base, now, period, stateTTL) end
+  return gens
+end
+
+-- dropStates removes the entities in keys from the generations gens[from..]
+-- and, while there may be some, their states of the earlier layout.
+local function dropStates(keys, from)
+  local g = liveGens()
+  for k = from, #g do callT('HDEL', base .. 'c@' .. g[k], keys) end
+  if old then
+    local names = {}
+    for k = 1, #keys do names[k] = base .. 'c:' .. keys[k] end
+    chunks(1, #names, function(a, b) redis.call('DEL', unpack(names, a, b)) end)
+  end
+end
+
 local function statesSet(i)
   local n = tonumber(ARGV[i]); i = i + 1
-  for j = i, i + 2 * n - 1, 2 do
-    if stateTTL > 0 then
-      redis.call('SET', base .. 'c:' .. ARGV[j], ARGV[j + 1], 'EX', stateTTL)
-    else
-      redis.call('SET', base .. 'c:' .. ARGV[j], ARGV[j + 1])
-    end
+  if n == 0 then return i end
+  local g = liveGens()[1]
+  local hash = base .. 'c@' .. g
+  call('HSET', hash, i, i + 2 * n - 1)
+  if period > 0 then
+    redis.call('EXPIRE', hash, (g + 1) * period + stateTTL - now)
+  end
+  if #liveGens() > 1 or old then
+    local keys = {}
+    for j = i, i + 2 * n - 1, 2 do keys[#keys + 1] = ARGV[j] end
+    dropStates(keys, 2)
   end
   return i + 2 * n
 end
 
 local function statesDeleted(i)
   local n = tonumber(ARGV[i]); i = i + 1
+  if n == 0 then return i end
   local keys = {}
-  for j = i, i + n - 1 do keys[#keys + 1] = base .. 'c:' .. ARGV[j] end
-  chunks(1, #keys, function(a, b) redis.call('DEL', unpack(keys, a, b)) end)
+  for j = i, i + n - 1 do keys[#keys + 1] = ARGV[j] end
+  dropStates(keys, 1)
   return i + n
 end
 
@@ -403,7 +444,7 @@ local function flushCounters()
   end
 end
 
--- The sections of ARGV[8..], in order: applySections in layout.go, which
+-- The sections of ARGV[10..], in order: applySections in layout.go, which
 -- encodeBatch follows (TestApplySectionsMatchLua checks the two agree).
 local sections = {
   {'states set', statesSet},
@@ -419,7 +460,7 @@ local sections = {
   {'activity', activity},
 }
 
-local i = 8
+local i = 10
 for _, s in ipairs(sections) do
   i = s[2](i)
 end
@@ -442,6 +483,8 @@ if i <= #ARGV then
   if nextDue > 0 and nextDue <= dueBy then -- else none is due
     due, dueAt = dueTimers(KEYS[3], base, dueBy, limit)
   end
-  return {1, nextDue, lost, due, dueAt, states(base, i, i + n - 1, due)}
+  local found = {}
+  if n > 0 or #due > 0 then found = states(base, liveGens(), old, i, i + n - 1, due) end
+  return {1, nextDue, lost, due, dueAt, found}
 end
 return {1, nextDue, lost}

@@ -9,10 +9,19 @@
 --                                          zset entity key -> due, see apply.lua)
 -- KEYS[4] <prefix>:{<scope>}:timers  the single timer set of earlier
 --                                    versions, moved into buckets here
+-- KEYS[5] <prefix>:{<scope>}:c@old   the time (ARGV[4]'s clock) until
+--                                    which entity states of
+--                                    the earlier layout (one key
+--                                    <prefix>:{<scope>}:c:<entity key> each,
+--                                    expiring stateTTL after their last
+--                                    write) may remain; set here once
 -- ARGV[1] token  the claimant's fencing token (its group generation)
 -- ARGV[2] force  "1" to take the partition over whatever token owns it (a
 --                recreated consumer group), "0" otherwise
 -- ARGV[3] base   "<prefix>:{<scope>}:", the start of the partition's keys
+-- ARGV[4] now    the partition's clock (Unix s, see due.lua)
+-- ARGV[5] stateTTL seconds an entity state lives after its last write (0:
+--                forever)
 --
 -- Returns {1, offset, nextDue} when claimed (offset -1 when nothing was
 -- applied, nextDue 0 when no timer is set), {0, owner} when a newer token
@@ -21,6 +30,19 @@ local token = tonumber(ARGV[1])
 local owner = tonumber(redis.call('GET', KEYS[1]))
 if owner and owner > token and ARGV[2] ~= '1' then
   return {0, owner}
+end
+-- The first claim of this layout: a partition that had an owner may hold
+-- states of the earlier layout, read (and removed when written) until they
+-- have expired; one that had none, or whose state Redis lost with its
+-- owner key, holds none.
+if redis.call('EXISTS', KEYS[5]) == 0 then
+  local old = 0
+  if owner then
+    local ttl = tonumber(ARGV[5])
+    old = -1
+    if ttl > 0 then old = tonumber(ARGV[4]) + ttl end
+  end
+  redis.call('SET', KEYS[5], old)
 end
 -- The owner key does not expire, like the offset: one per partition, and a
 -- token that vanished would let an older writer in.

@@ -1,6 +1,6 @@
 -- due.lua is prepended to load.lua, apply.lua and claim.lua: the hash of
 -- the layout, reading a partition's timers across its timer buckets, and
--- reading entity states.
+-- the generations of entity states and reading them.
 
 -- fnv32 is layout.go's fnv32 (FNV-1a) in plain arithmetic, exact in
 -- doubles, as a number in [0, 2^32).
@@ -19,17 +19,86 @@ local function fnv32(str)
   return h
 end
 
--- states reads the entity states (nil when absent) of ARGV[from..to] and
--- then of the keys in due, in that order; MGET in slices, as unpack has a
--- stack limit.
-local function states(base, from, to, due)
+-- Entity states live in generation hashes <base>c@<g>, field entity key ->
+-- state: a state written at now (Unix s, the partition's clock: the
+-- writer's, ahead by a phase, Redis.clock in redis.go) goes to
+-- generation g = floor(now / period), whose hash expires at (g + 1) x
+-- period + ttl, so that it lives at least ttl after its last write and at
+-- most a period more (statePeriod in layout.go). period 0 (states never
+-- expire): one hash, c@0.
+--
+-- stateGens returns the generations that may hold live states, newest
+-- first: g + 1 when its hash exists (written by a writer whose clock is
+-- ahead; writes then go there too, so the newest always wins), g, and the
+-- generations before it whose hash has not expired yet. The first is the
+-- one written.
+local function stateGens(base, now, period, ttl)
+  if period <= 0 then return {0} end
+  local g = math.floor(now / period)
+  local gens = {}
+  if redis.call('EXISTS', base .. 'c@' .. (g + 1)) == 1 then gens[1] = g + 1 end
+  local k = g
+  while (k + 1) * period + ttl > now do
+    gens[#gens + 1] = k
+    k = k - 1
+  end
+  return gens
+end
+
+-- oldStatesLive tells whether states of the earlier layout, one key
+-- <base>c:<entity key> each, may remain at now (Unix s). old is the value
+-- of <base>c@old, which claim.lua sets once: the Unix s until which they
+-- may, 0 when there were none, -1 when they never expire; nil (not set):
+-- they may.
+local function oldStatesLive(old, now)
+  return old == nil or old < 0 or now < old
+end
+
+-- states reads the entity states (false when absent) of ARGV[from..to]
+-- and then of the keys in due, in that order: an HMGET of each generation
+-- in gens, newest first, for the keys no newer one holds, and, when old is
+-- true, an MGET of the earlier layout's keys <base>c:<entity key> for
+-- those none holds. In slices, as unpack has a stack limit.
+local function states(base, gens, old, from, to, due)
   local keys = {}
-  for j = from, to do keys[#keys + 1] = base .. 'c:' .. ARGV[j] end
-  for j = 1, #due do keys[#keys + 1] = base .. 'c:' .. due[j] end
-  local out = {}
-  for j = 1, #keys, 1000 do
-    local got = redis.call('MGET', unpack(keys, j, math.min(j + 999, #keys)))
-    for k = 1, #got do out[#out + 1] = got[k] end
+  for j = from, to do keys[#keys + 1] = ARGV[j] end
+  for j = 1, #due do keys[#keys + 1] = due[j] end
+  local out, missing = {}, {}
+  for j = 1, #keys do
+    out[j] = false
+    missing[j] = j
+  end
+  -- read(cmd, key, names) fills out from cmd over names, the keys of
+  -- missing in order, and keeps in missing those it did not find.
+  local function read(cmd, key, names)
+    local still = {}
+    for j = 1, #names, 1000 do
+      local got
+      if key then
+        got = redis.call(cmd, key, unpack(names, j, math.min(j + 999, #names)))
+      else
+        got = redis.call(cmd, unpack(names, j, math.min(j + 999, #names)))
+      end
+      for k = 1, #got do
+        local at = missing[j + k - 1]
+        if got[k] then out[at] = got[k] else still[#still + 1] = at end
+      end
+    end
+    missing = still
+  end
+  for _, g in ipairs(gens) do
+    if #missing == 0 then break end
+    local names = keys
+    if #missing < #keys then
+      names = {}
+      for k = 1, #missing do names[k] = keys[missing[k]] end
+    end
+    read('HMGET', base .. 'c@' .. g, names)
+  end
+  if old and #missing > 0 then
+    local names = {}
+    for k = 1, #missing do names[k] = base .. 'c:' .. keys[missing[k]] end
+    read('MGET', nil, names)
   end
   return out
 end
