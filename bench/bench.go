@@ -40,7 +40,7 @@ const (
 )
 
 // AllParts lists every part in run order.
-var AllParts = []string{PartCeiling, PartE2E, PartJoin, PartScaling, PartDelay, PartMemory, PartBacklog, PartStorm, PartDelivery}
+var AllParts = []string{PartCeiling, PartE2E, PartJoin, PartScaling, PartDelay, PartMemory, PartBacklog, PartStorm, PartFloor, PartDelivery}
 
 // Settings size a run.
 type Settings struct {
@@ -156,10 +156,13 @@ type harness struct {
 	dir    string
 	redis  *RedisServer
 	broker *Broker
-	// chatReady says the broker holds the chat backlog.
-	chatReady bool
-	report    *Report
-	log       *zap.Logger
+	// chatReady says the broker holds the chat backlog; stormReady, when
+	// positive, that it holds the bad day of that many events in
+	// stormConvs conversations instead.
+	chatReady              bool
+	stormReady, stormConvs int
+	report                 *Report
+	log                    *zap.Logger
 	// Ceilings measured in this run, for the end-to-end ratios.
 	bareRate, minimalRate float64
 }
@@ -229,6 +232,7 @@ func Run(ctx context.Context, s Settings, progress io.Writer) (*Report, error) {
 		{PartMemory, h.memory},
 		{PartBacklog, h.backlog},
 		{PartStorm, h.storm},
+		{PartFloor, h.floor},
 		{PartDelivery, h.delivery},
 	}
 	for _, p := range parts {
@@ -257,7 +261,7 @@ func (h *harness) freshBroker(ctx context.Context) error {
 		h.broker.Close()
 		h.broker = nil
 	}
-	h.chatReady = false
+	h.chatReady, h.stormReady = false, 0
 	b, err := StartBroker(h.s.MinSession)
 	if err != nil {
 		return err

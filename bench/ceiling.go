@@ -40,7 +40,20 @@ func (r ConsumeResult) Rate() float64 {
 // per-partition kafka.Reader, batches of up to batch records cut at the
 // high-water mark), and hands each batch to handle.
 func consumeAll(ctx context.Context, broker, group, topic string, hwms map[int]int64, batch int, handle batchFunc) (ConsumeResult, error) {
-	var res ConsumeResult
+	cg, gen, err := joinGroup(ctx, broker, group, topic)
+	if err != nil {
+		return ConsumeResult{}, err
+	}
+	defer cg.Close()
+	read, err := readAssigned(ctx, gen, broker, topic, batch, hwms, handle)
+	if err != nil {
+		return ConsumeResult{}, err
+	}
+	return ConsumeResult{Records: read.records, Elapsed: read.last.Sub(read.first)}, nil
+}
+
+// joinGroup joins a new consumer group of topic as its only member.
+func joinGroup(ctx context.Context, broker, group, topic string) (*kafka.ConsumerGroup, *kafka.Generation, error) {
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                group,
 		Brokers:           []string{broker},
@@ -51,33 +64,52 @@ func consumeAll(ctx context.Context, broker, group, topic string, hwms map[int]i
 		HeartbeatInterval: 2 * time.Second,
 	})
 	if err != nil {
-		return res, fmt.Errorf("creating consumer group %s: %w", group, err)
+		return nil, nil, fmt.Errorf("creating consumer group %s: %w", group, err)
 	}
-	defer cg.Close()
 	gen, err := cg.Next(ctx)
 	if err != nil {
-		return res, fmt.Errorf("joining consumer group %s: %w", group, err)
+		cg.Close()
+		return nil, nil, fmt.Errorf("joining consumer group %s: %w", group, err)
 	}
+	return cg, gen, nil
+}
+
+// groupRead is what readAssigned read: the records handled, from the first
+// batch fetched to the last one handled, so joining is not counted.
+type groupRead struct {
+	records     int64
+	first, last time.Time
+}
+
+// readAssigned reads the partitions of topic that gen assigns, one
+// kafka.Reader each, in batches of up to batch records cut at the
+// high-water mark, handing each to handle. With hwms, a partition ends at
+// its mark (one whose mark is 0 is not read); without, every reader runs
+// until ctx ends, which is then no error.
+func readAssigned(ctx context.Context, gen *kafka.Generation, broker, topic string, batch int, hwms map[int]int64, handle batchFunc) (groupRead, error) {
 	var (
-		first    atomic.Int64
-		records  atomic.Int64
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
+		first, last atomic.Int64
+		records     atomic.Int64
+		wg          sync.WaitGroup
+		errOnce     sync.Once
+		firstErr    error
 	)
 	fail := func(err error) { errOnce.Do(func() { firstErr = err }) }
 	for _, a := range gen.Assignments[topic] {
-		hwm := hwms[a.ID]
-		if hwm == 0 {
+		hwm, bounded := hwms[a.ID], hwms != nil
+		if bounded && hwm == 0 {
 			continue
 		}
 		wg.Add(1)
 		part, offset := a.ID, a.Offset
-		gen.Start(func(ctx context.Context) {
+		gen.Start(func(gctx context.Context) {
 			// Returning would end the generation for every reader: report
 			// done, then wait for the group to close.
-			defer func() { <-ctx.Done() }()
+			defer func() { <-gctx.Done() }()
 			defer wg.Done()
+			rctx, cancel := context.WithCancel(gctx)
+			defer cancel()
+			defer context.AfterFunc(ctx, cancel)()
 			r := kafka.NewReader(kafka.ReaderConfig{
 				Brokers: []string{broker}, Topic: topic, Partition: part,
 				MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond, QueueCapacity: 2 * batch,
@@ -94,36 +126,37 @@ func consumeAll(ctx context.Context, broker, group, topic string, hwms map[int]i
 			for {
 				msgs = msgs[:0]
 				for len(msgs) < batch {
-					m, err := r.FetchMessage(ctx)
+					m, err := r.FetchMessage(rctx)
 					if err != nil {
+						if !bounded && ctx.Err() != nil {
+							return
+						}
 						fail(fmt.Errorf("fetching %s/%d: %w", topic, part, err))
 						return
 					}
 					msgs = append(msgs, m)
-					if m.Offset+1 >= m.HighWaterMark || m.Offset+1 >= hwm {
+					if m.Offset+1 >= m.HighWaterMark || (bounded && m.Offset+1 >= hwm) {
 						break
 					}
 				}
 				first.CompareAndSwap(0, time.Now().UnixNano())
-				if err := handle(ctx, gen, part, msgs); err != nil {
+				if err := handle(rctx, gen, part, msgs); err != nil {
 					fail(err)
 					return
 				}
 				records.Add(int64(len(msgs)))
-				if msgs[len(msgs)-1].Offset+1 >= hwm {
+				storeMax(&last, time.Now().UnixNano())
+				if bounded && msgs[len(msgs)-1].Offset+1 >= hwm {
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	done := time.Now()
 	if firstErr != nil {
-		return res, firstErr
+		return groupRead{}, firstErr
 	}
-	res.Records = records.Load()
-	res.Elapsed = done.Sub(time.Unix(0, first.Load()))
-	return res, nil
+	return groupRead{records: records.Load(), first: time.Unix(0, first.Load()), last: time.Unix(0, last.Load())}, nil
 }
 
 // BareCeiling is kafka-go consumption of topic with decoding only.
@@ -240,4 +273,14 @@ func (h *harness) ceiling(ctx context.Context) error {
 			minCost.perEvent(minCost.byRole["ceiling"]), minCost.perEvent(minCost.byRole["broker"]), minCost.perEvent(minCost.redis)))
 	h.minimalRate = minimal.Rate()
 	return h.redis.Reset(ctx)
+}
+
+// storeMax raises v to n unless it holds more already.
+func storeMax(v *atomic.Int64, n int64) {
+	for {
+		old := v.Load()
+		if old >= n || v.CompareAndSwap(old, n) {
+			return
+		}
+	}
 }

@@ -204,6 +204,10 @@ func (h *harness) delivery(ctx context.Context) error {
 		r.add(part, ph.name+": processor CPU per event", cpu, "µs",
 			"/proc/<replica pid>/stat over the whole phase, group join included")
 		r.add(part, ph.name+": alert records written", res.alerts, "records", "")
+		if res.costs.events > 0 {
+			r.add(part, ph.name+": alert records per chat event", res.alerts/float64(res.costs.events), "",
+				"replywatch_alerts_total / every chat event the phase applied")
+		}
 		if ph.notify {
 			r.add(part, ph.name+": alert records the notifier read and routed", res.routed, "records", "by the end of the phase")
 			r.add(part, ph.name+": webhook requests accepted", float64(sent), "requests",
@@ -392,7 +396,7 @@ func (h *harness) deliveryPhase(ctx context.Context, i int, ph deliveryPhase, re
 		if err != nil {
 			return res, err
 		}
-		pacer := &Pacer{Broker: h.broker.Addr, Mix: DefaultMix, Rate: h.s.LiveRate, Topic: chat, DayRate: dayRate}
+		pacer := &Pacer{Broker: h.broker.Addr, Mix: DefaultMix, Rate: h.s.LiveRate, Topic: chat, DayRate: dayRate, Restamp: true}
 		pctx, stop := context.WithTimeout(ctx, h.s.SSEHold)
 		fromAt = time.Now()
 		err = pacer.Run(pctx)

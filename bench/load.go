@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -193,6 +194,12 @@ type Pacer struct {
 	// simulator rate with their own timestamps: a day's traffic, alerts
 	// and all, paced at Rate rather than stamped with the wall clock.
 	DayRate float64
+	// Restamp, with DayRate, moves each simulated day onto the wall clock:
+	// every ts of the day shifted by the same amount, so that its first
+	// event is stamped when it is sent, order and spacing kept. Without
+	// it the day keeps its past timestamps, and every timer of a caught-up
+	// partition is due when its first event arrives.
+	Restamp bool
 
 	sent atomic.Int64
 }
@@ -211,7 +218,12 @@ func (p *Pacer) Run(ctx context.Context) error {
 }
 
 func (p *Pacer) run(ctx context.Context) error {
-	src := make(chan sim.Record, 4096)
+	// Each record with the simulated day it belongs to.
+	type dayRecord struct {
+		sim.Record
+		day int
+	}
+	src := make(chan dayRecord, 4096)
 	genCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go func() {
@@ -223,13 +235,14 @@ func (p *Pacer) run(ctx context.Context) error {
 		if p.DayRate > 0 {
 			rate = p.DayRate
 		}
-		for day := simDay; genCtx.Err() == nil; day = day.Add(24 * time.Hour) {
+		n := 0
+		for day := simDay; genCtx.Err() == nil; day, n = day.Add(24*time.Hour), n+1 {
 			_ = sim.Generate(p.Mix.options(rate, day), func(r sim.Record) error {
 				if r.Topic != event.Chat {
 					return nil
 				}
 				select {
-				case src <- r:
+				case src <- dayRecord{r, n}:
 					return nil
 				case <-genCtx.Done():
 					return genCtx.Err()
@@ -250,9 +263,19 @@ func (p *Pacer) run(ctx context.Context) error {
 		RequiredAcks: kafka.RequireOne,
 	}
 	defer w.Close()
+	// The transport's connection and the topic's metadata before the clock
+	// starts: on a loaded machine the first write's dial and lookup can
+	// take longer than a short run's window.
+	topic := cmp.Or(p.Topic, TopicChat)
+	c := &kafka.Client{Addr: kafka.TCP(p.Broker), Transport: tr, Timeout: 10 * time.Second}
+	if _, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}}); err != nil {
+		return fmt.Errorf("reading the metadata of %s: %w", topic, err)
+	}
 	const tick = 5 * time.Millisecond
 	start := time.Now()
 	var msgs []kafka.Message
+	// The shift of the day being sent onto the wall clock (Restamp).
+	shiftDay, shift := -1, time.Duration(0)
 	for ctx.Err() == nil {
 		now := time.Now()
 		want := int64(now.Sub(start).Seconds()*float64(p.Rate)) - p.sent.Load()
@@ -267,10 +290,16 @@ func (p *Pacer) run(ctx context.Context) error {
 			if !ok {
 				return ctx.Err()
 			}
-			if p.DayRate == 0 {
+			switch {
+			case p.DayRate == 0:
 				r.Event.TS = event.Time{Time: now}
+			case p.Restamp:
+				if r.day != shiftDay {
+					shiftDay, shift = r.day, now.Sub(r.Event.TS.Time)
+				}
+				r.Event.TS = event.Time{Time: r.Event.TS.Add(shift)}
 			}
-			msgs = appendRecord(msgs, &r)
+			msgs = appendRecord(msgs, &r.Record)
 		}
 		if p.Topic != "" {
 			for i := range msgs {

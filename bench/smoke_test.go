@@ -59,6 +59,17 @@ var smokeFigures = []struct{ part, name string }{
 	{PartStorm, "alert records per event"},
 	{PartStorm, "distinct conversations per million events"},
 	{PartStorm, "processor CPU per event"},
+	{PartFloor, "bare kafka-go consumption"},
+	{PartFloor, "repartition and alerts: chat events/s"},
+	{PartFloor, "repartition and alerts: share of bare consumption"},
+	{PartFloor, "repartition and alerts: consumer CPU per event"},
+	{PartFloor, "repartition and alerts: kfake broker CPU per event"},
+	{PartFloor, "repartition and alerts: Redis CPU per event"},
+	{PartFloor, "repartition and alerts: Redis commands per event"},
+	{PartFloor, "without the repartition: chat events/s"},
+	{PartFloor, "without the repartition: consumer CPU per event"},
+	{PartFloor, "without the alerts: chat events/s"},
+	{PartFloor, "without the alerts: consumer CPU per event"},
 	{PartDelivery, "notifier off, no SSE clients: chat events/s"},
 	{PartDelivery, "notifier on (webhook answering in 50 ms), no SSE clients: alert records the notifier read and routed"},
 	{PartDelivery, "20 SSE clients scoped (agents' pages 19, walls of every shop 1): SSE records received"},
@@ -74,6 +85,9 @@ var smokeMeasured = []struct{ part, name string }{
 	{"delay grace 500ms", "delay beyond grace at the alerts reader, p99"},
 	{"delay grace 250ms", "delay beyond grace at the alerts reader, p99"},
 	{PartMemory, "processor RSS change"},
+	// Restamped onto the wall clock, a second of live traffic may fire
+	// nothing.
+	{PartDelivery, "live 2,000/s, no SSE clients: alert records per chat event"},
 }
 
 // testLog shows progress lines as the test runs (go test -v).

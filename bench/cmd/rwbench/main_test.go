@@ -52,3 +52,28 @@ func TestSmokeStorm(t *testing.T) {
 		}
 	}
 }
+
+// TestSmokeFloor runs the floor part as BENCHMARKS.md shows it, at the
+// smoke sizes, and checks that the table has each of its runs.
+func TestSmokeFloor(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-server not found on PATH")
+		}
+		t.Skip("redis-server not found on PATH")
+	}
+	if testing.Short() {
+		t.Skip("a smoke run of the floor part takes seconds")
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--smoke", "--only", "floor", "--dir", t.TempDir()}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	for _, want := range []string{"| floor | bare kafka-go consumption + event.Decode of the bad day",
+		"| floor | repartition and alerts: chat events/s", "| floor | repartition and alerts: consumer CPU per event",
+		"| floor | without the repartition: chat events/s", "| floor | without the alerts: chat events/s"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("the table lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
