@@ -35,7 +35,10 @@ type capturedApply struct {
 // EVALSHA microseconds (INFO commandstats, which include the commands the
 // script runs) and the commands run, per batch. BENCHMARKS.md ("The bad
 // day's Redis cost") records its figures.
-func TestApplyCost(t *testing.T) {
+// capturedApplies reads the recording RW_APPLY_CAPTURE names, and skips
+// the test when it names none.
+func capturedApplies(t *testing.T) []capturedApply {
+	t.Helper()
 	path := os.Getenv("RW_APPLY_CAPTURE")
 	if path == "" {
 		t.Skip("RW_APPLY_CAPTURE names no recording of apply batches")
@@ -56,6 +59,11 @@ func TestApplyCost(t *testing.T) {
 		}
 		batches = append(batches, c)
 	}
+	return batches
+}
+
+func TestApplyCost(t *testing.T) {
+	batches := capturedApplies(t)
 	if s := os.Getenv("RW_APPLY_BATCHES"); s != "" {
 		if k, err := strconv.Atoi(s); err == nil && k < len(batches) {
 			batches = batches[:k]
@@ -247,28 +255,13 @@ func recordedAcks(batches []capturedApply) [][]string {
 // claiming every partition, and logs INFO used_memory's growth per state
 // left. BENCHMARKS.md ("The bad day's Redis cost") records its figures.
 func TestApplyStateMemory(t *testing.T) {
-	path := os.Getenv("RW_APPLY_CAPTURE")
-	if path == "" {
-		t.Skip("RW_APPLY_CAPTURE names no recording of apply batches")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	batches := capturedApplies(t)
 	c := newClient(t, testenv.RedisServer(t).URL)
 	r := NewRedis(c, "rw", 72*time.Hour)
 	ctx := context.Background()
-	var batches []capturedApply
 	claimed := map[string]bool{}
-	dec := gob.NewDecoder(f)
-	for {
-		var cp capturedApply
-		if err := dec.Decode(&cp); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
+	for i := range batches {
+		cp := &batches[i]
 		if !claimed[cp.Scope] {
 			claimed[cp.Scope] = true
 			if _, err := r.Claim(ctx, cp.Scope, cp.Batch.Token); err != nil {
@@ -276,7 +269,6 @@ func TestApplyStateMemory(t *testing.T) {
 			}
 		}
 		cp.Batch = Batch{Token: cp.Batch.Token, Offset: cp.Batch.Offset, States: cp.Batch.States}
-		batches = append(batches, cp)
 	}
 	before := usedMemory(t, c)
 	type entity struct{ scope, key string }
